@@ -1,0 +1,154 @@
+"""Resume state on the compacted `<prefix>.checkpoints` topic.
+
+Keys (all of one partner module land on one partition, chosen from `<partner>/<module>`, so a
+resume reads a single partition):
+* `<partner>/<module>/<pull_id>`: the pull's plan (pinned date_to, windows);
+* `<partner>/<module>/<pull_id>/window/<index>`: how far each window got;
+* `<partner>/<module>`: the last complete pull (where `--incremental` starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from producer.errors import ConfigError
+from producer.kafka import KafkaOutput, OutMessage, partition_for
+from schemas.records import (
+    PullPlan,
+    SyncState,
+    WindowCheckpoint,
+    parse_checkpoint_record,
+)
+
+log = logging.getLogger("ocpi_puller")
+
+
+@dataclass(slots=True)
+class StoredState:
+    """What the checkpoints topic holds for one partner module (and one pull)."""
+
+    plan: PullPlan | None = None
+    windows: dict[int, WindowCheckpoint] = field(default_factory=dict)
+    sync: SyncState | None = None
+
+
+class CheckpointStore:
+    """Reads and writes one partner module's checkpoint records."""
+
+    def __init__(
+        self, kafka: KafkaOutput, bootstrap_servers: str, topic: str, partner: str, module: str
+    ) -> None:
+        self._kafka = kafka
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+        self._scope = f"{partner}/{module}"
+        self._pending: list[asyncio.Future[None]] = []
+
+    def plan_key(self, pull_id: str) -> str:
+        """Key of a pull's plan record."""
+        return f"{self._scope}/{pull_id}"
+
+    def window_key(self, pull_id: str, index: int) -> str:
+        """Key of a window's progress record."""
+        return f"{self._scope}/{pull_id}/window/{index:05d}"
+
+    async def _partition(self) -> int:
+        count = await self._kafka.partition_count(self.topic)
+        return partition_for(self._scope.encode(), count)
+
+    async def load(self, pull_id: str | None) -> StoredState:
+        """The latest plan and window records of `pull_id`, and the module's sync state."""
+        partition = await self._partition()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        state = StoredState()
+        plan_key = None if pull_id is None else self.plan_key(pull_id).encode()
+        window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()
+        sync_key = self._scope.encode()
+        try:
+            tp = TopicPartition(self.topic, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=1000)
+                for message in batches.get(tp, []):
+                    key = message.key
+                    if key is None or message.value is None:
+                        continue
+                    if (
+                        key != sync_key
+                        and key != plan_key
+                        and not (window_prefix is not None and key.startswith(window_prefix))
+                    ):
+                        continue
+                    try:
+                        record = parse_checkpoint_record(message.value)
+                    except ValidationError:
+                        log.warning("ignoring an unreadable checkpoint record under %r", key)
+                        continue
+                    if isinstance(record, PullPlan):
+                        state.plan = record
+                    elif isinstance(record, WindowCheckpoint):
+                        state.windows[record.window] = record
+                    else:
+                        state.sync = record
+        finally:
+            await consumer.stop()
+        return state
+
+    async def _write(self, key: str, value: bytes) -> asyncio.Future[None]:
+        partition_key = self._scope.encode()
+        future = await self._kafka.send(
+            self.topic, [OutMessage(key.encode(), value, [], partition_key=partition_key)]
+        )
+        self._pending.append(future)
+        self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+        return future
+
+    async def save_plan(self, plan: PullPlan) -> None:
+        """Write the plan and wait for Kafka: shards and resumes depend on it."""
+        await (await self._write(self.plan_key(plan.pull_id), plan.model_dump_json().encode()))
+
+    async def save_window(self, checkpoint: WindowCheckpoint) -> None:
+        """Queue a window's progress (acknowledged by `flush`)."""
+        await self._write(
+            self.window_key(checkpoint.pull_id, checkpoint.window),
+            checkpoint.model_dump_json().encode(),
+        )
+
+    async def save_sync(self, sync: SyncState) -> None:
+        """Record the module's last complete pull, and wait for Kafka."""
+        await (await self._write(self._scope, sync.model_dump_json().encode()))
+
+    async def flush(self) -> None:
+        """Wait until every queued checkpoint record is acknowledged."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def wait_for_plan(self, pull_id: str, timeout_s: float) -> StoredState:
+        """Shards other than 0 wait for shard 0 to publish the plan (Kafka is the only link)."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.5
+        while True:
+            state = await self.load(pull_id)
+            if state.plan is not None:
+                return state
+            if time.monotonic() + delay > deadline:
+                raise ConfigError(
+                    f"no plan for pull {pull_id} appeared within {timeout_s:.0f} s; "
+                    "shard 0 plans the pull: is it running with the same --pull-id?"
+                )
+            await asyncio.sleep(delay)
+            delay = min(5.0, delay * 1.5)

@@ -1,0 +1,278 @@
+"""`ocpi-puller` commands. Errors become one line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from producer.config import PullSettings
+from producer.errors import ConfigError, PullError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "sandbox",
+        help="run the sandbox OCPI partner (a realistic, misbehaving-on-demand test server)",
+        description="Serve OCPI 2.1.1 and 2.2.1 list endpoints with generated data and faults.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_non_negative_int, default=8090, help="0 picks a free port")
+    p.add_argument("--seed", type=int, default=1, help="data and faults repeat for a seed")
+    for module, default in (
+        ("tokens", 10_000),
+        ("locations", 1_000),
+        ("tariffs", 100),
+        ("sessions", 1_000),
+        ("cdrs", 1_000),
+    ):
+        p.add_argument(f"--{module}", type=_non_negative_int, default=default, metavar="N")
+    p.add_argument("--country-code", default="NL", help="the partner's own country code")
+    p.add_argument("--party-id", default="SBX", help="the partner's own party id")
+    p.add_argument("--token-value", default="sandbox-token", help="the accepted credentials token")
+    p.add_argument(
+        "--token-encoding",
+        choices=("version", "base64", "plain", "any"),
+        default="version",
+        help="how the Authorization token must be encoded (version: 2.2.1 base64, 2.1.1 plain)",
+    )
+    p.add_argument("--max-limit", type=_non_negative_int, default=1000, help="server page cap")
+    p.add_argument("--default-limit", type=_non_negative_int, help="page size without ?limit")
+    p.add_argument("--link-style", choices=("absolute", "relative", "one-shot"), default="absolute")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="mean page latency (jittered)")
+    p.add_argument("--error-rate", type=_rate, default=0.0, help="HTTP 500/502/503")
+    p.add_argument("--throttle-rate", type=_rate, default=0.0, help="HTTP 429 + Retry-After")
+    p.add_argument(
+        "--throttle-without-retry-after",
+        action="store_true",
+        help="send 429 without Retry-After, as some partners do",
+    )
+    p.add_argument("--retry-after-seconds", type=_non_negative_int, default=1)
+    p.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
+    p.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
+    p.add_argument("--stall-seconds", type=float, default=60.0)
+    p.add_argument("--envelope-error-rate", type=_rate, default=0.0, help="HTTP 200 + OCPI 3000")
+    p.add_argument("--invalid-rate", type=_rate, default=0.0, help="objects that break the schema")
+    p.add_argument(
+        "--mutation-rate",
+        type=float,
+        default=0.0,
+        help="updates/deletes/inserts per object served (e.g. 0.001)",
+    )
+    p.add_argument(
+        "--broken-total",
+        action="store_true",
+        help="X-Total-Count = page length and no Link (partner pitfall P2)",
+    )
+    p.add_argument(
+        "--spacing-ms",
+        type=int,
+        default=1000,
+        help="last_updated distance between consecutive base objects (< 1000 makes ties)",
+    )
+    p.set_defaults(run=_run_sandbox)
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.app import serve_forever
+    from sandbox.config import SandboxConfig
+    from sandbox.faults import FaultRates
+    from sandbox.generator import Party
+
+    if args.spacing_ms <= 0:
+        raise ConfigError("--spacing-ms must be positive")
+    config = SandboxConfig(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        sizes={
+            "tokens": args.tokens,
+            "locations": args.locations,
+            "tariffs": args.tariffs,
+            "sessions": args.sessions,
+            "cdrs": args.cdrs,
+        },
+        party=Party(args.country_code.upper(), args.party_id.upper()),
+        token_value=args.token_value,
+        token_encoding=args.token_encoding,
+        max_limit=args.max_limit,
+        default_limit=args.default_limit,
+        link_style=args.link_style,
+        latency_ms=args.latency_ms,
+        faults=FaultRates(
+            stall=args.stall_rate,
+            reset=args.reset_rate,
+            error=args.error_rate,
+            throttle=args.throttle_rate,
+            envelope_error=args.envelope_error_rate,
+        ),
+        stall_seconds=args.stall_seconds,
+        retry_after_seconds=args.retry_after_seconds,
+        throttle_sends_retry_after=not args.throttle_without_retry_after,
+        invalid_rate=args.invalid_rate,
+        mutation_rate=args.mutation_rate,
+        spacing_ms=args.spacing_ms,
+        broken_total=args.broken_total,
+    )
+    try:
+        asyncio.run(serve_forever(config))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    return 0
+
+
+def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "pull",
+        help="pull a partner's OCPI module (or every partner in a partners file) into Kafka",
+        description=(
+            "Pull every object of an OCPI module into Kafka, one message per object keyed by its "
+            "id. Every flag can also be set as OCPI_PULLER_<FLAG> (e.g. OCPI_PULLER_TOKEN)."
+        ),
+    )
+    s = p.add_argument_group("partner")
+    s.add_argument("--url", help="module endpoint (…/2.2.1/tokens) or the partner's versions URL")
+    s.add_argument("--token", help="credentials token (better: OCPI_PULLER_TOKEN)")
+    s.add_argument("--module", choices=("tokens", "locations", "tariffs", "sessions", "cdrs"))
+    s.add_argument("--ocpi-version", choices=("2.1.1", "2.2.1"), help="else discovered")
+    s.add_argument("--partner", help="partner name in keys, headers and events")
+    s.add_argument("--partner-country", help="partner's country code (OCPI-to-*, 2.1.1 keys)")
+    s.add_argument("--partner-party", help="partner's party id (OCPI-to-*, 2.1.1 keys)")
+    s.add_argument("--from-country", help="our country code (OCPI-from-country-code)")
+    s.add_argument("--from-party", help="our party id (OCPI-from-party-id)")
+    s.add_argument("--token-encoding", choices=("base64", "plain", "auto"))
+    s.add_argument("--partners", dest="partners_file", help="YAML file of partners to pull")
+    w = p.add_argument_group("what to pull")
+    w.add_argument("--limit", type=int, help="page size asked for (the partner may cap it)")
+    w.add_argument("--date-from", help="only objects with last_updated >= this (RFC 3339)")
+    w.add_argument("--date-to", help="only objects with last_updated < this (default: now)")
+    w.add_argument(
+        "--incremental",
+        action="store_true",
+        default=None,
+        help="from the last complete pull's date_to (minus --incremental-overlap-s)",
+    )
+    w.add_argument("--incremental-overlap-s", type=int)
+    w.add_argument("--pull-id", help="name of this pull; the same id again resumes it")
+    w.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="resume the --pull-id from its checkpoint (default: if one exists)",
+    )
+    w.add_argument(
+        "--probe-past-end",
+        action="store_true",
+        default=None,
+        help="a full page without Link is not the end: fetch on until an empty page",
+    )
+    w.add_argument("--emit-tombstones", action="store_true", default=None)
+    w.add_argument("--skip-unchanged", action="store_true", default=None)
+    r = p.add_argument_group("scale and behaviour")
+    r.add_argument("--concurrency", type=int, help="requests in flight per partner (default 4)")
+    r.add_argument("--fanout", type=int, help="pages fetched ahead in a window (default 4)")
+    r.add_argument("--window-size", type=int, help="target objects per date window")
+    r.add_argument("--shard-index", type=int, help="this process's shard (JOB_COMPLETION_INDEX)")
+    r.add_argument("--shard-count", type=int, help="processes sharing the pull")
+    r.add_argument("--rate-limit", type=float, help="requests per second to the partner")
+    r.add_argument("--rate-burst", type=float)
+    r.add_argument("--request-timeout-s", type=float)
+    r.add_argument("--max-attempts", type=int)
+    r.add_argument("--max-page-bytes", type=int)
+    r.add_argument("--max-parallel-pulls", type=int, help="partners pulled at once")
+    r.add_argument("--ca-bundle", help="CA certificates to verify the partner's TLS with")
+    r.add_argument("--insecure-skip-tls-verify", action="store_true", default=None)
+    k = p.add_argument_group("kafka")
+    k.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
+    k.add_argument("--topic-prefix", help="topics are <prefix>.<module> etc. (default ocpi)")
+    k.add_argument("--topic-partitions", type=int)
+    k.add_argument("--replication-factor", type=int)
+    k.add_argument("--kafka-deadline-s", type=float, help="how long to wait for an absent broker")
+    o = p.add_argument_group("output")
+    o.add_argument("--output", choices=("text", "json"))
+    o.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", default=None)
+    o.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.set_defaults(run=_run_pull)
+
+
+def settings_from_args(args: argparse.Namespace) -> PullSettings:
+    """Flags given on the command line override the environment; the rest comes from it."""
+    from pydantic import ValidationError
+
+    from producer.config import describe_validation_error
+
+    given = {
+        name: value
+        for name, value in vars(args).items()
+        if value is not None and name not in ("run", "command", "log_level")
+    }
+    try:
+        return PullSettings(**given)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def _run_pull(args: argparse.Namespace) -> int:
+    from producer.run import print_result, run_in_loop
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    settings = settings_from_args(args)
+    result = run_in_loop(settings)
+    print_result(result, settings.output)
+    return result.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="ocpi-puller",
+        description="Pull OCPI objects from roaming partners into Kafka.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_pull_parser(commands)
+    _add_sandbox_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ocpi-puller` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Command = args.run
+    try:
+        return run(args)
+    except PullError as error:
+        print(f"ocpi-puller: {error.kind}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("ocpi-puller: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Configuration, read once at the edge: command line > environment (`OCPI_PULLER_*`) > defaults.
+
+`PullSettings` is the one settings object. A pull of one partner's module is a `PullTarget`,
+built from the settings (`--url`, `--token`, ...) or, for many partners, from a YAML partners file
+(`--partners`). Secrets are `SecretStr`, so a logged or repr'd config shows `**********`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from producer.errors import ConfigError
+
+Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
+OcpiVersion = Literal["2.1.1", "2.2.1"]
+TokenEncodingSetting = Literal["base64", "plain", "auto"]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # OCPI: a DateTime without zone is UTC
+    return value.astimezone(UTC)
+
+
+class PartnerOptions(BaseModel):
+    """Per-partner behaviour, settable per partner in the partners file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_encoding: TokenEncodingSetting = "auto"
+    limit: int | None = Field(default=None, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    fanout: int = Field(default=4, ge=1, le=32, description="pages fetched ahead per window")
+    window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
+    rate_burst: float | None = Field(default=None, gt=0)
+    probe_past_end: bool = False
+    emit_tombstones: bool = False
+    skip_unchanged: bool = False
+    max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+class PullTarget(BaseModel):
+    """One partner module to pull: where, with which credentials, as whom."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner: str
+    url: str
+    token: SecretStr
+    module: Module | None = None
+    ocpi_version: OcpiVersion | None = None
+    partner_country: str | None = Field(default=None, min_length=2, max_length=2)
+    partner_party: str | None = Field(default=None, min_length=3, max_length=3)
+    options: PartnerOptions = PartnerOptions()
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class PullSettings(BaseSettings, PartnerOptions):
+    """Everything `ocpi-puller pull` can be told; flags override `OCPI_PULLER_*` variables.
+
+    The per-partner options (`PartnerOptions`) are fields here too, so they are flat flags and
+    variables (`--concurrency`, `OCPI_PULLER_CONCURRENCY`); a partners file can override them
+    per partner.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="OCPI_PULLER_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    url: str | None = None
+    token: SecretStr | None = None
+    module: Module | None = None
+    ocpi_version: OcpiVersion | None = None
+    partner: str | None = Field(default=None, description="name used in keys, headers, events")
+    partner_country: str | None = None
+    partner_party: str | None = None
+    from_country: str | None = None
+    from_party: str | None = None
+    partners_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("partners_file", "OCPI_PULLER_PARTNERS")
+    )
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices(
+            "bootstrap_servers", "OCPI_PULLER_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topic_prefix: str = "ocpi"
+    topic_partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    pull_id: str | None = None
+    resume: bool | None = None
+    incremental: bool = False
+    incremental_overlap_s: int = Field(default=300, ge=0)
+    shard_index: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices(
+            "shard_index", "OCPI_PULLER_SHARD_INDEX", "JOB_COMPLETION_INDEX"
+        ),
+    )
+    shard_count: int = Field(default=1, ge=1)
+    plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
+    max_parallel_pulls: int = Field(default=4, ge=1, description="partners pulled at once")
+    kafka_deadline_s: float = Field(default=300.0, gt=0)
+    ca_bundle: Path | None = None
+    insecure_skip_tls_verify: bool = False
+    output: Literal["text", "json"] = "text"
+    progress_bar: bool = True
+
+    @property
+    def options(self) -> PartnerOptions:
+        """The per-partner options as given for this run (defaults for a partners file)."""
+        return PartnerOptions.model_validate(
+            {name: getattr(self, name) for name in PartnerOptions.model_fields}
+        )
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+            raise ValueError("may only contain letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("pull_id")
+    @classmethod
+    def _pull_id(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.fullmatch(value):
+            raise ValueError("1-63 letters, digits, '.', '_' or '-', starting with a letter/digit")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PullSettings:
+        if self.date_from and self.date_to and self.date_from >= self.date_to:
+            raise ValueError("date_from must be before date_to")
+        if self.shard_index >= self.shard_count:
+            raise ValueError(f"shard index {self.shard_index} is not below shard count")
+        if self.incremental and self.date_from is not None:
+            raise ValueError("--incremental computes date_from itself; do not also give it")
+        return self
+
+    def targets(self) -> list[PullTarget]:
+        """The partner modules this run pulls: from the partners file, or the command line."""
+        if self.partners_file is not None:
+            if self.url is not None:
+                raise ConfigError("give either --partners or --url, not both")
+            return load_partners_file(self.partners_file, self.options)
+        if self.url is None:
+            raise ConfigError("--url (or OCPI_PULLER_URL) is required, or --partners FILE")
+        if self.token is None:
+            raise ConfigError("--token (or OCPI_PULLER_TOKEN) is required")
+        try:
+            return [
+                PullTarget(
+                    partner=self.partner or default_partner_name(self),
+                    url=self.url,
+                    token=self.token,
+                    module=self.module,
+                    ocpi_version=self.ocpi_version,
+                    partner_country=self.partner_country,
+                    partner_party=self.partner_party,
+                    options=self.options,
+                )
+            ]
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error)) from None
+
+
+def default_partner_name(settings: PullSettings) -> str:
+    """The partner's identity if known, else the URL's host: stable across runs."""
+    if settings.partner_country and settings.partner_party:
+        return f"{settings.partner_country}-{settings.partner_party}".upper()
+    host = (settings.url or "").split("//", 1)[-1].split("/", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]", "-", host)[:63] or "partner"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per pydantic error, joined: `field: message`."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "settings"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class PartnerEntry(BaseModel):
+    """One partner in the partners file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str
+    token_env: str | None = None
+    token_file: Path | None = None
+    modules: list[Module] = Field(min_length=1)
+    ocpi_version: OcpiVersion | None = None
+    country_code: str | None = None
+    party_id: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError("1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+
+class PartnersFile(BaseModel):
+    """`partners.yaml`: defaults for every partner, then the partners."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    partners: list[PartnerEntry] = Field(min_length=1)
+
+
+def _read_token(entry: PartnerEntry) -> SecretStr:
+    if (entry.token_env is None) == (entry.token_file is None):
+        raise ConfigError(f"partner {entry.name}: give exactly one of token_env or token_file")
+    if entry.token_env is not None:
+        value = os.environ.get(entry.token_env)
+        if not value:
+            raise ConfigError(f"partner {entry.name}: variable {entry.token_env} is empty")
+        return SecretStr(value.strip())
+    assert entry.token_file is not None
+    try:
+        return SecretStr(entry.token_file.read_text(encoding="utf-8").strip())
+    except OSError as error:
+        raise ConfigError(
+            f"partner {entry.name}: cannot read token file {entry.token_file}: {error.strerror}"
+        ) from None
+
+
+def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
+    """Every (partner, module) of a partners file, each with its merged options."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read partners file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"partners file {path} is not valid YAML: {error}") from None
+    try:
+        parsed = PartnersFile.model_validate(document)
+        targets: list[PullTarget] = []
+        seen: set[tuple[str, str]] = set()
+        for entry in parsed.partners:
+            token = _read_token(entry)
+            options = base.model_copy(update={**parsed.defaults, **entry.options})
+            options = PartnerOptions.model_validate(options.model_dump())
+            for module in entry.modules:
+                if (entry.name, module) in seen:
+                    raise ConfigError(f"partner {entry.name} lists module {module} twice")
+                seen.add((entry.name, module))
+                targets.append(
+                    PullTarget(
+                        partner=entry.name,
+                        url=entry.url,
+                        token=token,
+                        module=module,
+                        ocpi_version=entry.ocpi_version,
+                        partner_country=entry.country_code,
+                        partner_party=entry.party_id,
+                        options=options,
+                    )
+                )
+    except ValidationError as error:
+        raise ConfigError(f"partners file {path}: {describe_validation_error(error)}") from None
+    return targets

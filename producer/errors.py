@@ -1,0 +1,70 @@
+"""The one exception tree of the puller; each class says what the operator must do.
+
+Only the CLI catches these: it prints `str(error)` on one line and exits with `exit_code`.
+Messages never contain the credentials token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PullError(Exception):
+    """Root of every failure the puller reports to its operator."""
+
+    exit_code: ClassVar[int] = 1
+    kind: ClassVar[str] = "error"
+
+
+class ConfigError(PullError):
+    """Bad usage or configuration: fix the command line, environment or partners file."""
+
+    exit_code = 2
+    kind = "config"
+
+
+class PartnerAuthError(PullError):
+    """The partner refused us (401/403) or the endpoint does not exist (404): fix token/URL."""
+
+    exit_code = 3
+    kind = "partner_auth"
+
+
+class PartnerUnavailableError(PullError):
+    """The partner could not be reached or kept failing after every retry: try again later."""
+
+    exit_code = 4
+    kind = "partner_unavailable"
+
+
+class IncompletePullError(PullError):
+    """The pull ended without every object: the summary says what is missing; resume or re-run."""
+
+    exit_code = 5
+    kind = "incomplete"
+
+
+class PartnerProtocolError(IncompletePullError):
+    """The partner answered with something that is not OCPI (bad JSON, envelope, headers)."""
+
+    kind = "partner_protocol"
+
+
+class UnsafeLinkError(IncompletePullError):
+    """A next link pointed somewhere the credentials token must not go; it was not followed."""
+
+    kind = "unsafe_link"
+
+
+class KafkaUnavailableError(PullError):
+    """Kafka did not acknowledge within the deadline; the checkpoint allows a resume."""
+
+    exit_code = 6
+    kind = "kafka_unavailable"
+
+
+class InterruptedPullError(PullError):
+    """Stopped by a signal; the checkpoint allows a resume with the same --pull-id."""
+
+    exit_code = 130
+    kind = "interrupted"

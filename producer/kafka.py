@@ -1,0 +1,289 @@
+"""The aiokafka shell: topics, partitioning, batched produce, acknowledgements, broker waits.
+
+Messages are appended to per-partition batches (aiokafka's batch API, ~10x the per-message
+`send()` rate) with the partition chosen exactly as Kafka's default partitioner does
+(murmur2 of the key), so one key always lands on one partition whoever produced it. A page counts
+as produced only when every batch holding its messages is acknowledged (acks=all, idempotent).
+When the broker is unreachable, a page's produce is retried with backoff until a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from producer.errors import KafkaUnavailableError
+
+log = logging.getLogger("ocpi_puller")
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_WORDS = struct.Struct("<I")
+MAX_BATCH_BYTES = 1 << 20
+Header = tuple[str, bytes]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (seed 0x9747b28c), as `org.apache.kafka.common.utils.Utils.murmur2`."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    tail = length & ~3
+    for (k,) in _WORDS.iter_unpack(data[:tail]):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    extra = length & 3
+    if extra >= 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h ^= data[tail]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The default partitioner's choice: `toPositive(murmur2(key)) % partitions`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One record to produce; `value=None` is a tombstone.
+
+    `partition_key` overrides what the partition is hashed from (checkpoint records of one
+    partner module share a partition); by default it is the key, as Kafka's partitioner does.
+    """
+
+    key: bytes
+    value: bytes | None
+    headers: list[Header]
+    partition_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic the puller needs, and whether it is compacted."""
+
+    name: str
+    compacted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaWait:
+    """The broker did not acknowledge; the produce is retried after `wait_s`."""
+
+    topic: str
+    attempt: int
+    wait_s: float
+    reason: str
+
+
+class KafkaOutput:
+    """One idempotent producer for a whole run (every partner and topic)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "ocpi-puller",
+        partitions: int = 6,
+        replication_factor: int = 1,
+        deadline_s: float = 300.0,
+        request_timeout_ms: int = 30_000,
+        on_wait: Callable[[KafkaWait], None] | None = None,
+        producer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._deadline_s = deadline_s
+        self._on_wait = on_wait
+        self._rng = random.Random()
+        self._partition_counts: dict[str, int] = {}
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            compression_type="lz4",
+            linger_ms=5,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=MAX_BATCH_BYTES + 64 * 1024,
+            request_timeout_ms=request_timeout_ms,
+            **(producer_options or {}),
+        )
+        self._started = False
+        self.waits = 0
+
+    async def start(self) -> None:
+        """Connect, retrying until the deadline (the broker may still be starting)."""
+        await self._until_deadline("connect", self._producer.start)
+        self._started = True
+
+    async def stop(self) -> None:
+        """Flush what is buffered and disconnect."""
+        if self._started:
+            self._started = False
+            await self._producer.stop()
+
+    async def _until_deadline(self, what: str, action: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self._deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await action()
+            except (TimeoutError, KafkaError, OSError) as error:
+                reason = f"{type(error).__name__}: {error}"[:200]
+                wait = min(10.0, 0.5 * 2 ** min(attempt, 6)) * (0.5 + self._rng.random() / 2)
+                if time.monotonic() + wait > deadline:
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self._bootstrap} unavailable for {self._deadline_s:.0f} s "
+                        f"({what}: {reason})"
+                    ) from None
+                self.waits += 1
+                if self._on_wait is not None:
+                    self._on_wait(KafkaWait(what, attempt, wait, reason))
+                log.warning("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
+                await asyncio.sleep(wait)
+
+    async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet (partitions/replication as configured)."""
+
+        async def create() -> None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap, client_id=self._client_id
+            )
+            await admin.start()
+            try:
+                existing = set(await admin.list_topics())
+                missing = [t for t in topics if t.name not in existing]
+                if not missing:
+                    return
+                new = [
+                    NewTopic(
+                        t.name,
+                        self._partitions,
+                        self._replication,
+                        topic_configs={"cleanup.policy": "compact" if t.compacted else "delete"},
+                    )
+                    for t in missing
+                ]
+                with contextlib.suppress(TopicAlreadyExistsError):  # another shard was first
+                    await admin.create_topics(new)
+            finally:
+                await admin.close()
+
+        await self._until_deadline("create topics", create)
+
+    async def partition_count(self, topic: str) -> int:
+        """Partitions of `topic` (cached; metadata is fetched once)."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            partitions = await self._producer.partitions_for(topic)
+            count = len(partitions)
+            self._partition_counts[topic] = count
+        return count
+
+    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
+        """Queue messages in batches; the returned future resolves when all are acknowledged."""
+        partitions = await self.partition_count(topic)
+        by_partition: dict[int, list[OutMessage]] = {}
+        for message in messages:
+            hashed = message.key if message.partition_key is None else message.partition_key
+            by_partition.setdefault(partition_for(hashed, partitions), []).append(message)
+        futures: list[asyncio.Future[Any]] = []
+        for partition, group in by_partition.items():
+            batch = self._producer.create_batch()
+            for message in group:
+                appended = batch.append(
+                    key=message.key, value=message.value, timestamp=None, headers=message.headers
+                )
+                if appended is None:
+                    futures.append(
+                        await self._producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = self._producer.create_batch()
+                    if (
+                        batch.append(
+                            key=message.key,
+                            value=message.value,
+                            timestamp=None,
+                            headers=message.headers,
+                        )
+                        is None
+                    ):
+                        raise ValueError(f"a single message for {topic} exceeds the batch size")
+            if batch.record_count():
+                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return asyncio.ensure_future(_all_acked(futures))
+
+    async def send_and_wait(self, topic: str, messages: Sequence[OutMessage]) -> None:
+        """Produce and wait for every acknowledgement, retrying the lot until the deadline."""
+
+        async def attempt() -> None:
+            await (await self.send(topic, messages))
+
+        await self._until_deadline(f"produce to {topic}", attempt)
+
+
+async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
+    if futures:
+        await asyncio.gather(*futures)
+
+
+async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Any]:
+    """Every record of `topic` from the beginning up to its end when the read starts.
+
+    Yields aiokafka ConsumerRecords (key, value, headers, partition, offset). No consumer group:
+    partitions are assigned directly, so nothing is committed.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions_of(consumer, topic)
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        yield record
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    topics = await consumer.topics()
+    if topic not in topics:
+        return []
+    partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -1,0 +1,122 @@
+"""From a fetched page to Kafka records: validate, key, add headers, dead-letter the rest. No I/O.
+
+The value of an object's message is the partner's object re-serialised as compact JSON, unknown
+fields included. An object is dead-lettered when it fails its version's model or has no usable
+key; the rest of the page goes on. Two objects with the same key in one page are both produced, in
+page order (compaction keeps the later), and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from producer.kafka import Header, OutMessage
+from schemas import headers as h
+from schemas.keys import ObjectKeyError, PartnerIdentity, object_key
+from schemas.records import DeadLetter
+from schemas.validation import PageValidator
+
+
+@dataclass(frozen=True, slots=True)
+class PageMessages:
+    """The records one page produces."""
+
+    objects: list[OutMessage]
+    dead_letters: list[OutMessage]
+    keys: list[str]
+    duplicate_keys: int
+
+
+class MessageBuilder:
+    """Builds the records of every page of one partner module in one pull."""
+
+    def __init__(
+        self,
+        *,
+        partner: str,
+        module: str,
+        ocpi_version: str,
+        pull_id: str,
+        partner_identity: PartnerIdentity | None,
+    ) -> None:
+        self._partner = partner
+        self._module = module
+        self._version = ocpi_version
+        self._pull_id = pull_id
+        self._identity = partner_identity
+        self._validator = PageValidator(ocpi_version, module)
+        self._common: list[Header] = [
+            (h.OCPI_VERSION, ocpi_version.encode()),
+            (h.OCPI_MODULE, module.encode()),
+            (h.PARTNER, partner.encode()),
+            (h.PULL_ID, pull_id.encode()),
+        ]
+
+    def build(
+        self, items: Sequence[Any], first_offset: int, source_url: str, traceparent: str | None
+    ) -> PageMessages:
+        """Records for a page's `data` items; `first_offset` is the page's position in the list."""
+        values = [orjson.dumps(item) for item in items]
+        errors: dict[int, list[str]] = {
+            bad.index: list(bad.errors) for bad in self._validator.validate(values)
+        }
+        trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
+        objects: list[OutMessage] = []
+        keys: list[str] = []
+        dead: list[tuple[int, str | None, list[str]]] = []
+        for index, (item, value) in enumerate(zip(items, values, strict=True)):
+            key: str | None = None
+            try:
+                key = object_key(self._module, self._version, item, self._identity)
+            except ObjectKeyError as error:
+                errors.setdefault(index, []).append(str(error))
+            if index in errors:
+                dead.append((index, key, errors[index]))
+                continue
+            assert key is not None
+            keys.append(key)
+            objects.append(
+                OutMessage(
+                    key.encode(),
+                    value,
+                    [*self._common, (h.SOURCE_OFFSET, str(first_offset + index).encode()), *trace],
+                )
+            )
+        dead_letters = [
+            self._dead_letter(items[i], key, reasons, first_offset + i, source_url, trace)
+            for i, key, reasons in dead
+        ]
+        return PageMessages(objects, dead_letters, keys, len(keys) - len(set(keys)))
+
+    def _dead_letter(
+        self,
+        item: Any,
+        key: str | None,
+        reasons: list[str],
+        offset: int,
+        source_url: str,
+        trace: list[Header],
+    ) -> OutMessage:
+        record = DeadLetter(
+            pull_id=self._pull_id,
+            partner=self._partner,
+            module=self._module,
+            ocpi_version=self._version,
+            key=key,
+            source_url=source_url,
+            source_offset=offset,
+            errors=reasons,
+            object=item,
+            failed_at=datetime.now(UTC),
+        )
+        message_key = key or f"{self._partner}/{self._module}/invalid/{self._pull_id}/{offset}"
+        return OutMessage(
+            message_key.encode(),
+            record.model_dump_json().encode(),
+            [*self._common, (h.SOURCE_OFFSET, str(offset).encode()), *trace],
+        )

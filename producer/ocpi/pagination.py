@@ -1,0 +1,366 @@
+"""Walking one window's pages so that no object is skipped: a pure state machine (no I/O).
+
+The shell asks `next_requests()`, fetches those pages, and reports each with `on_page()`. The walk
+decides what to fetch next: follow the partner's next link, jump to an offset (fan-out when links
+are plain offset URLs), or step back when `X-Total-Count` shrank.
+
+Why stepping back by the shrinkage is enough. With `date_to` pinned, objects can only leave the
+filtered list while we page through it (updates move past `date_to`, deletes vanish), so an object
+that survives the pull only ever moves to lower positions. Take two pages in offset order, P then Q,
+with Q not starting beyond P's end. An object neither page saw must have been after P's end when P
+was served and before Q's start when Q was served: it moved left across the gap, which takes at
+least as many removals as the gap is wide. Removals show as a drop in the total. So if
+
+    Q.offset <= P.offset + P.count - max(0, P.total - Q.total)          (the chain rule)
+
+for every consecutive pair of a chain of pages that starts at the window's start and ends on the
+last page, nothing was skipped, in whatever order the pages were fetched. When the rule fails the
+walk fetches a patch page at the required offset (the spec's "offset minus the drop", generalised).
+Insertions before the cursor only cause duplicates, which keyed Kafka messages absorb.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from yarl import URL
+
+RECENT_URLS_REMEMBERED = 64
+MAX_EMPTY_PAGES_WITH_LINK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """A page to fetch: follow `url` when given, else build the window's URL at `offset`."""
+
+    request_id: int
+    offset: int
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    """What a fetched page said about pagination."""
+
+    count: int
+    total: int | None
+    limit: int | None
+    next_url: str | None  # resolved and checked by the shell; None when there is no next page
+    next_offset: int | None  # the offset of `next_url` when it is a plain offset URL, else None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """A page that extends the verified chain: where it ended and the total it reported."""
+
+    request_id: int
+    end: int
+    total: int | None
+
+
+LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]
+
+
+class PaginationLoop(Exception):
+    """The partner's pagination does not converge (link loop, endless empty pages, ...)."""
+
+    def __init__(self, reason: LoopReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def plain_offset_of(next_url: URL, window_url: URL) -> int | None:
+    """The `offset` of a next link that is a plain offset URL on the window's own endpoint.
+
+    Plain means: same origin and path as the window's first request, an integer `offset`, and
+    every other query parameter (the filters) unchanged except `limit`. Only then may we compute
+    further page URLs ourselves (fan-out, step back); an opaque hub link returns None.
+    """
+    if (next_url.scheme, next_url.host, next_url.port, next_url.path.rstrip("/")) != (
+        window_url.scheme,
+        window_url.host,
+        window_url.port,
+        window_url.path.rstrip("/"),
+    ):
+        return None
+    raw = next_url.query.get("offset")
+    if raw is None or not raw.isdigit():
+        return None
+
+    def filters(url: URL) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in url.query.items() if k not in ("offset", "limit"))
+
+    if filters(next_url) != filters(window_url):
+        return None
+    return int(raw)
+
+
+class WindowWalk:
+    """Decides which pages of one window to fetch until a verified chain reaches the end.
+
+    `start_offset`/`start_total` resume a walk from a checkpoint (the chain rule then treats the
+    checkpoint as a page that ended there with that total). `max_ahead` bounds pages in flight;
+    fan-out happens only once links are known to be plain offset URLs.
+    """
+
+    def __init__(
+        self,
+        start_offset: int = 0,
+        start_total: int | None = None,
+        *,
+        max_ahead: int = 1,
+        probe_past_end: bool = False,
+        max_patches: int = 200,
+    ) -> None:
+        self._anchor = ChainLink(-1, start_offset, start_total)
+        self._anchor_next_url: str | None = None
+        self._max_ahead = max(1, max_ahead)
+        self._probe_past_end = probe_past_end
+        self._max_patches = max_patches
+        self._offset_mode = False
+        self._stride: int | None = None
+        self._latest_total = start_total
+        self._first_total: int | None = None
+        self._in_flight: dict[int, PageRequest] = {}
+        self._pending: dict[int, tuple[PageRequest, PageOutcome]] = {}
+        self._next_id = 0
+        self._complete = False
+        self._started = False
+        self._patches = 0
+        self._pages = 0
+        self._recent_urls: deque[str] = deque(maxlen=RECENT_URLS_REMEMBERED)
+        self._empty_with_link = 0
+        self._chain: deque[ChainLink] = deque()  # chain links not yet acknowledged by Kafka
+        self._acked: set[int] = set()
+        self._checkpoint = ChainLink(-1, start_offset, start_total)
+        self.ended_full_without_link = False
+
+    # -- what the shell reads ------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """A verified chain of pages reaches the last page."""
+        return self._complete
+
+    @property
+    def finished(self) -> bool:
+        """Complete and nothing left in flight."""
+        return self._complete and not self._in_flight
+
+    @property
+    def first_total(self) -> int | None:
+        """`X-Total-Count` of the first page of this walk."""
+        return self._first_total
+
+    @property
+    def latest_total(self) -> int | None:
+        """The most recent `X-Total-Count` seen."""
+        return self._latest_total
+
+    @property
+    def offset_mode(self) -> bool:
+        """Whether next links are plain offset URLs (so pages can be fetched ahead)."""
+        return self._offset_mode
+
+    @property
+    def patches(self) -> int:
+        """Step-back re-reads and hole fills fetched so far."""
+        return self._patches
+
+    @property
+    def checkpoint(self) -> ChainLink:
+        """The furthest chain position whose pages (and all before) Kafka has acknowledged."""
+        return self._checkpoint
+
+    # -- the decisions -------------------------------------------------------------------------
+
+    def _new_request(self, offset: int, url: str | None) -> PageRequest:
+        request = PageRequest(self._next_id, offset, url)
+        self._next_id += 1
+        self._in_flight[request.request_id] = request
+        return request
+
+    def _required_offset(self) -> int:
+        """Where the next chain page must start, given the latest known total."""
+        anchor = self._anchor
+        if anchor.total is None or self._latest_total is None:
+            return anchor.end
+        return max(0, anchor.end - max(0, anchor.total - self._latest_total))
+
+    def next_requests(self) -> list[PageRequest]:
+        """Pages to fetch now (possibly none: wait for in-flight ones)."""
+        if self._complete:
+            return []
+        if not self._started:
+            self._started = True
+            return [self._new_request(self._anchor.end, None)]
+        requests: list[PageRequest] = []
+        required = self._required_offset()
+        if not self._offset_mode:
+            if self._in_flight:
+                return []
+            if self._anchor_next_url is not None and required == self._anchor.end:
+                requests.append(self._new_request(required, self._anchor_next_url))
+            else:
+                self._patches += required != self._anchor.end
+                requests.append(self._new_request(required, None))
+            self._anchor_next_url = None
+            return requests
+        window = self._stride or 1
+        covered = any(
+            required - window < r.offset <= required for r in self._in_flight.values()
+        ) or any(required - window < r.offset <= required for r, _ in self._pending.values())
+        if not covered:
+            if required != self._anchor.end:
+                self._patches += 1
+            requests.append(self._new_request(required, None))
+        self._check_patch_budget()
+        if self._stride and self._latest_total is not None:
+            offsets = {r.offset for r in self._in_flight.values()}
+            offsets.update(r.offset for r, _ in self._pending.values())
+            ahead = required + self._stride
+            while (
+                len(self._in_flight) + len(self._pending) < self._max_ahead
+                and ahead < self._latest_total
+            ):
+                if ahead not in offsets:
+                    requests.append(self._new_request(ahead, None))
+                ahead += self._stride
+        return requests
+
+    def _check_patch_budget(self) -> None:
+        if self._patches > self._max_patches:
+            raise PaginationLoop(
+                "no_progress",
+                f"the window kept shrinking under us: {self._patches} step-back re-reads",
+            )
+
+    @staticmethod
+    def _is_full(outcome: PageOutcome) -> bool:
+        return outcome.limit is not None and outcome.count >= outcome.limit > 0
+
+    def _is_end(self, outcome: PageOutcome) -> bool:
+        if outcome.next_url is not None:
+            return False
+        # P2: a full page without Link may hide more; with probing only an empty page ends.
+        return not (self._probe_past_end and self._is_full(outcome))
+
+    def on_page(self, request: PageRequest, outcome: PageOutcome) -> None:
+        """Record a fetched page and extend the verified chain where the chain rule allows."""
+        self._in_flight.pop(request.request_id, None)
+        self._pages += 1
+        if (
+            outcome.count
+            and outcome.total is not None
+            and outcome.total < request.offset + outcome.count
+        ):
+            # The page's own objects exist, so this total cannot be true (P2: some partners
+            # report the page length). Treat it as not sent rather than steer by it.
+            outcome = PageOutcome(
+                outcome.count, None, outcome.limit, outcome.next_url, outcome.next_offset
+            )
+        if self._first_total is None:
+            self._first_total = outcome.total
+        if outcome.total is not None:
+            self._latest_total = outcome.total
+        self._guard_loops(request, outcome)
+        if not self._offset_mode and outcome.next_offset is not None and outcome.count > 0:
+            stride = outcome.next_offset - request.offset
+            if stride > 0:
+                self._offset_mode = True
+                self._stride = min(stride, outcome.limit) if outcome.limit else stride
+        self._pending[request.request_id] = (request, outcome)
+        self._connect()
+
+    def on_link_lost(self, request: PageRequest) -> None:
+        """A one-shot link can no longer be fetched: re-read from its offset via the first URL."""
+        self._in_flight.pop(request.request_id, None)
+        self._anchor_next_url = None
+
+    def _guard_loops(self, request: PageRequest, outcome: PageOutcome) -> None:
+        if request.url is not None:
+            if request.url in self._recent_urls:
+                raise PaginationLoop(
+                    "repeated_link", "the partner's next link repeats an earlier one"
+                )
+            self._recent_urls.append(request.url)
+        if outcome.count == 0 and outcome.next_url is not None:
+            self._empty_with_link += 1
+            if self._empty_with_link >= MAX_EMPTY_PAGES_WITH_LINK:
+                raise PaginationLoop(
+                    "empty_pages_with_link",
+                    f"{self._empty_with_link} empty pages in a row still had a next link",
+                )
+        elif outcome.count:
+            self._empty_with_link = 0
+        bound = max(self._first_total or 0, self._latest_total or 0)
+        stride = max(1, self._stride or outcome.limit or outcome.count or 1)
+        if self._pages > 2 * (bound // stride) + 2 * self._patches + 20:
+            raise PaginationLoop(
+                "too_many_pages",
+                f"{self._pages} pages fetched for a reported total of {bound}",
+            )
+
+    def _connects(self, request: PageRequest, outcome: PageOutcome) -> bool:
+        anchor = self._anchor
+        drop = 0
+        if anchor.total is not None and outcome.total is not None:
+            drop = max(0, anchor.total - outcome.total)
+        return request.offset <= max(0, anchor.end - drop)
+
+    def _connect(self) -> None:
+        while not self._complete:
+            best: tuple[PageRequest, PageOutcome] | None = None
+            for request, outcome in self._pending.values():
+                if not self._connects(request, outcome):
+                    continue
+                end = request.offset + outcome.count
+                ends_list = self._is_end(outcome)
+                if end <= self._anchor.end and not ends_list:
+                    continue
+                if best is None or (end, -(outcome.total or 0)) > (
+                    best[0].offset + best[1].count,
+                    -(best[1].total or 0),
+                ):
+                    best = (request, outcome)
+            if best is None:
+                break
+            request, outcome = best
+            del self._pending[request.request_id]
+            self._anchor = ChainLink(
+                request.request_id, request.offset + outcome.count, outcome.total
+            )
+            self._anchor_next_url = outcome.next_url
+            self._chain.append(self._anchor)
+            self._advance_checkpoint()
+            if self._is_end(outcome):
+                self._complete = True
+                self.ended_full_without_link = self._is_full(outcome)
+        # Pages wholly behind the chain can never extend it.
+        for request_id in [
+            rid
+            for rid, (r, o) in self._pending.items()
+            if r.offset + o.count <= self._anchor.end and not self._is_end(o)
+        ]:
+            del self._pending[request_id]
+            self._acked.discard(request_id)
+
+    # -- acknowledgements ------------------------------------------------------------------------
+
+    def on_acked(self, request_id: int) -> None:
+        """Kafka acknowledged every message of this page."""
+        if request_id in self._pending or any(c.request_id == request_id for c in self._chain):
+            self._acked.add(request_id)
+            self._advance_checkpoint()
+
+    def _advance_checkpoint(self) -> None:
+        while self._chain and self._chain[0].request_id in self._acked:
+            self._checkpoint = self._chain.popleft()
+            self._acked.discard(self._checkpoint.request_id)
+
+    @property
+    def checkpoint_is_final(self) -> bool:
+        """Complete and every chain page acknowledged: the window is done for good."""
+        return self._complete and not self._chain

@@ -1,0 +1,107 @@
+"""From the URL an operator gives to the module endpoint to pull: versions discovery.
+
+`--url` is either a module endpoint (`…/2.2.1/tokens`) or a partner's versions endpoint. For the
+latter: versions → version details → the module's endpoint (in 2.2.1 the one with role SENDER).
+URLs are never built from assumptions: the spec calls them descriptive only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError
+from producer.ocpi.client import OcpiHttp
+
+SUPPORTED_VERSIONS = ("2.2.1", "2.1.1")  # preference order
+MODULES = ("tokens", "locations", "tariffs", "sessions", "cdrs")
+_VERSION_IN_PATH = re.compile(r"/(2\.[0-9](?:\.[0-9])?)(?:/|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleEndpoint:
+    """The endpoint a pull fetches from, with the OCPI version it speaks."""
+
+    url: URL
+    module: str
+    ocpi_version: str
+
+
+def module_endpoint_from_url(
+    url: URL, module: str | None, ocpi_version: str | None
+) -> ModuleEndpoint | None:
+    """The endpoint if `url` already is a module endpoint, else None (it is a versions URL)."""
+    last = url.path.rstrip("/").rsplit("/", 1)[-1]
+    if last not in MODULES:
+        return None
+    if module is not None and module != last:
+        raise ConfigError(f"--module {module} does not match the URL, which ends in /{last}")
+    version = ocpi_version
+    if version is None:
+        found = _VERSION_IN_PATH.search(url.path)
+        if found is None or found.group(1) not in SUPPORTED_VERSIONS:
+            raise ConfigError(
+                "cannot tell the OCPI version from the module URL; give --ocpi-version 2.1.1|2.2.1"
+            )
+        version = found.group(1)
+    return ModuleEndpoint(url.with_fragment(None), last, version)
+
+
+def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
+    if not isinstance(data, list):
+        raise PartnerProtocolError("versions endpoint did not return a list of versions")
+    offered: dict[str, URL] = {}
+    for item in data:
+        if isinstance(item, dict) and isinstance(item.get("version"), str):
+            url = item.get("url")
+            if isinstance(url, str) and url.startswith(("http://", "https://")):
+                offered[item["version"]] = URL(url)
+    listed = ", ".join(sorted(offered)) or "none"
+    if wanted is not None:
+        if wanted not in offered:
+            raise PartnerAuthError(f"partner does not offer OCPI {wanted} (offers: {listed})")
+        return wanted, offered[wanted]
+    for version in SUPPORTED_VERSIONS:
+        if version in offered:
+            return version, offered[version]
+    raise PartnerAuthError(f"partner offers no OCPI version we speak (offers: {listed})")
+
+
+def _choose_endpoint(data: Any, module: str, version: str) -> URL:
+    if not isinstance(data, dict) or not isinstance(data.get("endpoints"), list):
+        raise PartnerProtocolError("version details did not contain an endpoints list")
+    candidates: list[URL] = []
+    for item in data["endpoints"]:
+        if not isinstance(item, dict) or item.get("identifier") != module:
+            continue
+        url = item.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            continue
+        role = item.get("role")
+        # 2.2+: the Sender interface is the one that serves GET lists; 2.1.1 has no roles.
+        if version.startswith("2.1") or role is None or role == "SENDER":
+            candidates.append(URL(url))
+    if not candidates:
+        raise PartnerAuthError(f"partner's OCPI {version} endpoints list no {module} SENDER")
+    return candidates[0]
+
+
+async def discover(
+    http: OcpiHttp, url: URL, module: str | None, ocpi_version: str | None
+) -> ModuleEndpoint:
+    """Resolve the module endpoint to pull, following versions discovery when needed."""
+    direct = module_endpoint_from_url(url, module, ocpi_version)
+    if direct is not None:
+        http.set_version(direct.ocpi_version)
+        return direct
+    if module is None:
+        raise ConfigError("--module is required with a versions URL")
+    versions = await http.get_envelope(url)
+    version, details_url = _choose_version(versions.data_value, ocpi_version)
+    http.set_version(version)
+    details = await http.get_envelope(details_url)
+    endpoint = _choose_endpoint(details.data_value, module, version)
+    return ModuleEndpoint(endpoint, module, version)

@@ -1,0 +1,271 @@
+"""Progress: events on `<prefix>.progress` (key: pull id), and what the operator sees.
+
+On a terminal, a live bar per pull (objects, total, rate, ETA); otherwise logfmt lines at most every
+few seconds per pull, plus every start, retry, warning and end. Events are produced without
+blocking the pull; `flush()` waits for their acknowledgements at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from producer.errors import PullError
+from producer.kafka import KafkaOutput, OutMessage
+from schemas.events import (
+    EventBase,
+    PageFetched,
+    PullCompleted,
+    PullFailed,
+    PullStarted,
+    RetryScheduled,
+    Warning_,
+    WindowCompleted,
+)
+
+log = logging.getLogger("ocpi_puller")
+LOG_EVERY_S = 5.0
+
+
+class View(Protocol):
+    """Where progress is shown to a human."""
+
+    def add(self, label: str, total: int | None) -> int: ...
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class BarView:
+    """rich progress bars on stderr (one per pull)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>9} obj/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._progress.start()
+        self._tasks: dict[int, TaskID] = {}
+
+    def add(self, label: str, total: int | None) -> int:
+        task = self._progress.add_task(label, total=total, rate="-")
+        handle = len(self._tasks)
+        self._tasks[handle] = task
+        return handle
+
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
+        self._progress.update(self._tasks[handle], completed=done, total=total, rate=f"{rate:,.0f}")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class LogView:
+    """logfmt progress lines, throttled per pull."""
+
+    def __init__(self) -> None:
+        self._labels: list[str] = []
+        self._last: list[float] = []
+
+    def add(self, label: str, total: int | None) -> int:
+        self._labels.append(label)
+        self._last.append(0.0)
+        return len(self._labels) - 1
+
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
+        now = time.monotonic()
+        if now - self._last[handle] < LOG_EVERY_S and (total is None or done < total):
+            return
+        self._last[handle] = now
+        log.info(
+            "progress pull=%s objects=%d total=%s rate=%.0f/s",
+            self._labels[handle],
+            done,
+            "?" if total is None else total,
+            rate,
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def make_view(enabled: bool) -> View:
+    """A live bar on a terminal, log lines elsewhere."""
+    if enabled and sys.stderr.isatty():
+        return BarView()
+    return LogView()
+
+
+class ProgressReporter:
+    """Counts one pull's progress, emits its events, and feeds the view."""
+
+    def __init__(
+        self,
+        kafka: KafkaOutput | None,
+        topic: str,
+        view: View,
+        *,
+        pull_id: str,
+        partner: str,
+        module: str,
+        shard_index: int = 0,
+        shard_count: int = 1,
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._view = view
+        self._base: dict[str, Any] = {
+            "pull_id": pull_id,
+            "partner": partner,
+            "module": module,
+            "shard_index": shard_index,
+            "shard_count": shard_count,
+        }
+        self._label = f"{partner}/{module}"
+        self._handle: int | None = None
+        self._started = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.expected_total: int | None = None
+        self.objects_emitted = 0
+        self.dead_lettered = 0
+        self.pages = 0
+        self.events_failed = 0
+
+    def set_version(self, ocpi_version: str) -> None:
+        """Every later event carries the version."""
+        self._base["ocpi_version"] = ocpi_version
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the reporter was created (the pull's start)."""
+        return time.monotonic() - self._started
+
+    def rate(self) -> float:
+        """Objects acknowledged per second so far."""
+        elapsed = self.elapsed_s
+        return self.objects_emitted / elapsed if elapsed > 0 else 0.0
+
+    def _emit(self, event_type: type[EventBase], **fields: Any) -> EventBase:
+        event = event_type(**self._base, at=datetime.now(UTC), **fields)
+        if self._kafka is not None:
+            task = asyncio.ensure_future(self._send(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return event
+
+    async def _send(self, event: BaseModel) -> None:
+        assert self._kafka is not None
+        message = OutMessage(
+            str(self._base["pull_id"]).encode(), event.model_dump_json().encode(), []
+        )
+        try:
+            await (await self._kafka.send(self._topic, [message]))
+        except (KafkaError, PullError, OSError) as error:
+            # A lost progress event must not stop the pull; it is counted and logged.
+            self.events_failed += 1
+            log.warning("progress event not delivered: %s", type(error).__name__)
+
+    def started(self, **fields: Any) -> None:
+        """`pull_started`, and the bar appears."""
+        self.expected_total = fields.get("total_reported")
+        self._emit(PullStarted, **fields)
+        self._handle = self._view.add(self._label, self.expected_total)
+        log.info(
+            "pull started pull=%s partner=%s module=%s windows=%s total=%s",
+            self._base["pull_id"],
+            self._base["partner"],
+            self._base["module"],
+            fields.get("windows_this_shard"),
+            self.expected_total,
+        )
+
+    def page(self, *, window: int, offset: int, count: int, dead: int, total: int | None) -> None:
+        """A page's messages were acknowledged."""
+        self.objects_emitted += count
+        self.dead_lettered += dead
+        self.pages += 1
+        rate = self.rate()
+        eta = None
+        if self.expected_total is not None and rate > 0:
+            eta = max(0.0, (self.expected_total - self.objects_emitted - self.dead_lettered) / rate)
+        self._emit(
+            PageFetched,
+            window=window,
+            offset=offset,
+            count=count,
+            total_reported=total,
+            objects_emitted=self.objects_emitted,
+            dead_lettered=self.dead_lettered,
+            pages=self.pages,
+            rate_per_s=round(rate, 1),
+            eta_s=None if eta is None else round(eta, 1),
+            expected_total=self.expected_total,
+        )
+        if self._handle is not None:
+            done = self.objects_emitted + self.dead_lettered
+            self._view.update(self._handle, done, self.expected_total, rate)
+
+    def retry(
+        self, reason: str, wait_s: float, attempt: int, url: str | None, window: int | None
+    ) -> None:
+        """A request or produce will be retried."""
+        self._emit(
+            RetryScheduled,
+            reason=reason,
+            wait_s=round(wait_s, 3),
+            attempt=attempt,
+            url=url,
+            window=window,
+        )
+        log.info(
+            "retry pull=%s reason=%r wait=%.2fs attempt=%d",
+            self._base["pull_id"],
+            reason,
+            wait_s,
+            attempt,
+        )
+
+    def warning(self, code: str, message: str, window: int | None = None) -> None:
+        """A partner quirk the operator should see."""
+        self._emit(Warning_, code=code, message=message, window=window)
+        log.warning("%s: %s (pull=%s)", code, message, self._base["pull_id"])
+
+    def window_done(self, **fields: Any) -> None:
+        """`window_completed`."""
+        self._emit(WindowCompleted, **fields)
+
+    def completed(self, **fields: Any) -> None:
+        """`pull_completed`."""
+        self._emit(PullCompleted, **fields)
+
+    def failed(self, **fields: Any) -> None:
+        """`pull_failed`."""
+        self._emit(PullFailed, **fields)
+
+    async def flush(self) -> None:
+        """Wait for every event's acknowledgement."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,197 @@
+"""A run of `ocpi-puller pull`: every target, one Kafka producer, one progress view, one summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from producer.config import PullSettings, PullTarget
+from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
+from producer.kafka import KafkaOutput, KafkaWait, TopicSpec
+from producer.ocpi.versions import module_endpoint_from_url
+from producer.progress import View, make_view
+from producer.pull import Pull, PullSummary, new_pull_id, topic_names
+from producer.telemetry import Telemetry, setup_telemetry
+
+log = logging.getLogger("ocpi_puller")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Every pull's summary and the process exit code (the worst of them)."""
+
+    summaries: list[PullSummary]
+    exit_code: int
+
+
+def _module_of(target: PullTarget) -> str:
+    if target.module is not None:
+        return target.module
+    from yarl import URL
+
+    endpoint = module_endpoint_from_url(URL(target.url), None, target.ocpi_version)
+    if endpoint is None:
+        from producer.errors import ConfigError
+
+        raise ConfigError("--module is required with a versions URL")
+    return endpoint.module
+
+
+def topics_for(settings: PullSettings, modules: set[str]) -> list[TopicSpec]:
+    """Every topic this run writes: object topics and checkpoints are compacted."""
+    specs: dict[str, TopicSpec] = {}
+    for module in sorted(modules):
+        names = topic_names(settings.topic_prefix, module)
+        specs[names["objects"]] = TopicSpec(names["objects"], compacted=True)
+        specs[names["deadletter"]] = TopicSpec(names["deadletter"], compacted=False)
+        specs[names["progress"]] = TopicSpec(names["progress"], compacted=False)
+        specs[names["checkpoints"]] = TopicSpec(names["checkpoints"], compacted=True)
+    return list(specs.values())
+
+
+async def run_pulls(
+    settings: PullSettings, *, telemetry: Telemetry | None = None, view: View | None = None
+) -> RunResult:
+    """Pull every target; never raises for a pull's failure (it is in its summary)."""
+    targets = settings.targets()
+    modules = {_module_of(t) for t in targets}
+    attributes = {"ocpi.shard_index": str(settings.shard_index)}
+    if len(targets) == 1:
+        attributes.update(
+            {"ocpi.partner": targets[0].partner, "ocpi.module": _module_of(targets[0])}
+        )
+    telemetry = telemetry or setup_telemetry(attributes)
+    view = view or make_view(settings.progress_bar and settings.output == "text")
+    pull_id = settings.pull_id or new_pull_id()
+    pulls: list[Pull] = []
+
+    def on_wait(wait: KafkaWait) -> None:
+        for pull in pulls:
+            pull.on_kafka_wait(wait)
+
+    kafka = KafkaOutput(
+        settings.bootstrap_servers,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.replication_factor,
+        deadline_s=settings.kafka_deadline_s,
+        on_wait=on_wait,
+    )
+    try:
+        await kafka.start()
+        await kafka.ensure_topics(topics_for(settings, modules))
+        pulls.extend(Pull(t, settings, kafka, telemetry, view, pull_id) for t in targets)
+        slots = asyncio.Semaphore(settings.max_parallel_pulls)
+
+        async def one(pull: Pull) -> PullSummary:
+            async with slots:
+                return await pull.run()
+
+        summaries = list(await asyncio.gather(*(one(p) for p in pulls)))
+    except KafkaUnavailableError as error:
+        summaries = [_failed_summary(t, pull_id, error) for t in targets]
+    finally:
+        view.close()
+        try:
+            await kafka.stop()
+        finally:
+            telemetry.shutdown()
+    for summary in summaries:
+        if summary.exit_code == 0 and not summary.complete:
+            summary.exit_code = 5
+    return RunResult(summaries, max((s.exit_code for s in summaries), default=0))
+
+
+def _failed_summary(target: PullTarget, pull_id: str, error: PullError) -> PullSummary:
+    summary = PullSummary(pull_id, target.partner, target.module)
+    summary.error, summary.error_kind, summary.exit_code = str(error), error.kind, error.exit_code
+    return summary
+
+
+def run_in_loop(settings: PullSettings) -> RunResult:
+    """asyncio.run with SIGTERM/SIGINT turned into a clean, resumable stop."""
+
+    async def main() -> RunResult:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        return await run_pulls(settings)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise InterruptedPullError(
+            "stopped by a signal; checkpoints are saved: run again with the same --pull-id"
+        ) from None
+
+
+def json_summary(result: RunResult) -> dict[str, Any]:
+    """The one JSON summary line: a pull's fields, or totals plus `pulls` for many partners."""
+    if len(result.summaries) == 1:
+        return result.summaries[0].as_dict()
+    totals: dict[str, Any] = {
+        "pull_id": result.summaries[0].pull_id if result.summaries else None,
+        "module": None,
+        "objects_emitted": sum(s.objects_emitted for s in result.summaries),
+        "pages": sum(s.pages for s in result.summaries),
+        "dead_lettered": sum(s.dead_lettered for s in result.summaries),
+        "retries": sum(s.retries for s in result.summaries),
+        "total_reported": sum(s.total_reported or 0 for s in result.summaries),
+        "duration_s": max((s.duration_s for s in result.summaries), default=0.0),
+        "complete": all(s.complete for s in result.summaries),
+        "exit_code": result.exit_code,
+        "pulls": [s.as_dict() for s in result.summaries],
+    }
+    return totals
+
+
+def print_result(result: RunResult, output: str) -> None:
+    """The summary on stdout (a JSON line or a table), each failure as one line on stderr."""
+    if output == "json":
+        print(json.dumps(json_summary(result), separators=(",", ":")), flush=True)
+    else:
+        table = Table(title="ocpi-puller summary")
+        for column in (
+            "partner",
+            "module",
+            "complete",
+            "objects",
+            "total",
+            "dead",
+            "pages",
+            "retries",
+            "s",
+        ):
+            table.add_column(
+                column, justify="right" if column not in ("partner", "module") else "left"
+            )
+        for s in result.summaries:
+            table.add_row(
+                s.partner,
+                s.module or "?",
+                "yes" if s.complete else "NO",
+                f"{s.objects_emitted:,}",
+                "?" if s.total_reported is None else f"{s.total_reported:,}",
+                str(s.dead_lettered),
+                str(s.pages),
+                str(s.retries),
+                f"{s.duration_s:.1f}",
+            )
+        Console().print(table)
+        if len(result.summaries) == 1:
+            s = result.summaries[0]
+            print(f"pull id: {s.pull_id}  (pinned date_to {s.date_to})")
+    for s in result.summaries:
+        if s.error:
+            print(
+                f"ocpi-puller: {s.partner}/{s.module}: {s.error_kind}: {s.error}", file=sys.stderr
+            )

@@ -1,0 +1,327 @@
+"""Pulling one date window: fetch pages as the walk asks, produce them, checkpoint on acks.
+
+Per page: fetch (bounded by the pull's request slots) → the walk decides what comes next →
+validate and key → produce (bounded by the pull's unacknowledged-page slots) → on Kafka's ack the
+walk's checkpoint advances and is recorded, and progress is reported. A window whose distinct
+objects fall short of its first `X-Total-Count` is read again (bounded) before it is judged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from yarl import URL
+
+from producer.checkpoint import CheckpointStore
+from producer.config import PartnerOptions
+from producer.errors import PartnerProtocolError
+from producer.kafka import KafkaOutput
+from producer.messages import MessageBuilder, PageMessages
+from producer.ocpi.client import FetchedPage, LinkGoneError, OcpiHttp, PageContext
+from producer.ocpi.pagination import (
+    PageOutcome,
+    PageRequest,
+    PaginationLoop,
+    WindowWalk,
+    plain_offset_of,
+)
+from producer.ocpi.versions import ModuleEndpoint
+from producer.planning import page_url
+from producer.progress import ProgressReporter
+from schemas.records import WindowCheckpoint, WindowSpec
+
+log = logging.getLogger("ocpi_puller")
+MAX_WINDOW_PASSES = 3
+
+
+@dataclass(slots=True)
+class PullCounters:
+    """Counts shared by every window of one pull."""
+
+    step_backs: int = 0
+    duplicate_keys: int = 0
+    full_page_without_link: int = 0
+
+
+@dataclass(slots=True)
+class PullContext:
+    """What every window of one pull shares."""
+
+    pull_id: str
+    partner: str
+    endpoint: ModuleEndpoint
+    options: PartnerOptions
+    limit: int
+    pinned_date_to: datetime
+    http: OcpiHttp
+    kafka: KafkaOutput
+    builder: MessageBuilder
+    store: CheckpointStore
+    progress: ProgressReporter
+    topic: str
+    deadletter_topic: str
+    request_slots: asyncio.Semaphore
+    unacked_pages: asyncio.Semaphore
+    counters: PullCounters = field(default_factory=PullCounters)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """How a window ended."""
+
+    index: int
+    complete: bool
+    objects_emitted: int
+    distinct: int
+    first_total: int | None
+    shortfall: int
+    passes: int
+    problem: str | None = None
+
+
+class WindowPull:
+    """One window's pull, possibly resumed from a checkpoint."""
+
+    def __init__(self, ctx: PullContext, spec: WindowSpec, resume: WindowCheckpoint | None) -> None:
+        self._ctx = ctx
+        self._spec = spec
+        self._resume = resume
+        self._distinct: set[int] = set()
+        self._emitted = 0 if resume is None else resume.objects_emitted
+        self._base_url = self._url(0)
+
+    def _url(self, offset: int) -> URL:
+        ctx = self._ctx
+        return page_url(
+            ctx.endpoint.url,
+            module=ctx.endpoint.module,
+            ocpi_version=ctx.endpoint.ocpi_version,
+            date_from=self._spec.date_from,
+            date_to=self._spec.date_to,
+            offset=offset,
+            limit=self._ctx.limit,
+        )
+
+    async def run(self) -> WindowResult:
+        """Pull the window to the end (re-reading it when it comes up short)."""
+        start_offset, start_total = 0, None
+        if self._resume is not None:
+            start_offset, start_total = self._resume.next_offset, self._resume.total_at_offset
+        passes = 0
+        while True:
+            passes += 1
+            walk = WindowWalk(
+                start_offset,
+                start_total,
+                max_ahead=self._ctx.options.fanout,
+                probe_past_end=self._ctx.options.probe_past_end,
+            )
+            try:
+                await self._drive(walk, passes)
+            except PaginationLoop as loop:
+                return await self._finish(
+                    walk, passes, start_offset, problem=f"{loop.reason}: {loop}"
+                )
+            self._ctx.counters.step_backs += walk.patches
+            if walk.ended_full_without_link:
+                self._ctx.counters.full_page_without_link += 1
+            expected = max(0, (walk.first_total or 0) - start_offset)
+            shortfall = max(0, expected - len(self._distinct))
+            if shortfall == 0 or walk.first_total is None or passes >= MAX_WINDOW_PASSES:
+                return await self._finish(walk, passes, start_offset)
+            self._ctx.progress.warning(
+                "window_short",
+                f"window {self._spec.index}: {len(self._distinct)} distinct objects for a reported "
+                f"total of {expected}; reading the window again",
+                window=self._spec.index,
+            )
+            start_offset, start_total = 0, None
+
+    async def _finish(
+        self, walk: WindowWalk, passes: int, start_offset: int, problem: str | None = None
+    ) -> WindowResult:
+        expected = max(0, (walk.first_total or 0) - start_offset)
+        shortfall = max(0, expected - len(self._distinct))
+        # What is still short after re-reads is explained if the partner itself reported the
+        # window shrinking by at least as much (objects updated past date_to or deleted).
+        latest = walk.latest_total
+        explained = latest is not None and len(self._distinct) >= max(0, latest - start_offset)
+        complete = problem is None and walk.complete and (shortfall == 0 or explained)
+        ctx = self._ctx
+        await ctx.store.save_window(
+            self._checkpoint(walk, done=True, complete=complete, shortfall=shortfall, passes=passes)
+        )
+        ctx.progress.window_done(
+            window=self._spec.index,
+            date_from=self._spec.date_from,
+            date_to=self._spec.date_to,
+            complete=complete,
+            objects_emitted=self._emitted,
+            distinct_objects=len(self._distinct),
+            first_total=walk.first_total,
+            shortfall=shortfall,
+            passes=passes,
+            step_backs=walk.patches,
+        )
+        if problem is not None:
+            ctx.progress.warning(
+                "pagination_loop", f"window {self._spec.index}: {problem}", self._spec.index
+            )
+        return WindowResult(
+            self._spec.index,
+            complete,
+            self._emitted,
+            len(self._distinct),
+            walk.first_total,
+            shortfall if not complete else 0,
+            passes,
+            problem,
+        )
+
+    def _checkpoint(
+        self,
+        walk: WindowWalk,
+        *,
+        done: bool,
+        complete: bool = False,
+        shortfall: int = 0,
+        passes: int = 1,
+    ) -> WindowCheckpoint:
+        position = walk.checkpoint
+        return WindowCheckpoint(
+            pull_id=self._ctx.pull_id,
+            partner=self._ctx.partner,
+            module=self._ctx.endpoint.module,
+            window=self._spec.index,
+            date_from=self._spec.date_from,
+            date_to=self._spec.date_to,
+            pinned_date_to=self._ctx.pinned_date_to,
+            next_offset=position.end,
+            total_at_offset=position.total,
+            done=done,
+            complete=complete,
+            shortfall=shortfall,
+            passes=passes,
+            objects_emitted=self._emitted,
+            updated_at=datetime.now(UTC),
+        )
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    async def _fetch(self, request: PageRequest) -> FetchedPage:
+        ctx = self._ctx
+        url = (
+            URL(request.url, encoded=True) if request.url is not None else self._url(request.offset)
+        )
+        async with ctx.request_slots:
+            return await ctx.http.fetch_page(
+                url,
+                endpoint=ctx.endpoint.url,
+                context=PageContext(self._spec.index, request.offset, ctx.limit),
+                follow=request.url is not None,
+            )
+
+    def _outcome(self, page: FetchedPage) -> PageOutcome:
+        next_offset = None
+        if page.next_url is not None:
+            next_offset = plain_offset_of(page.next_url, self._base_url)
+        return PageOutcome(
+            count=len(page.envelope.items),
+            total=page.total,
+            limit=page.limit,
+            next_url=None if page.next_url is None else str(page.next_url),
+            next_offset=next_offset,
+        )
+
+    async def _drive(self, walk: WindowWalk, pass_number: int) -> None:
+        fetches: dict[asyncio.Task[FetchedPage], PageRequest] = {}
+        acks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                for request in walk.next_requests():
+                    fetches[asyncio.create_task(self._fetch(request))] = request
+                if walk.finished and not fetches and not acks:
+                    return
+                if not fetches and not acks:
+                    raise PartnerProtocolError("pagination stalled: nothing left to fetch or await")
+                done, _ = await asyncio.wait([*fetches, *acks], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task in acks:
+                        acks.discard(task)
+                        task.result()
+                        continue
+                    request = fetches.pop(task)  # type: ignore[arg-type]
+                    try:
+                        page: FetchedPage = task.result()  # type: ignore[assignment]
+                    except LinkGoneError:
+                        walk.on_link_lost(request)
+                        continue
+                    walk.on_page(request, self._outcome(page))
+                    acks.add(asyncio.create_task(await self._produce(walk, request, page)))
+        finally:
+            await _cancel_all([*fetches, *acks])
+
+    async def _produce(self, walk: WindowWalk, request: PageRequest, page: FetchedPage) -> Any:
+        ctx = self._ctx
+        messages = ctx.builder.build(
+            page.envelope.items, request.offset, ctx.http.redact(page.url), page.traceparent
+        )
+        self._distinct.update(hash(key) for key in messages.keys)
+        ctx.counters.duplicate_keys += messages.duplicate_keys
+        await ctx.unacked_pages.acquire()
+        try:
+            objects_ack = await ctx.kafka.send(ctx.topic, messages.objects)
+            dead_ack = await ctx.kafka.send(ctx.deadletter_topic, messages.dead_letters)
+        except BaseException:
+            ctx.unacked_pages.release()
+            raise
+        return self._await_acks(walk, request, messages, [objects_ack, dead_ack])
+
+    async def _await_acks(
+        self,
+        walk: WindowWalk,
+        request: PageRequest,
+        messages: PageMessages,
+        acks: list[asyncio.Future[None]],
+    ) -> None:
+        ctx = self._ctx
+        try:
+            try:
+                await asyncio.gather(*acks)
+            except KafkaError as error:
+                # Never count a page as done that Kafka did not acknowledge: produce it again
+                # (duplicates are harmless) until the broker is back or the deadline passes.
+                log.warning("Kafka did not acknowledge a page (%s); producing it again", error)
+                await ctx.kafka.send_and_wait(ctx.topic, messages.objects)
+                await ctx.kafka.send_and_wait(ctx.deadletter_topic, messages.dead_letters)
+        finally:
+            ctx.unacked_pages.release()
+        self._emitted += len(messages.objects)
+        before = walk.checkpoint.end
+        walk.on_acked(request.request_id)
+        if walk.checkpoint.end != before:
+            await ctx.store.save_window(self._checkpoint(walk, done=False))
+        ctx.progress.page(
+            window=self._spec.index,
+            offset=request.offset,
+            count=len(messages.objects),
+            dead=len(messages.dead_letters),
+            total=walk.latest_total,
+        )
+
+
+async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the first failure already propagated

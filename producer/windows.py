@@ -1,0 +1,175 @@
+"""Planning date windows on `last_updated`, and sharing them between shards. Pure functions.
+
+A full pull covers `[date_from, date_to)` with `date_to` pinned at the start. The planner asks for
+object counts of candidate windows (the shell answers each with a `limit=1` request and its
+`X-Total-Count`), splits windows holding more than the target, then merges neighbours back while
+they fit, so every window holds at most `target` objects (unless a single second holds more).
+Windows are half-open and tile the range exactly, as OCPI 2.2.1 intends (`date_from` inclusive,
+`date_to` exclusive). Times are whole epoch seconds: we always send `YYYY-MM-DDTHH:MM:SSZ`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+SECONDS_PER_DAY = 86_400
+MAX_SPLIT_PARTS = 64
+MAX_PROBES = 20_000
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TimeRange:
+    """`[start, end)` in epoch seconds; `start=None` means no lower bound (no `date_from`)."""
+
+    end: int
+    start: int | None = None
+
+    @property
+    def width(self) -> int | None:
+        """Seconds covered, or None for an open start."""
+        return None if self.start is None else self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One planned window of a pull: its position, bounds and the count probed when planning."""
+
+    index: int
+    start: int | None
+    end: int
+    expected: int
+
+
+class WindowPlanner:
+    """Splits a range until every window holds at most `target` objects, from probed counts.
+
+    Drive it with `pending()` (ranges that need a count) and `record()`; when `done`, read
+    `windows()`. `start_hint` (e.g. the oldest `last_updated` seen) places the first split points
+    of an open-start range; without it, splitting starts a year back and widens as needed.
+    """
+
+    def __init__(
+        self, start: int | None, end: int, target: int, *, start_hint: int | None = None
+    ) -> None:
+        if target <= 0:
+            raise ValueError("window target must be positive")
+        if start is not None and start >= end:
+            raise ValueError("date_from must be before date_to")
+        self.target = target
+        self._pending: list[TimeRange] = [TimeRange(end, start)]
+        self._probed: dict[TimeRange, int] = {}
+        self._final: dict[TimeRange, int] = {}
+        self._children: dict[TimeRange, list[TimeRange]] = {}
+        self._probes = 0
+        default_start = end - 365 * SECONDS_PER_DAY
+        hint = default_start if start_hint is None else min(start_hint, end - 1)
+        self._open_start_nominal = max(0, hint)
+        self.filters_ignored = False
+        self._root = TimeRange(end, start)
+
+    @property
+    def done(self) -> bool:
+        """Every range has a count and no range needs splitting."""
+        return not self._pending
+
+    @property
+    def probes_made(self) -> int:
+        """How many counts were asked for."""
+        return self._probes
+
+    def pending(self) -> list[TimeRange]:
+        """Ranges whose object count is needed now (each one `limit=1` request)."""
+        return list(self._pending)
+
+    def record(self, window: TimeRange, count: int) -> None:
+        """The partner's `X-Total-Count` for `window`."""
+        self._pending.remove(window)
+        self._probes += 1
+        self._probed[window] = count
+        if count <= self.target or self._probes >= MAX_PROBES:
+            self._final[window] = count
+            return
+        parts = self._split(window, count)
+        if parts is None:
+            self._final[window] = count  # a single second holds more than the target
+            return
+        self._children[window] = parts
+        self._pending.extend(parts)
+
+    def _split(self, window: TimeRange, count: int) -> list[TimeRange] | None:
+        start = window.start
+        if start is None:
+            # An open start has no width; split from a nominal start, pushed further back when
+            # the objects turn out to be older than it.
+            while window.end - self._open_start_nominal <= 1 and self._open_start_nominal > 0:
+                span = max(window.end - self._open_start_nominal, SECONDS_PER_DAY)
+                self._open_start_nominal = max(0, self._open_start_nominal - 4 * span)
+            nominal = self._open_start_nominal
+            if window.end - nominal <= 1:
+                return None
+        else:
+            nominal = start
+            if window.end - start <= 1:
+                return None
+        parts = min(MAX_SPLIT_PARTS, max(2, math.ceil(count / self.target)))
+        width = window.end - nominal
+        parts = min(parts, width)
+        cuts = [nominal + (width * k) // parts for k in range(1, parts)]
+        bounds: list[int | None] = [start, *cuts]
+        ends = [*cuts, window.end]
+        return [TimeRange(e, s) for s, e in zip(bounds, ends, strict=True)]
+
+    def _filters_ignored(self) -> bool:
+        # Parts of a range must not hold more than the range: if they do, the partner ignores
+        # date filters and every window would pull everything. Updates during planning only move
+        # objects past date_to, so a small excess is noise; a large one is not.
+        return any(
+            sum(self._probed[part] for part in parts) > self._probed[parent] * 1.01 + 10
+            for parent, parts in self._children.items()
+        )
+
+    def windows(self) -> list[Window]:
+        """The plan: consecutive windows tiling the range, each within the target if possible.
+
+        If the partner ignores date filters, the plan is one window over the whole range.
+        """
+        if not self.done:
+            raise RuntimeError("planning is not finished")
+        self.filters_ignored = self._filters_ignored()
+        if self.filters_ignored:
+            return [Window(0, self._root.start, self._root.end, self._probed[self._root])]
+        ordered = sorted(self._final.items(), key=lambda item: _sort_key(item[0]))
+        merged: list[tuple[int | None, int, int]] = []
+        for window, count in ordered:
+            if merged and merged[-1][2] + count <= self.target:
+                start, _, subtotal = merged[-1]
+                merged[-1] = (start, window.end, subtotal + count)
+            else:
+                merged.append((window.start, window.end, count))
+        return [Window(i, start, end, count) for i, (start, end, count) in enumerate(merged)]
+
+
+def _sort_key(window: TimeRange) -> tuple[int, int]:
+    return (-1 if window.start is None else window.start, window.end)
+
+
+class Indexed(Protocol):
+    """Anything with a window index (planned windows, plan records)."""
+
+    @property
+    def index(self) -> int: ...
+
+
+IndexedT = TypeVar("IndexedT", bound=Indexed)
+
+
+def windows_for_shard(
+    windows: Sequence[IndexedT], shard_index: int, shard_count: int
+) -> list[IndexedT]:
+    """The windows shard `shard_index` of `shard_count` pulls: every n-th, so sizes stay even."""
+    if shard_count < 1 or not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard {shard_index} of {shard_count} does not exist")
+    return [w for w in windows if w.index % shard_count == shard_index]

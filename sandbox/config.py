@@ -1,0 +1,57 @@
+"""The sandbox partner's settings: sizes, pagination behaviour, faults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sandbox.dataset import DEFAULT_HISTORY_START_MS
+from sandbox.faults import FaultRates
+from sandbox.generator import Module, Party
+
+LinkStyle = Literal["absolute", "relative", "one-shot"]
+TokenEncoding = Literal["version", "base64", "plain", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Everything that decides how the sandbox partner behaves; defaults are a spec-perfect one."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    seed: int = 1
+    sizes: Mapping[Module, int] = field(
+        default_factory=lambda: {
+            "tokens": 10_000,
+            "locations": 1_000,
+            "tariffs": 100,
+            "sessions": 1_000,
+            "cdrs": 1_000,
+        }
+    )
+    party: Party = field(default_factory=Party)
+    token_value: str = "sandbox-token"
+    # "version": base64 for 2.2.1, plain for 2.1.1, as each spec says; the others model partners
+    # that encode one way whatever the version (ocpi/ocpi#212) or accept both.
+    token_encoding: TokenEncoding = "version"
+    max_limit: int = 1000
+    default_limit: int | None = None
+    link_style: LinkStyle = "absolute"
+    latency_ms: float = 0.0
+    faults: FaultRates = field(default_factory=FaultRates)
+    stall_seconds: float = 60.0
+    retry_after_seconds: int = 1
+    throttle_sends_retry_after: bool = True
+    invalid_rate: float = 0.0
+    mutation_rate: float = 0.0
+    spacing_ms: int = 1000
+    history_start_ms: int = DEFAULT_HISTORY_START_MS
+    # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.
+    broken_total: bool = False
+    one_shot_capacity: int = 100_000
+
+    @property
+    def effective_default_limit(self) -> int:
+        """Page size when the client sends no `limit`."""
+        return self.max_limit if self.default_limit is None else self.default_limit

@@ -1,0 +1,14 @@
+"""Kafka header names on object, dead-letter and progress messages (a consumer contract)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+OCPI_VERSION: Final = "ocpi-version"
+OCPI_MODULE: Final = "ocpi-module"
+PARTNER: Final = "partner"
+PULL_ID: Final = "pull-id"
+SOURCE_OFFSET: Final = "source-offset"
+TRACEPARENT: Final = "traceparent"  # W3C trace context of the page span that fetched the object
+
+ALL: Final = (OCPI_VERSION, OCPI_MODULE, PARTNER, PULL_ID, SOURCE_OFFSET, TRACEPARENT)

@@ -1,0 +1,324 @@
+"""The window walk (producer/ocpi/pagination.py) against a simulated partner whose list shrinks.
+
+The simulation is the model the walk's proof assumes: a list ordered stably, from which objects
+are removed at arbitrary moments (updates past the pinned date_to, deletions) while pages are in
+flight and complete in any order. Every object that was there at the start and never removed
+must be seen, whatever the interleaving, in link mode (sequential) and offset mode (fan-out).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.ocpi.pagination import (
+    PageOutcome,
+    PageRequest,
+    PaginationLoop,
+    WindowWalk,
+    plain_offset_of,
+)
+
+
+class ShrinkingList:
+    """A partner's filtered list: objects 0..n-1, some removed over time."""
+
+    def __init__(self, size: int, page_cap: int, *, plain_links: bool) -> None:
+        self.items = list(range(size))
+        self.page_cap = page_cap
+        self.plain_links = plain_links
+        self.seen: set[int] = set()
+
+    def serve(self, offset: int, limit: int) -> tuple[list[int], PageOutcome]:
+        limit = min(limit, self.page_cap)
+        page = self.items[offset : offset + limit]
+        self.seen.update(page)
+        total = len(self.items)
+        has_next = bool(page) and offset + len(page) < total
+        next_offset = offset + len(page)
+        outcome = PageOutcome(
+            count=len(page),
+            total=total,
+            limit=limit,
+            next_url=f"https://partner/next?offset={next_offset}" if has_next else None,
+            next_offset=next_offset if (has_next and self.plain_links) else None,
+        )
+        return page, outcome
+
+    def remove_at(self, position: int) -> int:
+        return self.items.pop(position)
+
+
+def run_walk(
+    partner: ShrinkingList,
+    walk: WindowWalk,
+    data: st.DataObject,
+    limit: int,
+    removal_budget: int,
+) -> set[int]:
+    """Drive the walk to completion, interleaving removals and out-of-order completions."""
+    in_flight: list[PageRequest] = []
+    removed: set[int] = set()
+    steps = 0
+    while not walk.finished:
+        steps += 1
+        assert steps < 5000, "walk did not converge"
+        in_flight.extend(walk.next_requests())
+        assert in_flight, "walk is waiting on nothing"
+        if removal_budget and partner.items and data.draw(st.booleans(), label="remove?"):
+            position = data.draw(st.integers(0, len(partner.items) - 1), label="position")
+            removed.add(partner.remove_at(position))
+            removal_budget -= 1
+            continue
+        index = data.draw(st.integers(0, len(in_flight) - 1), label="complete which")
+        request = in_flight.pop(index)
+        _, outcome = partner.serve(request.offset, limit)
+        walk.on_page(request, outcome)
+        walk.on_acked(request.request_id)
+    return removed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(0, 120),
+    page_cap=st.integers(1, 17),
+    limit=st.integers(1, 20),
+    max_ahead=st.integers(1, 5),
+    plain_links=st.booleans(),
+    removals=st.integers(0, 25),
+    data=st.data(),
+)
+def test_every_survivor_is_seen(
+    size: int,
+    page_cap: int,
+    limit: int,
+    max_ahead: int,
+    plain_links: bool,
+    removals: int,
+    data: st.DataObject,
+) -> None:
+    partner = ShrinkingList(size, page_cap, plain_links=plain_links)
+    walk = WindowWalk(max_ahead=max_ahead, max_patches=10_000)
+    removed = run_walk(partner, walk, data, limit, removals)
+    survivors = set(range(size)) - removed
+    assert survivors <= partner.seen
+    assert walk.complete
+    assert walk.checkpoint_is_final
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 120),
+    page_cap=st.integers(1, 17),
+    cut=st.integers(0, 119),
+    removals=st.integers(0, 25),
+    data=st.data(),
+)
+def test_resume_from_a_checkpoint_loses_nothing(
+    size: int, page_cap: int, cut: int, removals: int, data: st.DataObject
+) -> None:
+    """Stop a walk anywhere, remove more objects, resume from its checkpoint: nothing missed."""
+    partner = ShrinkingList(size, page_cap, plain_links=True)
+    first = WindowWalk(max_ahead=3, max_patches=10_000)
+    removed: set[int] = set()
+    pages = 0
+    while not first.finished and pages <= cut:
+        for request in first.next_requests():
+            _, outcome = partner.serve(request.offset, page_cap)
+            first.on_page(request, outcome)
+            first.on_acked(request.request_id)
+            pages += 1
+    seen_before = set(partner.seen)
+    checkpoint = first.checkpoint
+    for _ in range(min(removals, len(partner.items))):
+        position = data.draw(st.integers(0, len(partner.items) - 1))
+        removed.add(partner.remove_at(position))
+    if first.checkpoint_is_final:
+        resumed_seen: set[int] = set()
+    else:
+        partner.seen = set()
+        second = WindowWalk(checkpoint.end, checkpoint.total, max_ahead=2, max_patches=10_000)
+        removed |= run_walk(partner, second, data, page_cap, 5)
+        resumed_seen = partner.seen
+    survivors = set(range(size)) - removed
+    assert survivors <= seen_before | resumed_seen
+
+
+def test_sequential_walk_follows_links_verbatim() -> None:
+    partner = ShrinkingList(25, 10, plain_links=False)
+    walk = WindowWalk()
+    urls: list[str | None] = []
+    while not walk.finished:
+        for request in walk.next_requests():
+            urls.append(request.url)
+            _, outcome = partner.serve(request.offset, 10)
+            walk.on_page(request, outcome)
+    assert urls == [None, "https://partner/next?offset=10", "https://partner/next?offset=20"]
+    assert not walk.offset_mode
+    assert walk.first_total == 25
+
+
+def test_fan_out_starts_once_links_are_plain_offsets() -> None:
+    partner = ShrinkingList(100, 10, plain_links=True)
+    walk = WindowWalk(max_ahead=4)
+    first = walk.next_requests()
+    assert [r.offset for r in first] == [0]
+    walk.on_page(first[0], partner.serve(0, 10)[1])
+    ahead = walk.next_requests()
+    assert [r.offset for r in ahead] == [10, 20, 30, 40]
+    assert all(r.url is None for r in ahead)
+
+
+def test_fan_out_advances_by_what_the_server_returns_not_the_asked_limit() -> None:
+    """Asking 1000 from a partner capped at 7: pages step by 7 (X-Limit), never by 1000."""
+    partner = ShrinkingList(50, 7, plain_links=True)
+    walk = WindowWalk(max_ahead=3)
+    offsets: list[int] = []
+    while not walk.finished:
+        for request in walk.next_requests():
+            offsets.append(request.offset)
+            walk.on_page(request, partner.serve(request.offset, 1000)[1])
+    assert sorted(set(offsets)) == list(range(0, 50, 7))
+    assert partner.seen == set(range(50))
+
+
+def test_shrinking_total_steps_back_by_the_drop() -> None:
+    partner = ShrinkingList(30, 10, plain_links=False)
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(0, 10)[1])
+    partner.remove_at(3)
+    partner.remove_at(3)
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(request.offset, 10)[1])
+    (patch,) = walk.next_requests()
+    assert patch.offset == 8  # 10 - a drop of 2, fetched from the first URL, not a link
+    assert patch.url is None
+    assert walk.patches == 1
+
+
+def test_one_shot_link_lost_restarts_at_its_offset() -> None:
+    partner = ShrinkingList(30, 10, plain_links=False)
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(0, 10)[1])
+    (request,) = walk.next_requests()
+    assert request.url is not None
+    walk.on_link_lost(request)
+    (retry,) = walk.next_requests()
+    assert (retry.offset, retry.url) == (10, None)
+
+
+def test_repeated_link_is_a_loop() -> None:
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    same = PageOutcome(count=5, total=100, limit=5, next_url="https://p/a", next_offset=None)
+    walk.on_page(request, same)
+    (request,) = walk.next_requests()
+    walk.on_page(request, same)
+    (request,) = walk.next_requests()
+    with pytest.raises(PaginationLoop) as caught:
+        walk.on_page(request, same)
+    assert caught.value.reason == "repeated_link"
+
+
+def test_ping_pong_between_two_links_is_a_loop() -> None:
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    with pytest.raises(PaginationLoop):
+        for i in range(10):
+            url = "https://p/a" if i % 2 else "https://p/b"
+            walk.on_page(
+                request, PageOutcome(count=5, total=100, limit=5, next_url=url, next_offset=None)
+            )
+            (request,) = walk.next_requests()
+
+
+def test_empty_pages_with_a_next_link_forever_is_a_loop() -> None:
+    walk = WindowWalk()
+    with pytest.raises(PaginationLoop) as caught:
+        for i in range(10):
+            (request,) = walk.next_requests()
+            walk.on_page(
+                request,
+                PageOutcome(
+                    count=0, total=None, limit=10, next_url=f"https://p/{i}", next_offset=None
+                ),
+            )
+    assert caught.value.reason == "empty_pages_with_link"
+
+
+def test_full_page_without_link_ends_but_is_flagged() -> None:
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    walk.on_page(
+        request, PageOutcome(count=10, total=10, limit=10, next_url=None, next_offset=None)
+    )
+    assert walk.complete
+    assert walk.ended_full_without_link
+
+
+def test_probe_past_end_continues_after_a_full_page_until_an_empty_one() -> None:
+    walk = WindowWalk(probe_past_end=True)
+    (request,) = walk.next_requests()
+    # P2 partner: total = page length, never a Link.
+    walk.on_page(
+        request, PageOutcome(count=10, total=10, limit=10, next_url=None, next_offset=None)
+    )
+    assert not walk.complete
+    (request,) = walk.next_requests()
+    assert request.offset == 10
+    walk.on_page(request, PageOutcome(count=4, total=4, limit=10, next_url=None, next_offset=None))
+    assert walk.complete
+
+
+def test_impossible_total_is_ignored() -> None:
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    walk.on_page(
+        request, PageOutcome(count=10, total=50, limit=10, next_url="u1", next_offset=None)
+    )
+    (request,) = walk.next_requests()
+    # Total 3 while this page alone holds 10 objects at offset 10: not a real drop.
+    walk.on_page(request, PageOutcome(count=10, total=3, limit=10, next_url="u2", next_offset=None))
+    (request,) = walk.next_requests()
+    assert request.url == "u2"
+
+
+def test_checkpoint_waits_for_acknowledgements_in_chain_order() -> None:
+    partner = ShrinkingList(40, 10, plain_links=True)
+    walk = WindowWalk(max_ahead=4)
+    (first,) = walk.next_requests()
+    walk.on_page(first, partner.serve(0, 10)[1])
+    ahead = walk.next_requests()
+    for request in ahead:
+        walk.on_page(request, partner.serve(request.offset, 10)[1])
+    assert walk.complete
+    walk.on_acked(ahead[1].request_id)
+    assert walk.checkpoint.end == 0
+    walk.on_acked(first.request_id)
+    assert walk.checkpoint.end == 10
+    walk.on_acked(ahead[0].request_id)
+    assert walk.checkpoint.end == 30
+    walk.on_acked(ahead[2].request_id)
+    assert walk.checkpoint_is_final
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://p.example/ocpi/tokens?date_to=X&offset=50&limit=10", 50),
+        ("https://p.example/ocpi/tokens/?offset=50&date_to=X", 50),
+        ("https://p.example/ocpi/tokens?offset=50", None),  # filter dropped
+        ("https://p.example/ocpi/tokens?offset=50&date_to=X&extra=1", None),
+        ("https://p.example/ocpi/hub/page/abc", None),
+        ("https://p.example/ocpi/tokens?offset=-5&date_to=X", None),
+        ("https://other.example/ocpi/tokens?offset=50&date_to=X", None),
+    ],
+)
+def test_plain_offset_links(link: str, expected: int | None) -> None:
+    from yarl import URL
+
+    window = URL("https://p.example/ocpi/tokens?date_to=X&offset=0&limit=10")
+    assert plain_offset_of(URL(link), window) == expected

@@ -1,0 +1,117 @@
+"""Window planning and sharding (producer/windows.py), against counts of a known timeline."""
+
+from __future__ import annotations
+
+import bisect
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.windows import TimeRange, Window, WindowPlanner, windows_for_shard
+
+
+def plan(
+    timestamps: list[int], start: int | None, end: int, target: int, **kw: int
+) -> list[Window]:
+    """Run the planner against a partner whose objects have these last_updated seconds."""
+    ordered = sorted(timestamps)
+
+    def count(window: TimeRange) -> int:
+        lo = 0 if window.start is None else bisect.bisect_left(ordered, window.start)
+        return bisect.bisect_left(ordered, window.end) - lo
+
+    planner = WindowPlanner(start, end, target, **kw)
+    rounds = 0
+    while not planner.done:
+        rounds += 1
+        assert rounds < 1000
+        for window in planner.pending():
+            planner.record(window, count(window))
+    windows = planner.windows()
+    for window in windows:
+        assert window.expected == count(TimeRange(window.end, window.start))
+    return windows
+
+
+def assert_tiles(windows: list[Window], start: int | None, end: int) -> None:
+    assert windows[0].start == start
+    assert windows[-1].end == end
+    for before, after in zip(windows, windows[1:], strict=False):
+        assert before.end == after.start
+    assert [w.index for w in windows] == list(range(len(windows)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stamps=st.lists(st.integers(1_000_000, 1_100_000), max_size=400),
+    target=st.integers(1, 60),
+    open_start=st.booleans(),
+    hint=st.one_of(st.none(), st.integers(900_000, 1_200_000)),
+)
+def test_windows_tile_the_range_and_respect_the_target(
+    stamps: list[int], target: int, open_start: bool, hint: int | None
+) -> None:
+    start = None if open_start else 1_000_000
+    end = 1_100_001
+    windows = plan(stamps, start, end, target, **({} if hint is None else {"start_hint": hint}))
+    assert_tiles(windows, start, end)
+    assert sum(w.expected for w in windows) == len(stamps)
+    per_second = {s: stamps.count(s) for s in stamps}
+    for window in windows:
+        if window.expected > target:
+            # Only a window that cannot be split further may exceed the target.
+            inside = {s for s in per_second if (window.start or 0) <= s < window.end}
+            assert len(inside) == 1
+
+
+def test_small_pull_is_one_window() -> None:
+    windows = plan(list(range(100, 150)), None, 1000, 1000)
+    assert windows == [Window(0, None, 1000, 50)]
+
+
+def test_skewed_data_is_split_where_the_objects_are() -> None:
+    # 10 old objects, then 1000 objects in the last 1000 seconds.
+    stamps = list(range(0, 10)) + list(range(99_000, 100_000))
+    windows = plan(stamps, None, 100_000, 100)
+    assert_tiles(windows, None, 100_000)
+    assert all(w.expected <= 100 for w in windows)
+    assert 10 <= len(windows) <= 13
+
+
+def test_objects_older_than_the_hint_are_found() -> None:
+    stamps = list(range(0, 500))
+    windows = plan(stamps, None, 10_000_000, 100, start_hint=9_000_000)
+    assert all(w.expected <= 100 for w in windows)
+    assert sum(w.expected for w in windows) == 500
+
+
+def test_a_second_with_more_than_the_target_stays_one_window() -> None:
+    windows = plan([5000] * 300 + [6000], 0, 10_000, 100)
+    assert max(w.expected for w in windows) == 300
+    assert sum(w.expected for w in windows) == 301
+
+
+def test_partner_that_ignores_date_filters_gets_one_window() -> None:
+    planner = WindowPlanner(None, 10_000, 100)
+    while not planner.done:
+        for window in planner.pending():
+            planner.record(window, 1000)  # every window "holds" everything
+    assert planner.windows() == [Window(0, None, 10_000, 1000)]
+    assert planner.filters_ignored
+
+
+def test_shards_split_the_windows_evenly_and_completely() -> None:
+    windows = [Window(i, i * 10, i * 10 + 10, 5) for i in range(10)]
+    shards = [windows_for_shard(windows, i, 3) for i in range(3)]
+    assert sorted(w.index for shard in shards for w in shard) == list(range(10))
+    assert [len(s) for s in shards] == [4, 3, 3]
+    with pytest.raises(ValueError, match="does not exist"):
+        windows_for_shard(windows, 3, 3)
+
+
+def test_invalid_bounds_are_refused() -> None:
+    with pytest.raises(ValueError, match="before"):
+        WindowPlanner(10, 10, 5)
+    with pytest.raises(ValueError, match="positive"):
+        WindowPlanner(0, 10, 0)
