@@ -285,8 +285,10 @@ def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
         seen: set[tuple[str, str]] = set()
         for entry in parsed.partners:
             token = _read_token(entry)
-            options = base.model_copy(update={**parsed.defaults, **entry.options})
-            options = PartnerOptions.model_validate(options.model_dump())
+            # Validated as a whole so that an unknown (misspelt) option is refused, not dropped.
+            options = PartnerOptions.model_validate(
+                {**base.model_dump(), **parsed.defaults, **entry.options}
+            )
             for module in entry.modules:
                 if (entry.name, module) in seen:
                     raise ConfigError(f"partner {entry.name} lists module {module} twice")

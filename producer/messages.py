@@ -9,7 +9,7 @@ page order (compaction keeps the later), and counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +28,10 @@ class PageMessages:
 
     objects: list[OutMessage]
     dead_letters: list[OutMessage]
-    keys: list[str]
+    keys: list[str]  # aligned with `objects`
+    positions: list[int]  # aligned with `objects`: index of the object in the page
     duplicate_keys: int
+    dead_identities: list[str] = field(default_factory=list)  # key, else the raw JSON
 
 
 class MessageBuilder:
@@ -68,6 +70,7 @@ class MessageBuilder:
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
         objects: list[OutMessage] = []
         keys: list[str] = []
+        positions: list[int] = []
         dead: list[tuple[int, str | None, list[str]]] = []
         for index, (item, value) in enumerate(zip(items, values, strict=True)):
             key: str | None = None
@@ -80,6 +83,7 @@ class MessageBuilder:
                 continue
             assert key is not None
             keys.append(key)
+            positions.append(index)
             objects.append(
                 OutMessage(
                     key.encode(),
@@ -91,7 +95,10 @@ class MessageBuilder:
             self._dead_letter(items[i], key, reasons, first_offset + i, source_url, trace)
             for i, key, reasons in dead
         ]
-        return PageMessages(objects, dead_letters, keys, len(keys) - len(set(keys)))
+        identities = [key or values[i].decode("utf-8", "replace") for i, key, _ in dead]
+        return PageMessages(
+            objects, dead_letters, keys, positions, len(keys) - len(set(keys)), identities
+        )
 
     def _dead_letter(
         self,

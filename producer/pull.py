@@ -364,9 +364,13 @@ class Pull:
             async with slots:
                 results.append(await WindowPull(ctx, spec, checkpoint).run())
 
-        async with asyncio.TaskGroup() as group:
-            for spec in windows:
-                group.create_task(one(spec))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for spec in windows:
+                    group.create_task(one(spec))
+        except BaseExceptionGroup as failures:
+            # One window's fatal error cancelled the others: report that error, not the group.
+            raise first_pull_error(failures) from None
         return sorted(results, key=lambda r: r.index)
 
     def _judge(
@@ -473,6 +477,18 @@ class Pull:
     def on_kafka_wait(self, wait: KafkaWait) -> None:
         """Kafka did not answer: reported as a retry event (delivered once the broker is back)."""
         self.progress.retry(f"kafka: {wait.reason}", wait.wait_s, wait.attempt, None, None)
+
+
+def first_pull_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first PullError in a (nested) exception group, else the group itself."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = first_pull_error(error)
+            if isinstance(found, PullError):
+                return found
+        elif isinstance(error, PullError):
+            return error
+    return group
 
 
 def _result_from_checkpoint(checkpoint: WindowCheckpoint) -> WindowResult:

@@ -51,6 +51,8 @@ class RequestGate:
         self._bucket = TokenBucket.full(rate_per_s, burst_size, time.monotonic())
         self._paused_until = 0.0
         self._last_slowdown = 0.0
+        # The lowest pace slow_down may reach; for an unlimited partner it is set at the first 429.
+        self._floor = (rate_per_s or 0.0) * MIN_RATE_FRACTION
         self.pauses = 0
         self.slowdowns = 0
 
@@ -79,9 +81,12 @@ class RequestGate:
     def slow_down(self, observed_rate: float) -> None:
         """A 429 without Retry-After: halve the pace (starting from what we actually sent)."""
         now = time.monotonic()
-        base = self._bucket.rate if self._bucket.rate is not None else max(1.0, observed_rate)
-        floor = (self._configured or base) * MIN_RATE_FRACTION
-        self._bucket.rate = max(floor, base / 2)
+        if self._bucket.rate is None:
+            base = max(1.0, observed_rate)
+            self._floor = base * MIN_RATE_FRACTION
+        else:
+            base = self._bucket.rate
+        self._bucket.rate = max(self._floor, base / 2)
         self._bucket.burst = 1.0
         self._bucket.tokens = min(self._bucket.tokens, 0.0)
         self._last_slowdown = now

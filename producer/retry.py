@@ -68,7 +68,8 @@ def attempts_allowed(policy: RetryPolicy, failure: Failure) -> int:
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Full-jitter exponential backoff before retry number `attempt` (1 = first retry)."""
-    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** max(0, attempt - 1)))
+    # The exponent is bounded: 2**1024 no longer converts to float, and 2**62 outgrows any cap.
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** min(max(0, attempt - 1), 62)))
     return rng.uniform(0.0, ceiling)
 
 
@@ -82,7 +83,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # isdigit() alone admits '²', which int() rejects
         return float(int(text[:12]))
     try:
         when = parsedate_to_datetime(text)

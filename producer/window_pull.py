@@ -20,8 +20,8 @@ from yarl import URL
 
 from producer.checkpoint import CheckpointStore
 from producer.config import PartnerOptions
-from producer.errors import PartnerProtocolError
-from producer.kafka import KafkaOutput
+from producer.errors import PartnerProtocolError, PullError
+from producer.kafka import KafkaOutput, OutMessage
 from producer.messages import MessageBuilder, PageMessages
 from producer.ocpi.client import FetchedPage, LinkGoneError, OcpiHttp, PageContext
 from producer.ocpi.pagination import (
@@ -46,6 +46,8 @@ class PullCounters:
 
     step_backs: int = 0
     duplicate_keys: int = 0
+    re_reads_suppressed: int = 0
+    outside_window: int = 0
     full_page_without_link: int = 0
 
 
@@ -92,9 +94,20 @@ class WindowPull:
         self._ctx = ctx
         self._spec = spec
         self._resume = resume
-        self._distinct: set[int] = set()
+        # key hash -> value hash of every valid object this window saw (for the completeness
+        # check and to not produce an unchanged object twice when a step-back re-reads it).
+        self._seen: dict[int, int] = {}
+        # A partner listing one key twice in a page fills two list slots: count the extra ones.
+        self._repeats_in_pages = 0
+        self._from_s = None if spec.date_from is None else spec.date_from.timestamp()
+        self._to_s = spec.date_to.timestamp()
         self._emitted = 0 if resume is None else resume.objects_emitted
         self._base_url = self._url(0)
+
+    @property
+    def _received(self) -> int:
+        """Distinct objects received (valid or not), plus keys a page listed more than once."""
+        return len(self._seen) + self._repeats_in_pages
 
     def _url(self, offset: int) -> URL:
         ctx = self._ctx
@@ -132,12 +145,12 @@ class WindowPull:
             if walk.ended_full_without_link:
                 self._ctx.counters.full_page_without_link += 1
             expected = max(0, (walk.first_total or 0) - start_offset)
-            shortfall = max(0, expected - len(self._distinct))
+            shortfall = max(0, expected - self._received)
             if shortfall == 0 or walk.first_total is None or passes >= MAX_WINDOW_PASSES:
                 return await self._finish(walk, passes, start_offset)
             self._ctx.progress.warning(
                 "window_short",
-                f"window {self._spec.index}: {len(self._distinct)} distinct objects for a reported "
+                f"window {self._spec.index}: {self._received} distinct objects for a reported "
                 f"total of {expected}; reading the window again",
                 window=self._spec.index,
             )
@@ -147,11 +160,11 @@ class WindowPull:
         self, walk: WindowWalk, passes: int, start_offset: int, problem: str | None = None
     ) -> WindowResult:
         expected = max(0, (walk.first_total or 0) - start_offset)
-        shortfall = max(0, expected - len(self._distinct))
+        shortfall = max(0, expected - self._received)
         # What is still short after re-reads is explained if the partner itself reported the
         # window shrinking by at least as much (objects updated past date_to or deleted).
         latest = walk.latest_total
-        explained = latest is not None and len(self._distinct) >= max(0, latest - start_offset)
+        explained = latest is not None and self._received >= max(0, latest - start_offset)
         complete = problem is None and walk.complete and (shortfall == 0 or explained)
         ctx = self._ctx
         await ctx.store.save_window(
@@ -163,7 +176,7 @@ class WindowPull:
             date_to=self._spec.date_to,
             complete=complete,
             objects_emitted=self._emitted,
-            distinct_objects=len(self._distinct),
+            distinct_objects=len(self._seen),
             first_total=walk.first_total,
             shortfall=shortfall,
             passes=passes,
@@ -177,7 +190,7 @@ class WindowPull:
             self._spec.index,
             complete,
             self._emitted,
-            len(self._distinct),
+            len(self._seen),
             walk.first_total,
             shortfall if not complete else 0,
             passes,
@@ -264,6 +277,13 @@ class WindowPull:
                         continue
                     walk.on_page(request, self._outcome(page))
                     acks.add(asyncio.create_task(await self._produce(walk, request, page)))
+                    if page.refused_next is not None:
+                        raise page.refused_next
+        except PullError:
+            # Whatever was produced still gets acknowledged and checkpointed before failing.
+            await _cancel_all(fetches)
+            await asyncio.gather(*acks, return_exceptions=True)
+            raise
         finally:
             await _cancel_all([*fetches, *acks])
 
@@ -272,8 +292,9 @@ class WindowPull:
         messages = ctx.builder.build(
             page.envelope.items, request.offset, ctx.http.redact(page.url), page.traceparent
         )
-        self._distinct.update(hash(key) for key in messages.keys)
+        messages = self._select(page.envelope.items, messages)
         ctx.counters.duplicate_keys += messages.duplicate_keys
+        self._repeats_in_pages += messages.duplicate_keys
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topic, messages.objects)
@@ -282,6 +303,49 @@ class WindowPull:
             ctx.unacked_pages.release()
             raise
         return self._await_acks(walk, request, messages, [objects_ack, dead_ack])
+
+    def _select(self, items: list[Any], messages: PageMessages) -> PageMessages:
+        """Drop what this window must not produce: objects it already produced unchanged (a
+        step-back re-read), and objects whose `last_updated` lies outside the window (a 2.1.1
+        window starts a second early, and some partners treat `date_to` as inclusive: the
+        neighbouring window produces those)."""
+        counters = self._ctx.counters
+        kept: list[OutMessage] = []
+        kept_keys: list[str] = []
+        kept_positions: list[int] = []
+        for message, key, position in zip(
+            messages.objects, messages.keys, messages.positions, strict=True
+        ):
+            key_hash, value_hash = hash(key), hash(message.value)
+            if self._seen.get(key_hash) == value_hash:
+                counters.re_reads_suppressed += 1
+                continue
+            self._seen[key_hash] = value_hash
+            if not self._inside(items[position]):
+                counters.outside_window += 1
+                continue
+            kept.append(message)
+            kept_keys.append(key)
+            kept_positions.append(position)
+        for identity in messages.dead_identities:
+            # Received, just not valid: it counts toward the window's total all the same.
+            self._seen.setdefault(hash(identity), 0)
+        return PageMessages(
+            kept,
+            messages.dead_letters,
+            kept_keys,
+            kept_positions,
+            messages.duplicate_keys,
+            messages.dead_identities,
+        )
+
+    def _inside(self, item: Any) -> bool:
+        stamp = _epoch_seconds(item.get("last_updated") if isinstance(item, dict) else None)
+        if stamp is None:
+            return True
+        if self._from_s is not None and stamp < self._from_s:
+            return False
+        return stamp < self._to_s
 
     async def _await_acks(
         self,
@@ -314,6 +378,18 @@ class WindowPull:
             dead=len(messages.dead_letters),
             total=walk.latest_total,
         )
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

@@ -148,22 +148,21 @@ class SandboxState:
                 )
         self.fault_rng = random.Random(config.seed)
         self.mutation_rng = random.Random(config.seed + 1)
-        self.mutation_credit = 0.0
+        self.mutation_credit: dict[str, float] = {}
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
         self.stats = SandboxStats()
 
-    def mutate_after_serving(self, served: int) -> None:
-        """Apply `mutation_rate` mutations per object served, spread over every module's data."""
+    def mutate_after_serving(self, module: str, served: int) -> None:
+        """Apply `mutation_rate` mutations per object served to the module being served."""
         rate = self.config.mutation_rate
         if rate <= 0.0:
             return
-        self.mutation_credit += rate * served
-        while self.mutation_credit >= 1.0:
-            self.mutation_credit -= 1.0
-            module = self.mutation_rng.choice(MODULES)
-            dataset = self.datasets[module]
-            if dataset.spec.size:
-                dataset.mutate_randomly(self.mutation_rng, now_ms())
+        credit = self.mutation_credit.get(module, 0.0) + rate * served
+        dataset = self.datasets[module]
+        while credit >= 1.0:
+            credit -= 1.0
+            dataset.mutate_randomly(self.mutation_rng, now_ms())
+        self.mutation_credit[module] = credit
 
 
 STATE_KEY: Final = web.AppKey("sandbox_state", SandboxState)
@@ -363,7 +362,7 @@ async def _serve_page(
             headers["Link"] = _next_link(request, state, query, next_offset)
     state.stats.objects_served += len(entries)
     state.stats.pages_served += 1
-    state.mutate_after_serving(len(entries))
+    state.mutate_after_serving(query.module, len(entries))
     return json_response(body, headers=headers)
 
 
@@ -593,9 +592,9 @@ def build_app(config: SandboxConfig) -> web.Application:
 async def running_sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, SandboxState]]:
     """Serve the sandbox on config.host:config.port (0 = a free port); yield its base URL."""
     app = build_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     server = site._server
     assert server is not None

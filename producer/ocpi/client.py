@@ -28,6 +28,7 @@ from producer.errors import (
     PartnerProtocolError,
     PartnerUnavailableError,
     PullError,
+    UnsafeLinkError,
 )
 from producer.ocpi.envelope import Envelope, parse_count_header, parse_envelope
 from producer.ocpi.headers import (
@@ -70,6 +71,7 @@ class FetchedPage:
     attempts: int
     body_bytes: int
     traceparent: str | None
+    refused_next: UnsafeLinkError | None = None  # the page is good; its next link is not
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +413,13 @@ class OcpiHttp:
             total = parse_count_header(response.headers.get("X-Total-Count"))
             limit = parse_count_header(response.headers.get("X-Limit"))
             target = find_next_target(response.headers.getall("Link", []))
-            next_url = None if target is None else resolve_next_link(url, target, endpoint)
+            next_url, refused = None, None
+            if target is not None:
+                try:
+                    next_url = resolve_next_link(url, target, endpoint)
+                except UnsafeLinkError as error:
+                    refused = error
+                    span.set_attribute("ocpi.next_link_refused", True)
             self._any_page = True
             span.set_attribute("ocpi.status_code", envelope.status_code)
             span.set_attribute("ocpi.object_count", len(envelope.items))
@@ -429,6 +437,7 @@ class OcpiHttp:
                 attempts=attempt,
                 body_bytes=len(body),
                 traceparent=traceparent_of(span),
+                refused_next=refused,
             )
 
         page: FetchedPage = await self._with_retries(

@@ -93,7 +93,8 @@ def parse_count_header(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isdigit() or len(text) > 13:
+    # isdigit() alone admits '²' (int() rejects it) and other scripts' digits: ASCII only.
+    if not (text.isascii() and text.isdigit()) or len(text) > 13:
         return None
     number = int(text)
     return number if number <= MAX_COUNT_HEADER else None

@@ -337,7 +337,10 @@ class WindowWalk:
             self._advance_checkpoint()
             if self._is_end(outcome):
                 self._complete = True
-                self.ended_full_without_link = self._is_full(outcome)
+                # P2's signature: a full last page whose "total" is just the page length.
+                self.ended_full_without_link = self._is_full(outcome) and (
+                    outcome.total is None or outcome.total <= outcome.count
+                )
         # Pages wholly behind the chain can never extend it.
         for request_id in [
             rid

@@ -1,0 +1,141 @@
+"""Helpers for tests that run the puller against the sandbox and a real broker."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import orjson
+
+from producer.config import PullSettings
+from producer.kafka import read_topic
+from producer.progress import LogView
+from producer.run import RunResult, run_pulls
+from producer.telemetry import Telemetry, setup_telemetry
+from sandbox.app import SandboxState, running_sandbox
+from sandbox.config import SandboxConfig
+from sandbox.generator import Module
+from schemas.keys import PartnerIdentity, object_key
+
+TOKEN = "sandbox-token"
+PARTNER = PartnerIdentity("NL", "SBX")
+
+
+def sandbox_config(**overrides: Any) -> SandboxConfig:
+    """A sandbox on a free port with small datasets unless told otherwise."""
+    sizes: dict[Module, int] = {
+        "tokens": 0,
+        "locations": 0,
+        "tariffs": 0,
+        "sessions": 0,
+        "cdrs": 0,
+    }
+    sizes.update(overrides.pop("sizes", {}))
+    return replace(SandboxConfig(port=0), sizes=sizes, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def sandbox(**overrides: Any) -> AsyncIterator[tuple[str, SandboxState]]:
+    """The sandbox partner in this process, on a free port."""
+    async with running_sandbox(sandbox_config(**overrides)) as running:
+        yield running
+
+
+def auth_header(version: str = "2.2.1", token: str = TOKEN) -> dict[str, str]:
+    """The Authorization header the sandbox expects for `version`."""
+    value = token if version == "2.1.1" else base64.b64encode(token.encode()).decode()
+    return {"Authorization": f"Token {value}"}
+
+
+async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    """GET a URL: status, parsed JSON body (or text), headers."""
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        body = await response.read()
+        try:
+            parsed: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = body.decode(errors="replace")
+        headers_out = {k: v for k, v in response.headers.items()}
+        if "Link" in response.headers:
+            headers_out["Link"] = ", ".join(response.headers.getall("Link"))
+        return response.status, parsed, headers_out
+
+
+def settings(base_url: str, bootstrap: str, prefix: str, **overrides: Any) -> PullSettings:
+    """Pull settings for the sandbox at `base_url` (tokens over versions discovery by default)."""
+    values: dict[str, Any] = {
+        "url": f"{base_url}/ocpi/versions",
+        "token": TOKEN,
+        "module": "tokens",
+        "bootstrap_servers": bootstrap,
+        "topic_prefix": prefix,
+        "partner": "sbx",
+        "partner_country": "NL",
+        "partner_party": "SBX",
+        "progress_bar": False,
+        "output": "json",
+        "topic_partitions": 3,
+        "request_timeout_s": 5.0,
+    }
+    values.update(overrides)
+    return PullSettings(**values)
+
+
+async def pull(
+    base_url: str, bootstrap: str, prefix: str, *, telemetry: Telemetry | None = None, **overrides: Any
+) -> RunResult:
+    """Run `ocpi-puller pull` in this process and return its result."""
+    return await run_pulls(
+        settings(base_url, bootstrap, prefix, **overrides),
+        telemetry=telemetry or setup_telemetry({}),
+        view=LogView(),
+    )
+
+
+async def records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of a topic."""
+    return [record async for record in read_topic(bootstrap, topic)]
+
+
+async def keys(bootstrap: str, topic: str) -> list[str]:
+    """Keys of every record of a topic, in topic order per partition."""
+    return [r.key.decode() for r in await records(bootstrap, topic)]
+
+
+def truth_keys(
+    state: SandboxState,
+    module: str,
+    version: str,
+    at_ms: int,
+    *,
+    valid_only: bool = True,
+) -> dict[str, int]:
+    """Key → last_updated (ms) of every object that existed at `at_ms`, per the sandbox."""
+    dataset = state.datasets[module]
+    expected: dict[str, int] = {}
+    for entry in dataset.state_at(at_ms):
+        if valid_only and entry.invalid is not None:
+            continue
+        ident = dataset.factory.identity(entry.index)
+        obj: dict[str, Any] = {
+            "country_code": ident.country_code,
+            "party_id": ident.party_id,
+            "id": ident.object_id,
+            "uid": ident.object_id,
+            "type": ident.token_type if version != "2.1.1" or ident.token_type != "APP_USER" else "OTHER",
+        }
+        expected[object_key(module, version, obj, PARTNER)] = entry.last_updated_ms
+    return expected
+
+
+def pinned_ms(result: RunResult) -> int:
+    """The pinned date_to of a single-pull result, in epoch ms."""
+    from datetime import datetime
+
+    date_to = result.summaries[0].date_to
+    assert date_to is not None
+    return int(datetime.fromisoformat(date_to).timestamp() * 1000)
