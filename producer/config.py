@@ -96,6 +96,8 @@ class PullSettings(BaseSettings, PartnerOptions):
         env_prefix="OCPI_PULLER_",
         extra="ignore",
         frozen=True,
+        # Flags arrive by field name; the environment only by the aliases below. (A field name
+        # among the aliases would also be read, unprefixed, from the environment: SHARD_INDEX.)
         populate_by_name=True,
     )
 
@@ -109,13 +111,11 @@ class PullSettings(BaseSettings, PartnerOptions):
     from_country: str | None = None
     from_party: str | None = None
     partners_file: Path | None = Field(
-        default=None, validation_alias=AliasChoices("partners_file", "OCPI_PULLER_PARTNERS")
+        default=None, validation_alias=AliasChoices("OCPI_PULLER_PARTNERS")
     )
     bootstrap_servers: str = Field(
         default="localhost:9092",
-        validation_alias=AliasChoices(
-            "bootstrap_servers", "OCPI_PULLER_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
-        ),
+        validation_alias=AliasChoices("OCPI_PULLER_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     topic_prefix: str = "ocpi"
     topic_partitions: int = Field(default=6, ge=1)
@@ -129,9 +129,7 @@ class PullSettings(BaseSettings, PartnerOptions):
     shard_index: int = Field(
         default=0,
         ge=0,
-        validation_alias=AliasChoices(
-            "shard_index", "OCPI_PULLER_SHARD_INDEX", "JOB_COMPLETION_INDEX"
-        ),
+        validation_alias=AliasChoices("OCPI_PULLER_SHARD_INDEX", "JOB_COMPLETION_INDEX"),
     )
     shard_count: int = Field(default=1, ge=1)
     plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
@@ -210,6 +208,7 @@ def default_partner_name(settings: PullSettings) -> str:
     if settings.partner_country and settings.partner_party:
         return f"{settings.partner_country}-{settings.partner_party}".upper()
     host = (settings.url or "").split("//", 1)[-1].split("/", 1)[0]
+    host = host.rpartition("@")[2]  # user info may hold a password: never in a name
     return re.sub(r"[^A-Za-z0-9._-]", "-", host)[:63] or "partner"
 
 
@@ -258,17 +257,25 @@ def _read_token(entry: PartnerEntry) -> SecretStr:
     if (entry.token_env is None) == (entry.token_file is None):
         raise ConfigError(f"partner {entry.name}: give exactly one of token_env or token_file")
     if entry.token_env is not None:
-        value = os.environ.get(entry.token_env)
+        value = os.environ.get(entry.token_env, "").strip()
         if not value:
             raise ConfigError(f"partner {entry.name}: variable {entry.token_env} is empty")
-        return SecretStr(value.strip())
+        return SecretStr(value)
     assert entry.token_file is not None
     try:
-        return SecretStr(entry.token_file.read_text(encoding="utf-8").strip())
+        value = entry.token_file.read_text(encoding="utf-8").strip()
     except OSError as error:
         raise ConfigError(
             f"partner {entry.name}: cannot read token file {entry.token_file}: {error.strerror}"
         ) from None
+    except UnicodeDecodeError:
+        # Not the decoder's message: it quotes the offending byte of the secret.
+        raise ConfigError(
+            f"partner {entry.name}: token file {entry.token_file} is not UTF-8"
+        ) from None
+    if not value:
+        raise ConfigError(f"partner {entry.name}: token file {entry.token_file} is empty")
+    return SecretStr(value)
 
 
 def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
@@ -277,6 +284,8 @@ def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read partners file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"partners file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"partners file {path} is not valid YAML: {error}") from None
     try:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import struct
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +133,7 @@ class KafkaOutput:
             **(producer_options or {}),
         )
         self._started = False
+        self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self.waits = 0
 
     async def start(self) -> None:
@@ -142,6 +145,8 @@ class KafkaOutput:
         """Flush what is buffered and disconnect."""
         if self._started:
             self._started = False
+            outboxes = list(self._outboxes.values())
+            await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
             await self._producer.stop()
 
     async def _until_deadline(self, what: str, action: Callable[[], Any]) -> Any:
@@ -204,37 +209,25 @@ class KafkaOutput:
         return count
 
     async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
-        """Queue messages in batches; the returned future resolves when all are acknowledged."""
+        """Queue messages; the returned future resolves when Kafka acknowledged all of them.
+
+        Waits (backpressure) while a partition already holds `MAX_SEALED_BATCHES` full batches.
+        """
         partitions = await self.partition_count(topic)
-        by_partition: dict[int, list[OutMessage]] = {}
+        waits: set[asyncio.Future[None]] = set()
         for message in messages:
             hashed = message.key if message.partition_key is None else message.partition_key
-            by_partition.setdefault(partition_for(hashed, partitions), []).append(message)
-        futures: list[asyncio.Future[Any]] = []
-        for partition, group in by_partition.items():
-            batch = self._producer.create_batch()
-            for message in group:
-                appended = batch.append(
-                    key=message.key, value=message.value, timestamp=None, headers=message.headers
-                )
-                if appended is None:
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self._producer.create_batch()
-                    if (
-                        batch.append(
-                            key=message.key,
-                            value=message.value,
-                            timestamp=None,
-                            headers=message.headers,
-                        )
-                        is None
-                    ):
-                        raise ValueError(f"a single message for {topic} exceeds the batch size")
-            if batch.record_count():
-                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        return asyncio.ensure_future(_all_acked(futures))
+            outbox = self._outbox(topic, partition_for(hashed, partitions))
+            await outbox.wait_for_room()
+            waits.add(outbox.append(message))
+        return asyncio.ensure_future(_all_acked(list(waits)))
+
+    def _outbox(self, topic: str, partition: int) -> PartitionOutbox:
+        outbox = self._outboxes.get((topic, partition))
+        if outbox is None:
+            outbox = PartitionOutbox(self._producer, topic, partition)
+            self._outboxes[(topic, partition)] = outbox
+        return outbox
 
     async def send_and_wait(self, topic: str, messages: Sequence[OutMessage]) -> None:
         """Produce and wait for every acknowledgement, retrying the lot until the deadline."""
@@ -243,6 +236,115 @@ class KafkaOutput:
             await (await self.send(topic, messages))
 
         await self._until_deadline(f"produce to {topic}", attempt)
+
+
+MAX_SEALED_BATCHES = 4
+
+
+class PartitionOutbox:
+    """Batches for one topic partition, handed to aiokafka one at a time.
+
+    aiokafka's batch API admits one queued batch per partition and makes concurrent callers wait
+    (with a timeout that shrinks faster than time passes). Here there is exactly one submitter
+    per partition, and messages from every caller accumulate in the open batch while the previous
+    one is queued or in flight: natural batching, no contention. Each message's future is that of
+    the batch holding it.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._partition = partition
+        self._open: Any = None
+        self._open_done: asyncio.Future[None] | None = None
+        self._sealed: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = False
+        self._task = asyncio.create_task(self._submit_forever())
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: wait while too many full batches are waiting for the broker."""
+        while len(self._sealed) >= MAX_SEALED_BATCHES:
+            self._room.clear()
+            await self._room.wait()
+
+    def append(self, message: OutMessage) -> asyncio.Future[None]:
+        """Add a message to the open batch; returns that batch's acknowledgement future."""
+        if self._open is None:
+            self._open = self._producer.create_batch()
+            self._open_done = asyncio.get_running_loop().create_future()
+        if (
+            self._open.append(
+                key=message.key, value=message.value, timestamp=None, headers=message.headers
+            )
+            is None
+        ):
+            self._seal()
+            self._open = self._producer.create_batch()
+            self._open_done = asyncio.get_running_loop().create_future()
+            if (
+                self._open.append(
+                    key=message.key, value=message.value, timestamp=None, headers=message.headers
+                )
+                is None
+            ):
+                raise ValueError(f"a single message for {self._topic} exceeds the batch size")
+        self._wakeup.set()
+        assert self._open_done is not None
+        return self._open_done
+
+    def _seal(self) -> None:
+        if self._open is not None and self._open.record_count():
+            assert self._open_done is not None
+            self._sealed.append((self._open, self._open_done))
+        self._open, self._open_done = None, None
+
+    async def _submit_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._sealed:
+                self._seal()  # nothing full is waiting: send what has accumulated
+            while self._sealed:
+                builder, done = self._sealed.popleft()
+                self._room.set()
+                builder.close()  # a closed batch is ready at once (no linger)
+                try:
+                    delivery = await self._producer.send_batch(
+                        builder, self._topic, partition=self._partition
+                    )
+                except (KafkaError, OSError) as error:
+                    if not done.done():
+                        done.set_exception(error)
+                    continue
+                delivery.add_done_callback(functools.partial(_settle, done))
+                if not self._sealed:
+                    self._seal()
+            if self._closing and self._open is None and not self._sealed:
+                return
+
+    async def close(self) -> None:
+        """Submit what is left and stop the submitter."""
+        self._closing = True
+        self._seal()
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=30)
+        except TimeoutError:
+            self._task.cancel()
+
+
+def _settle(done: asyncio.Future[None], delivery: asyncio.Future[Any]) -> None:
+    if done.done():
+        return
+    if delivery.cancelled():
+        done.cancel()
+    elif (error := delivery.exception()) is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)
 
 
 async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:

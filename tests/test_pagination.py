@@ -57,25 +57,34 @@ def run_walk(
     limit: int,
     removal_budget: int,
 ) -> set[int]:
-    """Drive the walk to completion, interleaving removals and out-of-order completions."""
-    in_flight: list[PageRequest] = []
+    """Drive the walk to completion. Each request is served at one random moment and delivered
+    at a later one, in any order, with removals in between: a page served early (with a larger
+    total) can arrive after one served later."""
+    requested: list[PageRequest] = []
+    served: list[tuple[PageRequest, PageOutcome]] = []
     removed: set[int] = set()
     steps = 0
     while not walk.finished:
         steps += 1
         assert steps < 5000, "walk did not converge"
-        in_flight.extend(walk.next_requests())
-        assert in_flight, "walk is waiting on nothing"
-        if removal_budget and partner.items and data.draw(st.booleans(), label="remove?"):
+        requested.extend(walk.next_requests())
+        assert requested or served, "walk is waiting on nothing"
+        action = data.draw(st.integers(0, 2), label="action")
+        if action == 0 and removal_budget and partner.items:
             position = data.draw(st.integers(0, len(partner.items) - 1), label="position")
             removed.add(partner.remove_at(position))
             removal_budget -= 1
-            continue
-        index = data.draw(st.integers(0, len(in_flight) - 1), label="complete which")
-        request = in_flight.pop(index)
-        _, outcome = partner.serve(request.offset, limit)
-        walk.on_page(request, outcome)
-        walk.on_acked(request.request_id)
+        elif (action == 1 and requested) or not served:
+            index = data.draw(st.integers(0, len(requested) - 1), label="serve which")
+            request = requested.pop(index)
+            served.append((request, partner.serve(request.offset, limit)[1]))
+        else:
+            # The runner may handle several finished pages before it asks what is next.
+            for _ in range(data.draw(st.integers(1, len(served)), label="deliver how many")):
+                index = data.draw(st.integers(0, len(served) - 1), label="deliver which")
+                request, outcome = served.pop(index)
+                walk.on_page(request, outcome)
+                walk.on_acked(request.request_id)
     return removed
 
 
@@ -223,29 +232,28 @@ def test_repeated_link_is_a_loop() -> None:
     assert caught.value.reason == "repeated_link"
 
 
+def feed(walk: WindowWalk, outcomes: list[PageOutcome]) -> None:
+    for outcome in outcomes:
+        (request,) = walk.next_requests()
+        walk.on_page(request, outcome)
+
+
 def test_ping_pong_between_two_links_is_a_loop() -> None:
-    walk = WindowWalk()
-    (request,) = walk.next_requests()
+    urls = ["https://p/a" if i % 2 else "https://p/b" for i in range(10)]
+    outcomes = [
+        PageOutcome(count=5, total=100, limit=5, next_url=u, next_offset=None) for u in urls
+    ]
     with pytest.raises(PaginationLoop):
-        for i in range(10):
-            url = "https://p/a" if i % 2 else "https://p/b"
-            walk.on_page(
-                request, PageOutcome(count=5, total=100, limit=5, next_url=url, next_offset=None)
-            )
-            (request,) = walk.next_requests()
+        feed(WindowWalk(), outcomes)
 
 
 def test_empty_pages_with_a_next_link_forever_is_a_loop() -> None:
-    walk = WindowWalk()
+    outcomes = [
+        PageOutcome(count=0, total=None, limit=10, next_url=f"https://p/{i}", next_offset=None)
+        for i in range(10)
+    ]
     with pytest.raises(PaginationLoop) as caught:
-        for i in range(10):
-            (request,) = walk.next_requests()
-            walk.on_page(
-                request,
-                PageOutcome(
-                    count=0, total=None, limit=10, next_url=f"https://p/{i}", next_offset=None
-                ),
-            )
+        feed(WindowWalk(), outcomes)
     assert caught.value.reason == "empty_pages_with_link"
 
 

@@ -156,7 +156,7 @@ class WindowWalk:
 
     @property
     def latest_total(self) -> int | None:
-        """The most recent `X-Total-Count` seen."""
+        """The smallest (freshest, as the list only shrinks) `X-Total-Count` seen."""
         return self._latest_total
 
     @property
@@ -209,9 +209,8 @@ class WindowWalk:
             self._anchor_next_url = None
             return requests
         window = self._stride or 1
-        covered = any(
-            required - window < r.offset <= required for r in self._in_flight.values()
-        ) or any(required - window < r.offset <= required for r, _ in self._pending.values())
+        # Only a request still in flight may yet connect; a pending page that could, already did.
+        covered = any(required - window < r.offset <= required for r in self._in_flight.values())
         if not covered:
             if required != self._anchor.end:
                 self._patches += 1
@@ -264,7 +263,13 @@ class WindowWalk:
         if self._first_total is None:
             self._first_total = outcome.total
         if outcome.total is not None:
-            self._latest_total = outcome.total
+            # Pages arrive in any order, and one served earlier (with a larger total) may arrive
+            # later; the list only shrinks, so the smallest total is the freshest.
+            self._latest_total = (
+                outcome.total
+                if self._latest_total is None
+                else min(self._latest_total, outcome.total)
+            )
         self._guard_loops(request, outcome)
         if not self._offset_mode and outcome.next_offset is not None and outcome.count > 0:
             stride = outcome.next_offset - request.offset
