@@ -1,0 +1,209 @@
+"""Tests for ``schemas.keys.object_key``: the Kafka key of every OCPI object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.keys import ObjectKeyError, PartnerIdentity, key_function, object_key
+from schemas.ocpi import MODULES, VERSIONS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+PARTNER = PartnerIdentity(country_code="nl", party_id="tnm")
+PREFIX_MODULE = {"token": "tokens", "location": "locations", "tariff": "tariffs"}
+PREFIX_MODULE |= {"session": "sessions", "cdr": "cdrs", "tariffrestriction": "tariffs"}
+
+OWNED = {"country_code": "nl", "party_id": "tnm"}
+
+KEY_TABLE = [
+    # 2.2.1 / 2.3.0: the object's own owner; CiString parts upper-cased, token type kept.
+    ("2.2.1", "tokens", {**OWNED, "uid": "04a1b2", "type": "RFID"}, "NL/TNM/04A1B2/RFID"),
+    ("2.3.0", "tokens", {**OWNED, "uid": "04a1b2", "type": "EMAID"}, "NL/TNM/04A1B2/EMAID"),
+    ("2.3.0", "tokens", {**OWNED, "uid": "04a1b2", "type": "rfid"}, "NL/TNM/04A1B2/rfid"),
+    ("2.2.1", "locations", {**OWNED, "id": "Loc1"}, "NL/TNM/LOC1"),
+    ("2.2.1", "tariffs", {**OWNED, "id": "t-12"}, "NL/TNM/T-12"),
+    ("2.2.1", "sessions", {**OWNED, "id": "s1"}, "NL/TNM/S1"),
+    ("2.2.1", "cdrs", {**OWNED, "id": "cdr-1"}, "NL/TNM/CDR-1"),
+    ("2.3.0", "locations", {**OWNED, "id": "Loc1"}, "NL/TNM/LOC1"),
+    ("2.3.0", "tariffs", {**OWNED, "id": "t-12"}, "NL/TNM/T-12"),
+    ("2.3.0", "sessions", {**OWNED, "id": "s1"}, "NL/TNM/S1"),
+    ("2.3.0", "cdrs", {**OWNED, "id": "cdr-1"}, "NL/TNM/CDR-1"),
+    # 2.1.1: the partner is the owner; ids are case-sensitive except the CDR id (CiString).
+    ("2.1.1", "tokens", {"uid": "04a1b2", "type": "RFID"}, "NL/TNM/04a1b2/RFID"),
+    ("2.1.1", "locations", {"id": "Loc1"}, "NL/TNM/Loc1"),
+    ("2.1.1", "tariffs", {"id": "t-12"}, "NL/TNM/t-12"),
+    ("2.1.1", "sessions", {"id": "s1"}, "NL/TNM/s1"),
+    ("2.1.1", "cdrs", {"id": "cdr-1"}, "NL/TNM/CDR-1"),
+    # "/" and "%" are percent-encoded so the parts stay unambiguous.
+    ("2.2.1", "locations", {**OWNED, "id": "a/b"}, "NL/TNM/A%2FB"),
+    ("2.2.1", "locations", {**OWNED, "id": "50%"}, "NL/TNM/50%25"),
+    ("2.2.1", "locations", {**OWNED, "id": "%2F"}, "NL/TNM/%252F"),
+    ("2.1.1", "locations", {"id": "a/b%c"}, "NL/TNM/a%2Fb%25c"),
+    ("2.2.1", "tokens", {**OWNED, "uid": "x", "type": "A/B"}, "NL/TNM/X/A%2FB"),
+    # Upper-casing is ASCII-only (str.upper would turn "ß" into "SS").
+    ("2.2.1", "locations", {**OWNED, "id": "straße"}, "NL/TNM/STRAßE"),
+]
+
+
+@pytest.mark.parametrize(("version", "module", "obj", "expected"), KEY_TABLE)
+def test_object_key(version: str, module: str, obj: dict[str, Any], expected: str) -> None:
+    assert object_key(module, version, obj, PARTNER) == expected
+
+
+@pytest.mark.parametrize("version", ["2.2.1", "2.3.0"])
+def test_hub_feed_keys_each_object_by_its_own_party(version: str) -> None:
+    feed = [
+        {"country_code": "NL", "party_id": "TNM", "id": "LOC1"},
+        {"country_code": "de", "party_id": "abc", "id": "LOC1"},
+        {"country_code": "BE", "party_id": "BEC", "id": "LOC1"},
+    ]
+    hub = PartnerIdentity(country_code="NL", party_id="HUB")
+    keys = [object_key("locations", version, obj, hub) for obj in feed]
+    assert keys == ["NL/TNM/LOC1", "DE/ABC/LOC1", "BE/BEC/LOC1"]
+    assert [object_key("locations", version, obj, None) for obj in feed] == keys
+
+
+def test_keys_are_case_insensitive_where_the_spec_is() -> None:
+    lower = {"country_code": "nl", "party_id": "tnm", "uid": "abc", "type": "RFID"}
+    upper = {"country_code": "NL", "party_id": "TNM", "uid": "ABC", "type": "RFID"}
+    assert object_key("tokens", "2.2.1", lower, None) == object_key("tokens", "2.2.1", upper, None)
+    assert object_key("tokens", "2.1.1", {"uid": "abc", "type": "RFID"}, PARTNER) != object_key(
+        "tokens", "2.1.1", {"uid": "ABC", "type": "RFID"}, PARTNER
+    )
+
+
+def test_a_uid_is_unique_only_with_its_type() -> None:
+    rfid = object_key("tokens", "2.2.1", {**OWNED, "uid": "123", "type": "RFID"}, None)
+    app = object_key("tokens", "2.2.1", {**OWNED, "uid": "123", "type": "APP_USER"}, None)
+    assert rfid != app
+
+
+def test_2_1_1_needs_the_partner_identity() -> None:
+    with pytest.raises(ObjectKeyError, match="partner identity is required"):
+        object_key("locations", "2.1.1", {"id": "LOC1"}, None)
+
+
+def test_2_1_1_ignores_owner_fields_in_the_object() -> None:
+    obj = {"id": "LOC1", "country_code": "DE", "party_id": "XXX"}
+    assert object_key("locations", "2.1.1", obj, PARTNER) == "NL/TNM/LOC1"
+
+
+@pytest.mark.parametrize(
+    ("version", "module", "obj", "message"),
+    [
+        (
+            "2.2.1",
+            "locations",
+            {"country_code": "NL", "party_id": "TNM"},
+            "locations id is missing",
+        ),
+        ("2.2.1", "locations", {"party_id": "TNM", "id": "1"}, "country_code is missing"),
+        ("2.2.1", "locations", {**OWNED, "id": None}, "locations id is missing"),
+        ("2.2.1", "locations", {**OWNED, "id": 17}, "id is a int, not a string"),
+        ("2.2.1", "locations", {**OWNED, "id": ""}, "locations id is empty"),
+        ("2.2.1", "tokens", {**OWNED, "uid": "1"}, "tokens type is missing"),
+        ("2.2.1", "tokens", {**OWNED, "uid": "1", "type": ["RFID"]}, "type is a list"),
+        ("2.3.0", "cdrs", {"country_code": "NL", "party_id": "", "id": "1"}, "party_id is empty"),
+        ("2.1.1", "tokens", {"uid": "1"}, "tokens type is missing"),
+    ],
+)
+def test_missing_or_bad_parts_raise(
+    version: str, module: str, obj: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ObjectKeyError, match=message):
+        object_key(module, version, obj, PARTNER)
+
+
+def test_bad_partner_identity_and_unknown_module_raise() -> None:
+    with pytest.raises(ObjectKeyError, match="partner party_id is empty"):
+        object_key("locations", "2.1.1", {"id": "1"}, PartnerIdentity("NL", ""))
+    with pytest.raises(ObjectKeyError, match="unknown OCPI module 'commands'"):
+        object_key("commands", "2.2.1", {**OWNED, "id": "1"}, None)
+    with pytest.raises(ObjectKeyError, match=r"unknown OCPI module 'locations' in version '2\.2'"):
+        object_key("locations", "2.2", {**OWNED, "id": "1"}, None)
+    with pytest.raises(ObjectKeyError, match="not a JSON object"):
+        object_key("locations", "2.2.1", ["NL", "TNM", "1"], None)  # type: ignore[arg-type]
+    assert issubclass(ObjectKeyError, ValueError)
+
+
+def test_partner_identity_is_a_frozen_value() -> None:
+    with pytest.raises(AttributeError):
+        PARTNER.party_id = "XXX"  # type: ignore[misc]
+    assert PartnerIdentity("NL", "TNM") == PartnerIdentity("NL", "TNM")
+
+
+def test_every_spec_example_has_a_key() -> None:
+    fragments = ("location_energymix", "location_hours", "location_regularhours", "transport_")
+    seen = 0
+    for version in VERSIONS:
+        for path in sorted((FIXTURES / version).glob("*.json")):
+            if path.name.startswith(fragments):
+                continue
+            module = PREFIX_MODULE[path.name.split("_")[0]]
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            key = object_key(module, version, obj, PARTNER)
+            assert key.count("/") == (3 if module == "tokens" else 2), (path, key)
+            seen += 1
+    assert seen > 50
+    assert set(PREFIX_MODULE.values()) == set(MODULES)
+
+
+text_parts = st.text(min_size=1, max_size=12)
+
+
+@given(country=text_parts, party=text_parts, uid=text_parts, token_type=text_parts)
+def test_key_parts_decode_back(country: str, party: str, uid: str, token_type: str) -> None:
+    obj = {"country_code": country, "party_id": party, "uid": uid, "type": token_type}
+    parts = object_key("tokens", "2.3.0", obj, None).split("/")
+    assert len(parts) == 4
+    ascii_upper = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    expected = [country.translate(ascii_upper), party.translate(ascii_upper)]
+    expected += [uid.translate(ascii_upper), token_type]
+    assert [unquote(p) for p in parts] == expected
+
+
+@given(first=text_parts, second=text_parts)
+def test_distinct_ids_give_distinct_keys(first: str, second: str) -> None:
+    def key(value: str) -> str:
+        return object_key("locations", "2.1.1", {"id": value}, PARTNER)
+
+    assert (key(first) == key(second)) == (first == second)
+
+
+_PART = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=6),
+    st.sampled_from(["nl", "NL", "tnm", "a/b", "50%", "", "ß", "RFID", "APP_USER"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    module=st.sampled_from(["tokens", "locations", "tariffs", "sessions", "cdrs"]),
+    version=st.sampled_from(["2.1.1", "2.2.1", "2.3.0"]),
+    partner=st.one_of(st.none(), st.just(PartnerIdentity("de", "tnm"))),
+    obj=st.fixed_dictionaries(
+        {},
+        optional=dict.fromkeys(("country_code", "party_id", "id", "uid", "type"), _PART),
+    ),
+)
+def test_key_function_is_object_key(
+    module: str, version: str, partner: PartnerIdentity | None, obj: dict[str, object]
+) -> None:
+    """The puller's fast key path agrees with object_key on every input, errors included."""
+    fast = key_function(module, version, partner)
+
+    def outcome(make_key: Any) -> str:
+        try:
+            return "key " + str(make_key(obj))
+        except ObjectKeyError as error:
+            return "error " + str(error)
+
+    assert outcome(fast) == outcome(lambda o: object_key(module, version, o, partner))
