@@ -259,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """Operators get one line per failure, whatever the message (YAML errors span several)."""
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ocpi-puller` console script."""
     parser = build_parser()
@@ -267,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except PullError as error:
-        print(f"ocpi-puller: {error.kind}: {error}", file=sys.stderr)
+        print(f"ocpi-puller: {error.kind}: {one_line(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("ocpi-puller: interrupted", file=sys.stderr)

@@ -184,7 +184,7 @@ class PullSettings(BaseSettings, PartnerOptions):
             return load_partners_file(self.partners_file, self.options)
         if self.url is None:
             raise ConfigError("--url (or OCPI_PULLER_URL) is required, or --partners FILE")
-        if self.token is None:
+        if self.token is None or not self.token.get_secret_value().strip():
             raise ConfigError("--token (or OCPI_PULLER_TOKEN) is required")
         try:
             return [
@@ -209,7 +209,8 @@ def default_partner_name(settings: PullSettings) -> str:
         return f"{settings.partner_country}-{settings.partner_party}".upper()
     host = (settings.url or "").split("//", 1)[-1].split("/", 1)[0]
     host = host.rpartition("@")[2]  # user info may hold a password: never in a name
-    return re.sub(r"[^A-Za-z0-9._-]", "-", host)[:63] or "partner"
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", host)).strip("-._")[:63]
+    return name or "partner"
 
 
 def describe_validation_error(error: ValidationError) -> str:

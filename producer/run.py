@@ -192,6 +192,7 @@ def print_result(result: RunResult, output: str) -> None:
             print(f"pull id: {s.pull_id}  (pinned date_to {s.date_to})")
     for s in result.summaries:
         if s.error:
+            message = " ".join(s.error.split())  # one line per failure, always
             print(
-                f"ocpi-puller: {s.partner}/{s.module}: {s.error_kind}: {s.error}", file=sys.stderr
+                f"ocpi-puller: {s.partner}/{s.module}: {s.error_kind}: {message}", file=sys.stderr
             )

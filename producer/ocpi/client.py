@@ -71,7 +71,7 @@ class FetchedPage:
     attempts: int
     body_bytes: int
     traceparent: str | None
-    refused_next: UnsafeLinkError | None = None  # the page is good; its next link is not
+    refused_next: PullError | None = None  # the page is good; its next link is not
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,14 +412,16 @@ class OcpiHttp:
             envelope = self._envelope_or_retry(body)
             total = parse_count_header(response.headers.get("X-Total-Count"))
             limit = parse_count_header(response.headers.get("X-Limit"))
-            target = find_next_target(response.headers.getall("Link", []))
-            next_url, refused = None, None
-            if target is not None:
-                try:
+            next_url: URL | None = None
+            refused: PullError | None = None
+            try:
+                target = find_next_target(response.headers.getall("Link", []))
+                if target is not None:
                     next_url = resolve_next_link(url, target, endpoint)
-                except UnsafeLinkError as error:
-                    refused = error
-                    span.set_attribute("ocpi.next_link_refused", True)
+            except (UnsafeLinkError, PartnerProtocolError) as error:
+                # The link is unsafe or unreadable, but the page itself is good: keep it.
+                refused = error
+                span.set_attribute("ocpi.next_link_refused", True)
             self._any_page = True
             span.set_attribute("ocpi.status_code", envelope.status_code)
             span.set_attribute("ocpi.object_count", len(envelope.items))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-from producer.errors import UnsafeLinkError
+from producer.errors import PartnerProtocolError, UnsafeLinkError
 
 MAX_LINK_HEADER_CHARS = 16_384
 
@@ -118,9 +118,16 @@ def parse_link_header(value: str) -> list[LinkValue]:
 def find_next_target(header_values: list[str]) -> str | None:
     """The target of the first `rel="next"` link among all `Link` headers, if any.
 
-    An empty header or an empty target (`Link: <>; rel="next"`) means there is no next page.
+    An empty header or an empty target (`Link: <>; rel="next"`) means there is no next page. A
+    header too long to parse whole is refused rather than read as "no next page": a cut-off
+    header must not end a pull early.
     """
     for header in header_values:
+        if len(header) > MAX_LINK_HEADER_CHARS:
+            raise PartnerProtocolError(
+                f"partner sent a Link header of {len(header)} characters "
+                f"(more than {MAX_LINK_HEADER_CHARS}); refusing to guess the next page"
+            )
         for link in parse_link_header(header):
             if "next" in link.rels and link.target:
                 return link.target
