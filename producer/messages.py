@@ -17,7 +17,7 @@ import orjson
 
 from producer.kafka import Header, OutMessage
 from schemas import headers as h
-from schemas.keys import ObjectKeyError, PartnerIdentity, object_key
+from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import DeadLetter
 from schemas.validation import PageValidator
 
@@ -52,6 +52,7 @@ class MessageBuilder:
         self._pull_id = pull_id
         self._identity = partner_identity
         self._validator = PageValidator(ocpi_version, module)
+        self._key = key_function(module, ocpi_version, partner_identity)
         self._common: list[Header] = [
             (h.OCPI_VERSION, ocpi_version.encode()),
             (h.OCPI_MODULE, module.encode()),
@@ -75,7 +76,7 @@ class MessageBuilder:
         for index, (item, value) in enumerate(zip(items, values, strict=True)):
             key: str | None = None
             try:
-                key = object_key(self._module, self._version, item, self._identity)
+                key = self._key(item)
             except ObjectKeyError as error:
                 errors.setdefault(index, []).append(str(error))
             if index in errors:

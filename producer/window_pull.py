@@ -32,7 +32,7 @@ from producer.ocpi.pagination import (
     plain_offset_of,
 )
 from producer.ocpi.versions import ModuleEndpoint
-from producer.planning import page_url
+from producer.planning import format_ocpi_datetime, page_url
 from producer.progress import ProgressReporter
 from schemas.records import WindowCheckpoint, WindowSpec
 
@@ -101,6 +101,8 @@ class WindowPull:
         self._repeats_in_pages = 0
         self._from_s = None if spec.date_from is None else spec.date_from.timestamp()
         self._to_s = spec.date_to.timestamp()
+        self._from_text = None if spec.date_from is None else format_ocpi_datetime(spec.date_from)
+        self._to_text = format_ocpi_datetime(spec.date_to)
         self._emitted = 0 if resume is None else resume.objects_emitted
         self._base_url = self._url(0)
 
@@ -340,7 +342,11 @@ class WindowPull:
         )
 
     def _inside(self, item: Any) -> bool:
-        stamp = _epoch_seconds(item.get("last_updated") if isinstance(item, dict) else None)
+        value = item.get("last_updated") if isinstance(item, dict) else None
+        if type(value) is str and len(value) == 20 and value[10] == "T" and value[19] == "Z":
+            # The canonical form sorts as text exactly as it does as time.
+            return (self._from_text is None or value >= self._from_text) and value < self._to_text
+        stamp = _epoch_seconds(value)
         if stamp is None:
             return True
         if self._from_s is not None and stamp < self._from_s:

@@ -59,7 +59,7 @@ async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any
             parsed: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             parsed = body.decode(errors="replace")
-        headers_out = {k: v for k, v in response.headers.items()}
+        headers_out = dict(response.headers.items())
         if "Link" in response.headers:
             headers_out["Link"] = ", ".join(response.headers.getall("Link"))
         return response.status, parsed, headers_out
@@ -86,7 +86,12 @@ def settings(base_url: str, bootstrap: str, prefix: str, **overrides: Any) -> Pu
 
 
 async def pull(
-    base_url: str, bootstrap: str, prefix: str, *, telemetry: Telemetry | None = None, **overrides: Any
+    base_url: str,
+    bootstrap: str,
+    prefix: str,
+    *,
+    telemetry: Telemetry | None = None,
+    **overrides: Any,
 ) -> RunResult:
     """Run `ocpi-puller pull` in this process and return its result."""
     return await run_pulls(
@@ -126,7 +131,9 @@ def truth_keys(
             "party_id": ident.party_id,
             "id": ident.object_id,
             "uid": ident.object_id,
-            "type": ident.token_type if version != "2.1.1" or ident.token_type != "APP_USER" else "OTHER",
+            "type": ident.token_type
+            if version != "2.1.1" or ident.token_type != "APP_USER"
+            else "OTHER",
         }
         expected[object_key(module, version, obj, PARTNER)] = entry.last_updated_ms
     return expected

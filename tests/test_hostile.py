@@ -27,9 +27,7 @@ def tokens(start: int, count: int) -> list[dict[str, Any]]:
 
 
 def envelope(data: Any, status: int = 1000) -> bytes:
-    return orjson.dumps(
-        {"data": data, "status_code": status, "timestamp": "2026-01-01T00:00:00Z"}
-    )
+    return orjson.dumps({"data": data, "status_code": status, "timestamp": "2026-01-01T00:00:00Z"})
 
 
 def page(
@@ -96,7 +94,9 @@ async def run(base: str, bootstrap: str, prefix: str, **overrides: Any) -> Any:
     return await pull(base, bootstrap, prefix, **values)
 
 
-def paged(total: int, *, link_for: Callable[[web.Request, int], str | None] | None = None) -> Handler:
+def paged(
+    total: int, *, link_for: Callable[[web.Request, int], str | None] | None = None
+) -> Handler:
     """A well-behaved list of `total` tokens, 10 per page, with an overridable next link."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -105,11 +105,8 @@ def paged(total: int, *, link_for: Callable[[web.Request, int], str | None] | No
         nxt = offset + len(objects)
         link = None
         if objects and nxt < total:
-            link = (
-                link_for(request, nxt)
-                if link_for is not None
-                else f'<{request.url.with_query({**request.query, "offset": str(nxt)})}>; rel="next"'
-            )
+            following = request.url.with_query({**request.query, "offset": str(nxt)})
+            link = link_for(request, nxt) if link_for else f'<{following}>; rel="next"'
         return page(request, objects, total=str(total), link=link, limit=str(limit))
 
     return handler
@@ -163,7 +160,8 @@ async def test_link_that_repeats_itself_ends_as_incomplete_not_a_hang(
     async with serve(paged(100, link_for=loop)) as base:
         result = await asyncio.wait_for(run(base, bootstrap, prefix), 30)
     summary = result.summaries[0]
-    assert result.exit_code == 5 and not summary.complete
+    assert result.exit_code == 5
+    assert not summary.complete
     assert any("repeated_link" in w for w in summary.warnings)
 
 
@@ -188,7 +186,8 @@ async def test_empty_pages_with_a_next_link_forever(bootstrap: str, prefix: str)
     async with serve(handler) as base:
         result = await asyncio.wait_for(run(base, bootstrap, prefix), 30)
     summary = result.summaries[0]
-    assert result.exit_code == 5 and not summary.complete
+    assert result.exit_code == 5
+    assert not summary.complete
     assert any("empty_pages_with_link" in w for w in summary.warnings)
     assert len(await keys(bootstrap, f"{prefix}.tokens")) == 10
 
@@ -197,7 +196,8 @@ async def test_page_larger_than_the_byte_limit(bootstrap: str, prefix: str) -> N
     async with serve(paged(30)) as base:
         result = await run(base, bootstrap, prefix, max_page_bytes=2000)
     summary = result.summaries[0]
-    assert result.exit_code == 5 and summary.error_kind == "partner_protocol"
+    assert result.exit_code == 5
+    assert summary.error_kind == "partner_protocol"
     assert "exceeds the limit of 2000 bytes" in (summary.error or "")
 
 
@@ -225,12 +225,15 @@ async def test_bodies_that_are_not_an_ocpi_list_fail_clearly(
     async with serve(handler) as base:
         result = await run(base, bootstrap, prefix)
     summary = result.summaries[0]
-    assert result.exit_code == 5 and summary.error_kind == "partner_protocol"
+    assert result.exit_code == 5
+    assert summary.error_kind == "partner_protocol"
     assert calls == 3  # retried a bounded number of times (a proxy's page may be transient)
     assert "\n" not in (summary.error or "")
 
 
-async def test_wrong_content_type_with_a_valid_envelope_is_accepted(bootstrap: str, prefix: str) -> None:
+async def test_wrong_content_type_with_a_valid_envelope_is_accepted(
+    bootstrap: str, prefix: str
+) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         objects = tokens(0, 5) if request.query.get("limit") != "1" else tokens(0, 1)
         return page(request, objects, total="5", content_type="text/plain")
@@ -293,7 +296,9 @@ async def test_duplicate_ids_within_a_page(bootstrap: str, prefix: str) -> None:
     assert len(last) == 4
 
 
-async def test_slow_loris_body_is_bounded_by_the_request_timeout(bootstrap: str, prefix: str) -> None:
+async def test_slow_loris_body_is_bounded_by_the_request_timeout(
+    bootstrap: str, prefix: str
+) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
@@ -305,5 +310,6 @@ async def test_slow_loris_body_is_bounded_by_the_request_timeout(bootstrap: str,
     async with serve(handler) as base:
         result = await asyncio.wait_for(run(base, bootstrap, prefix, max_attempts=2), 30)
     summary = result.summaries[0]
-    assert result.exit_code == 4 and summary.error_kind == "partner_unavailable"
+    assert result.exit_code == 4
+    assert summary.error_kind == "partner_unavailable"
     assert "timeout" in (summary.error or "")

@@ -35,7 +35,8 @@ async def test_progress_events_and_spans_match_the_pages(bootstrap: str, prefix:
     pages = page_spans(spans)
     assert len(pages) == summary.pages == 17  # ceil(5000 / 300)
     for span in pages:
-        assert span.parent is not None and span.parent.span_id == root.context.span_id
+        assert span.parent is not None
+        assert span.parent.span_id == root.context.span_id
         assert span.context.trace_id == root.context.trace_id
         attributes = span.attributes or {}
         assert attributes["http.response.status_code"] == 200
@@ -46,17 +47,20 @@ async def test_progress_events_and_spans_match_the_pages(bootstrap: str, prefix:
         assert "sandbox-token" not in str(attributes)
     assert sum(int((s.attributes or {})["ocpi.object_count"]) for s in pages) == 5000
 
-    events = [
-        parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")
-    ]
-    assert all(r.key.decode() == summary.pull_id for r in await records(bootstrap, f"{prefix}.progress"))
-    assert isinstance(events[0], PullStarted) and events[0].total_reported == 5000
+    events = [parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")]
+    assert all(
+        r.key.decode() == summary.pull_id for r in await records(bootstrap, f"{prefix}.progress")
+    )
+    assert isinstance(events[0], PullStarted)
+    assert events[0].total_reported == 5000
     fetched = [e for e in events if isinstance(e, PageFetched)]
     assert len(fetched) == summary.pages
     assert max(e.objects_emitted for e in fetched) == 5000
     assert sum(e.count for e in fetched) == 5000
     completed = [e for e in events if isinstance(e, PullCompleted)]
-    assert len(completed) == 1 and completed[0].complete and completed[0].objects_emitted == 5000
+    assert len(completed) == 1
+    assert completed[0].complete
+    assert completed[0].objects_emitted == 5000
 
     # Each message's traceparent names the span of the page that fetched it.
     page_ids = {
@@ -74,19 +78,20 @@ async def test_progress_events_and_spans_match_the_pages(bootstrap: str, prefix:
 
 async def test_retries_show_as_events_and_failed_attempt_spans(bootstrap: str, prefix: str) -> None:
     exporter = InMemorySpanExporter()
-    async with sandbox(
-        sizes={"tokens": 2000}, max_limit=100, faults=FaultRates(error=0.2)
-    ) as (base, state):
+    async with sandbox(sizes={"tokens": 2000}, max_limit=100, faults=FaultRates(error=0.2)) as (
+        base,
+        state,
+    ):
         result = await pull(
             base, bootstrap, prefix, telemetry=setup_telemetry({}, span_exporter=exporter)
         )
         errors = state.stats.faults["error"]
     assert result.exit_code == 0
-    failed = [s for s in exporter.get_finished_spans() if s.name == "ocpi.page" and not s.status.is_ok]
-    assert len(failed) == errors > 0
-    events = [
-        parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")
+    failed = [
+        s for s in exporter.get_finished_spans() if s.name == "ocpi.page" and not s.status.is_ok
     ]
+    assert len(failed) == errors > 0
+    events = [parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")]
     retries = [e for e in events if e.event == "retry"]
     assert len(retries) == errors == result.summaries[0].retries
 
@@ -112,7 +117,8 @@ async def test_the_token_never_leaks(
             telemetry=setup_telemetry({}, span_exporter=exporter),
         )
         refused = await pull(base, bootstrap, prefix, token=secret + "-wrong", ocpi_version=version)
-    assert ok.exit_code == 0 and refused.exit_code == 3
+    assert ok.exit_code == 0
+    assert refused.exit_code == 3
     channels: dict[str, str] = {
         "logs": caplog.text,
         "summaries": orjson.dumps([s.as_dict() for s in ok.summaries + refused.summaries]).decode(),
@@ -123,7 +129,9 @@ async def test_the_token_never_leaks(
             repr(r.key) + repr(r.headers) + (r.value or b"").decode()
             for r in await records(bootstrap, f"{prefix}.{topic}")
         )
-    assert channels["deadletter"] and channels["spans"] and channels["progress"]
+    assert channels["deadletter"]
+    assert channels["spans"]
+    assert channels["progress"]
     for name, text in channels.items():
         for form in forms:
             assert form not in text, f"the token leaked into {name}"

@@ -9,9 +9,7 @@ from sandbox.faults import FaultRates
 from tests.support import keys, pinned_ms, pull, records, sandbox, truth_keys
 
 
-async def assert_exactly_once(
-    bootstrap: str, prefix: str, module: str, expected: set[str]
-) -> None:
+async def assert_exactly_once(bootstrap: str, prefix: str, module: str, expected: set[str]) -> None:
     produced = await keys(bootstrap, f"{prefix}.{module}")
     assert len(produced) == len(set(produced)), "a key was produced twice"
     assert set(produced) == expected
@@ -37,7 +35,8 @@ async def test_every_object_arrives_exactly_once(
         )
         summary = result.summaries[0]
         assert result.exit_code == 0, summary
-        assert summary.complete and summary.objects_emitted == size
+        assert summary.complete
+        assert summary.objects_emitted == size
         assert summary.total_reported == size
         expected = truth_keys(state, module, version, pinned_ms(result))
     assert len(expected) == size
@@ -77,7 +76,8 @@ async def test_wrong_token_fails_fast_with_the_auth_exit_code(bootstrap: str, pr
         requests = sum(state.stats.requests.values()) + state.stats.statuses[401]
     summary = result.summaries[0]
     assert result.exit_code == 3
-    assert summary.error_kind == "partner_auth" and not summary.complete
+    assert summary.error_kind == "partner_auth"
+    assert not summary.complete
     assert "not-the-token" not in (summary.error or "")
     assert requests <= 4  # one try per encoding, no retry loop
 
@@ -108,7 +108,8 @@ async def test_invalid_objects_go_to_the_dead_letter_topic(bootstrap: str, prefi
     assert all(d["errors"] and d["pull_id"] == summary.pull_id for d in dead)
     assert {d["source_offset"] for d in dead} == invalid  # no mutation: offset = index
     missing_id = [d for d in dead if "uid" not in d["object"]]
-    assert missing_id and all(d["key"] is None for d in missing_id)
+    assert missing_id
+    assert all(d["key"] is None for d in missing_id)
 
 
 def test_settings_repr_hides_the_token() -> None:

@@ -24,7 +24,9 @@ from tests.support import auth_header, get, sandbox
 TOKENS = "/ocpi/emsp/2.2.1/tokens"
 
 
-async def walk_chain(base: str, first: str, version: str = "2.2.1") -> tuple[list[dict], list[dict]]:
+async def walk_chain(
+    base: str, first: str, version: str = "2.2.1"
+) -> tuple[list[dict], list[dict]]:
     """Follow Link rel=next from `first`; return every object and every page's headers."""
     objects: list[dict] = []
     pages: list[dict] = []
@@ -86,13 +88,16 @@ async def test_one_shot_links_work_once() -> None:
     async with sandbox(sizes={"tokens": 30}, link_style="one-shot") as (base, _):
         _, _, headers = await get(f"{base}{TOKENS}?limit=10", auth_header())
         target = find_next_target([headers["Link"]])
-        assert target is not None and "/ocpi/hub/page/" in target
+        assert target is not None
+        assert "/ocpi/hub/page/" in target
         assert "offset" not in target  # opaque: no offsets to compute
         first, body, _ = await get(target, auth_header())
         again, error, _ = await get(target, auth_header())
         objects, _ = await walk_chain(base, f"{TOKENS}?limit=10")
-    assert first == 200 and len(body["data"]) == 10
-    assert again == 404 and error["status_code"] == 2003
+    assert first == 200
+    assert len(body["data"]) == 10
+    assert again == 404
+    assert error["status_code"] == 2003
     assert len(objects) == 30
 
 
@@ -102,7 +107,9 @@ async def test_authorization_per_version() -> None:
         plain_on_221, _, _ = await get(f"{base}{TOKENS}", auth_header("2.1.1"))
         plain_on_211, _, _ = await get(f"{base}/ocpi/emsp/2.1.1/tokens", auth_header("2.1.1"))
         base64_on_221, _, _ = await get(f"{base}{TOKENS}", auth_header("2.2.1"))
-    assert missing == 401 and body["status_code"] == 2000 and body["data"] is None
+    assert missing == 401
+    assert body["status_code"] == 2000
+    assert body["data"] is None
     assert plain_on_221 == 401
     assert plain_on_211 == 200
     assert base64_on_221 == 200
@@ -115,7 +122,8 @@ async def test_versions_and_details_per_version() -> None:
         _, details_211, _ = await get(f"{base}/ocpi/versions/2.1.1", auth_header("2.1.1"))
     assert {v["version"] for v in versions["data"]} == {"2.1.1", "2.2.1"}
     tokens_221 = next(e for e in details_221["data"]["endpoints"] if e["identifier"] == "tokens")
-    assert tokens_221["role"] == "SENDER" and tokens_221["url"].endswith("/emsp/2.2.1/tokens")
+    assert tokens_221["role"] == "SENDER"
+    assert tokens_221["url"].endswith("/emsp/2.2.1/tokens")
     assert all("role" not in e for e in details_211["data"]["endpoints"])
 
 
@@ -125,14 +133,16 @@ async def test_sessions_require_date_from() -> None:
         ok, _, _ = await get(
             f"{base}/ocpi/cpo/2.2.1/sessions?date_from=2019-01-01T00:00:00Z", auth_header()
         )
-    assert status == 400 and body["status_code"] == 2001
+    assert status == 400
+    assert body["status_code"] == 2001
     assert ok == 200
 
 
 async def test_error_fault() -> None:
     async with sandbox(sizes={"tokens": 5}, faults=FaultRates(error=1.0)) as (base, state):
         statuses = {(await get(f"{base}{TOKENS}", auth_header()))[0] for _ in range(30)}
-    assert statuses <= {500, 502, 503} and len(statuses) >= 2
+    assert statuses <= {500, 502, 503}
+    assert len(statuses) >= 2
     assert state.stats.faults["error"] == 30
 
 
@@ -151,22 +161,30 @@ async def test_throttle_without_retry_after() -> None:
         sizes={"tokens": 5}, faults=FaultRates(throttle=1.0), throttle_sends_retry_after=False
     ) as (base, _):
         status, _, headers = await get(f"{base}{TOKENS}", auth_header())
-    assert status == 429 and "Retry-After" not in headers
+    assert status == 429
+    assert "Retry-After" not in headers
+
+
+async def read_body(session: aiohttp.ClientSession, url: str) -> bytes:
+    async with session.get(url, headers=auth_header()) as response:
+        assert response.status == 200
+        return await response.read()
 
 
 async def test_reset_fault_drops_the_connection_mid_body() -> None:
-    async with sandbox(sizes={"tokens": 50}, faults=FaultRates(reset=1.0)) as (base, _):
-        async with aiohttp.ClientSession() as session:
-            with pytest.raises(aiohttp.ClientPayloadError):
-                async with session.get(f"{base}{TOKENS}", headers=auth_header()) as response:
-                    assert response.status == 200
-                    await response.read()
+    async with (
+        sandbox(sizes={"tokens": 50}, faults=FaultRates(reset=1.0)) as (base, _),
+        aiohttp.ClientSession() as session,
+    ):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await read_body(session, f"{base}{TOKENS}")
 
 
 async def test_stall_fault_outlasts_a_client_timeout() -> None:
-    async with sandbox(
-        sizes={"tokens": 5}, faults=FaultRates(stall=1.0), stall_seconds=3.0
-    ) as (base, _):
+    async with sandbox(sizes={"tokens": 5}, faults=FaultRates(stall=1.0), stall_seconds=3.0) as (
+        base,
+        _,
+    ):
         timeout = aiohttp.ClientTimeout(total=0.5)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             with pytest.raises(asyncio.TimeoutError):
@@ -177,7 +195,9 @@ async def test_stall_fault_outlasts_a_client_timeout() -> None:
 async def test_envelope_error_fault() -> None:
     async with sandbox(sizes={"tokens": 5}, faults=FaultRates(envelope_error=1.0)) as (base, _):
         status, body, _ = await get(f"{base}{TOKENS}", auth_header())
-    assert status == 200 and body["status_code"] == 3000 and body["data"] == []
+    assert status == 200
+    assert body["status_code"] == 3000
+    assert body["data"] == []
 
 
 async def test_latency_is_applied_per_page() -> None:
@@ -192,7 +212,11 @@ async def test_invalid_objects_are_fixed_per_object() -> None:
         first, _ = await walk_chain(base, f"{TOKENS}?limit=100")
         second, _ = await walk_chain(base, f"{TOKENS}?limit=100")
     assert first == second  # retries see the same broken objects
-    broken = [o for o in first if "uid" not in o or o["whitelist"] == "SOMETIMES" or "-30T25" in o["last_updated"]]
+    broken = [
+        o
+        for o in first
+        if "uid" not in o or o["whitelist"] == "SOMETIMES" or "-30T25" in o["last_updated"]
+    ]
     dataset = state.datasets["tokens"]
     assert len(broken) == sum(1 for i in range(400) if dataset.invalid_kind(i) is not None)
     assert 40 < len(broken) < 120
@@ -238,9 +262,13 @@ def test_ground_truth_replays_mutations_at_any_instant() -> None:
     before = {e.index: e.last_updated_ms for e in dataset.state_at(base)}
     middle = {e.index: e.last_updated_ms for e in dataset.state_at(base + 3000)}
     after = {e.index: e.last_updated_ms for e in dataset.state_at(base + 5000)}
-    assert len(before) == 100 and before[5] == dataset.base_last_updated(5)
-    assert middle[5] == base and 7 not in middle and 100 not in middle
-    assert after[100] == base + 4000 and len(after) == 100
+    assert len(before) == 100
+    assert before[5] == dataset.base_last_updated(5)
+    assert middle[5] == base
+    assert 7 not in middle
+    assert 100 not in middle
+    assert after[100] == base + 4000
+    assert len(after) == 100
     assert dataset.changed_since(base + 1000) == {7, 100}
 
 
@@ -262,7 +290,8 @@ async def test_five_million_objects_are_served_with_flat_memory() -> None:
     process = psutil.Process()
     async with sandbox(sizes={"tokens": 5_000_000}, max_limit=1000) as (base, _):
         _, body, headers = await get(f"{base}{TOKENS}?offset=4999000", auth_header())
-        assert headers["X-Total-Count"] == "5000000" and len(body["data"]) == 1000
+        assert headers["X-Total-Count"] == "5000000"
+        assert len(body["data"]) == 1000
         assert "Link" not in headers
         for offset in range(0, 5_000_000, 250_000):  # warm up every code path
             await get(f"{base}{TOKENS}?offset={offset}&limit=1000", auth_header())
@@ -283,7 +312,8 @@ def test_sandbox_command_prints_its_url_and_stops_on_sigterm() -> None:
     try:
         assert process.stdout is not None
         line = process.stdout.readline().decode()
-        assert "sandbox OCPI partner at http://127.0.0.1:" in line and "tokens=5000000" in line
+        assert "sandbox OCPI partner at http://127.0.0.1:" in line
+        assert "tokens=5000000" in line
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

@@ -109,7 +109,9 @@ async def test_sigkill_then_resume_completes_with_bounded_duplicates(
         assert second.returncode == 0, err.decode()
         summary = orjson.loads(out.splitlines()[-1])
         expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
-    assert summary["resumed"] and summary["complete"] and summary["pull_id"] == "killed-1"
+    assert summary["resumed"]
+    assert summary["complete"]
+    assert summary["pull_id"] == "killed-1"
     produced = await keys(bootstrap, f"{prefix}.tokens")
     assert set(produced) == set(expected)
     duplicates = len(produced) - len(set(produced))
@@ -133,8 +135,9 @@ async def test_incremental_pull_takes_only_what_changed(bootstrap: str, prefix: 
     summary = incremental.summaries[0]
     assert incremental.exit_code == 0, summary
     assert summary.kind == "incremental"
-    assert summary.date_from is not None and summary.date_from < full.summaries[0].date_to
-    produced = [r for r in await records(bootstrap, f"{prefix}.tariffs")]
+    assert summary.date_from is not None
+    assert summary.date_from < full.summaries[0].date_to
+    produced = list(await records(bootstrap, f"{prefix}.tariffs"))
     by_pull = Counter(dict(r.headers)["pull-id"].decode() for r in produced)
     assert by_pull == {"full-1": 5000, "inc-1": len(changed)}
     incremental_keys = {r.key.decode() for r in produced if dict(r.headers)["pull-id"] == b"inc-1"}

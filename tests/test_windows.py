@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +38,7 @@ def plan(
 def assert_tiles(windows: list[Window], start: int | None, end: int) -> None:
     assert windows[0].start == start
     assert windows[-1].end == end
-    for before, after in zip(windows, windows[1:], strict=False):
+    for before, after in itertools.pairwise(windows):
         assert before.end == after.start
     assert [w.index for w in windows] == list(range(len(windows)))
 
@@ -72,7 +73,7 @@ def test_small_pull_is_one_window() -> None:
 
 def test_skewed_data_is_split_where_the_objects_are() -> None:
     # 10 old objects, then 1000 objects in the last 1000 seconds.
-    stamps = list(range(0, 10)) + list(range(99_000, 100_000))
+    stamps = list(range(10)) + list(range(99_000, 100_000))
     windows = plan(stamps, None, 100_000, 100)
     assert_tiles(windows, None, 100_000)
     assert all(w.expected <= 100 for w in windows)
@@ -80,7 +81,7 @@ def test_skewed_data_is_split_where_the_objects_are() -> None:
 
 
 def test_objects_older_than_the_hint_are_found() -> None:
-    stamps = list(range(0, 500))
+    stamps = list(range(500))
     windows = plan(stamps, None, 10_000_000, 100, start_hint=9_000_000)
     assert all(w.expected <= 100 for w in windows)
     assert sum(w.expected for w in windows) == 500
