@@ -64,39 +64,36 @@ class MessageBuilder:
         self, items: Sequence[Any], first_offset: int, source_url: str, traceparent: str | None
     ) -> PageMessages:
         """Records for a page's `data` items; `first_offset` is the page's position in the list."""
-        values = [orjson.dumps(item) for item in items]
         errors: dict[int, list[str]] = {
-            bad.index: list(bad.errors) for bad in self._validator.validate(values)
+            bad.index: list(bad.errors) for bad in self._validator.validate_items(items)
         }
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
+        common = self._common
+        make_key = self._key
+        dumps = orjson.dumps
         objects: list[OutMessage] = []
         keys: list[str] = []
         positions: list[int] = []
         dead: list[tuple[int, str | None, list[str]]] = []
-        for index, (item, value) in enumerate(zip(items, values, strict=True)):
-            key: str | None = None
+        for index, item in enumerate(items):
             try:
-                key = self._key(item)
+                key = make_key(item)
             except ObjectKeyError as error:
                 errors.setdefault(index, []).append(str(error))
+                key = None
             if index in errors:
                 dead.append((index, key, errors[index]))
                 continue
             assert key is not None
             keys.append(key)
             positions.append(index)
-            objects.append(
-                OutMessage(
-                    key.encode(),
-                    value,
-                    [*self._common, (h.SOURCE_OFFSET, str(first_offset + index).encode()), *trace],
-                )
-            )
+            offset_header = (h.SOURCE_OFFSET, str(first_offset + index).encode())
+            objects.append(OutMessage(key.encode(), dumps(item), [*common, offset_header, *trace]))
         dead_letters = [
             self._dead_letter(items[i], key, reasons, first_offset + i, source_url, trace)
             for i, key, reasons in dead
         ]
-        identities = [key or values[i].decode("utf-8", "replace") for i, key, _ in dead]
+        identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
         return PageMessages(
             objects, dead_letters, keys, positions, len(keys) - len(set(keys)), identities
         )

@@ -64,6 +64,12 @@ def _page_adapter(model: type[OcpiModel]) -> TypeAdapter[list[Any]]:
 # model trees alive at once: cache misses and full garbage collections); 16 KiB chunks are as
 # fast as per-object for Locations and 20% faster for Tokens (bench/bench_validation.py).
 CHUNK_BYTES = 16 * 1024
+# The same for already parsed objects: a page of 1000 tokens or locations in chunks of 50.
+ITEMS_PER_CHUNK = 50
+JSON_WORDING = {
+    "model_type": "Input should be an object",
+    "list_type": "Input should be a valid array",
+}
 
 
 class PageValidator:
@@ -97,6 +103,29 @@ class PageValidator:
                 end += 1
             invalid.extend(self._validate_chunk(objects[start:end], start))
             start = end
+        return invalid
+
+    def validate_items(self, items: Sequence[Any]) -> list[InvalidObject]:
+        """Like `validate`, for a page already parsed into Python values (as orjson gives).
+
+        The models are strict, and the values of parsed JSON map one to one onto Python types,
+        so this is the same check as `validate` on the same objects (a property test holds the
+        two to identical results) without serialising them again. It is about twice as fast.
+        """
+        invalid: list[InvalidObject] = []
+        for start in range(0, len(items), ITEMS_PER_CHUNK):
+            chunk = items[start : start + ITEMS_PER_CHUNK]
+            try:
+                self._page.validate_python(chunk)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                for error in errors:
+                    # Python-side wording of two errors ("a valid list", "a valid dictionary
+                    # or instance of Token"); say it as the JSON path does.
+                    error["msg"] = JSON_WORDING.get(error["type"], error["msg"])
+                grouped = _group_by_index(errors, len(chunk), start)
+                assert grouped is not None, "python-mode errors always name an item index"
+                invalid.extend(grouped)
         return invalid
 
     def _validate_chunk(self, chunk: Sequence[bytes], offset: int) -> list[InvalidObject]:

@@ -201,3 +201,45 @@ def test_page_result_equals_validating_each_object(choices: list[int]) -> None:
     result = PageValidator("2.2.1", "tokens").validate(page)
     assert [bad.index for bad in result] == expected
     assert all(bad.errors for bad in result)
+
+
+_ODD_VALUES = st.sampled_from(
+    [None, True, False, 0, 1, -1, 1.5, "1", "true", "", "x" * 300, [], {}, [1], {"a": 1}, 2**62]
+)
+
+
+@st.composite
+def _mutated_pages(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
+    """A page of sandbox objects of some version/module, some fields replaced by odd values."""
+    from sandbox.generator import ObjectFactory, Party
+
+    version = draw(st.sampled_from(["2.1.1", "2.2.1"]))
+    module = draw(st.sampled_from(["tokens", "locations", "tariffs", "sessions", "cdrs"]))
+    factory = ObjectFactory(module, 1, Party())  # type: ignore[arg-type]
+    page: list[Any] = [factory.render(i, version, 1_600_000_000_000 + i * 1000) for i in range(6)]
+    for _ in range(draw(st.integers(0, 6))):
+        target: Any = page[draw(st.integers(0, len(page) - 1))]
+        for _depth in range(draw(st.integers(0, 3))):
+            inner = [k for k, v in target.items() if isinstance(v, dict)]
+            if not inner:
+                break
+            target = target[draw(st.sampled_from(sorted(inner)))]
+        if not target:
+            continue
+        field = draw(st.sampled_from(sorted(target)))
+        if draw(st.booleans()):
+            del target[field]
+        else:
+            target[field] = copy.deepcopy(draw(_ODD_VALUES))
+    if draw(st.booleans()):
+        page.insert(draw(st.integers(0, len(page))), copy.deepcopy(draw(_ODD_VALUES)))
+    return version, module, page
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_mutated_pages())
+def test_validating_parsed_items_equals_validating_json(case: tuple[str, str, list[Any]]) -> None:
+    """The puller validates orjson-parsed dicts; that must judge exactly like the JSON bytes."""
+    version, module, page = case
+    validator = PageValidator(version, module)
+    assert validator.validate_items(page) == validator.validate([orjson.dumps(o) for o in page])
