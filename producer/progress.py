@@ -29,6 +29,7 @@ from rich.progress import (
 
 from producer.errors import PullError
 from producer.kafka import KafkaOutput, OutMessage
+from producer.telemetry import PullMetrics
 from schemas.events import (
     EventBase,
     PageFetched,
@@ -133,8 +134,10 @@ class ProgressReporter:
         module: str,
         shard_index: int = 0,
         shard_count: int = 1,
+        metrics: PullMetrics | None = None,
     ) -> None:
         self._kafka = kafka
+        self._metrics = metrics
         self._topic = topic
         self._view = view
         self._base: dict[str, Any] = {
@@ -207,6 +210,8 @@ class ProgressReporter:
         self.objects_emitted += count
         self.dead_lettered += dead
         self.pages += 1
+        if self._metrics is not None:
+            self._metrics.page(count, dead)
         rate = self.rate()
         eta = None
         if self.expected_total is not None and rate > 0:
@@ -232,6 +237,8 @@ class ProgressReporter:
         self, reason: str, wait_s: float, attempt: int, url: str | None, window: int | None
     ) -> None:
         """A request or produce will be retried."""
+        if self._metrics is not None:
+            self._metrics.retry(reason)
         self._emit(
             RetryScheduled,
             reason=reason,
@@ -260,10 +267,14 @@ class ProgressReporter:
     def completed(self, **fields: Any) -> None:
         """`pull_completed`."""
         self._emit(PullCompleted, **fields)
+        if self._metrics is not None:
+            self._metrics.finished(fields["duration_s"], fields["complete"])
 
     def failed(self, **fields: Any) -> None:
         """`pull_failed`."""
         self._emit(PullFailed, **fields)
+        if self._metrics is not None:
+            self._metrics.finished(fields["duration_s"], False)
 
     async def flush(self) -> None:
         """Wait for every event's acknowledgement."""

@@ -30,7 +30,7 @@ from producer.planning import new_plan, pin_now, plan_windows
 from producer.progress import ProgressReporter, View
 from producer.ratelimit import RequestGate
 from producer.retry import RetryPolicy
-from producer.telemetry import Telemetry
+from producer.telemetry import PullMetrics, Telemetry
 from producer.window_pull import PullContext, PullCounters, WindowPull, WindowResult
 from producer.windows import windows_for_shard
 from schemas.keys import PartnerIdentity
@@ -124,6 +124,7 @@ class Pull:
             module=target.module or "?",
             shard_index=settings.shard_index,
             shard_count=settings.shard_count,
+            metrics=PullMetrics(telemetry.meter, target.partner, target.module or "?"),
         )
         self._started = time.monotonic()
 

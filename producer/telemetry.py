@@ -159,6 +159,47 @@ def setup_telemetry(
     return Telemetry(tracer, meter, tracer_provider, meter_provider)
 
 
+class PullMetrics:
+    """OTel instruments of a pull, labelled by partner and module."""
+
+    def __init__(self, meter: metrics.Meter, partner: str, module: str) -> None:
+        self.attributes = {"ocpi.partner": partner, "ocpi.module": module}
+        self.objects = meter.create_counter(
+            "ocpi_puller.objects_emitted",
+            unit="{object}",
+            description="objects acknowledged by Kafka",
+        )
+        self.pages = meter.create_counter(
+            "ocpi_puller.pages", unit="{page}", description="pages fetched and acknowledged"
+        )
+        self.retries = meter.create_counter(
+            "ocpi_puller.retries", unit="{retry}", description="requests and produces retried"
+        )
+        self.dead_lettered = meter.create_counter(
+            "ocpi_puller.dead_lettered",
+            unit="{object}",
+            description="objects sent to the dead-letter topic",
+        )
+        self.duration = meter.create_histogram(
+            "ocpi_puller.pull.duration", unit="s", description="duration of a pull"
+        )
+
+    def page(self, objects: int, dead: int) -> None:
+        """A page was acknowledged."""
+        self.pages.add(1, self.attributes)
+        self.objects.add(objects, self.attributes)
+        if dead:
+            self.dead_lettered.add(dead, self.attributes)
+
+    def retry(self, reason: str) -> None:
+        """A request or produce will be retried."""
+        self.retries.add(1, {**self.attributes, "reason": reason.split(":")[0][:40]})
+
+    def finished(self, duration_s: float, complete: bool) -> None:
+        """The pull ended."""
+        self.duration.record(duration_s, {**self.attributes, "complete": complete})
+
+
 @contextmanager
 def no_telemetry() -> Iterator[Telemetry]:
     """A no-op Telemetry (for the public PullClient when the caller brings none)."""

@@ -135,3 +135,32 @@ async def test_the_token_never_leaks(
     for name, text in channels.items():
         for form in forms:
             assert form not in text, f"the token leaked into {name}"
+
+
+async def test_metrics_count_objects_pages_and_retries(bootstrap: str, prefix: str) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    async with sandbox(
+        sizes={"tokens": 1200}, max_limit=100, invalid_rate=0.05, faults=FaultRates(error=0.3)
+    ) as (base, _):
+        result = await pull(
+            base, bootstrap, prefix, telemetry=setup_telemetry({}, metric_reader=reader)
+        )
+    summary = result.summaries[0]
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, float] = {}
+    for resource_metrics in data.resource_metrics:
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    if value is None:
+                        value = point.sum  # type: ignore[union-attr]
+                    points[metric.name] = points.get(metric.name, 0) + value
+    assert points["ocpi_puller.objects_emitted"] == summary.objects_emitted
+    assert points["ocpi_puller.pages"] == summary.pages
+    assert points["ocpi_puller.dead_lettered"] == summary.dead_lettered > 0
+    assert points.get("ocpi_puller.retries") == summary.retries > 0
+    assert points["ocpi_puller.pull.duration"] > 0
