@@ -21,6 +21,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check producer sandbox schemas tests bench
 	$(BIN)/mypy
 
+demo: $(STAMP)
+	$(BIN)/ocpi-puller demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 

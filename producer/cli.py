@@ -247,6 +247,28 @@ def _run_pull(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "demo",
+        help="embedded broker + sandbox partner + a pull with progress, then verify every key",
+    )
+    p.add_argument("--tokens", type=_non_negative_int, default=1_000_000)
+    p.add_argument("--max-limit", type=_non_negative_int, default=500, help="sandbox page cap")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from producer.demo import DemoOptions, run_demo
+
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    options = DemoOptions(
+        tokens=args.tokens, max_limit=args.max_limit, concurrency=args.concurrency
+    )
+    return asyncio.run(run_demo(options))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -256,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pull_parser(commands)
     _add_sandbox_parser(commands)
+    _add_demo_parser(commands)
     return parser
 
 
