@@ -14,11 +14,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from producer.errors import ConfigError
-from producer.kafka import KafkaOutput, OutMessage, partition_for
+from producer.kafka import KafkaOutput, OutMessage, partition_for, started_consumer
 from schemas.records import (
     PullPlan,
     SyncState,
@@ -65,12 +65,7 @@ class CheckpointStore:
     async def load(self, pull_id: str | None) -> StoredState:
         """The latest plan and window records of `pull_id`, and the module's sync state."""
         partition = await self._partition()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
+        consumer = await started_consumer(self._bootstrap)
         state = StoredState()
         plan_key = None if pull_id is None else self.plan_key(pull_id).encode()
         window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()

@@ -407,10 +407,7 @@ async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Any]:
     Yields aiokafka ConsumerRecords (key, value, headers, partition, offset). No consumer group:
     partitions are assigned directly, so nothing is committed.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
+    consumer = await started_consumer(bootstrap_servers)
     try:
         partitions = await _partitions_of(consumer, topic)
         if not partitions:
@@ -430,6 +427,22 @@ async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Any]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def started_consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
+    """A started consumer without a group (partitions are assigned directly, nothing committed).
+
+    A consumer whose start fails is stopped before the error propagates, so nothing leaks.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
 
 
 async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

@@ -1,0 +1,277 @@
+"""`ocpi-puller status`: what every recent pull is doing, read from the progress topic.
+
+For operators who never see a job's terminal. Events are folded per pull and shard into one row:
+state, objects so far against the reported total, rate, ETA, the last problem, and how long ago
+the pull was last heard from. `--follow` keeps reading and redraws; `--output json` is for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from producer.kafka import started_consumer
+from schemas.events import (
+    PageFetched,
+    ProgressEvent,
+    PullCompleted,
+    PullFailed,
+    PullStarted,
+    RetryScheduled,
+    Warning_,
+    WindowCompleted,
+    parse_progress_event,
+)
+
+State = Literal["running", "complete", "incomplete", "failed"]
+
+
+@dataclass(slots=True)
+class PullStatus:
+    """One pull (one shard of it) as the progress topic tells it."""
+
+    pull_id: str
+    partner: str
+    module: str
+    shard: str
+    state: State = "running"
+    started_at: str | None = None
+    last_event_at: str | None = None
+    last_event: str | None = None
+    objects_emitted: int = 0
+    dead_lettered: int = 0
+    total_reported: int | None = None
+    rate_per_s: float | None = None
+    eta_s: float | None = None
+    windows_done: int = 0
+    windows_total: int | None = None
+    retries: int = 0
+    last_problem: str | None = None
+    duration_s: float | None = None
+
+    def age_s(self, now: datetime) -> float | None:
+        """Seconds since the last event."""
+        if self.last_event_at is None:
+            return None
+        return (now - datetime.fromisoformat(self.last_event_at)).total_seconds()
+
+
+def fold(statuses: dict[tuple[str, str, str, int], PullStatus], event: ProgressEvent) -> None:
+    """Apply one progress event to the status of its pull."""
+    key = (event.pull_id, event.partner, event.module, event.shard_index)
+    status = statuses.get(key)
+    if status is None:
+        status = PullStatus(
+            event.pull_id,
+            event.partner,
+            event.module,
+            f"{event.shard_index + 1}/{event.shard_count}",
+        )
+        statuses[key] = status
+    status.last_event_at = event.at.isoformat()
+    status.last_event = event.event
+    if isinstance(event, PullStarted):
+        status.state = "running"
+        status.started_at = event.at.isoformat()
+        status.total_reported = event.total_reported
+        status.windows_total = event.windows_this_shard
+    elif isinstance(event, PageFetched):
+        status.objects_emitted = event.objects_emitted
+        status.dead_lettered = event.dead_lettered
+        status.rate_per_s = event.rate_per_s
+        status.eta_s = event.eta_s
+        if event.expected_total is not None:
+            status.total_reported = event.expected_total
+    elif isinstance(event, RetryScheduled):
+        status.retries += 1
+        status.last_problem = f"retry: {event.reason}"
+    elif isinstance(event, Warning_):
+        status.last_problem = f"{event.code}: {event.message}"
+    elif isinstance(event, WindowCompleted):
+        status.windows_done += 1
+    elif isinstance(event, PullCompleted):
+        status.state = "complete" if event.complete else "incomplete"
+        status.objects_emitted = event.objects_emitted
+        status.dead_lettered = event.dead_lettered
+        status.duration_s = event.duration_s
+        status.eta_s = None
+    elif isinstance(event, PullFailed):
+        status.state = "failed"
+        status.last_problem = f"{event.reason}: {event.message}"
+        status.duration_s = event.duration_s
+        status.eta_s = None
+
+
+class ProgressFollower:
+    """Reads the progress topic from an instant on, and keeps the folded statuses."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, since: datetime) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._since = since
+        self.statuses: dict[tuple[str, str, str, int], PullStatus] = {}
+        self.unreadable = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ends: dict[TopicPartition, int] = {}
+
+    async def __aenter__(self) -> ProgressFollower:
+        consumer = await started_consumer(self._bootstrap)
+        self._consumer = consumer
+        if self._topic not in await consumer.topics():
+            return self
+        partitions = [
+            TopicPartition(self._topic, p)
+            for p in sorted(consumer.partitions_for_topic(self._topic) or ())
+        ]
+        consumer.assign(partitions)
+        starts = await consumer.offsets_for_times(
+            {tp: int(self._since.timestamp() * 1000) for tp in partitions}
+        )
+        self._ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else self._ends[tp])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 500) -> int:
+        """Read what is there now; returns how many events were applied."""
+        consumer = self._consumer
+        if consumer is None or not consumer.assignment():
+            return 0
+        applied = 0
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        for records in batches.values():
+            for record in records:
+                try:
+                    fold(self.statuses, parse_progress_event(record.value))
+                    applied += 1
+                except ValidationError:
+                    self.unreadable += 1
+        return applied
+
+    async def caught_up(self) -> bool:
+        """Whether everything that existed when reading started has been read."""
+        consumer = self._consumer
+        if consumer is None or not consumer.assignment():
+            return True
+        for tp, end in self._ends.items():
+            if await consumer.position(tp) < end:
+                return False
+        return True
+
+
+def _human(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
+    """The operator's view: one row per pull and shard, newest first."""
+    table = Table(title=f"ocpi-puller pulls ({now:%Y-%m-%d %H:%M:%S}Z)")
+    for column in (
+        "partner", "module", "pull", "shard", "state", "objects", "total", "rate/s", "ETA",
+        "windows", "last event", "problem",
+    ):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for s in sorted(statuses, key=lambda s: s.last_event_at or "", reverse=True):
+        table.add_row(
+            s.partner,
+            s.module,
+            s.pull_id,
+            s.shard,
+            s.state,
+            f"{s.objects_emitted:,}",
+            "?" if s.total_reported is None else f"{s.total_reported:,}",
+            "-" if s.rate_per_s is None or s.state != "running" else f"{s.rate_per_s:,.0f}",
+            _human(s.eta_s) if s.state == "running" else "-",
+            f"{s.windows_done}/{s.windows_total if s.windows_total is not None else '?'}",
+            f"{_human(s.age_s(now))} ago",
+            (s.last_problem or "")[:80],
+        )
+    return table
+
+
+def status_json(statuses: Iterable[PullStatus], now: datetime) -> str:
+    """One JSON line: every pull with its age."""
+    pulls = [{**asdict(s), "age_s": s.age_s(now)} for s in statuses]
+    return json.dumps({"at": now.isoformat(), "pulls": pulls}, separators=(",", ":"))
+
+
+def _filtered(
+    statuses: dict[tuple[str, str, str, int], PullStatus], partner: str | None, module: str | None
+) -> list[PullStatus]:
+    return [
+        s
+        for s in statuses.values()
+        if (partner is None or s.partner == partner) and (module is None or s.module == module)
+    ]
+
+
+async def show_status(
+    bootstrap_servers: str,
+    topic_prefix: str,
+    *,
+    since: timedelta,
+    partner: str | None,
+    module: str | None,
+    follow: bool,
+    output: str,
+    refresh_s: float = 1.0,
+) -> dict[str, Any]:
+    """Print the statuses (once, or until interrupted with `follow`); returns the last ones."""
+    started = datetime.now(UTC)
+    async with ProgressFollower(
+        bootstrap_servers, f"{topic_prefix}.progress", started - since
+    ) as follower:
+        while not await follower.caught_up():
+            await follower.poll()
+        console = Console()
+        now = datetime.now(UTC)
+        rows = _filtered(follower.statuses, partner, module)
+        if not follow:
+            if output == "json":
+                print(status_json(rows, now), flush=True)
+            else:
+                console.print(render_table(rows, now))
+            return {"pulls": len(rows)}
+        if output == "json":
+            while True:
+                print(status_json(_filtered(follower.statuses, partner, module), now), flush=True)
+                deadline = time.monotonic() + refresh_s
+                while time.monotonic() < deadline:
+                    await follower.poll(timeout_ms=200)
+                now = datetime.now(UTC)
+        with Live(render_table(rows, now), console=console, refresh_per_second=4) as live:
+            while True:
+                await follower.poll(timeout_ms=int(refresh_s * 1000))
+                now = datetime.now(UTC)
+                live.update(render_table(_filtered(follower.statuses, partner, module), now))
+
+
+def run_status(**kwargs: Any) -> int:
+    """Entry point for the CLI."""
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
+        asyncio.run(show_status(**kwargs))
+    return 0
