@@ -69,6 +69,11 @@ def _add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="send 429 without Retry-After, as some partners do",
     )
     p.add_argument("--retry-after-seconds", type=_non_negative_int, default=1)
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        help="answer 429 above this many page requests per second (with or without Retry-After)",
+    )
     p.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
     p.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
     p.add_argument("--stall-seconds", type=float, default=60.0)
@@ -130,6 +135,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         stall_seconds=args.stall_seconds,
         retry_after_seconds=args.retry_after_seconds,
         throttle_sends_retry_after=not args.throttle_without_retry_after,
+        rate_limit=args.rate_limit,
         invalid_rate=args.invalid_rate,
         mutation_rate=args.mutation_rate,
         spacing_ms=args.spacing_ms,

@@ -32,6 +32,8 @@ class PageMessages:
     positions: list[int]  # aligned with `objects`: index of the object in the page
     duplicate_keys: int
     dead_identities: list[str] = field(default_factory=list)  # key, else the raw JSON
+    dead_keys: list[str] = field(default_factory=list)  # dead letters that had a key
+    digests: list[int] = field(default_factory=list)  # aligned with `objects` (--skip-unchanged)
 
 
 class MessageBuilder:
@@ -50,7 +52,7 @@ class MessageBuilder:
         self._module = module
         self._version = ocpi_version
         self._pull_id = pull_id
-        self._identity = partner_identity
+        self.identity = partner_identity
         self._validator = PageValidator(ocpi_version, module)
         self._key = key_function(module, ocpi_version, partner_identity)
         self._common: list[Header] = [
@@ -95,7 +97,13 @@ class MessageBuilder:
         ]
         identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
         return PageMessages(
-            objects, dead_letters, keys, positions, len(keys) - len(set(keys)), identities
+            objects,
+            dead_letters,
+            keys,
+            positions,
+            len(keys) - len(set(keys)),
+            identities,
+            [key for _, key, _ in dead if key is not None],
         )
 
     def _dead_letter(

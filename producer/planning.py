@@ -47,7 +47,7 @@ def page_url(
     module: str,
     ocpi_version: str,
     date_from: datetime | None,
-    date_to: datetime,
+    date_to: datetime | None,
     offset: int,
     limit: int,
     overlap_211: bool = True,
@@ -70,7 +70,8 @@ def page_url(
         start = EPOCH
     if start is not None:
         query.append(("date_from", format_ocpi_datetime(start)))
-    query.append(("date_to", format_ocpi_datetime(date_to)))
+    if date_to is not None:
+        query.append(("date_to", format_ocpi_datetime(date_to)))
     return endpoint.with_query(query)
 
 

@@ -22,6 +22,7 @@ from producer.checkpoint import CheckpointStore, StoredState
 from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError, IncompletePullError, PullError
 from producer.kafka import KafkaOutput, KafkaWait
+from producer.keystate import KeyState
 from producer.messages import MessageBuilder
 from producer.ocpi.client import OcpiHttp, PageContext, RetryNotice, ssl_context
 from producer.ocpi.headers import RoutingHeaders
@@ -31,6 +32,7 @@ from producer.progress import ProgressReporter, View
 from producer.ratelimit import RequestGate
 from producer.retry import RetryPolicy
 from producer.telemetry import PullMetrics, Telemetry
+from producer.tombstones import emit_tombstones, tombstones_refused
 from producer.window_pull import PullContext, PullCounters, WindowPull, WindowResult
 from producer.windows import windows_for_shard
 from schemas.keys import PartnerIdentity
@@ -77,6 +79,10 @@ class PullSummary:
     shortfall: int = 0
     step_backs: int = 0
     duplicate_keys: int = 0
+    found_by_probing: int = 0
+    skipped_unchanged: int = 0
+    tombstones: int = 0
+    tombstones_skipped: str | None = None
     resumed: bool = False
     shard_index: int = 0
     shard_count: int = 1
@@ -102,8 +108,10 @@ class Pull:
         telemetry: Telemetry,
         view: View,
         pull_id: str,
+        gate: RequestGate | None = None,
     ) -> None:
         self.target = target
+        self.gate = gate
         self.settings = settings
         self.kafka = kafka
         self.telemetry = telemetry
@@ -151,7 +159,7 @@ class Pull:
     async def _run(self) -> None:
         target, settings = self.target, self.settings
         options = target.options
-        gate = RequestGate(options.rate_limit, options.rate_burst)
+        gate = self.gate or RequestGate(options.rate_limit, options.rate_burst)
         async with OcpiHttp(
             token=target.token,
             ocpi_version=target.ocpi_version,
@@ -196,9 +204,12 @@ class Pull:
             windows = self._my_windows(plan)
             self._announce(endpoint, plan, windows, state, resumed)
             ctx = self._context(http, endpoint, store, plan)
+            ctx.keystate = await self._load_keystate(endpoint)
             results = await self._pull_windows(ctx, windows, state if resumed else StoredState())
             await store.flush()
             self._judge(plan, results, ctx.counters, http)
+            if self.target.options.emit_tombstones:
+                await self._tombstones(ctx, plan)
             if self.summary.complete:
                 self.summary.pull_complete_all_shards = await self._record_if_all_done(store, plan)
             self._report_end()
@@ -384,6 +395,15 @@ class Pull:
         summary.complete = not incomplete
         summary.step_backs = counters.step_backs
         summary.duplicate_keys = counters.duplicate_keys
+        summary.found_by_probing = counters.found_by_probing
+        summary.skipped_unchanged = counters.skipped_unchanged
+        if counters.found_by_probing:
+            summary.warnings.append("partner_needed_probe_past_end")
+            self.progress.warning(
+                "partner_needed_probe_past_end",
+                f"{counters.found_by_probing} objects were found only by probing past a full "
+                "page without Link: this partner's totals or links are broken (P2)",
+            )
         summary.objects_emitted = self.progress.objects_emitted
         summary.pages = self.progress.pages
         summary.dead_lettered = self.progress.dead_lettered
@@ -428,6 +448,36 @@ class Pull:
         self.summary.pull_complete_all_shards = True
         self.summary.warnings.append("pull was already complete; nothing to do")
 
+    async def _load_keystate(self, endpoint: ModuleEndpoint) -> KeyState | None:
+        options = self.target.options
+        if not (options.skip_unchanged or options.emit_tombstones):
+            return None
+        keystate = KeyState(
+            self.kafka,
+            self.settings.bootstrap_servers,
+            f"{self.settings.topic_prefix}.digests",
+            self.target.partner,
+            endpoint.module,
+        )
+        await keystate.load()
+        return keystate
+
+    async def _tombstones(self, ctx: PullContext, plan: PullPlan) -> None:
+        """P13: after a complete, verified full pull, tombstone the keys that disappeared."""
+        assert ctx.keystate is not None
+        refused = tombstones_refused(
+            complete=self.summary.complete,
+            plan=plan,
+            shard_count=self.settings.shard_count,
+            resumed=self.summary.resumed,
+        )
+        if refused is None:
+            outcome = await emit_tombstones(ctx, ctx.keystate, plan, self.target.partner)
+            self.summary.tombstones, refused = outcome
+        if refused is not None:
+            self.summary.tombstones_skipped = refused
+            self.progress.warning("tombstones_not_emitted", refused)
+
     def _report_end(self) -> None:
         s = self.summary
         self.progress.completed(
@@ -441,6 +491,8 @@ class Pull:
             windows_complete=s.windows - s.windows_incomplete,
             windows_incomplete=s.windows_incomplete,
             shortfall=s.shortfall,
+            skipped_unchanged=s.skipped_unchanged,
+            tombstones=s.tombstones,
         )
 
     def _incomplete_message(self) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 RECOVERY_INTERVAL_S = 10.0
+DEBOUNCE_S = 1.0
 MIN_RATE_FRACTION = 1 / 64
 
 
@@ -55,6 +57,7 @@ class RequestGate:
         self._floor = (rate_per_s or 0.0) * MIN_RATE_FRACTION
         self.pauses = 0
         self.slowdowns = 0
+        self._sent: deque[float] = deque(maxlen=4096)
 
     @property
     def current_rate(self) -> float | None:
@@ -70,6 +73,20 @@ class RequestGate:
         delay = self._bucket.delay_for_one(time.monotonic())
         if delay > 0:
             await asyncio.sleep(delay)
+        self._sent.append(time.monotonic())
+
+    def observed_rate(self, window_s: float = 2.0) -> float:
+        """Requests per second actually sent over the last `window_s` seconds."""
+        now = time.monotonic()
+        recent = sum(1 for t in self._sent if now - t <= window_s)
+        return recent / window_s
+
+    def throttled(self) -> None:
+        """A 429 without Retry-After: slow down from the measured pace, at most once a second
+        (the requests in flight when a partner starts throttling all come back 429 together)."""
+        if time.monotonic() - self._last_slowdown < DEBOUNCE_S:
+            return
+        self.slow_down(self.observed_rate())
 
     def pause(self, seconds: float) -> None:
         """The partner asked to wait (Retry-After): hold every request until then."""

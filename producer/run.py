@@ -20,6 +20,7 @@ from producer.kafka import KafkaOutput, KafkaWait, TopicSpec
 from producer.ocpi.versions import module_endpoint_from_url
 from producer.progress import View, make_view
 from producer.pull import Pull, PullSummary, new_pull_id, topic_names
+from producer.ratelimit import RequestGate
 from producer.telemetry import Telemetry, setup_telemetry
 
 log = logging.getLogger("ocpi_puller")
@@ -46,9 +47,14 @@ def _module_of(target: PullTarget) -> str:
     return endpoint.module
 
 
-def topics_for(settings: PullSettings, modules: set[str]) -> list[TopicSpec]:
-    """Every topic this run writes: object topics and checkpoints are compacted."""
+def topics_for(
+    settings: PullSettings, modules: set[str], *, digests: bool = False
+) -> list[TopicSpec]:
+    """Every topic this run writes: object topics, checkpoints and digests are compacted."""
     specs: dict[str, TopicSpec] = {}
+    if digests:
+        name = f"{settings.topic_prefix}.digests"
+        specs[name] = TopicSpec(name, compacted=True)
     for module in sorted(modules):
         names = topic_names(settings.topic_prefix, module)
         specs[names["objects"]] = TopicSpec(names["objects"], compacted=True)
@@ -87,8 +93,15 @@ async def run_pulls(
     )
     try:
         await kafka.start()
-        await kafka.ensure_topics(topics_for(settings, modules))
-        pulls.extend(Pull(t, settings, kafka, telemetry, view, pull_id) for t in targets)
+        needs_digests = any(t.options.skip_unchanged or t.options.emit_tombstones for t in targets)
+        await kafka.ensure_topics(topics_for(settings, modules, digests=needs_digests))
+        # One request gate per partner: its rate limit covers all of its modules.
+        gates = {
+            t.partner: RequestGate(t.options.rate_limit, t.options.rate_burst) for t in targets
+        }
+        pulls.extend(
+            Pull(t, settings, kafka, telemetry, view, pull_id, gates[t.partner]) for t in targets
+        )
         slots = asyncio.Semaphore(settings.max_parallel_pulls)
 
         async def one(pull: Pull) -> PullSummary:

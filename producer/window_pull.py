@@ -22,6 +22,7 @@ from producer.checkpoint import CheckpointStore
 from producer.config import PartnerOptions
 from producer.errors import PartnerProtocolError, PullError
 from producer.kafka import KafkaOutput, OutMessage
+from producer.keystate import KeyState, content_digest, key_hash
 from producer.messages import MessageBuilder, PageMessages
 from producer.ocpi.client import FetchedPage, LinkGoneError, OcpiHttp, PageContext
 from producer.ocpi.pagination import (
@@ -48,6 +49,8 @@ class PullCounters:
     duplicate_keys: int = 0
     re_reads_suppressed: int = 0
     outside_window: int = 0
+    found_by_probing: int = 0
+    skipped_unchanged: int = 0
     full_page_without_link: int = 0
 
 
@@ -71,6 +74,7 @@ class PullContext:
     request_slots: asyncio.Semaphore
     unacked_pages: asyncio.Semaphore
     counters: PullCounters = field(default_factory=PullCounters)
+    keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,7 @@ class WindowPull:
                     walk, passes, start_offset, problem=f"{loop.reason}: {loop}"
                 )
             self._ctx.counters.step_backs += walk.patches
+            self._ctx.counters.found_by_probing += walk.found_by_probing
             if walk.ended_full_without_link:
                 self._ctx.counters.full_page_without_link += 1
             expected = max(0, (walk.first_total or 0) - start_offset)
@@ -318,11 +323,11 @@ class WindowPull:
         for message, key, position in zip(
             messages.objects, messages.keys, messages.positions, strict=True
         ):
-            key_hash, value_hash = hash(key), hash(message.value)
-            if self._seen.get(key_hash) == value_hash:
+            seen_key, seen_value = hash(key), hash(message.value)
+            if self._seen.get(seen_key) == seen_value:
                 counters.re_reads_suppressed += 1
                 continue
-            self._seen[key_hash] = value_hash
+            self._seen[seen_key] = seen_value
             if not self._inside(items[position]):
                 counters.outside_window += 1
                 continue
@@ -332,6 +337,17 @@ class WindowPull:
         for identity in messages.dead_identities:
             # Received, just not valid: it counts toward the window's total all the same.
             self._seen.setdefault(hash(identity), 0)
+        digests: list[int] = []
+        keystate = self._ctx.keystate
+        if keystate is not None:
+            # Everything the partner listed exists there, produced or not: never tombstone it.
+            keystate.mark_seen([key_hash(k) for k in (*messages.keys, *messages.dead_keys)])
+            if self._ctx.options.skip_unchanged:
+                kept, kept_keys, kept_positions, digests = self._changed_only(
+                    keystate, kept, kept_keys, kept_positions
+                )
+            else:
+                digests = [content_digest(m.value or b"") for m in kept]
         return PageMessages(
             kept,
             messages.dead_letters,
@@ -339,7 +355,32 @@ class WindowPull:
             kept_positions,
             messages.duplicate_keys,
             messages.dead_identities,
+            messages.dead_keys,
+            digests,
         )
+
+    def _changed_only(
+        self,
+        keystate: KeyState,
+        kept: list[OutMessage],
+        keys: list[str],
+        positions: list[int],
+    ) -> tuple[list[OutMessage], list[str], list[int], list[int]]:
+        """P8: drop objects whose content (without last_updated) is what was produced before."""
+        digests = [content_digest(m.value or b"") for m in kept]
+        previous = keystate.previous_digests([key_hash(k) for k in keys])
+        out: tuple[list[OutMessage], list[str], list[int], list[int]] = ([], [], [], [])
+        for message, key, position, digest, before in zip(
+            kept, keys, positions, digests, previous, strict=True
+        ):
+            if digest == before:
+                self._ctx.counters.skipped_unchanged += 1
+                continue
+            out[0].append(message)
+            out[1].append(key)
+            out[2].append(position)
+            out[3].append(digest)
+        return out
 
     def _inside(self, item: Any) -> bool:
         value = item.get("last_updated") if isinstance(item, dict) else None
@@ -372,6 +413,13 @@ class WindowPull:
                 await ctx.kafka.send_and_wait(ctx.deadletter_topic, messages.dead_letters)
         finally:
             ctx.unacked_pages.release()
+        if ctx.keystate is not None and messages.objects:
+            # Only now that Kafka has the objects may their digests say they were produced.
+            records = [
+                ctx.keystate.digest_record(key, digest)
+                for key, digest in zip(messages.keys, messages.digests, strict=True)
+            ]
+            await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
         self._emitted += len(messages.objects)
         before = walk.checkpoint.end
         walk.on_acked(request.request_id)

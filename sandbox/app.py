@@ -150,7 +150,19 @@ class SandboxState:
         self.mutation_rng = random.Random(config.seed + 1)
         self.mutation_credit: dict[str, float] = {}
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
+        self._recent_requests: deque[float] = deque()
         self.stats = SandboxStats()
+
+    def over_rate_limit(self, now: float) -> bool:
+        """Whether this request exceeds the partner's own rate limit (requests in the last s)."""
+        limit = self.config.rate_limit
+        if limit is None:
+            return False
+        recent = self._recent_requests
+        recent.append(now)
+        while recent and now - recent[0] > 1.0:
+            recent.popleft()
+        return len(recent) > limit
 
     def mutate_after_serving(self, module: str, served: int) -> None:
         """Apply `mutation_rate` mutations per object served to the module being served."""
@@ -415,8 +427,11 @@ async def _serve_with_faults(
     request: web.Request, state: SandboxState, query: PageQuery, one_shot_token: str | None
 ) -> web.StreamResponse:
     stats = state.stats
-    stats.page_request_times.append(time.monotonic())
+    now = time.monotonic()
+    stats.page_request_times.append(now)
     fault = choose_fault(state.config.faults, state.fault_rng)
+    if fault is None and state.over_rate_limit(now):
+        fault = "throttle"
     delay = latency_seconds(state.config.latency_ms, state.fault_rng)
     if delay:
         await asyncio.sleep(delay)
@@ -536,6 +551,8 @@ async def mutate_endpoint(request: web.Request) -> web.Response:
         done.append(dataset.delete(int(index), at))
     for index in spec.get("update_indices", []):
         done.append(dataset.update(int(index), at))
+    for index in spec.get("touch_indices", []):
+        done.append(dataset.update(int(index), at, touch=True))
     for _ in range(int(spec.get("deletes", 0))):
         done.append(dataset.delete(rng.randrange(population), at))
     for _ in range(int(spec.get("updates", 0))):

@@ -43,6 +43,8 @@ class SandboxConfig:
     stall_seconds: float = 60.0
     retry_after_seconds: int = 1
     throttle_sends_retry_after: bool = True
+    # Answer 429 when a client sends more than this many page requests per second (P9).
+    rate_limit: float | None = None
     invalid_rate: float = 0.0
     mutation_rate: float = 0.0
     spacing_ms: int = 1000

@@ -24,7 +24,7 @@ from typing import Final, Literal
 
 from sandbox.generator import INVALID_KINDS, InvalidKind, Module, ObjectFactory, Party, mix64
 
-MutationKind = Literal["update", "delete", "insert"]
+MutationKind = Literal["update", "touch", "delete", "insert"]
 DEFAULT_HISTORY_START_MS: Final = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 
 
@@ -207,16 +207,20 @@ class Dataset:
         self._events.setdefault(mutation.index, []).append(mutation)
         return mutation
 
-    def update(self, index: int, now_ms: int) -> Mutation | None:
-        """Change object *index*: new content, `last_updated` = now, so it moves to the end."""
+    def update(self, index: int, now_ms: int, *, touch: bool = False) -> Mutation | None:
+        """Change object *index*: new content, `last_updated` = now, so it moves to the end.
+
+        With `touch`, only `last_updated` moves and the content stays (pitfall P8).
+        """
         if not self._is_alive(index):
             return None
         at = self._stamp(now_ms)
         self._leave_slot(index)
         bisect.insort(self._moved, (at, index))
         self._moved_at[index] = at
-        self._revision[index] = self._revision.get(index, 0) + 1
-        return self._record(Mutation(at, "update", index))
+        if not touch:
+            self._revision[index] = self._revision.get(index, 0) + 1
+        return self._record(Mutation(at, "touch" if touch else "update", index))
 
     def delete(self, index: int, now_ms: int) -> Mutation | None:
         """Remove object *index* (tariffs really disappear; the sandbox does it for any module)."""

@@ -168,7 +168,8 @@ class ObjectFactory:
         cc, pid = self.party.country_code, self.party.party_id
         contract_id = f"{cc}-{pid}-C{i:09d}"
         valid = h % 20 != 0
-        whitelist = _WHITELIST[(h >> 8) % 3]
+        # Each revision moves to the next whitelist value, so an update always changes content.
+        whitelist = _WHITELIST[(self._h(i, 2) + revision) % 3]
         if version == "2.1.1":
             obj: dict[str, Any] = {
                 "uid": uid,
@@ -333,6 +334,7 @@ class ObjectFactory:
 
     def _session(self, i: int, version: str, lu_ms: int, revision: int) -> dict[str, Any]:
         start, end, kwh, _hours = self._charge(i, lu_ms)
+        kwh = round(kwh + revision * 0.5, 3)  # an update always changes the session
         uid, contract = self._token_ref(i)
         status = "COMPLETED" if (self._h(i, 9) + revision) % 4 else "ACTIVE"
         cost = {"excl_vat": round(kwh * 0.3, 2), "incl_vat": round(kwh * 0.363, 2)}

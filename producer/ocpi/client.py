@@ -276,7 +276,7 @@ class OcpiHttp:
                 if retry_after is not None:
                     self._gate.pause(min(retry_after, self._policy.max_retry_after_s))
                 else:
-                    self._gate.slow_down(observed_rate=1.0)
+                    self._gate.throttled()
             if is_retryable(failure):
                 raise _Attempt(failure, f"HTTP {status}", retry_after)
             raise PartnerProtocolError(f"partner answered HTTP {status} at {self.redact(url)}")

@@ -130,12 +130,17 @@ class WindowWalk:
         self._started = False
         self._patches = 0
         self._pages = 0
+        self._received = 0
         self._recent_urls: deque[str] = deque(maxlen=RECENT_URLS_REMEMBERED)
         self._empty_with_link = 0
         self._chain: deque[ChainLink] = deque()  # chain links not yet acknowledged by Kafka
         self._acked: set[int] = set()
         self._checkpoint = ChainLink(-1, start_offset, start_total)
         self.ended_full_without_link = False
+        # Objects that only probing past a full page without Link found (P2: the partner's
+        # totals/links are broken, and --probe-past-end was needed).
+        self.found_by_probing = 0
+        self._probing = False
 
     # -- what the shell reads ------------------------------------------------------------------
 
@@ -300,7 +305,11 @@ class WindowWalk:
                 )
         elif outcome.count:
             self._empty_with_link = 0
+        self._received += outcome.count
         bound = max(self._first_total or 0, self._latest_total or 0)
+        if self._probe_past_end:
+            # Probing is for partners whose totals are wrong (P2): bound by what arrived.
+            bound = max(bound, self._received)
         stride = max(1, self._stride or outcome.limit or outcome.count or 1)
         if self._pages > 2 * (bound // stride) + 2 * self._patches + 20:
             raise PaginationLoop(
@@ -338,6 +347,11 @@ class WindowWalk:
                 request.request_id, request.offset + outcome.count, outcome.total
             )
             self._anchor_next_url = outcome.next_url
+            if self._probing:
+                self.found_by_probing += outcome.count
+            self._probing = (
+                self._probe_past_end and outcome.next_url is None and self._is_full(outcome)
+            )
             self._chain.append(self._anchor)
             self._advance_checkpoint()
             if self._is_end(outcome):

@@ -1,0 +1,145 @@
+"""What was produced before, per partner module: the state behind --skip-unchanged and
+--emit-tombstones.
+
+On the compacted topic `<prefix>.digests` every produced object has a record keyed
+`<partner>/<module>/<object key>` whose value is a 64-bit digest of its content without any
+`last_updated` (hex); a deleted object's record is a tombstone. All records of one partner module
+share a partition (chosen from `<partner>/<module>`), so loading reads one partition.
+
+In memory the state is two sorted numpy arrays (key hash, digest): 16 bytes per key, ~160 MB for
+ten million keys, whatever the objects' size. A digest record is written only after Kafka has
+acknowledged the object it describes, so a crash can make an unchanged object be produced again,
+never make a changed one be skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+
+from producer.kafka import KafkaOutput, OutMessage, partition_for, started_consumer
+
+_LAST_UPDATED = re.compile(rb'"last_updated":"[^"]*"')
+
+
+def key_hash(key: str) -> int:
+    """A stable 64-bit hash of a Kafka key (Python's hash() differs per process)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+def content_digest(value: bytes) -> int:
+    """A 64-bit digest of an object's JSON without any `last_updated` (P8: partners bump it
+    without changing anything); never 0, which marks 'absent'."""
+    digest = int.from_bytes(
+        hashlib.blake2b(_LAST_UPDATED.sub(b"", value), digest_size=8).digest(), "little"
+    )
+    return digest or 1
+
+
+class KeyState:
+    """The digests of one partner module, and the keys one pull has seen."""
+
+    def __init__(
+        self, kafka: KafkaOutput, bootstrap_servers: str, topic: str, partner: str, module: str
+    ) -> None:
+        self._kafka = kafka
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+        self._scope = f"{partner}/{module}"
+        self._prefix = f"{self._scope}/".encode()
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._digests = np.empty(0, dtype=np.uint64)
+        self._seen = array("Q")
+
+    @property
+    def known(self) -> int:
+        """How many keys were present after earlier pulls."""
+        return len(self._keys)
+
+    async def _partition(self) -> int:
+        return partition_for(self._scope.encode(), await self._kafka.partition_count(self.topic))
+
+    async def _records(self) -> AsyncIterator[tuple[bytes, bytes | None]]:
+        """(object key, value) of every record of this partner module, in topic order."""
+        from aiokafka import TopicPartition
+
+        consumer = await started_consumer(self._bootstrap)
+        try:
+            tp = TopicPartition(self.topic, await self._partition())
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)
+                for record in batches.get(tp, []):
+                    if record.offset < end and record.key and record.key.startswith(self._prefix):
+                        yield record.key[len(self._prefix) :], record.value
+        finally:
+            await consumer.stop()
+
+    async def load(self) -> None:
+        """Read the state left by earlier pulls (later records win; tombstones remove)."""
+        keys = array("Q")
+        digests = array("Q")
+        async for key, value in self._records():
+            keys.append(key_hash(key.decode()))
+            digests.append(0 if value is None else int(value, 16))
+        if not keys:
+            return
+        all_keys = np.frombuffer(keys, dtype=np.uint64)[::-1]
+        all_digests = np.frombuffer(digests, dtype=np.uint64)[::-1]
+        # Reversed, the first occurrence of a key is its latest record.
+        unique, first = np.unique(all_keys, return_index=True)
+        latest = all_digests[first]
+        present = latest != 0
+        self._keys = unique[present]
+        self._digests = latest[present]
+
+    def previous_digests(self, hashes: Sequence[int]) -> list[int]:
+        """The digest each key had after earlier pulls (0: not present)."""
+        if not len(self._keys) or not hashes:
+            return [0] * len(hashes)
+        wanted = np.asarray(hashes, dtype=np.uint64)
+        positions = np.searchsorted(self._keys, wanted)
+        positions[positions >= len(self._keys)] = 0
+        found = self._keys[positions] == wanted
+        return [int(d) if f else 0 for d, f in zip(self._digests[positions], found, strict=True)]
+
+    def mark_seen(self, hashes: Sequence[int]) -> None:
+        """These keys exist at the partner (produced, skipped as unchanged, or dead-lettered)."""
+        self._seen.extend(hashes)
+
+    def absent(self, also_alive: Sequence[int] = ()) -> np.ndarray:
+        """Key hashes present after earlier pulls that this pull did not see."""
+        seen = np.frombuffer(self._seen, dtype=np.uint64) if self._seen else np.empty(0, np.uint64)
+        alive = np.concatenate([seen, np.asarray(also_alive, dtype=np.uint64)])
+        return np.setdiff1d(self._keys, alive, assume_unique=False)
+
+    async def names_of(self, hashes: np.ndarray) -> list[str]:
+        """The object keys behind some key hashes (a second read of the partition)."""
+        wanted = {int(h) for h in hashes}
+        names: dict[str, None] = {}
+        async for key, _ in self._records():
+            name = key.decode()
+            if key_hash(name) in wanted:
+                names[name] = None
+        return list(names)
+
+    def digest_record(self, object_key: str, digest: int) -> OutMessage:
+        """The record saying `object_key` was produced with this content."""
+        return OutMessage(
+            f"{self._scope}/{object_key}".encode(),
+            f"{digest:016x}".encode(),
+            [],
+            partition_key=self._scope.encode(),
+        )
+
+    def tombstone_record(self, object_key: str) -> OutMessage:
+        """The record saying `object_key` is gone."""
+        return OutMessage(
+            f"{self._scope}/{object_key}".encode(), None, [], partition_key=self._scope.encode()
+        )
