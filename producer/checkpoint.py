@@ -18,7 +18,8 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from producer.errors import ConfigError
-from producer.kafka import KafkaOutput, OutMessage, partition_for, started_consumer
+from producer.kafka import KafkaOutput, OutMessage, started_consumer
+from producer.partitioning import partition_for
 from schemas.records import (
     PullPlan,
     SyncState,
@@ -41,14 +42,13 @@ class StoredState:
 class CheckpointStore:
     """Reads and writes one partner module's checkpoint records."""
 
-    def __init__(
-        self, kafka: KafkaOutput, bootstrap_servers: str, topic: str, partner: str, module: str
-    ) -> None:
+    def __init__(self, kafka: KafkaOutput, topic: str, partner: str, module: str) -> None:
         self._kafka = kafka
-        self._bootstrap = bootstrap_servers
         self.topic = topic
         self._scope = f"{partner}/{module}"
         self._pending: list[asyncio.Future[None]] = []
+        # The latest record per key, re-sent by flush() if an outage swallowed any of them.
+        self._latest: dict[str, bytes] = {}
 
     def plan_key(self, pull_id: str) -> str:
         """Key of a pull's plan record."""
@@ -65,7 +65,7 @@ class CheckpointStore:
     async def load(self, pull_id: str | None) -> StoredState:
         """The latest plan and window records of `pull_id`, and the module's sync state."""
         partition = await self._partition()
-        consumer = await started_consumer(self._bootstrap)
+        consumer = await started_consumer(self._kafka.connection)
         state = StoredState()
         plan_key = None if pull_id is None else self.plan_key(pull_id).encode()
         window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()
@@ -102,18 +102,20 @@ class CheckpointStore:
             await consumer.stop()
         return state
 
-    async def _write(self, key: str, value: bytes) -> asyncio.Future[None]:
-        partition_key = self._scope.encode()
-        future = await self._kafka.send(
-            self.topic, [OutMessage(key.encode(), value, [], partition_key=partition_key)]
-        )
-        self._pending.append(future)
+    def _record(self, key: str, value: bytes) -> OutMessage:
+        return OutMessage(key.encode(), value, [], partition_key=self._scope.encode())
+
+    async def _write(self, key: str, value: bytes) -> None:
+        self._latest[key] = value
+        self._pending.append(await self._kafka.send(self.topic, [self._record(key, value)]))
+        # Keep only what is unfinished or failed (flush looks at those).
         self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
-        return future
 
     async def save_plan(self, plan: PullPlan) -> None:
         """Write the plan and wait for Kafka: shards and resumes depend on it."""
-        await (await self._write(self.plan_key(plan.pull_id), plan.model_dump_json().encode()))
+        await self._kafka.send_and_wait(
+            self.topic, [self._record(self.plan_key(plan.pull_id), plan.model_dump_json().encode())]
+        )
 
     async def save_window(self, checkpoint: WindowCheckpoint) -> None:
         """Queue a window's progress (acknowledged by `flush`)."""
@@ -124,13 +126,19 @@ class CheckpointStore:
 
     async def save_sync(self, sync: SyncState) -> None:
         """Record the module's last complete pull, and wait for Kafka."""
-        await (await self._write(self._scope, sync.model_dump_json().encode()))
+        await self._kafka.send_and_wait(
+            self.topic, [self._record(self._scope, sync.model_dump_json().encode())]
+        )
 
     async def flush(self) -> None:
-        """Wait until every queued checkpoint record is acknowledged."""
+        """Wait until every checkpoint record is acknowledged; if some were lost in an outage,
+        write the latest record of every window again (retrying until the Kafka deadline)."""
         pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            await self._kafka.send_and_wait(
+                self.topic, [self._record(k, v) for k, v in self._latest.items()]
+            )
 
     async def wait_for_plan(self, pull_id: str, timeout_s: float) -> StoredState:
         """Shards other than 0 wait for shard 0 to publish the plan (Kafka is the only link)."""

@@ -217,10 +217,31 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     k.add_argument("--topic-partitions", type=int)
     k.add_argument("--replication-factor", type=int)
     k.add_argument("--kafka-deadline-s", type=float, help="how long to wait for an absent broker")
+    k.add_argument(
+        "--kafka-request-timeout-s",
+        type=float,
+        help="retry a produce not acknowledged in this time",
+    )
+    k.add_argument(
+        "--kafka-replay-s",
+        type=float,
+        help="after a broker outage, re-read what was acknowledged this long before it (0: off)",
+    )
+    k.add_argument(
+        "--kafka-security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    )
+    k.add_argument("--kafka-sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    k.add_argument("--kafka-sasl-username")
+    k.add_argument("--kafka-sasl-password", help="better: OCPI_PULLER_KAFKA_SASL_PASSWORD")
+    k.add_argument("--kafka-ssl-cafile", help="CA certificates to verify the brokers with")
     o = p.add_argument_group("output")
     o.add_argument("--output", choices=("text", "json"))
     o.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", default=None)
-    o.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    o.add_argument(
+        "--log-level",
+        default=os.environ.get("OCPI_PULLER_LOG_LEVEL", "INFO").upper(),
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
     p.set_defaults(run=_run_pull)
 
 
@@ -249,7 +270,11 @@ def _run_pull(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # Kafka trouble is reported by the puller itself (warnings, progress events, one final line);
+    # aiokafka's own logger repeats a connection error every 100 ms while a broker is away.
+    logging.getLogger("aiokafka").setLevel(
+        logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
+    )
     settings = settings_from_args(args)
     result = run_in_loop(settings)
     print_result(result, settings.output)
@@ -292,9 +317,10 @@ def _run_status(args: argparse.Namespace) -> int:
     from producer.status import run_status
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    connection = PullSettings(bootstrap_servers=args.bootstrap_servers).kafka_connection()
     try:
         return run_status(
-            bootstrap_servers=args.bootstrap_servers,
+            connection=connection,
             topic_prefix=args.topic_prefix,
             since=args.since,
             partner=args.partner,

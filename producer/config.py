@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.errors import ConfigError
+from producer.kafka import KafkaConnection
 
 Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
 OcpiVersion = Literal["2.1.1", "2.2.1"]
@@ -135,6 +136,19 @@ class PullSettings(BaseSettings, PartnerOptions):
     plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
     max_parallel_pulls: int = Field(default=4, ge=1, description="partners pulled at once")
     kafka_deadline_s: float = Field(default=300.0, gt=0)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_replay_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="after a broker outage, re-read what was acknowledged this long before it",
+    )
+    kafka_request_timeout_s: float = Field(
+        default=30.0, gt=0, description="a produce not acknowledged in this time is retried"
+    )
     ca_bundle: Path | None = None
     insecure_skip_tls_verify: bool = False
     output: Literal["text", "json"] = "text"
@@ -175,6 +189,17 @@ class PullSettings(BaseSettings, PartnerOptions):
         if self.incremental and self.date_from is not None:
             raise ValueError("--incremental computes date_from itself; do not also give it")
         return self
+
+    def kafka_connection(self) -> KafkaConnection:
+        """How to reach Kafka (the same for every client of this run)."""
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
 
     def targets(self) -> list[PullTarget]:
         """The partner modules this run pulls: from the partners file, or the command line."""

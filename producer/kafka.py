@@ -1,112 +1,89 @@
-"""The aiokafka shell: topics, partitioning, batched produce, acknowledgements, broker waits.
+"""The aiokafka shell: connection, topics, batched produce, acknowledgements, broker outages.
 
-Messages are appended to per-partition batches (aiokafka's batch API, ~10x the per-message
-`send()` rate) with the partition chosen exactly as Kafka's default partitioner does
-(murmur2 of the key), so one key always lands on one partition whoever produced it. A page counts
-as produced only when every batch holding its messages is acknowledged (acks=all, idempotent).
-When the broker is unreachable, a page's produce is retried with backoff until a deadline.
+Messages go to per-partition outboxes (see outbox.py) on the partition Kafka's default
+partitioner would choose. A page counts as produced only when every batch holding its messages is
+acknowledged (acks=all, idempotent). When the broker is unreachable, a produce is retried with
+backoff until a deadline; when the broker has lost this producer's identity (a restarted broker
+answers OutOfOrderSequenceNumber or UnknownProducerId), the producer is replaced by a new one and
+the unacknowledged messages are produced again (duplicates are harmless: messages are keyed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
-import struct
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
+from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
 
 from producer.errors import KafkaUnavailableError
+from producer.outbox import PartitionOutbox
+from producer.partitioning import partitions_for
 
 log = logging.getLogger("ocpi_puller")
 
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-_WORDS = struct.Struct("<I")
 MAX_BATCH_BYTES = 1 << 20
 Header = tuple[str, bytes]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# The broker no longer knows this producer (e.g. it restarted without its producer state): only a
+# new producer, with a new id, can produce again.
+PRODUCER_IDENTITY_LOST = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (seed 0x9747b28c), as `org.apache.kafka.common.utils.Utils.murmur2`."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    tail = length & ~3
-    for (k,) in _WORDS.iter_unpack(data[:tail]):
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    extra = length & 3
-    if extra >= 3:
-        h ^= data[tail + 2] << 16
-    if extra >= 2:
-        h ^= data[tail + 1] << 8
-    if extra >= 1:
-        h ^= data[tail]
-        h = (h * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    h ^= h >> 15
-    return h
+@dataclass(frozen=True, slots=True)
+class KafkaConnection:
+    """Where Kafka is and how to authenticate (the same for producer, consumers, admin)."""
 
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """The default partitioner's choice: `toPositive(murmur2(key)) % partitions`."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def murmur2_many(keys: Sequence[bytes]) -> list[int]:
-    """murmur2 of many keys at once: keys of one length are hashed as numpy columns.
-
-    Same result as `murmur2` per key (tested), ~20x faster for a page of keys.
-    """
-    result = np.empty(len(keys), dtype=np.uint32)
-    by_length: dict[int, list[int]] = {}
-    for index, key in enumerate(keys):
-        by_length.setdefault(len(key), []).append(index)
-    m = np.uint32(_M)
-    for length, indices in by_length.items():
-        rows = np.frombuffer(b"".join([keys[i] for i in indices]), dtype=np.uint8)
-        rows = rows.reshape(len(indices), length)
-        h = np.full(len(indices), (0x9747B28C ^ length) & _MASK, dtype=np.uint32)
-        tail = length & ~3
-        if tail:
-            words = np.ascontiguousarray(rows[:, :tail]).view("<u4")
-            for column in range(tail // 4):
-                k = words[:, column] * m
-                k ^= k >> np.uint32(24)
-                k *= m
-                h *= m
-                h ^= k
-        extra = length & 3
-        if extra >= 3:
-            h ^= rows[:, tail + 2].astype(np.uint32) << np.uint32(16)
-        if extra >= 2:
-            h ^= rows[:, tail + 1].astype(np.uint32) << np.uint32(8)
-        if extra >= 1:
-            h ^= rows[:, tail].astype(np.uint32)
-            h *= m
-        h ^= h >> np.uint32(13)
-        h *= m
-        h ^= h >> np.uint32(15)
-        result[indices] = h
-    return [int(v) for v in result]
-
-
-def partitions_for(keys: Sequence[bytes], partitions: int) -> list[int]:
-    """`partition_for` of every key."""
-    return [(h & 0x7FFFFFFF) % partitions for h in murmur2_many(keys)]
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(
+                cafile=None if self.ssl_cafile is None else str(self.ssl_cafile)
+            )
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                None if self.sasl_password is None else self.sasl_password.get_secret_value()
+            )
+        return options
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +110,7 @@ class TopicSpec:
 
 @dataclass(frozen=True, slots=True)
 class KafkaWait:
-    """The broker did not acknowledge; the produce is retried after `wait_s`."""
+    """The broker did not acknowledge (or acknowledged late): `wait_s` waited or to wait."""
 
     topic: str
     attempt: int
@@ -146,7 +123,7 @@ class KafkaOutput:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection | str,
         *,
         client_id: str = "ocpi-puller",
         partitions: int = 6,
@@ -156,7 +133,9 @@ class KafkaOutput:
         on_wait: Callable[[KafkaWait], None] | None = None,
         producer_options: dict[str, Any] | None = None,
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self.connection = (
+            connection if isinstance(connection, KafkaConnection) else KafkaConnection(connection)
+        )
         self._client_id = client_id
         self._partitions = partitions
         self._replication = replication_factor
@@ -164,20 +143,38 @@ class KafkaOutput:
         self._on_wait = on_wait
         self._rng = random.Random()
         self._partition_counts: dict[str, int] = {}
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=MAX_BATCH_BYTES + 64 * 1024,
-            request_timeout_ms=request_timeout_ms,
-            **{"compression_type": "lz4", **(producer_options or {})},
-        )
+        self._producer_options: dict[str, Any] = {
+            **self.connection.client_options(),
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 5,
+            "max_batch_size": MAX_BATCH_BYTES,
+            "max_request_size": MAX_BATCH_BYTES + 64 * 1024,
+            "request_timeout_ms": request_timeout_ms,
+            "compression_type": "lz4",
+            **(producer_options or {}),
+        }
+        self._producer = AIOKafkaProducer(**self._producer_options)
+        # aiokafka never expires a batch while the broker is unreachable: every wait for an
+        # acknowledgement is bounded by this, then retried (until the deadline).
+        self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
+        self._waiting: set[asyncio.Future[None]] = set()
         self._started = False
+        self._renewing: asyncio.Lock | None = None
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
+        self._last_slow_report = 0.0
+        # Start times (monotonic) of broker outages: writes acknowledged shortly before one may
+        # be lost by a broker that restarts (see Pull's replay).
+        self.outages: list[float] = []
+        self._healthy = True
         self.waits = 0
+        self.producers_renewed = 0
+
+    @property
+    def bootstrap(self) -> str:
+        """Bootstrap servers (for messages)."""
+        return self.connection.bootstrap_servers
 
     async def start(self) -> None:
         """Connect, retrying until the deadline (the broker may still be starting)."""
@@ -188,29 +185,81 @@ class KafkaOutput:
         """Flush what is buffered and disconnect."""
         if self._started:
             self._started = False
+            for waiting in list(self._waiting):
+                waiting.cancel()
             outboxes = list(self._outboxes.values())
             await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await self._producer.stop()
+            await close_producer(self._producer, flush_timeout_s=self.ack_timeout_s)
 
-    async def _until_deadline(self, what: str, action: Callable[[], Any]) -> Any:
+    def _report(self, wait: KafkaWait) -> None:
+        self.waits += 1
+        if self._on_wait is not None:
+            self._on_wait(wait)
+
+    def _outage_began(self, at: float) -> None:
+        if self._healthy:
+            self._healthy = False
+            self.outages.append(at)
+
+    def _acknowledged(self) -> None:
+        self._healthy = True
+
+    def _slow_ack(self, topic: str, waited_s: float) -> None:
+        # An outage aiokafka rode out by itself shows only as a late acknowledgement.
+        now = time.monotonic()
+        self._outage_began(now - waited_s)
+        self._healthy = True
+        if now - self._last_slow_report >= 5.0:
+            self._last_slow_report = now
+            self._report(KafkaWait(topic, 0, waited_s, f"acknowledged after {waited_s:.1f} s"))
+
+    async def _renew_producer(self, error: BaseException) -> None:
+        """Replace a producer the broker no longer knows; its pending messages fail and are
+        produced again by their senders."""
+        if self._renewing is None:
+            self._renewing = asyncio.Lock()
+        async with self._renewing:
+            if not isinstance(error, PRODUCER_IDENTITY_LOST) or not self._started:
+                return
+            fresh = AIOKafkaProducer(**self._producer_options)
+            try:
+                await fresh.start()
+            except BaseException:
+                await fresh.stop()  # the broker is still away: keep the old one for now
+                raise
+            old, self._producer = self._producer, fresh
+            for outbox in self._outboxes.values():
+                outbox.fail_pending(error)
+            self.producers_renewed += 1
+            log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
+            await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
+
+    async def _until_deadline(
+        self, what: str, action: Callable[[], Any], *, report: bool = True
+    ) -> Any:
         deadline = time.monotonic() + self._deadline_s
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await action()
+                result = await action()
+                self._acknowledged()
+                return result
             except (TimeoutError, KafkaError, OSError) as error:
+                self._outage_began(time.monotonic())
+                if isinstance(error, PRODUCER_IDENTITY_LOST):
+                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                        await self._renew_producer(error)
                 reason = f"{type(error).__name__}: {error}"[:200]
                 wait = min(10.0, 0.5 * 2 ** min(attempt, 6)) * (0.5 + self._rng.random() / 2)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
-                        f"Kafka at {self._bootstrap} unavailable for {self._deadline_s:.0f} s "
+                        f"Kafka at {self.bootstrap} unavailable for {self._deadline_s:.0f} s "
                         f"({what}: {reason})"
                     ) from None
-                self.waits += 1
-                if self._on_wait is not None:
-                    self._on_wait(KafkaWait(what, attempt, wait, reason))
-                log.warning("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
+                if report:
+                    self._report(KafkaWait(what, attempt, wait, reason))
+                    log.warning("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
                 await asyncio.sleep(wait)
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
@@ -218,7 +267,7 @@ class KafkaOutput:
 
         async def create() -> None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap, client_id=self._client_id
+                **self.connection.client_options(), client_id=self._client_id
             )
             await admin.start()
             try:
@@ -246,7 +295,9 @@ class KafkaOutput:
         """Partitions of `topic` (cached; metadata is fetched once)."""
         count = self._partition_counts.get(topic)
         if count is None:
-            partitions = await self._producer.partitions_for(topic)
+            partitions = await self._until_deadline(
+                f"metadata of {topic}", lambda: self._producer.partitions_for(topic)
+            )
             count = len(partitions)
             self._partition_counts[topic] = count
         return count
@@ -254,7 +305,7 @@ class KafkaOutput:
     async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
         """Queue messages; the returned future resolves when Kafka acknowledged all of them.
 
-        Waits (backpressure) while a partition already holds `MAX_SEALED_BATCHES` full batches.
+        Waits (backpressure) while a partition already holds too many full batches.
         """
         partitions = await self.partition_count(topic)
         waits: set[asyncio.Future[None]] = set()
@@ -264,150 +315,119 @@ class KafkaOutput:
             if outbox.full:
                 await outbox.wait_for_room()
             waits.add(outbox.append(message))
-        return asyncio.ensure_future(_all_acked(list(waits)))
+        acked = asyncio.ensure_future(_all_acked(list(waits)))
+        self._waiting.add(acked)
+        acked.add_done_callback(self._waiting.discard)
+        acked.add_done_callback(_retrieve)  # a timed-out wait is abandoned, not forgotten
+        return acked
+
+    async def wait_acked(self, acks: Sequence[asyncio.Future[None]]) -> None:
+        """Wait for acknowledgements, at most `ack_timeout_s`; a timeout is a KafkaTimeoutError.
+
+        The futures are not cancelled on timeout: a batch may hold other pages' messages too.
+        """
+        if not acks:
+            return
+        done, pending = await asyncio.wait(acks, timeout=self.ack_timeout_s)
+        if pending:
+            self._outage_began(time.monotonic() - self.ack_timeout_s)
+            raise KafkaTimeoutError(f"no acknowledgement within {self.ack_timeout_s:.0f} s")
+        for future in done:
+            future.result()
 
     def _outbox(self, topic: str, partition: int) -> PartitionOutbox:
         outbox = self._outboxes.get((topic, partition))
         if outbox is None:
-            outbox = PartitionOutbox(self._producer, topic, partition)
+            outbox = PartitionOutbox(
+                lambda: self._producer,
+                topic,
+                partition,
+                on_slow_ack=self._slow_ack,
+                on_failure=lambda: self._outage_began(time.monotonic()),
+            )
             self._outboxes[(topic, partition)] = outbox
         return outbox
 
-    async def send_and_wait(self, topic: str, messages: Sequence[OutMessage]) -> None:
-        """Produce and wait for every acknowledgement, retrying the lot until the deadline."""
+    async def send_and_wait(
+        self, topic: str, messages: Sequence[OutMessage], *, report: bool = True
+    ) -> None:
+        """Produce and wait for every acknowledgement, retrying the lot until the deadline.
+
+        `report=False` keeps the retries quiet: progress events must not report waits of their
+        own delivery (each report being another event to deliver).
+        """
+        if not messages:
+            return
 
         async def attempt() -> None:
-            await (await self.send(topic, messages))
+            await self.wait_acked([await self.send(topic, messages)])
 
-        await self._until_deadline(f"produce to {topic}", attempt)
-
-
-MAX_SEALED_BATCHES = 4
+        await self._until_deadline(f"produce to {topic}", attempt, report=report)
 
 
-class PartitionOutbox:
-    """Batches for one topic partition, handed to aiokafka one at a time.
+async def close_producer(producer: AIOKafkaProducer, *, flush_timeout_s: float) -> None:
+    """Stop a producer without hanging on a broker that is gone.
 
-    aiokafka's batch API admits one queued batch per partition and makes concurrent callers wait
-    (with a timeout that shrinks faster than time passes). Here there is exactly one submitter
-    per partition, and messages from every caller accumulate in the open batch while the previous
-    one is queued or in flight: natural batching, no contention. Each message's future is that of
-    the batch holding it.
+    aiokafka's stop() flushes first, and a flush waits as long as the broker stays away; so
+    flush for a bounded time, then fail what is left (as aiokafka's own sender does when it
+    dies) so stop() can finish. What failed is unacknowledged: its pages are re-read on resume.
     """
-
-    def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
-        self._producer = producer
-        self._topic = topic
-        self._partition = partition
-        self._open: Any = None
-        self._open_done: asyncio.Future[None] | None = None
-        self._sealed: deque[tuple[Any, asyncio.Future[None]]] = deque()
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._closing = False
-        self._task = asyncio.create_task(self._submit_forever())
-
-    @property
-    def full(self) -> bool:
-        """Too many full batches wait for the broker: senders should wait for room."""
-        return len(self._sealed) >= MAX_SEALED_BATCHES
-
-    async def wait_for_room(self) -> None:
-        """Backpressure: wait while too many full batches are waiting for the broker."""
-        while len(self._sealed) >= MAX_SEALED_BATCHES:
-            self._room.clear()
-            await self._room.wait()
-
-    def append(self, message: OutMessage) -> asyncio.Future[None]:
-        """Add a message to the open batch; returns that batch's acknowledgement future."""
-        if self._open is None:
-            self._open = self._producer.create_batch()
-            self._open_done = asyncio.get_running_loop().create_future()
-        if (
-            self._open.append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-            is None
-        ):
-            self._seal()
-            self._open = self._producer.create_batch()
-            self._open_done = asyncio.get_running_loop().create_future()
-            if (
-                self._open.append(
-                    key=message.key, value=message.value, timestamp=None, headers=message.headers
-                )
-                is None
-            ):
-                raise ValueError(f"a single message for {self._topic} exceeds the batch size")
-        self._wakeup.set()
-        assert self._open_done is not None
-        return self._open_done
-
-    def _seal(self) -> None:
-        if self._open is not None and self._open.record_count():
-            assert self._open_done is not None
-            self._sealed.append((self._open, self._open_done))
-        self._open, self._open_done = None, None
-
-    async def _submit_forever(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if not self._sealed:
-                self._seal()  # nothing full is waiting: send what has accumulated
-            while self._sealed:
-                builder, done = self._sealed.popleft()
-                self._room.set()
-                builder.close()  # a closed batch is ready at once (no linger)
-                try:
-                    delivery = await self._producer.send_batch(
-                        builder, self._topic, partition=self._partition
-                    )
-                except (KafkaError, OSError) as error:
-                    if not done.done():
-                        done.set_exception(error)
-                    continue
-                delivery.add_done_callback(functools.partial(_settle, done))
-                if not self._sealed:
-                    self._seal()
-            if self._closing and self._open is None and not self._sealed:
-                return
-
-    async def close(self) -> None:
-        """Submit what is left and stop the submitter."""
-        self._closing = True
-        self._seal()
-        self._wakeup.set()
-        try:
-            await asyncio.wait_for(self._task, timeout=30)
-        except TimeoutError:
-            self._task.cancel()
-
-
-def _settle(done: asyncio.Future[None], delivery: asyncio.Future[Any]) -> None:
-    if done.done():
-        return
-    if delivery.cancelled():
-        done.cancel()
-    elif (error := delivery.exception()) is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(None)
+    try:
+        await asyncio.wait_for(asyncio.shield(producer.flush()), timeout=flush_timeout_s)
+    except (TimeoutError, KafkaError, OSError):
+        accumulator = producer._message_accumulator
+        batches = [b for queued in accumulator._batches.values() for b in queued]
+        batches += list(accumulator._pending_batches)
+        accumulator.fail_all(KafkaTimeoutError("producer closed unflushed"))
+        for batch in batches:  # nobody waits for these any more: do not let asyncio log them
+            batch.future.add_done_callback(_retrieve)
+    # aiokafka's sender may trip over a batch failed under it (KeyError in its re-enqueue);
+    # the producer is being abandoned, so that is of no consequence.
+    with contextlib.suppress(KafkaError, OSError, KeyError):
+        await producer.stop()
 
 
 async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
-    if futures:
-        await asyncio.gather(*futures)
+    if not futures:
+        return
+    # Wait for all (so no failure goes unretrieved), then raise the first failure.
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for result in results:
+        if isinstance(result, asyncio.CancelledError):
+            raise KafkaError("acknowledgement abandoned")  # a failed produce, to retry
+        if isinstance(result, BaseException):
+            raise result
 
 
-async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Any]:
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def started_consumer(connection: KafkaConnection | str) -> AIOKafkaConsumer:
+    """A started consumer without a group (partitions are assigned directly, nothing committed).
+
+    A consumer whose start fails is stopped before the error propagates, so nothing leaks.
+    """
+    if isinstance(connection, str):
+        connection = KafkaConnection(connection)
+    consumer = AIOKafkaConsumer(
+        **connection.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+async def read_topic(connection: KafkaConnection | str, topic: str) -> AsyncIterator[Any]:
     """Every record of `topic` from the beginning up to its end when the read starts.
 
-    Yields aiokafka ConsumerRecords (key, value, headers, partition, offset). No consumer group:
-    partitions are assigned directly, so nothing is committed.
+    Yields aiokafka ConsumerRecords (key, value, headers, partition, offset).
     """
-    consumer = await started_consumer(bootstrap_servers)
+    consumer = await started_consumer(connection)
     try:
         partitions = await _partitions_of(consumer, topic)
         if not partitions:
@@ -427,22 +447,6 @@ async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Any]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-
-
-async def started_consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
-    """A started consumer without a group (partitions are assigned directly, nothing committed).
-
-    A consumer whose start fails is stopped before the error propagates, so nothing leaks.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()
-        raise
-    return consumer
 
 
 async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
-from producer.kafka import KafkaOutput, OutMessage, partition_for, started_consumer
+from producer.kafka import KafkaOutput, OutMessage, started_consumer
+from producer.partitioning import partition_for
 
 _LAST_UPDATED = re.compile(rb'"last_updated":"[^"]*"')
 
@@ -43,11 +44,8 @@ def content_digest(value: bytes) -> int:
 class KeyState:
     """The digests of one partner module, and the keys one pull has seen."""
 
-    def __init__(
-        self, kafka: KafkaOutput, bootstrap_servers: str, topic: str, partner: str, module: str
-    ) -> None:
+    def __init__(self, kafka: KafkaOutput, topic: str, partner: str, module: str) -> None:
         self._kafka = kafka
-        self._bootstrap = bootstrap_servers
         self.topic = topic
         self._scope = f"{partner}/{module}"
         self._prefix = f"{self._scope}/".encode()
@@ -67,7 +65,7 @@ class KeyState:
         """(object key, value) of every record of this partner module, in topic order."""
         from aiokafka import TopicPartition
 
-        consumer = await started_consumer(self._bootstrap)
+        consumer = await started_consumer(self._kafka.connection)
         try:
             tp = TopicPartition(self.topic, await self._partition())
             consumer.assign([tp])

@@ -185,7 +185,9 @@ class ProgressReporter:
             str(self._base["pull_id"]).encode(), event.model_dump_json().encode(), []
         )
         try:
-            await (await self._kafka.send(self._topic, [message]))
+            # In the background: during a broker outage events wait (and are delivered once the
+            # broker is back, the wait itself reported among them) up to the Kafka deadline.
+            await self._kafka.send_and_wait(self._topic, [message], report=False)
         except (KafkaError, PullError, OSError) as error:
             # A lost progress event must not stop the pull; it is counted and logged.
             self.events_failed += 1
@@ -277,6 +279,7 @@ class ProgressReporter:
             self._metrics.finished(fields["duration_s"], False)
 
     async def flush(self) -> None:
-        """Wait for every event's acknowledgement."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for every event's acknowledgement (each is bounded by the Kafka deadline)."""
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -8,6 +8,7 @@ pull this shard's windows concurrently (fetch → validate → produce → ack �
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 import uuid
@@ -33,12 +34,19 @@ from producer.ratelimit import RequestGate
 from producer.retry import RetryPolicy
 from producer.telemetry import PullMetrics, Telemetry
 from producer.tombstones import emit_tombstones, tombstones_refused
-from producer.window_pull import PullContext, PullCounters, WindowPull, WindowResult
+from producer.window_pull import (
+    PullContext,
+    PullCounters,
+    WindowPull,
+    WindowResult,
+    replay_position,
+)
 from producer.windows import windows_for_shard
 from schemas.keys import PartnerIdentity
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
 
 DEFAULT_LIMIT = 1000
+MAX_REPLAY_ROUNDS = 3
 
 
 def new_pull_id() -> str:
@@ -80,6 +88,7 @@ class PullSummary:
     step_backs: int = 0
     duplicate_keys: int = 0
     found_by_probing: int = 0
+    replayed_windows: int = 0
     skipped_unchanged: int = 0
     tombstones: int = 0
     tombstones_skipped: str | None = None
@@ -189,7 +198,6 @@ class Pull:
             self._use_endpoint(endpoint)
             store = CheckpointStore(
                 self.kafka,
-                settings.bootstrap_servers,
                 f"{settings.topic_prefix}.checkpoints",
                 target.partner,
                 endpoint.module,
@@ -205,7 +213,9 @@ class Pull:
             self._announce(endpoint, plan, windows, state, resumed)
             ctx = self._context(http, endpoint, store, plan)
             ctx.keystate = await self._load_keystate(endpoint)
+            outages_before = len(self.kafka.outages)
             results = await self._pull_windows(ctx, windows, state if resumed else StoredState())
+            results = await self._replay_after_outages(ctx, plan, windows, results, outages_before)
             await store.flush()
             self._judge(plan, results, ctx.counters, http)
             if self.target.options.emit_tombstones:
@@ -385,11 +395,81 @@ class Pull:
             raise first_pull_error(failures) from None
         return sorted(results, key=lambda r: r.index)
 
+    async def _replay_after_outages(
+        self,
+        ctx: PullContext,
+        plan: PullPlan,
+        windows: list[WindowSpec],
+        results: list[WindowResult],
+        outages_before: int,
+    ) -> list[WindowResult]:
+        """Re-read what a restarted broker may have lost though it had acknowledged it."""
+        replay_s = self.settings.kafka_replay_s
+        by_index = {w.index: w for w in windows}
+        seen_outages = outages_before
+        for _round in range(MAX_REPLAY_ROUNDS):
+            outages = self.kafka.outages[seen_outages:]
+            seen_outages = len(self.kafka.outages)
+            if not outages or replay_s <= 0:
+                return results
+            todo = {
+                r.index: position
+                for r in results
+                if (position := replay_position(r.ack_history, outages, replay_s)) is not None
+            }
+            if not todo:
+                return results
+            self.summary.replayed_windows += len(todo)
+            self.progress.warning(
+                "kafka_outage_replay",
+                f"Kafka was unavailable during the pull: re-reading {len(todo)} window(s) from "
+                f"where they were {replay_s:g} s before, in case the broker lost acknowledged "
+                "writes",
+            )
+            slots = asyncio.Semaphore(ctx.options.concurrency)
+
+            async def replay(
+                original: WindowResult,
+                todo: dict[int, tuple[int, int | None]] = todo,
+                slots: asyncio.Semaphore = slots,
+            ) -> WindowResult:
+                offset, total = todo[original.index]
+                spec = by_index[original.index]
+                resume = WindowCheckpoint(
+                    pull_id=self.pull_id,
+                    partner=self.target.partner,
+                    module=plan.module,
+                    window=spec.index,
+                    date_from=spec.date_from,
+                    date_to=spec.date_to,
+                    pinned_date_to=plan.date_to,
+                    next_offset=offset,
+                    total_at_offset=total,
+                    done=False,
+                    objects_emitted=original.objects_emitted,
+                    updated_at=datetime.now(UTC),
+                )
+                async with slots:
+                    again = await WindowPull(ctx, spec, resume).run()
+                return dataclasses.replace(again, complete=again.complete and original.complete)
+
+            results = list(
+                await asyncio.gather(*(replay(r) if r.index in todo else _same(r) for r in results))
+            )
+        return results
+
     def _judge(
         self, plan: PullPlan, results: list[WindowResult], counters: PullCounters, http: OcpiHttp
     ) -> None:
         summary = self.summary
         incomplete = [r for r in results if not r.complete]
+        expected = {w.index for w in self._my_windows(plan)}
+        missing = expected - {r.index for r in results}
+        if missing:
+            # Every planned window must report; one that vanished is never taken for done.
+            raise IncompletePullError(
+                f"{len(missing)} window(s) ended without a result: {sorted(missing)[:10]}"
+            )
         summary.windows_incomplete = len(incomplete)
         summary.shortfall = sum(r.shortfall for r in incomplete)
         summary.complete = not incomplete
@@ -454,7 +534,6 @@ class Pull:
             return None
         keystate = KeyState(
             self.kafka,
-            self.settings.bootstrap_servers,
             f"{self.settings.topic_prefix}.digests",
             self.target.partner,
             endpoint.module,
@@ -530,6 +609,10 @@ class Pull:
     def on_kafka_wait(self, wait: KafkaWait) -> None:
         """Kafka did not answer: reported as a retry event (delivered once the broker is back)."""
         self.progress.retry(f"kafka: {wait.reason}", wait.wait_s, wait.attempt, None, None)
+
+
+async def _same(result: WindowResult) -> WindowResult:
+    return result
 
 
 def first_pull_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -85,10 +86,11 @@ async def run_pulls(
             pull.on_kafka_wait(wait)
 
     kafka = KafkaOutput(
-        settings.bootstrap_servers,
+        settings.kafka_connection(),
         partitions=settings.topic_partitions,
         replication_factor=settings.replication_factor,
         deadline_s=settings.kafka_deadline_s,
+        request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
         on_wait=on_wait,
     )
     try:
@@ -138,6 +140,7 @@ def run_in_loop(settings: PullSettings) -> RunResult:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
+        loop.set_exception_handler(quiet_abandoned_kafka_errors)
         tune_garbage_collector()
         return await run_pulls(settings)
 
@@ -147,6 +150,22 @@ def run_in_loop(settings: PullSettings) -> RunResult:
         raise InterruptedPullError(
             "stopped by a signal; checkpoints are saved: run again with the same --pull-id"
         ) from None
+
+
+def quiet_abandoned_kafka_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Keep aiokafka's leftovers out of the operator's terminal.
+
+    When the broker is gone, the pull ends with one clear line (exit 6); the producer is then
+    abandoned, and aiokafka's internals log failures nobody waits for any more ("Future exception
+    was never retrieved", errors in its sender's callbacks). Those go to the debug log; anything
+    else goes to asyncio's default handler.
+    """
+    error = context.get("exception")
+    source = repr(context.get("handle", "")) + repr(context.get("future", ""))
+    if isinstance(error, KafkaError) or "aiokafka" in source or "Sender." in source:
+        log.debug("after Kafka became unavailable: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 def tune_garbage_collector() -> None:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from producer.kafka import started_consumer
+from producer.kafka import KafkaConnection, started_consumer
 from schemas.events import (
     PageFetched,
     ProgressEvent,
@@ -117,8 +117,8 @@ def fold(statuses: dict[tuple[str, str, str, int], PullStatus], event: ProgressE
 class ProgressFollower:
     """Reads the progress topic from an instant on, and keeps the folded statuses."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, since: datetime) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, connection: KafkaConnection | str, topic: str, since: datetime) -> None:
+        self._connection = connection
         self._topic = topic
         self._since = since
         self.statuses: dict[tuple[str, str, str, int], PullStatus] = {}
@@ -127,7 +127,7 @@ class ProgressFollower:
         self._ends: dict[TopicPartition, int] = {}
 
     async def __aenter__(self) -> ProgressFollower:
-        consumer = await started_consumer(self._bootstrap)
+        consumer = await started_consumer(self._connection)
         self._consumer = consumer
         if self._topic not in await consumer.topics():
             return self
@@ -230,7 +230,7 @@ def _filtered(
 
 
 async def show_status(
-    bootstrap_servers: str,
+    connection: KafkaConnection | str,
     topic_prefix: str,
     *,
     since: timedelta,
@@ -243,7 +243,7 @@ async def show_status(
     """Print the statuses (once, or until interrupted with `follow`); returns the last ones."""
     started = datetime.now(UTC)
     async with ProgressFollower(
-        bootstrap_servers, f"{topic_prefix}.progress", started - since
+        connection, f"{topic_prefix}.progress", started - since
     ) as follower:
         while not await follower.caught_up():
             await follower.poll()

@@ -65,12 +65,15 @@ def traceparent_of(span: trace.Span) -> str | None:
 
 
 def _otlp_configured(signal: str) -> bool:
-    return (
-        bool(
-            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-        )
-        and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
+    # Standard switches: OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER/OTEL_METRICS_EXPORTER=none
+    # (e.g. metrics off where the collector, such as Jaeger, takes traces only).
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").lower() == "none":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
     )
 
 

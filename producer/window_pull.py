@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +90,9 @@ class WindowResult:
     shortfall: int
     passes: int
     problem: str | None = None
+    # (monotonic time, acknowledged position, total then) at each checkpoint advance: where to
+    # replay from if the broker lost recently acknowledged writes.
+    ack_history: tuple[tuple[float, int, int | None], ...] = ()
 
 
 class WindowPull:
@@ -108,6 +112,8 @@ class WindowPull:
         self._from_text = None if spec.date_from is None else format_ocpi_datetime(spec.date_from)
         self._to_text = format_ocpi_datetime(spec.date_to)
         self._emitted = 0 if resume is None else resume.objects_emitted
+        start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
+        self._ack_history: list[tuple[float, int, int | None]] = [(time.monotonic(), *start)]
         self._base_url = self._url(0)
 
     @property
@@ -202,6 +208,7 @@ class WindowPull:
             shortfall if not complete else 0,
             passes,
             problem,
+            tuple(self._ack_history),
         )
 
     def _checkpoint(
@@ -404,7 +411,7 @@ class WindowPull:
         ctx = self._ctx
         try:
             try:
-                await asyncio.gather(*acks)
+                await ctx.kafka.wait_acked(acks)
             except KafkaError as error:
                 # Never count a page as done that Kafka did not acknowledge: produce it again
                 # (duplicates are harmless) until the broker is back or the deadline passes.
@@ -424,6 +431,7 @@ class WindowPull:
         before = walk.checkpoint.end
         walk.on_acked(request.request_id)
         if walk.checkpoint.end != before:
+            self._ack_history.append((time.monotonic(), walk.checkpoint.end, walk.checkpoint.total))
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
@@ -432,6 +440,32 @@ class WindowPull:
             dead=len(messages.dead_letters),
             total=walk.latest_total,
         )
+
+
+def replay_position(
+    history: tuple[tuple[float, int, int | None], ...], outages: list[float], replay_s: float
+) -> tuple[int, int | None] | None:
+    """Where a window must be read again after broker outages, or None.
+
+    A broker that restarts may lose writes it acknowledged shortly before (noida-db does so for
+    requests it answers while shutting down; so can a single-replica Kafka on a crash). Every
+    position acknowledged within `replay_s` before an outage began is suspect: the window is
+    re-read from the last position acknowledged before that, as a resume would.
+    """
+    if not history or replay_s <= 0:
+        return None
+    best: tuple[int, int | None] | None = None
+    for outage in outages:
+        cutoff = outage - replay_s
+        if history[-1][0] < cutoff:
+            continue  # the window was finished before the suspect stretch began
+        before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
+        _, offset, total = before[-1]
+        if offset >= history[-1][1]:
+            continue  # nothing was acknowledged after that position
+        if best is None or offset < best[0]:
+            best = (offset, total)
+    return best
 
 
 def _epoch_seconds(value: Any) -> float | None:

@@ -1,0 +1,176 @@
+"""Per-partition batching in front of aiokafka's batch API."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+if TYPE_CHECKING:
+    from producer.kafka import OutMessage
+
+# An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
+SLOW_ACK_S = 2.0
+
+MAX_SEALED_BATCHES = 4
+
+
+class PartitionOutbox:
+    """Batches for one topic partition, handed to aiokafka one at a time.
+
+    aiokafka's batch API admits one queued batch per partition and makes concurrent callers wait
+    (with a timeout that shrinks faster than time passes). Here there is exactly one submitter
+    per partition, and messages from every caller accumulate in the open batch while the previous
+    one is queued or in flight: natural batching, no contention. Each message's future is that of
+    the batch holding it.
+    """
+
+    def __init__(
+        self,
+        producer: Callable[[], AIOKafkaProducer],
+        topic: str,
+        partition: int,
+        *,
+        on_slow_ack: Callable[[str, float], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
+        self._on_slow_ack = on_slow_ack
+        self._on_failure = on_failure
+        self._topic = topic
+        self._partition = partition
+        self._open: Any = None
+        self._open_done: asyncio.Future[None] | None = None
+        self._sealed: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = False
+        self._task = asyncio.create_task(self._submit_forever())
+
+    @property
+    def full(self) -> bool:
+        """Too many full batches wait for the broker: senders should wait for room."""
+        return len(self._sealed) >= MAX_SEALED_BATCHES
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: wait while too many full batches are waiting for the broker."""
+        while len(self._sealed) >= MAX_SEALED_BATCHES:
+            self._room.clear()
+            await self._room.wait()
+
+    def append(self, message: OutMessage) -> asyncio.Future[None]:
+        """Add a message to the open batch; returns that batch's acknowledgement future."""
+        if self._open is None:
+            self._open = self._producer().create_batch()
+            self._open_done = asyncio.get_running_loop().create_future()
+        if (
+            self._open.append(
+                key=message.key, value=message.value, timestamp=None, headers=message.headers
+            )
+            is None
+        ):
+            self._seal()
+            self._open = self._producer().create_batch()
+            self._open_done = asyncio.get_running_loop().create_future()
+            if (
+                self._open.append(
+                    key=message.key, value=message.value, timestamp=None, headers=message.headers
+                )
+                is None
+            ):
+                raise ValueError(f"a single message for {self._topic} exceeds the batch size")
+        self._wakeup.set()
+        assert self._open_done is not None
+        return self._open_done
+
+    def _seal(self) -> None:
+        if self._open is not None and self._open.record_count():
+            assert self._open_done is not None
+            self._sealed.append((self._open, self._open_done))
+        self._open, self._open_done = None, None
+
+    async def _submit_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._sealed:
+                self._seal()  # nothing full is waiting: send what has accumulated
+            while self._sealed:
+                builder, done = self._sealed.popleft()
+                self._room.set()
+                builder.close()  # a closed batch is ready at once (no linger)
+                try:
+                    submitted = time.monotonic()
+                    delivery = await self._producer().send_batch(
+                        builder, self._topic, partition=self._partition
+                    )
+                except (KafkaError, OSError) as error:
+                    if self._on_failure is not None:
+                        self._on_failure()
+                    if not done.done():
+                        done.set_exception(error)
+                    continue
+                delivery.add_done_callback(
+                    functools.partial(
+                        _settle, done, submitted, self._topic, self._on_slow_ack, self._on_failure
+                    )
+                )
+                if not self._sealed:
+                    self._seal()
+            if self._closing and self._open is None and not self._sealed:
+                return
+
+    def fail_pending(self, error: BaseException) -> None:
+        """The producer is being replaced: batches not yet handed to it fail (their senders
+        produce them again through the new one)."""
+        for _, done in self._sealed:
+            if not done.done():
+                done.set_exception(error)
+        self._sealed.clear()
+        if self._open_done is not None and not self._open_done.done():
+            self._open_done.set_exception(error)
+        self._open, self._open_done = None, None
+        self._room.set()
+
+    async def close(self) -> None:
+        """Submit what is left and stop the submitter."""
+        self._closing = True
+        self._seal()
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=30)
+        except TimeoutError:
+            self._task.cancel()
+
+
+def _settle(
+    done: asyncio.Future[None],
+    submitted: float,
+    topic: str,
+    on_slow_ack: Callable[[str, float], None] | None,
+    on_failure: Callable[[], None] | None,
+    delivery: asyncio.Future[Any],
+) -> None:
+    failed = delivery.cancelled() or delivery.exception() is not None
+    if failed and on_failure is not None:
+        on_failure()
+    waited = time.monotonic() - submitted
+    if on_slow_ack is not None and waited >= SLOW_ACK_S and not delivery.cancelled():
+        on_slow_ack(topic, waited)
+    if done.done():
+        return
+    if delivery.cancelled():
+        # The producer was replaced (or stopped) before the broker answered: that is a failed
+        # produce to retry, never a cancellation of the page waiting for it.
+        done.set_exception(KafkaError("delivery abandoned by a replaced producer"))
+    elif (error := delivery.exception()) is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)

@@ -1,0 +1,108 @@
+"""Broker faults: Kafka goes away during a pull. The puller waits and retries (bounded by a
+deadline), never counts a page done that Kafka did not acknowledge, reports the wait, and beyond
+the deadline exits with a clear error and a checkpoint to resume from."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.broker import BrokerProcess, start_broker
+from schemas.events import parse_progress_event
+from tests.support import keys, pull, records, sandbox, truth_keys
+
+own_broker_only = pytest.mark.skipif(
+    bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
+    reason="stops and restarts its own embedded broker",
+)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    broker = start_broker(tmp_path / "kafka")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def outage(broker: BrokerProcess, after_pages: int, state: object, seconds: float) -> None:
+    while state.stats.pages_served < after_pages:  # type: ignore[attr-defined]
+        await asyncio.sleep(0.02)
+    await asyncio.to_thread(broker.stop)
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(broker.restart)
+
+
+@own_broker_only
+async def test_broker_restart_mid_pull_loses_nothing(own_broker: BrokerProcess) -> None:
+    bootstrap, prefix = own_broker.bootstrap, "restart"
+    async with sandbox(sizes={"tokens": 30_000}, max_limit=250, latency_ms=20) as (base, state):
+        pulling = asyncio.create_task(
+            pull(base, bootstrap, prefix, kafka_request_timeout_s=3.0, kafka_deadline_s=60.0)
+        )
+        await outage(own_broker, 40, state, 4.0)
+        result = await pulling
+        expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
+    summary = result.summaries[0]
+    assert result.exit_code == 0, summary
+    assert summary.complete
+    assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
+    events = [parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")]
+    waits = [e for e in events if e.event == "retry" and e.reason.startswith("kafka")]
+    assert waits, "the wait for Kafka was not reported"
+
+
+@own_broker_only
+async def test_broker_gone_beyond_the_deadline_exits_resumably(own_broker: BrokerProcess) -> None:
+    bootstrap, prefix = own_broker.bootstrap, "gone"
+    async with sandbox(sizes={"tokens": 20_000}, max_limit=250, latency_ms=20) as (base, state):
+        pulling = asyncio.create_task(
+            pull(
+                base,
+                bootstrap,
+                prefix,
+                pull_id="gone-1",
+                kafka_request_timeout_s=2.0,
+                kafka_deadline_s=4.0,
+            )
+        )
+        while state.stats.pages_served < 30:
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(own_broker.stop)
+        result = await asyncio.wait_for(pulling, 120)
+        summary = result.summaries[0]
+        assert result.exit_code == 6, summary
+        assert summary.error_kind == "kafka_unavailable"
+        assert "\n" not in (summary.error or "")
+        await asyncio.to_thread(own_broker.restart)
+        resumed = await pull(base, bootstrap, prefix, pull_id="gone-1")
+        expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
+    assert resumed.exit_code == 0, resumed.summaries[0]
+    assert resumed.summaries[0].resumed
+    assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
+
+
+@pytest.mark.parametrize(
+    ("outages", "expected"),
+    [
+        ([], None),
+        ([100.0], (300, 3000)),  # cutoff 95: the last position acknowledged by then
+        ([97.0], (100, 3000)),  # cutoff 92: the second position
+        ([91.0], (0, None)),  # cutoff 86: only the start was acknowledged by then
+        ([50.0], (0, None)),  # cutoff before any acknowledgement: from the start
+        ([200.0], None),  # the window finished long before the outage
+        ([100.0, 97.0], (100, 3000)),  # the earliest position over all outages
+    ],
+)
+def test_replay_position(outages: list[float], expected: tuple[int, int | None] | None) -> None:
+    from producer.window_pull import replay_position
+
+    history = ((80.0, 0, None), (90.0, 100, 3000), (94.0, 300, 3000), (99.0, 600, 2998))
+    assert replay_position(history, outages, 5.0) == expected
+    assert replay_position(history, outages, 0.0) is None
