@@ -21,6 +21,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check producer sandbox schemas tests bench
 	$(BIN)/mypy
 
+chaos: $(STAMP)
+	$(BIN)/python -m sandbox.chaos --tokens 1000000 --concurrency 8
+
 demo: $(STAMP)
 	$(BIN)/ocpi-puller demo
 

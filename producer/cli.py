@@ -203,6 +203,7 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     r.add_argument("--window-size", type=int, help="target objects per date window")
     r.add_argument("--shard-index", type=int, help="this process's shard (JOB_COMPLETION_INDEX)")
     r.add_argument("--shard-count", type=int, help="processes sharing the pull")
+    r.add_argument("--plan-wait-s", type=float, help="shards > 0 wait this long for the plan")
     r.add_argument("--rate-limit", type=float, help="requests per second to the partner")
     r.add_argument("--rate-burst", type=float)
     r.add_argument("--request-timeout-s", type=float)

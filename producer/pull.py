@@ -37,9 +37,10 @@ from producer.tombstones import emit_tombstones, tombstones_refused
 from producer.window_pull import (
     PullContext,
     PullCounters,
+    Replay,
     WindowPull,
     WindowResult,
-    replay_position,
+    replay_stretch,
 )
 from producer.windows import windows_for_shard
 from schemas.keys import PartnerIdentity
@@ -89,6 +90,8 @@ class PullSummary:
     duplicate_keys: int = 0
     found_by_probing: int = 0
     replayed_windows: int = 0
+    replayed_objects: int = 0
+    resent_objects: int = 0
     skipped_unchanged: int = 0
     tombstones: int = 0
     tombstones_skipped: str | None = None
@@ -413,9 +416,9 @@ class Pull:
             if not outages or replay_s <= 0:
                 return results
             todo = {
-                r.index: position
+                r.index: stretch
                 for r in results
-                if (position := replay_position(r.ack_history, outages, replay_s)) is not None
+                if (stretch := replay_stretch(r.ack_history, outages, replay_s)) is not None
             }
             if not todo:
                 return results
@@ -430,10 +433,10 @@ class Pull:
 
             async def replay(
                 original: WindowResult,
-                todo: dict[int, tuple[int, int | None]] = todo,
+                todo: dict[int, Replay] = todo,
                 slots: asyncio.Semaphore = slots,
             ) -> WindowResult:
-                offset, total = todo[original.index]
+                stretch = todo[original.index]
                 spec = by_index[original.index]
                 resume = WindowCheckpoint(
                     pull_id=self.pull_id,
@@ -443,15 +446,16 @@ class Pull:
                     date_from=spec.date_from,
                     date_to=spec.date_to,
                     pinned_date_to=plan.date_to,
-                    next_offset=offset,
-                    total_at_offset=total,
+                    next_offset=stretch.offset,
+                    total_at_offset=stretch.total,
                     done=False,
-                    objects_emitted=original.objects_emitted,
+                    objects_emitted=0,
                     updated_at=datetime.now(UTC),
                 )
                 async with slots:
-                    again = await WindowPull(ctx, spec, resume).run()
-                return dataclasses.replace(again, complete=again.complete and original.complete)
+                    again = await WindowPull(ctx, spec, resume, stop_at=stretch.stop_at).run()
+                self.summary.replayed_objects += again.objects_emitted
+                return dataclasses.replace(original, complete=again.complete and original.complete)
 
             results = list(
                 await asyncio.gather(*(replay(r) if r.index in todo else _same(r) for r in results))
@@ -477,6 +481,7 @@ class Pull:
         summary.duplicate_keys = counters.duplicate_keys
         summary.found_by_probing = counters.found_by_probing
         summary.skipped_unchanged = counters.skipped_unchanged
+        summary.resent_objects = counters.resent_objects
         if counters.found_by_probing:
             summary.warnings.append("partner_needed_probe_past_end")
             self.progress.warning(

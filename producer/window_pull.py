@@ -52,6 +52,7 @@ class PullCounters:
     outside_window: int = 0
     found_by_probing: int = 0
     skipped_unchanged: int = 0
+    resent_objects: int = 0
     full_page_without_link: int = 0
 
 
@@ -78,6 +79,9 @@ class PullContext:
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
 
 
+AckMark = tuple[float, int, int | None, int]
+
+
 @dataclass(frozen=True, slots=True)
 class WindowResult:
     """How a window ended."""
@@ -90,15 +94,24 @@ class WindowResult:
     shortfall: int
     passes: int
     problem: str | None = None
-    # (monotonic time, acknowledged position, total then) at each checkpoint advance: where to
-    # replay from if the broker lost recently acknowledged writes.
-    ack_history: tuple[tuple[float, int, int | None], ...] = ()
+    # At each acknowledgement: (monotonic time, checkpoint position, total then, end of the
+    # furthest page acknowledged). Where to replay from, and to, if the broker lost recently
+    # acknowledged writes.
+    ack_history: tuple[AckMark, ...] = ()
 
 
 class WindowPull:
     """One window's pull, possibly resumed from a checkpoint."""
 
-    def __init__(self, ctx: PullContext, spec: WindowSpec, resume: WindowCheckpoint | None) -> None:
+    def __init__(
+        self,
+        ctx: PullContext,
+        spec: WindowSpec,
+        resume: WindowCheckpoint | None,
+        *,
+        stop_at: int | None = None,
+    ) -> None:
+        self._stop_at = stop_at
         self._ctx = ctx
         self._spec = spec
         self._resume = resume
@@ -113,7 +126,8 @@ class WindowPull:
         self._to_text = format_ocpi_datetime(spec.date_to)
         self._emitted = 0 if resume is None else resume.objects_emitted
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
-        self._ack_history: list[tuple[float, int, int | None]] = [(time.monotonic(), *start)]
+        self._ack_history: list[AckMark] = [(time.monotonic(), start[0], start[1], start[0])]
+        self._furthest_acked = start[0]
         self._base_url = self._url(0)
 
     @property
@@ -146,6 +160,7 @@ class WindowPull:
                 start_total,
                 max_ahead=self._ctx.options.fanout,
                 probe_past_end=self._ctx.options.probe_past_end,
+                stop_at=self._stop_at,
             )
             try:
                 await self._drive(walk, passes)
@@ -155,6 +170,9 @@ class WindowPull:
                 )
             self._ctx.counters.step_backs += walk.patches
             self._ctx.counters.found_by_probing += walk.found_by_probing
+            if self._stop_at is not None:
+                # A re-read stretch: the window's counts were judged by its first reading.
+                return await self._finish(walk, passes, start_offset, stretch=True)
             if walk.ended_full_without_link:
                 self._ctx.counters.full_page_without_link += 1
             expected = max(0, (walk.first_total or 0) - start_offset)
@@ -170,10 +188,16 @@ class WindowPull:
             start_offset, start_total = 0, None
 
     async def _finish(
-        self, walk: WindowWalk, passes: int, start_offset: int, problem: str | None = None
+        self,
+        walk: WindowWalk,
+        passes: int,
+        start_offset: int,
+        problem: str | None = None,
+        *,
+        stretch: bool = False,
     ) -> WindowResult:
         expected = max(0, (walk.first_total or 0) - start_offset)
-        shortfall = max(0, expected - self._received)
+        shortfall = 0 if stretch else max(0, expected - self._received)
         # What is still short after re-reads is explained if the partner itself reported the
         # window shrinking by at least as much (objects updated past date_to or deleted).
         latest = walk.latest_total
@@ -316,7 +340,8 @@ class WindowPull:
         except BaseException:
             ctx.unacked_pages.release()
             raise
-        return self._await_acks(walk, request, messages, [objects_ack, dead_ack])
+        page_end = request.offset + len(page.envelope.items)
+        return self._await_acks(walk, request, page_end, messages, [objects_ack, dead_ack])
 
     def _select(self, items: list[Any], messages: PageMessages) -> PageMessages:
         """Drop what this window must not produce: objects it already produced unchanged (a
@@ -405,6 +430,7 @@ class WindowPull:
         self,
         walk: WindowWalk,
         request: PageRequest,
+        page_end: int,
         messages: PageMessages,
         acks: list[asyncio.Future[None]],
     ) -> None:
@@ -416,6 +442,7 @@ class WindowPull:
                 # Never count a page as done that Kafka did not acknowledge: produce it again
                 # (duplicates are harmless) until the broker is back or the deadline passes.
                 log.warning("Kafka did not acknowledge a page (%s); producing it again", error)
+                ctx.counters.resent_objects += len(messages.objects)
                 await ctx.kafka.send_and_wait(ctx.topic, messages.objects)
                 await ctx.kafka.send_and_wait(ctx.deadletter_topic, messages.dead_letters)
         finally:
@@ -430,8 +457,12 @@ class WindowPull:
         self._emitted += len(messages.objects)
         before = walk.checkpoint.end
         walk.on_acked(request.request_id)
-        if walk.checkpoint.end != before:
-            self._ack_history.append((time.monotonic(), walk.checkpoint.end, walk.checkpoint.total))
+        self._furthest_acked = max(self._furthest_acked, page_end)
+        position = walk.checkpoint
+        self._ack_history.append(
+            (time.monotonic(), position.end, position.total, self._furthest_acked)
+        )
+        if position.end != before:
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
@@ -442,30 +473,45 @@ class WindowPull:
         )
 
 
-def replay_position(
-    history: tuple[tuple[float, int, int | None], ...], outages: list[float], replay_s: float
-) -> tuple[int, int | None] | None:
-    """Where a window must be read again after broker outages, or None.
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A stretch of a window to read again: from `offset` (total then) up to `stop_at`."""
+
+    offset: int
+    total: int | None
+    stop_at: int
+
+
+def replay_stretch(
+    history: tuple[AckMark, ...], outages: list[float], replay_s: float
+) -> Replay | None:
+    """What of a window must be read again after broker outages, or None.
 
     A broker that restarts may lose writes it acknowledged shortly before (noida-db does so for
     requests it answers while shutting down; so can a single-replica Kafka on a crash). Every
-    position acknowledged within `replay_s` before an outage began is suspect: the window is
-    re-read from the last position acknowledged before that, as a resume would.
+    position acknowledged within `replay_s` before an outage was noticed is suspect, up to the end
+    of the furthest page acknowledged when it was noticed (pages are acknowledged out of order;
+    what was acknowledged after the broker came back is durable). The stretch starts at the
+    checkpoint position of the window before the suspect time.
     """
     if not history or replay_s <= 0:
         return None
-    best: tuple[int, int | None] | None = None
+    start: tuple[int, int | None] | None = None
+    stop = 0
     for outage in outages:
         cutoff = outage - replay_s
         if history[-1][0] < cutoff:
             continue  # the window was finished before the suspect stretch began
         before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
-        _, offset, total = before[-1]
-        if offset >= history[-1][1]:
-            continue  # nothing was acknowledged after that position
-        if best is None or offset < best[0]:
-            best = (offset, total)
-    return best
+        _, offset, total, _ = before[-1]
+        at_outage = [entry for entry in history if entry[0] <= outage] or [history[0]]
+        end = at_outage[-1][3]
+        if end <= offset:
+            continue  # nothing was acknowledged in the suspect time
+        if start is None or offset < start[0]:
+            start = (offset, total)
+        stop = max(stop, end)
+    return None if start is None else Replay(start[0], start[1], stop)
 
 
 def _epoch_seconds(value: Any) -> float | None:

@@ -113,12 +113,17 @@ class WindowWalk:
         max_ahead: int = 1,
         probe_past_end: bool = False,
         max_patches: int = 200,
+        stop_at: int | None = None,
     ) -> None:
         self._anchor = ChainLink(-1, start_offset, start_total)
         self._anchor_next_url: str | None = None
         self._max_ahead = max(1, max_ahead)
         self._probe_past_end = probe_past_end
         self._max_patches = max_patches
+        # Re-reading a stretch only (after a broker outage): done once the chain passes it.
+        # Objects only move left in a shrinking list, so everything once before `stop_at` is
+        # covered by then.
+        self._stop_at = stop_at
         self._offset_mode = False
         self._stride: int | None = None
         self._latest_total = start_total
@@ -354,6 +359,9 @@ class WindowWalk:
             )
             self._chain.append(self._anchor)
             self._advance_checkpoint()
+            if self._stop_at is not None and self._anchor.end >= self._stop_at:
+                self._complete = True
+                break
             if self._is_end(outcome):
                 self._complete = True
                 # P2's signature: a full last page whose "total" is just the page length.

@@ -1,0 +1,204 @@
+"""`PullClient`: OCPI pagination as an async iterator of pages, without Kafka.
+
+    async with PullClient("https://partner.example/ocpi/versions", token="…",
+                          module="tokens") as client:
+        async for page in client.pages():
+            handle(page.objects)          # page.offset, page.total, page.limit, page.next_url
+    print(client.outcome)                 # first total, objects, distinct keys, complete
+
+Discovery, OCPI headers, retries, timeouts, link safety, loop detection and the step-back rule are
+those of `ocpi-puller pull`; pages come one at a time, in the order of the partner's list. A step
+back re-reads a few objects (they come again). At the end the objects' distinct keys are compared
+with the first `X-Total-Count`; with `strict=True` (the default) a shortfall raises
+`IncompletePullError` instead of ending quietly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import trace
+from pydantic import SecretStr
+from yarl import URL
+
+from producer.errors import IncompletePullError, PartnerProtocolError
+from producer.ocpi.client import OcpiHttp, PageContext
+from producer.ocpi.headers import RoutingHeaders, TokenEncodingSetting
+from producer.ocpi.pagination import PageOutcome, PaginationLoop, WindowWalk, plain_offset_of
+from producer.ocpi.versions import ModuleEndpoint, discover
+from producer.planning import page_url
+from producer.retry import RetryPolicy
+from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a partner's list: its objects (parsed JSON, unvalidated) and pagination."""
+
+    url: str  # redacted
+    offset: int
+    objects: list[Any]
+    total: int | None  # X-Total-Count
+    limit: int | None  # X-Limit
+    next_url: str | None  # redacted
+    request_id: str
+    ocpi_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullOutcome:
+    """How the walk over the list ended."""
+
+    pages: int
+    objects: int
+    distinct: int
+    first_total: int | None
+    latest_total: int | None
+    step_backs: int
+    complete: bool
+
+
+class PullClient:
+    """Pages of one partner module, fetched as `ocpi-puller pull` fetches them."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | SecretStr,
+        module: str | None = None,
+        ocpi_version: str | None = None,
+        token_encoding: TokenEncodingSetting = "auto",
+        routing: RoutingHeaders | None = None,
+        partner: PartnerIdentity | None = None,
+        limit: int = 1000,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        request_timeout_s: float = 30.0,
+        retry_policy: RetryPolicy | None = None,
+        tracer: trace.Tracer | None = None,
+        strict: bool = True,
+    ) -> None:
+        self._url = URL(url)
+        self._module = module
+        self._version = ocpi_version
+        self._partner = partner
+        self._limit = limit
+        self._date_from = date_from
+        self._date_to = date_to
+        self._strict = strict
+        self._http = OcpiHttp(
+            token=token if isinstance(token, SecretStr) else SecretStr(token),
+            ocpi_version=ocpi_version,
+            token_encoding=token_encoding,
+            correlation_id=str(uuid.uuid4()),
+            routing=routing,
+            retry_policy=retry_policy,
+            request_timeout_s=request_timeout_s,
+            tracer=tracer,
+            connections=2,
+        )
+        self.endpoint: ModuleEndpoint | None = None
+        self.outcome: PullOutcome | None = None
+
+    async def __aenter__(self) -> PullClient:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    def _first_url(self, endpoint: ModuleEndpoint, offset: int) -> URL:
+        return page_url(
+            endpoint.url,
+            module=endpoint.module,
+            ocpi_version=endpoint.ocpi_version,
+            date_from=self._date_from,
+            date_to=self._date_to,
+            offset=offset,
+            limit=self._limit,
+            overlap_211=False,
+        )
+
+    async def pages(self) -> AsyncIterator[Page]:
+        """Every page, in list order, until the last one (the one without a next link)."""
+        endpoint = await discover(self._http, self._url, self._module, self._version)
+        self.endpoint = endpoint
+        make_key = key_function(endpoint.module, endpoint.ocpi_version, self._partner)
+        walk = WindowWalk()
+        keys: set[str] = set()
+        objects = pages = 0
+        base = self._first_url(endpoint, 0)
+        while not walk.finished:
+            for request in walk.next_requests():
+                url = (
+                    URL(request.url, encoded=True)
+                    if request.url is not None
+                    else self._first_url(endpoint, request.offset)
+                )
+                fetched = await self._http.fetch_page(
+                    url,
+                    endpoint=endpoint.url,
+                    context=PageContext(None, request.offset, self._limit),
+                    follow=request.url is not None,
+                )
+                items = fetched.envelope.items
+                next_url = fetched.next_url
+                try:
+                    walk.on_page(
+                        request,
+                        PageOutcome(
+                            len(items),
+                            fetched.total,
+                            fetched.limit,
+                            None if next_url is None else str(next_url),
+                            None if next_url is None else plain_offset_of(next_url, base),
+                        ),
+                    )
+                except PaginationLoop as loop:
+                    raise PartnerProtocolError(f"pagination does not end: {loop}") from None
+                pages += 1
+                objects += len(items)
+                for item in items:
+                    try:
+                        keys.add(make_key(item))
+                    except ObjectKeyError:
+                        keys.add(repr(item)[:200])  # keyless objects still count as received
+                yield Page(
+                    url=self._http.redact(fetched.url),
+                    offset=request.offset,
+                    objects=items,
+                    total=fetched.total,
+                    limit=fetched.limit,
+                    next_url=None if next_url is None else self._http.redact(next_url),
+                    request_id=fetched.request_id,
+                    ocpi_status=fetched.envelope.status_code,
+                )
+                if fetched.refused_next is not None:
+                    raise fetched.refused_next
+        first = walk.first_total
+        shortfall = 0 if first is None else max(0, first - len(keys))
+        explained = walk.latest_total is not None and len(keys) >= walk.latest_total
+        self.outcome = PullOutcome(
+            pages=pages,
+            objects=objects,
+            distinct=len(keys),
+            first_total=first,
+            latest_total=walk.latest_total,
+            step_backs=walk.patches,
+            complete=shortfall == 0 or explained,
+        )
+        if self._strict and not self.outcome.complete:
+            raise IncompletePullError(
+                f"the list ended with {len(keys)} distinct objects for a reported total of {first}"
+            )

@@ -1,0 +1,287 @@
+"""The chaos run: every partner fault at once, a SIGKILLed puller, a restarted broker.
+
+`python -m sandbox.chaos` (`make chaos`) pulls 1,000,000 tokens at concurrency 8 from a sandbox
+with 5% 5xx, 1% 429 (both Retry-After forms), dropped connections, stalls longer than the
+client's timeout, OCPI 3000 envelopes, 1% invalid objects and data that changes during the
+pull; once with plain links and once with one-shot hub links. During each pull the harness
+SIGKILLs the puller and resumes it with the same pull id, and stops and restarts the embedded
+broker (same data directory). Then it checks Kafka against the sandbox's ground truth:
+
+* every object that existed at the pinned instant and was not changed during the pull is in
+  `<prefix>.tokens` (missing must be 0: the only pass);
+* every invalid such object is in `<prefix>.deadletter`;
+* duplicates stay within what the pages in flight at the kill, the broker outage and its replay
+  can explain.
+
+It prints one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from producer.kafka import read_topic
+from sandbox.app import SandboxState, running_sandbox
+from sandbox.broker import BrokerProcess, start_broker
+from sandbox.config import SandboxConfig
+from sandbox.faults import FaultRates
+from schemas.keys import key_function
+
+TOKEN = "chaos-token"
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosOptions:
+    """How big and how hostile a chaos run is."""
+
+    tokens: int = 1_000_000
+    concurrency: int = 8
+    link_style: str = "absolute"
+    error_rate: float = 0.05
+    throttle_rate: float = 0.01
+    reset_rate: float = 0.005
+    stall_rate: float = 0.002
+    envelope_error_rate: float = 0.005
+    invalid_rate: float = 0.01
+    mutation_rate: float = 0.0002
+    kill_at: float = 0.30  # fraction of pages served when the puller is SIGKILLed
+    broker_restart_at: float = 0.60  # ... when the broker is stopped (and restarted)
+    broker_down_s: float = 3.0
+    seed: int = 7
+
+
+@dataclass(slots=True)
+class ChaosReport:
+    """The figures of one chaos run."""
+
+    link_style: str
+    tokens: int
+    objects_expected: int = 0
+    objects_found: int = 0
+    objects_missing: int = 0
+    messages: int = 0
+    duplicates: int = 0
+    duplicate_bound: int = 0
+    replayed_objects: int = 0
+    resent_objects: int = 0
+    invalid_expected: int = 0
+    dead_lettered: int = 0
+    invalid_missing: int = 0
+    changed_during_pull: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    killed: bool = False
+    broker_restarted: bool = False
+    exit_codes: list[int] = field(default_factory=list)
+    complete: bool = False
+    duration_s: float = 0.0
+    passed: bool = False
+
+
+def sandbox_config(options: ChaosOptions) -> SandboxConfig:
+    """The partner from hell (every fault at once)."""
+    return SandboxConfig(
+        port=0,
+        seed=options.seed,
+        sizes={"tokens": options.tokens, "locations": 0, "tariffs": 0, "sessions": 0, "cdrs": 0},
+        token_value=TOKEN,
+        max_limit=PAGE_SIZE,
+        link_style=options.link_style,  # type: ignore[arg-type]
+        faults=FaultRates(
+            stall=options.stall_rate,
+            reset=options.reset_rate,
+            error=options.error_rate,
+            throttle=options.throttle_rate,
+            envelope_error=options.envelope_error_rate,
+        ),
+        stall_seconds=4.0,
+        retry_after_seconds=1,
+        invalid_rate=options.invalid_rate,
+        mutation_rate=options.mutation_rate,
+    )
+
+
+async def run_puller(
+    base_url: str, bootstrap: str, prefix: str, pull_id: str, options: ChaosOptions
+) -> asyncio.subprocess.Process:
+    """The puller as a real process (so it can be SIGKILLed)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "producer.cli", "pull",
+        "--url", f"{base_url}/ocpi/versions", "--module", "tokens",
+        "--bootstrap-servers", bootstrap, "--topic-prefix", prefix, "--topic-partitions", "6",
+        "--pull-id", pull_id, "--partner", "chaos",
+        "--concurrency", str(options.concurrency), "--fanout", "4",
+        "--limit", "1000", "--window-size", "50000",
+        "--request-timeout-s", "2", "--max-attempts", "12",
+        "--kafka-deadline-s", "120", "--kafka-request-timeout-s", "3",
+        "--output", "json", "--log-level", "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "OCPI_PULLER_TOKEN": TOKEN},
+    )  # fmt: skip
+
+
+async def wait_pages(state: SandboxState, pages: int, process: asyncio.subprocess.Process) -> bool:
+    """Wait until the sandbox served `pages` list pages; False if the puller ended first."""
+    while state.stats.pages_served < pages:
+        if process.returncode is not None:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _index_of_contract(contract_id: str) -> int | None:
+    # The sandbox's token contract ids end in the object's index (C000001234).
+    tail = contract_id.rsplit("C", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+async def verify(
+    state: SandboxState, bootstrap: str, prefix: str, pinned_ms: int, report: ChaosReport
+) -> None:
+    """Compare Kafka with the sandbox's ground truth at the pinned instant."""
+    dataset = state.datasets["tokens"]
+    make_key = key_function("tokens", "2.2.1", None)
+    changed = dataset.changed_since(pinned_ms)
+    report.changed_during_pull = len(changed)
+    expected: dict[str, int] = {}
+    invalid: set[int] = set()
+    for entry in dataset.state_at(pinned_ms):
+        if entry.index in changed:
+            continue
+        if entry.invalid is not None:
+            invalid.add(entry.index)
+            continue
+        ident = dataset.factory.identity(entry.index)
+        key = make_key(
+            {
+                "country_code": ident.country_code,
+                "party_id": ident.party_id,
+                "uid": ident.object_id,
+                "type": ident.token_type,
+            }
+        )
+        expected[key] = entry.index
+    produced = Counter[str]()
+    async for record in read_topic(bootstrap, f"{prefix}.tokens"):
+        if record.value is not None:
+            produced[record.key.decode()] += 1
+    dead: set[int] = set()
+    async for record in read_topic(bootstrap, f"{prefix}.deadletter"):
+        obj = orjson.loads(record.value).get("object")
+        if isinstance(obj, dict) and isinstance(obj.get("contract_id"), str):
+            index = _index_of_contract(obj["contract_id"])
+            if index is not None:
+                dead.add(index)
+    report.objects_expected = len(expected)
+    report.objects_found = sum(1 for key in expected if key in produced)
+    report.objects_missing = report.objects_expected - report.objects_found
+    report.messages = sum(produced.values())
+    report.duplicates = report.messages - len(produced)
+    report.invalid_expected = len(invalid)
+    report.dead_lettered = len(dead)
+    report.invalid_missing = len(invalid - dead)
+
+
+async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
+    """One chaos run; the report says whether it passed."""
+    report = ChaosReport(options.link_style, options.tokens)
+    started = time.monotonic()
+    broker: BrokerProcess = start_broker(work_dir / f"kafka-{options.link_style}")
+    prefix, pull_id = f"chaos-{options.link_style}", f"chaos-{options.link_style}-1"
+    pages_total = max(1, options.tokens // PAGE_SIZE)
+    summaries: list[dict[str, Any]] = []
+    try:
+        async with running_sandbox(sandbox_config(options)) as (base_url, state):
+            first = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
+            if await wait_pages(state, int(pages_total * options.kill_at), first):
+                first.send_signal(signal.SIGKILL)
+                report.killed = True
+            await first.communicate()
+            report.exit_codes.append(first.returncode or 0)
+            second = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
+            if await wait_pages(state, int(pages_total * options.broker_restart_at), second):
+                await asyncio.to_thread(broker.stop)
+                await asyncio.sleep(options.broker_down_s)
+                await asyncio.to_thread(broker.restart)
+                report.broker_restarted = True
+            out, err = await second.communicate()
+            report.exit_codes.append(second.returncode or 0)
+            lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+            if not lines:
+                raise RuntimeError(f"the puller printed no summary: {err.decode()[-500:]}")
+            summaries.append(json.loads(lines[-1]))
+            summary = summaries[-1]
+            report.complete = bool(summary.get("complete"))
+            report.retries = int(summary.get("retries", 0))
+            report.replayed_objects = int(summary.get("replayed_objects", 0))
+            report.resent_objects = int(summary.get("resent_objects", 0))
+            pinned_ms = int(datetime.fromisoformat(summary["date_to"]).timestamp() * 1000)
+            report.faults = dict(state.stats.faults)
+            report.requests = sum(state.stats.requests.values())
+            await verify(state, broker.bootstrap, prefix, pinned_ms, report)
+    finally:
+        broker.stop()
+    # Duplicates are explained by: pages in flight when the puller was killed (unacknowledged
+    # pages, at most 2 x concurrency x fanout, and acknowledged ones whose checkpoint was not yet
+    # written, at most as many again), and what the resumed puller reports it produced again:
+    # pages whose acknowledgement failed during the broker outage, and the replayed stretch.
+    in_flight_pages = 3 * options.concurrency * 4
+    report.duplicate_bound = (
+        in_flight_pages * PAGE_SIZE + report.replayed_objects + report.resent_objects
+    )
+    report.duration_s = round(time.monotonic() - started, 1)
+    report.passed = (
+        report.objects_missing == 0
+        and report.invalid_missing == 0
+        and report.complete
+        and report.duplicates <= report.duplicate_bound
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sandbox.chaos`: both link styles; one JSON line; exit 0 only if both pass."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox.chaos", description=__doc__)
+    parser.add_argument("--tokens", type=int, default=1_000_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--link-style", choices=("absolute", "one-shot", "both"), default="both")
+    args = parser.parse_args(argv)
+    styles = ["absolute", "one-shot"] if args.link_style == "both" else [args.link_style]
+    with tempfile.TemporaryDirectory(prefix="ocpi-chaos-") as work:
+        reports = [
+            asyncio.run(
+                run_chaos(
+                    ChaosOptions(tokens=args.tokens, concurrency=args.concurrency, link_style=s),
+                    Path(work),
+                )
+            )
+            for s in styles
+        ]
+    result = {
+        "passed": all(r.passed for r in reports),
+        "objects_missing": sum(r.objects_missing for r in reports),
+        "variants": [asdict(r) for r in reports],
+    }
+    print(json.dumps(result, separators=(",", ":")), flush=True)
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
