@@ -207,6 +207,29 @@ def test_shrinking_total_steps_back_by_the_drop() -> None:
     assert walk.patches == 1
 
 
+def test_a_step_back_page_extends_the_chain_and_may_meet_its_links_again() -> None:
+    """Found by the property test: after a drop, the patch page ends before the old anchor's
+    end but stands for ground beyond it; and re-reading that ground meets the same next links."""
+    partner = ShrinkingList(4, 1, plain_links=False)
+    walk = WindowWalk()
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(0, 1)[1])
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(request.offset, 1)[1])  # object 1; next link offset=2
+    partner.remove_at(0)
+    partner.remove_at(0)  # objects 2 and 3 are now at positions 0 and 1
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(request.offset, 1)[1])  # offset 2: empty, total 2
+    (patch,) = walk.next_requests()
+    assert (patch.offset, patch.url) == (0, None)
+    walk.on_page(patch, partner.serve(0, 1)[1])  # object 2, next link offset=1 again
+    (request,) = walk.next_requests()
+    assert request.url == "https://partner/next?offset=1"
+    walk.on_page(request, partner.serve(1, 1)[1])
+    assert walk.complete
+    assert partner.seen == {0, 1, 2, 3}
+
+
 def test_one_shot_link_lost_restarts_at_its_offset() -> None:
     partner = ShrinkingList(30, 10, plain_links=False)
     walk = WindowWalk()

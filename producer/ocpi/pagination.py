@@ -214,7 +214,8 @@ class WindowWalk:
             if self._anchor_next_url is not None and required == self._anchor.end:
                 requests.append(self._new_request(required, self._anchor_next_url))
             else:
-                self._patches += required != self._anchor.end
+                if required != self._anchor.end:
+                    self._step_back()
                 requests.append(self._new_request(required, None))
             self._anchor_next_url = None
             return requests
@@ -223,9 +224,8 @@ class WindowWalk:
         covered = any(required - window < r.offset <= required for r in self._in_flight.values())
         if not covered:
             if required != self._anchor.end:
-                self._patches += 1
+                self._step_back()
             requests.append(self._new_request(required, None))
-        self._check_patch_budget()
         if self._stride and self._latest_total is not None:
             offsets = {r.offset for r in self._in_flight.values()}
             offsets.update(r.offset for r, _ in self._pending.values())
@@ -239,7 +239,11 @@ class WindowWalk:
                 ahead += self._stride
         return requests
 
-    def _check_patch_budget(self) -> None:
+    def _step_back(self) -> None:
+        self._patches += 1
+        # Re-reading ground already covered meets its next links again, legitimately; the
+        # patch budget and the page bound still stop a partner that keeps us going back.
+        self._recent_urls.clear()
         if self._patches > self._max_patches:
             raise PaginationLoop(
                 "no_progress",
@@ -316,7 +320,9 @@ class WindowWalk:
             # Probing is for partners whose totals are wrong (P2): bound by what arrived.
             bound = max(bound, self._received)
         stride = max(1, self._stride or outcome.limit or outcome.count or 1)
-        if self._pages > 2 * (bound // stride) + 2 * self._patches + 20:
+        # Each step back can waste every page fetched ahead of it.
+        wasted_per_patch = self._max_ahead + 1
+        if self._pages > 2 * (bound // stride) + wasted_per_patch * self._patches + 20:
             raise PaginationLoop(
                 "too_many_pages",
                 f"{self._pages} pages fetched for a reported total of {bound}",
@@ -329,21 +335,30 @@ class WindowWalk:
             drop = max(0, anchor.total - outcome.total)
         return request.offset <= max(0, anchor.end - drop)
 
+    def _reach(self, request: PageRequest, outcome: PageOutcome) -> int:
+        """Where a page ends, in the anchor's positions: the list shrank by the drop in total
+        since the anchor was served, so the page's end stands for an end that much further on.
+        A page extends the chain only if its reach passes the anchor's end; comparing raw ends
+        instead would reject the very step-back page that shrinkage requires (a livelock)."""
+        anchor = self._anchor
+        end = request.offset + outcome.count
+        if anchor.total is not None and outcome.total is not None:
+            return end + max(0, anchor.total - outcome.total)
+        return end
+
     def _connect(self) -> None:
         while not self._complete:
             best: tuple[PageRequest, PageOutcome] | None = None
+            best_key = (0, 0)
             for request, outcome in self._pending.values():
                 if not self._connects(request, outcome):
                     continue
-                end = request.offset + outcome.count
-                ends_list = self._is_end(outcome)
-                if end <= self._anchor.end and not ends_list:
+                reach = self._reach(request, outcome)
+                if reach <= self._anchor.end and not self._is_end(outcome):
                     continue
-                if best is None or (end, -(outcome.total or 0)) > (
-                    best[0].offset + best[1].count,
-                    -(best[1].total or 0),
-                ):
-                    best = (request, outcome)
+                key = (reach, -(outcome.total or 0))
+                if best is None or key > best_key:
+                    best, best_key = (request, outcome), key
             if best is None:
                 break
             request, outcome = best
@@ -372,7 +387,7 @@ class WindowWalk:
         for request_id in [
             rid
             for rid, (r, o) in self._pending.items()
-            if r.offset + o.count <= self._anchor.end and not self._is_end(o)
+            if self._reach(r, o) <= self._anchor.end and not self._is_end(o)
         ]:
             del self._pending[request_id]
             self._acked.discard(request_id)
