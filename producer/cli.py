@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from producer.config import PullSettings
 from producer.errors import ConfigError, PullError
@@ -96,6 +97,8 @@ def _add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         default=1000,
         help="last_updated distance between consecutive base objects (< 1000 makes ties)",
     )
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate chain")
+    p.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
     p.set_defaults(run=_run_sandbox)
 
 
@@ -107,6 +110,11 @@ def _run_sandbox(args: argparse.Namespace) -> int:
 
     if args.spacing_ms <= 0:
         raise ConfigError("--spacing-ms must be positive")
+    if args.tls_key is not None and args.tls_cert is None:
+        raise ConfigError("--tls-key needs --tls-cert")
+    for pem in (args.tls_cert, args.tls_key):
+        if pem is not None and not pem.is_file():
+            raise ConfigError(f"no such file: {pem}")
     config = SandboxConfig(
         host=args.host,
         port=args.port,
@@ -138,6 +146,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         invalid_rate=args.invalid_rate,
         mutation_rate=args.mutation_rate,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         spacing_ms=args.spacing_ms,
         broken_total=args.broken_total,
     )

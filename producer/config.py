@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -165,6 +166,18 @@ class PullSettings(BaseSettings, PartnerOptions):
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
         return _utc(value)
+
+    @field_validator("ca_bundle", "kafka_ssl_cafile")
+    @classmethod
+    def _loadable_ca_file(cls, value: Path | None) -> Path | None:
+        # Checked here so an unreadable bundle is a config error now, not a failure mid-pull.
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except OSError as error:  # ssl.SSLError included
+                reason = getattr(error, "reason", None) or error.strerror or str(error)
+                raise ValueError(f"cannot load CA certificates from {value}: {reason}") from None
+        return value
 
     @field_validator("topic_prefix")
     @classmethod

@@ -37,6 +37,14 @@ class PartnerUnavailableError(PullError):
     kind = "partner_unavailable"
 
 
+class PartnerTlsError(PartnerUnavailableError):
+    """The partner's TLS certificate is not trusted: give --ca-bundle or fix the certificate.
+
+    Not retried: verification fails the same way every time."""
+
+    kind = "partner_tls"
+
+
 class IncompletePullError(PullError):
     """The pull ended without every object: the summary says what is missing; resume or re-run."""
 

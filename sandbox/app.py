@@ -14,6 +14,7 @@ import contextlib
 import random
 import secrets
 import signal
+import ssl
 import sys
 import time
 from collections import Counter, OrderedDict, deque
@@ -611,14 +612,22 @@ async def running_sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, San
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    tls = None
+    if config.tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(config.tls_cert, config.tls_key)
+        except ssl.SSLError as error:
+            raise ValueError(f"cannot load the TLS certificate or key: {error.reason}") from None
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=tls)
     await site.start()
     server = site._server
     assert server is not None
     sockets = getattr(server, "sockets", None) or []
     port = sockets[0].getsockname()[1] if sockets else config.port
     try:
-        yield f"http://{config.host}:{port}", app[STATE_KEY]
+        scheme = "http" if tls is None else "https"
+        yield f"{scheme}://{config.host}:{port}", app[STATE_KEY]
     finally:
         await runner.cleanup()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from sandbox.dataset import DEFAULT_HISTORY_START_MS
@@ -52,6 +53,9 @@ class SandboxConfig:
     # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.
     broken_total: bool = False
     one_shot_capacity: int = 100_000
+    # Serve HTTPS with this certificate chain and key (PEM), as real partners do.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def effective_default_limit(self) -> int:

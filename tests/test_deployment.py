@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from producer.cli import build_parser, settings_from_args
@@ -103,15 +104,21 @@ def pod_env(rendered: Rendered) -> dict[str, str]:
 
 
 def settings_in_pod(
-    rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shard: int = 0
+    rendered: Rendered,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shard: int = 0,
+    mounted: dict[str, Path] | None = None,
 ) -> PullSettings:
-    """The settings the container runs with: its args, its env and the mounted partners file."""
+    """The settings the container runs with: its args, its env, the mounted partners file and
+    other `mounted` files (pod path → a local file standing in for it)."""
     partners = tmp_path / "partners.yaml"
     partners.write_text(rendered.one("ConfigMap")["data"]["partners.yaml"])
-    env = pod_env(rendered)
+    local = {PARTNERS_PATH: partners, **(mounted or {})}
+    env = {name: str(local.get(value, value)) for name, value in pod_env(rendered).items()}
     if rendered.job_spec.get("completionMode") == "Indexed":
         env["JOB_COMPLETION_INDEX"] = str(shard)  # Kubernetes sets it in each pod
-    argv = [str(partners) if a == PARTNERS_PATH else a for a in rendered.container["args"]]
+    argv = [str(local.get(a, a)) for a in rendered.container["args"]]
     return settings_of(argv, env, monkeypatch)
 
 
@@ -596,8 +603,10 @@ def test_the_optional_values_land_where_kubernetes_reads_them(
     env = pod_env(rendered)
     assert env["TZ"] == "UTC"
     assert env["OTEL_RESOURCE_ATTRIBUTES"].endswith(",deployment.environment=staging")
-    settings = settings_in_pod(rendered, tmp_path, monkeypatch)
-    assert str(settings.ca_bundle) == "/etc/ocpi-ca/ca.pem"
+    ca = tmp_path / "ca.pem"  # the settings load the bundle, so it must be a real CA
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    settings = settings_in_pod(rendered, tmp_path, monkeypatch, mounted={"/etc/ocpi-ca/ca.pem": ca})
+    assert settings.ca_bundle == ca
     assert settings.resume is False
     assert settings.date_to is not None
     assert settings.date_to.year == 2026

@@ -26,6 +26,7 @@ from yarl import URL
 from producer.errors import (
     PartnerAuthError,
     PartnerProtocolError,
+    PartnerTlsError,
     PartnerUnavailableError,
     PullError,
     UnsafeLinkError,
@@ -238,6 +239,12 @@ class OcpiHttp:
                 body = await self._read_body(response)
         except TimeoutError:
             raise _Attempt(Failure("timeout"), "timeout") from None
+        except aiohttp.ClientConnectorCertificateError as error:
+            reason = getattr(error.certificate_error, "verify_message", None) or "not trusted"
+            raise PartnerTlsError(
+                f"TLS certificate of {url.host}:{url.port} failed verification ({reason}); "
+                "give the partner's CA with --ca-bundle"
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
             raise _Attempt(
                 Failure("connection"), f"connection dropped: {type(error).__name__}"
