@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint demo bench chaos schemas clean
 
+# Set-up talks on stderr only, so `make bench > bench.json` gets nothing but the JSON.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (pip install -e '.[dev]')" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -20,6 +22,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check producer sandbox schemas tests bench
 	$(BIN)/ruff format --check producer sandbox schemas tests bench
 	$(BIN)/mypy
+
+# Benchmarks need the pinned peers (dlt) of the `bench` extra; never part of `make test`.
+# BENCH_ARGS=--with-10m adds the 10M-object memory run (minutes).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]' >&2
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 chaos: $(STAMP)
 	$(BIN)/python -m sandbox.chaos --tokens 1000000 --concurrency 8
