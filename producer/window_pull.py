@@ -455,14 +455,14 @@ class WindowPull:
             ]
             await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
         self._emitted += len(messages.objects)
-        before = walk.checkpoint.end
+        before = walk.checkpoint
         walk.on_acked(request.request_id)
         self._furthest_acked = max(self._furthest_acked, page_end)
         position = walk.checkpoint
         self._ack_history.append(
             (time.monotonic(), position.end, position.total, self._furthest_acked)
         )
-        if position.end != before:
+        if position != before:  # a step-back link may end where the last one did, fresher
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
