@@ -67,28 +67,27 @@ class PartitionOutbox:
 
     def append(self, message: OutMessage) -> asyncio.Future[None]:
         """Add a message to the open batch; returns that batch's acknowledgement future."""
-        if self._open is None:
-            self._open = self._producer().create_batch()
-            self._open_done = asyncio.get_running_loop().create_future()
-        if (
-            self._open.append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-            is None
-        ):
+        batch = self._open if self._open is not None else self._start_batch()
+        if not self._add(batch, message):
             self._seal()
-            self._open = self._producer().create_batch()
-            self._open_done = asyncio.get_running_loop().create_future()
-            if (
-                self._open.append(
-                    key=message.key, value=message.value, timestamp=None, headers=message.headers
-                )
-                is None
-            ):
+            if not self._add(self._start_batch(), message):
                 raise ValueError(f"a single message for {self._topic} exceeds the batch size")
         self._wakeup.set()
         assert self._open_done is not None
         return self._open_done
+
+    def _start_batch(self) -> Any:
+        self._open = self._producer().create_batch()
+        self._open_done = asyncio.get_running_loop().create_future()
+        return self._open
+
+    @staticmethod
+    def _add(batch: Any, message: OutMessage) -> bool:
+        """Append to `batch`; False when it is full (aiokafka answers None then)."""
+        metadata = batch.append(
+            key=message.key, value=message.value, timestamp=None, headers=message.headers
+        )
+        return metadata is not None
 
     def _seal(self) -> None:
         if self._open is not None and self._open.record_count():
