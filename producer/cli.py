@@ -10,154 +10,12 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 
 from producer.config import PullSettings
 from producer.errors import ConfigError, PullError
+from sandbox.cli import add_sandbox_parser, non_negative_int
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def _add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser(
-        "sandbox",
-        help="run the sandbox OCPI partner (a realistic, misbehaving-on-demand test server)",
-        description="Serve OCPI 2.1.1 and 2.2.1 list endpoints with generated data and faults.",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_non_negative_int, default=8090, help="0 picks a free port")
-    p.add_argument("--seed", type=int, default=1, help="data and faults repeat for a seed")
-    for module, default in (
-        ("tokens", 10_000),
-        ("locations", 1_000),
-        ("tariffs", 100),
-        ("sessions", 1_000),
-        ("cdrs", 1_000),
-    ):
-        p.add_argument(f"--{module}", type=_non_negative_int, default=default, metavar="N")
-    p.add_argument("--country-code", default="NL", help="the partner's own country code")
-    p.add_argument("--party-id", default="SBX", help="the partner's own party id")
-    p.add_argument("--token-value", default="sandbox-token", help="the accepted credentials token")
-    p.add_argument(
-        "--token-encoding",
-        choices=("version", "base64", "plain", "any"),
-        default="version",
-        help="how the Authorization token must be encoded (version: 2.2.1 base64, 2.1.1 plain)",
-    )
-    p.add_argument("--max-limit", type=_non_negative_int, default=1000, help="server page cap")
-    p.add_argument("--default-limit", type=_non_negative_int, help="page size without ?limit")
-    p.add_argument("--link-style", choices=("absolute", "relative", "one-shot"), default="absolute")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="mean page latency (jittered)")
-    p.add_argument("--error-rate", type=_rate, default=0.0, help="HTTP 500/502/503")
-    p.add_argument("--throttle-rate", type=_rate, default=0.0, help="HTTP 429 + Retry-After")
-    p.add_argument(
-        "--throttle-without-retry-after",
-        action="store_true",
-        help="send 429 without Retry-After, as some partners do",
-    )
-    p.add_argument("--retry-after-seconds", type=_non_negative_int, default=1)
-    p.add_argument(
-        "--rate-limit",
-        type=float,
-        help="answer 429 above this many page requests per second (with or without Retry-After)",
-    )
-    p.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
-    p.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
-    p.add_argument("--stall-seconds", type=float, default=60.0)
-    p.add_argument("--envelope-error-rate", type=_rate, default=0.0, help="HTTP 200 + OCPI 3000")
-    p.add_argument("--invalid-rate", type=_rate, default=0.0, help="objects that break the schema")
-    p.add_argument(
-        "--mutation-rate",
-        type=float,
-        default=0.0,
-        help="updates/deletes/inserts per object served (e.g. 0.001)",
-    )
-    p.add_argument(
-        "--broken-total",
-        action="store_true",
-        help="X-Total-Count = page length and no Link (partner pitfall P2)",
-    )
-    p.add_argument(
-        "--spacing-ms",
-        type=int,
-        default=1000,
-        help="last_updated distance between consecutive base objects (< 1000 makes ties)",
-    )
-    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate chain")
-    p.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
-    p.set_defaults(run=_run_sandbox)
-
-
-def _run_sandbox(args: argparse.Namespace) -> int:
-    from sandbox.app import serve_forever
-    from sandbox.config import SandboxConfig
-    from sandbox.faults import FaultRates
-    from sandbox.generator import Party
-
-    if args.spacing_ms <= 0:
-        raise ConfigError("--spacing-ms must be positive")
-    if args.tls_key is not None and args.tls_cert is None:
-        raise ConfigError("--tls-key needs --tls-cert")
-    for pem in (args.tls_cert, args.tls_key):
-        if pem is not None and not pem.is_file():
-            raise ConfigError(f"no such file: {pem}")
-    config = SandboxConfig(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        sizes={
-            "tokens": args.tokens,
-            "locations": args.locations,
-            "tariffs": args.tariffs,
-            "sessions": args.sessions,
-            "cdrs": args.cdrs,
-        },
-        party=Party(args.country_code.upper(), args.party_id.upper()),
-        token_value=args.token_value,
-        token_encoding=args.token_encoding,
-        max_limit=args.max_limit,
-        default_limit=args.default_limit,
-        link_style=args.link_style,
-        latency_ms=args.latency_ms,
-        faults=FaultRates(
-            stall=args.stall_rate,
-            reset=args.reset_rate,
-            error=args.error_rate,
-            throttle=args.throttle_rate,
-            envelope_error=args.envelope_error_rate,
-        ),
-        stall_seconds=args.stall_seconds,
-        retry_after_seconds=args.retry_after_seconds,
-        throttle_sends_retry_after=not args.throttle_without_retry_after,
-        rate_limit=args.rate_limit,
-        invalid_rate=args.invalid_rate,
-        mutation_rate=args.mutation_rate,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        spacing_ms=args.spacing_ms,
-        broken_total=args.broken_total,
-    )
-    try:
-        asyncio.run(serve_forever(config))
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    except OSError as error:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
-    return 0
 
 
 def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -350,8 +208,8 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "demo",
         help="embedded broker + sandbox partner + a pull with progress, then verify every key",
     )
-    p.add_argument("--tokens", type=_non_negative_int, default=1_000_000)
-    p.add_argument("--max-limit", type=_non_negative_int, default=500, help="sandbox page cap")
+    p.add_argument("--tokens", type=non_negative_int, default=1_000_000)
+    p.add_argument("--max-limit", type=non_negative_int, default=500, help="sandbox page cap")
     p.add_argument("--concurrency", type=int, default=8)
     p.set_defaults(run=_run_demo)
 
@@ -376,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pull_parser(commands)
     _add_status_parser(commands)
-    _add_sandbox_parser(commands)
+    add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser
 
