@@ -46,11 +46,15 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_validation
-from producer.kafka import KafkaOutput, OutMessage, TopicSpec
-from producer.messages import MessageBuilder
+from producer.kafka.output import KafkaOutput
+from producer.kafka.records import OutMessage, TopicSpec
 from producer.ocpi.client import OcpiHttp, PageContext
-from producer.ocpi.pagination import PageOutcome, WindowWalk, plain_offset_of
-from producer.planning import page_url, pin_now, plan_windows
+from producer.ocpi.pages import ListQuery, PageDriver
+from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.planning import plan_windows
+from producer.ocpi.query import pin_now
+from producer.ocpi.versions import ModuleEndpoint
+from producer.pull.records import MessageBuilder
 from sandbox.broker import BrokerProcess, start_broker
 from sandbox.generator import ObjectFactory, Party
 
@@ -274,51 +278,21 @@ async def our_fetch_only(base_url: str) -> dict[str, Any]:
             )
 
         date_to = pin_now()
-        windows, _ = await plan_windows(
+        planned = await plan_windows(
             probe, endpoint, module="tokens", ocpi_version="2.2.1", date_from=None,
             date_to=date_to, window_size=20_000, parallel=8,
         )  # fmt: skip
+        windows = planned.windows
         slots = asyncio.Semaphore(8)
+        module = ModuleEndpoint(endpoint, "tokens", "2.2.1")
 
         async def window(spec: Any) -> int:
-            walk = WindowWalk(max_ahead=4)
+            query = ListQuery(module, spec.date_from, spec.date_to, 1000)
+            driver = PageDriver(http, query, WindowWalk(max_ahead=4), slots=slots)
             count = 0
-
-            def url_at(offset: int) -> Any:
-                return page_url(
-                    endpoint, module="tokens", ocpi_version="2.2.1", date_from=spec.date_from,
-                    date_to=spec.date_to, offset=offset, limit=1000,
-                )  # fmt: skip
-
-            base = url_at(0)
-
-            async def fetch(request: Any) -> tuple[Any, Any]:
-                url = url_at(request.offset) if request.url is None else request.url
-                async with slots:
-                    page = await http.fetch_page(
-                        url, endpoint=endpoint, context=PageContext(), follow=False
-                    )
-                return request, page
-
-            pending: set[asyncio.Task[tuple[Any, Any]]] = set()
-            while not walk.finished:
-                pending.update(asyncio.create_task(fetch(r)) for r in walk.next_requests())
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    request, page = task.result()
-                    nxt = page.next_url
-                    walk.on_page(
-                        request,
-                        PageOutcome(
-                            len(page.envelope.items), page.total, page.limit,
-                            None if nxt is None else str(nxt),
-                            None if nxt is None else plain_offset_of(nxt, base),
-                        ),
-                    )  # fmt: skip
-                    count += len(
-                        builder.build(page.envelope.items, request.offset, "u", None).objects
-                    )
-                    walk.on_acked(request.request_id)
+            async for fetched in driver.pages():
+                count += len(builder.build(fetched.items, fetched.offset, "u", None).objects)
+                driver.walk.on_acked(fetched.request.request_id)
             return count
 
         objects = sum(await asyncio.gather(*(window(w) for w in windows)))

@@ -183,7 +183,7 @@ def _run_status(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from producer.errors import KafkaUnavailableError
-    from producer.status import run_status
+    from producer.observe.status import run_status
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     connection = PullSettings(bootstrap_servers=args.bootstrap_servers).kafka_connection()

@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.errors import ConfigError
-from producer.kafka import KafkaConnection
+from producer.kafka.connection import KafkaConnection
 
 Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
 OcpiVersion = Literal["2.1.1", "2.2.1"]

@@ -22,8 +22,8 @@ import orjson
 
 from producer.config import PullSettings
 from producer.errors import ConfigError, IncompletePullError
-from producer.kafka import read_topic
-from producer.progress import make_view
+from producer.kafka.consume import read_topic
+from producer.observe.view import make_view
 from producer.run import RunResult, print_result, run_pulls
 from schemas.keys import key_function
 

@@ -52,15 +52,28 @@ class IncompletePullError(PullError):
     kind = "incomplete"
 
 
-class PartnerProtocolError(IncompletePullError):
+class PartnerProtocolError(PullError):
     """The partner answered with something that is not OCPI (bad JSON, envelope, headers)."""
 
+    exit_code = 5
     kind = "partner_protocol"
 
 
-class UnsafeLinkError(IncompletePullError):
+class PaginationLoop(PartnerProtocolError):
+    """The partner's pagination does not converge (link loop, endless empty pages, a window that
+    keeps shrinking): raised by the pure walk, so `reason` is one of a fixed set."""
+
+    kind = "pagination_loop"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class UnsafeLinkError(PullError):
     """A next link pointed somewhere the credentials token must not go; it was not followed."""
 
+    exit_code = 5
     kind = "unsafe_link"
 
 

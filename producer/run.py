@@ -17,12 +17,14 @@ from rich.table import Table
 
 from producer.config import PullSettings, PullTarget
 from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
-from producer.kafka import KafkaOutput, KafkaWait, TopicSpec
+from producer.kafka.output import KafkaOutput, KafkaWait
+from producer.kafka.records import PullTopics, TopicSpec
+from producer.observe.telemetry import Telemetry, setup_telemetry
+from producer.observe.view import View, make_view
+from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.versions import module_endpoint_from_url
-from producer.progress import View, make_view
-from producer.pull import Pull, PullSummary, new_pull_id, topic_names
-from producer.ratelimit import RequestGate
-from producer.telemetry import Telemetry, setup_telemetry
+from producer.pull.flow import Pull
+from producer.pull.summary import PullSummary, new_pull_id
 
 log = logging.getLogger("ocpi_puller")
 
@@ -53,15 +55,9 @@ def topics_for(
 ) -> list[TopicSpec]:
     """Every topic this run writes: object topics, checkpoints and digests are compacted."""
     specs: dict[str, TopicSpec] = {}
-    if digests:
-        name = f"{settings.topic_prefix}.digests"
-        specs[name] = TopicSpec(name, compacted=True)
     for module in sorted(modules):
-        names = topic_names(settings.topic_prefix, module)
-        specs[names["objects"]] = TopicSpec(names["objects"], compacted=True)
-        specs[names["deadletter"]] = TopicSpec(names["deadletter"], compacted=False)
-        specs[names["progress"]] = TopicSpec(names["progress"], compacted=False)
-        specs[names["checkpoints"]] = TopicSpec(names["checkpoints"], compacted=True)
+        for spec in PullTopics.of(settings.topic_prefix, module).specs(digests=digests):
+            specs[spec.name] = spec
     return list(specs.values())
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from producer.kafka import read_topic
+from producer.kafka.consume import read_topic
 from sandbox.app import SandboxState, running_sandbox
 from sandbox.broker import BrokerProcess, start_broker
 from sandbox.config import SandboxConfig

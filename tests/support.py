@@ -12,10 +12,10 @@ import aiohttp
 import orjson
 
 from producer.config import PullSettings
-from producer.kafka import read_topic
-from producer.progress import LogView
+from producer.kafka.consume import read_topic
+from producer.observe.telemetry import Telemetry, setup_telemetry
+from producer.observe.view import LogView
 from producer.run import RunResult, run_pulls
-from producer.telemetry import Telemetry, setup_telemetry
 from sandbox.app import SandboxState, running_sandbox
 from sandbox.config import SandboxConfig
 from sandbox.generator import Module

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.window_pull import Replay, replay_stretch
+from producer.pull.verdict import Replay, replay_stretch
 from sandbox.broker import BrokerProcess, start_broker
 from schemas.events import parse_progress_event
 from tests.support import keys, pull, records, sandbox, truth_keys

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.record import default_records as py_default_records
 from aiokafka.record._crecords import default_records as c_default_records
 
-from producer.kafka import fast_lz4_encode
+from producer.kafka.compression import fast_lz4_encode
 from sandbox.generator import ObjectFactory, Party
 
 LZ4 = 0x03

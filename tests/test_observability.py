@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from producer.telemetry import setup_telemetry
+from producer.observe.telemetry import setup_telemetry
 from sandbox.faults import FaultRates
 from schemas.events import PageFetched, PullCompleted, PullStarted, parse_progress_event
 from tests.support import pull, records, sandbox

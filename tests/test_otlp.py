@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from producer.telemetry import INSTRUMENTATION_NAME, service_version
+from producer.observe.telemetry import INSTRUMENTATION_NAME, service_version
 from tests.support import TOKEN, pull, records, sandbox
 
 SERVICE_NAME = "ocpi-puller-otlp-test"

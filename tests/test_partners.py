@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from producer.config import PullSettings
-from producer.progress import LogView
+from producer.observe.telemetry import setup_telemetry
+from producer.observe.view import LogView
 from producer.run import json_summary, run_pulls
-from producer.telemetry import setup_telemetry
 from tests.support import TOKEN, keys, pull, records, sandbox, truth_keys
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer import ratelimit
-from producer.ratelimit import MIN_RATE_FRACTION, RECOVERY_INTERVAL_S, RequestGate, TokenBucket
+from producer.ocpi import ratelimit
+from producer.ocpi.ratelimit import MIN_RATE_FRACTION, RECOVERY_INTERVAL_S, RequestGate, TokenBucket
 
 # --- TokenBucket -----------------------------------------------------------------------------
 

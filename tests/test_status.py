@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import timedelta
 
-from producer.status import ProgressFollower, PullStatus
+from producer.observe.status import ProgressFollower, PullStatus
 from tests.support import TOKEN, sandbox
 
 
@@ -18,8 +18,7 @@ async def statuses(bootstrap: str, prefix: str) -> list[PullStatus]:
     async with ProgressFollower(
         bootstrap, f"{prefix}.progress", datetime.now(UTC) - timedelta(hours=1)
     ) as follower:
-        while not await follower.caught_up():
-            await follower.poll()
+        await follower.catch_up()
         return list(follower.statuses.values())
 
 

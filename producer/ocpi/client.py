@@ -31,6 +31,8 @@ from producer.errors import (
     PullError,
     UnsafeLinkError,
 )
+from producer.observe.redaction import redact_url
+from producer.observe.telemetry import traceparent_of
 from producer.ocpi.envelope import Envelope, parse_count_header, parse_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
@@ -41,8 +43,8 @@ from producer.ocpi.headers import (
     version_token_encoding,
 )
 from producer.ocpi.links import find_next_target, resolve_next_link
-from producer.ratelimit import RequestGate
-from producer.retry import (
+from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.retry import (
     Failure,
     RetryPolicy,
     attempts_allowed,
@@ -50,7 +52,6 @@ from producer.retry import (
     parse_retry_after,
     retry_delay,
 )
-from producer.telemetry import redact_url, traceparent_of
 
 log = logging.getLogger("ocpi_puller")
 
@@ -69,8 +70,6 @@ class FetchedPage:
     total: int | None
     limit: int | None
     next_url: URL | None
-    attempts: int
-    body_bytes: int
     traceparent: str | None
     refused_next: PullError | None = None  # the page is good; its next link is not
 
@@ -158,7 +157,6 @@ class OcpiHttp:
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
         self.retries: Counter[str] = Counter()
-        self.requests = 0
 
     async def __aenter__(self) -> OcpiHttp:
         connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._tls)
@@ -233,7 +231,6 @@ class OcpiHttp:
             module_request=module_request,
         )
         await self._gate.wait_turn()
-        self.requests += 1
         try:
             async with self._session.get(url, headers=headers, allow_redirects=False) as response:
                 body = await self._read_body(response)
@@ -443,8 +440,6 @@ class OcpiHttp:
                 total=total,
                 limit=limit,
                 next_url=next_url,
-                attempts=attempt,
-                body_bytes=len(body),
                 traceparent=traceparent_of(span),
                 refused_next=refused,
             )

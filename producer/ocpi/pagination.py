@@ -27,6 +27,8 @@ from typing import Literal
 
 from yarl import URL
 
+from producer.errors import PaginationLoop
+
 RECENT_URLS_REMEMBERED = 64
 MAX_EMPTY_PAGES_WITH_LINK = 3
 
@@ -61,14 +63,6 @@ class ChainLink:
 
 
 LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]
-
-
-class PaginationLoop(Exception):
-    """The partner's pagination does not converge (link loop, endless empty pages, ...)."""
-
-    def __init__(self, reason: LoopReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 def plain_offset_of(next_url: URL, window_url: URL) -> int | None:

@@ -15,6 +15,7 @@ with the first `X-Total-Count`; with `strict=True` (the default) a shortfall rai
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ from opentelemetry import trace
 from pydantic import SecretStr
 from yarl import URL
 
-from producer.errors import IncompletePullError, PartnerProtocolError
-from producer.ocpi.client import OcpiHttp, PageContext
+from producer.errors import IncompletePullError
+from producer.ocpi.client import OcpiHttp
 from producer.ocpi.headers import RoutingHeaders, TokenEncodingSetting
-from producer.ocpi.pagination import PageOutcome, PaginationLoop, WindowWalk, plain_offset_of
+from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
+from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.retry import RetryPolicy
+from producer.ocpi.verdict import judge_window
 from producer.ocpi.versions import ModuleEndpoint, discover
-from producer.planning import page_url
-from producer.retry import RetryPolicy
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 
 
@@ -118,87 +120,57 @@ class PullClient:
     ) -> None:
         await self._http.__aexit__(exc_type, exc, tb)
 
-    def _first_url(self, endpoint: ModuleEndpoint, offset: int) -> URL:
-        return page_url(
-            endpoint.url,
-            module=endpoint.module,
-            ocpi_version=endpoint.ocpi_version,
-            date_from=self._date_from,
-            date_to=self._date_to,
-            offset=offset,
-            limit=self._limit,
-            overlap_211=False,
-        )
-
     async def pages(self) -> AsyncIterator[Page]:
         """Every page, in list order, until the last one (the one without a next link)."""
         endpoint = await discover(self._http, self._url, self._module, self._version)
         self.endpoint = endpoint
         make_key = key_function(endpoint.module, endpoint.ocpi_version, self._partner)
-        walk = WindowWalk()
+        query = ListQuery(endpoint, self._date_from, self._date_to, self._limit, overlap_211=False)
+        driver = PageDriver(self._http, query, WindowWalk())
         keys: set[str] = set()
         objects = pages = 0
-        base = self._first_url(endpoint, 0)
-        while not walk.finished:
-            for request in walk.next_requests():
-                url = (
-                    URL(request.url, encoded=True)
-                    if request.url is not None
-                    else self._first_url(endpoint, request.offset)
-                )
-                fetched = await self._http.fetch_page(
-                    url,
-                    endpoint=endpoint.url,
-                    context=PageContext(None, request.offset, self._limit),
-                    follow=request.url is not None,
-                )
-                items = fetched.envelope.items
-                next_url = fetched.next_url
-                try:
-                    walk.on_page(
-                        request,
-                        PageOutcome(
-                            len(items),
-                            fetched.total,
-                            fetched.limit,
-                            None if next_url is None else str(next_url),
-                            None if next_url is None else plain_offset_of(next_url, base),
-                        ),
-                    )
-                except PaginationLoop as loop:
-                    raise PartnerProtocolError(f"pagination does not end: {loop}") from None
+        async with contextlib.aclosing(driver.pages()) as fetched_pages:
+            async for fetched in fetched_pages:
                 pages += 1
-                objects += len(items)
-                for item in items:
+                objects += len(fetched.items)
+                for item in fetched.items:
                     try:
                         keys.add(make_key(item))
                     except ObjectKeyError:
                         keys.add(repr(item)[:200])  # keyless objects still count as received
-                yield Page(
-                    url=self._http.redact(fetched.url),
-                    offset=request.offset,
-                    objects=items,
-                    total=fetched.total,
-                    limit=fetched.limit,
-                    next_url=None if next_url is None else self._http.redact(next_url),
-                    request_id=fetched.request_id,
-                    ocpi_status=fetched.envelope.status_code,
-                )
-                if fetched.refused_next is not None:
-                    raise fetched.refused_next
-        first = walk.first_total
-        shortfall = 0 if first is None else max(0, first - len(keys))
-        explained = walk.latest_total is not None and len(keys) >= walk.latest_total
+                yield self._page(fetched)
+        walk = driver.walk
+        verdict = judge_window(
+            walk_complete=walk.complete,
+            first_total=walk.first_total,
+            latest_total=walk.latest_total,
+            start_offset=0,
+            received=len(keys),
+        )
         self.outcome = PullOutcome(
             pages=pages,
             objects=objects,
             distinct=len(keys),
-            first_total=first,
+            first_total=walk.first_total,
             latest_total=walk.latest_total,
             step_backs=walk.patches,
-            complete=shortfall == 0 or explained,
+            complete=verdict.complete,
         )
-        if self._strict and not self.outcome.complete:
+        if self._strict and not verdict.complete:
             raise IncompletePullError(
-                f"the list ended with {len(keys)} distinct objects for a reported total of {first}"
+                f"the list ended with {len(keys)} distinct objects for a reported total of "
+                f"{walk.first_total}"
             )
+
+    def _page(self, fetched: WindowPage) -> Page:
+        page = fetched.page
+        return Page(
+            url=self._http.redact(page.url),
+            offset=fetched.offset,
+            objects=fetched.items,
+            total=page.total,
+            limit=page.limit,
+            next_url=None if page.next_url is None else self._http.redact(page.next_url),
+            request_id=page.request_id,
+            ocpi_status=page.envelope.status_code,
+        )

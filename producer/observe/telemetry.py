@@ -1,4 +1,4 @@
-"""OpenTelemetry set-up, and the redaction every URL passes before it reaches a span, log or event.
+"""OpenTelemetry set-up: tracer, meter and their OTLP exporters.
 
 Tracing and metrics export over OTLP only when the standard `OTEL_EXPORTER_OTLP_*` environment is
 set (protocol chosen by `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` or `grpc`); otherwise they
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Final
@@ -21,13 +19,10 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from yarl import URL
 
 log = logging.getLogger("ocpi_puller")
 
 INSTRUMENTATION_NAME: Final = "ocpi-puller"
-SECRET_QUERY_WORDS: Final = ("token", "key", "secret", "sig", "auth", "pass", "session", "code")
-REDACTED: Final = "REDACTED"
 
 
 def service_version() -> str:
@@ -36,24 +31,6 @@ def service_version() -> str:
         return metadata.version("ocpi-puller")
     except metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def redact_url(url: URL | str, secrets: tuple[str, ...] = ()) -> str:
-    """A URL safe to show: no user info, secret-looking query values and known secrets masked."""
-    parsed = URL(url) if isinstance(url, str) else url
-    if parsed.raw_user is not None or parsed.raw_password is not None:
-        parsed = parsed.with_user(None)
-    if parsed.query:
-        cleaned = [
-            (name, REDACTED if any(w in name.lower() for w in SECRET_QUERY_WORDS) else value)
-            for name, value in parsed.query.items()
-        ]
-        parsed = parsed.with_query(cleaned)
-    text = str(parsed)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def traceparent_of(span: trace.Span) -> str | None:
@@ -201,9 +178,3 @@ class PullMetrics:
     def finished(self, duration_s: float, complete: bool) -> None:
         """The pull ended."""
         self.duration.record(duration_s, {**self.attributes, "complete": complete})
-
-
-@contextmanager
-def no_telemetry() -> Iterator[Telemetry]:
-    """A no-op Telemetry (for the public PullClient when the caller brings none)."""
-    yield Telemetry(trace.NoOpTracer(), metrics.NoOpMeter(INSTRUMENTATION_NAME))

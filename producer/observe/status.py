@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from producer.kafka import KafkaConnection, started_consumer
+from producer.kafka.connection import KafkaConnection
+from producer.kafka.consume import read_to_end, started_consumer, topic_partitions
 from schemas.events import (
     PageFetched,
     ProgressEvent,
@@ -120,60 +121,52 @@ class ProgressFollower:
     def __init__(self, connection: KafkaConnection | str, topic: str, since: datetime) -> None:
         self._connection = connection
         self._topic = topic
-        self._since = since
+        self._since_ms = int(since.timestamp() * 1000)
         self.statuses: dict[tuple[str, str, str, int], PullStatus] = {}
         self.unreadable = 0
         self._consumer: AIOKafkaConsumer | None = None
-        self._ends: dict[TopicPartition, int] = {}
 
     async def __aenter__(self) -> ProgressFollower:
-        consumer = await started_consumer(self._connection)
-        self._consumer = consumer
-        if self._topic not in await consumer.topics():
-            return self
-        partitions = [
-            TopicPartition(self._topic, p)
-            for p in sorted(consumer.partitions_for_topic(self._topic) or ())
-        ]
-        consumer.assign(partitions)
-        starts = await consumer.offsets_for_times(
-            {tp: int(self._since.timestamp() * 1000) for tp in partitions}
-        )
-        self._ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else self._ends[tp])
+        self._consumer = await started_consumer(self._connection)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    async def poll(self, timeout_ms: int = 500) -> int:
-        """Read what is there now; returns how many events were applied."""
+    def _apply(self, value: bytes | None) -> bool:
+        try:
+            fold(self.statuses, parse_progress_event(value or b""))
+        except ValidationError:
+            self.unreadable += 1
+            return False
+        return True
+
+    async def catch_up(self) -> None:
+        """Read every event since the instant, up to the topic's end now."""
         consumer = self._consumer
-        if consumer is None or not consumer.assignment():
-            return 0
+        assert consumer is not None, "use ProgressFollower as an async context manager"
+        partitions = await topic_partitions(consumer, self._topic)
+        async for record in read_to_end(consumer, partitions, from_timestamp_ms=self._since_ms):
+            self._apply(record.value)
+
+    async def poll(self, timeout_ms: int = 500) -> int:
+        """Read what arrived since; returns how many events were applied. A topic created after
+        reading started (no pull had run yet) is picked up here."""
+        consumer = self._consumer
+        assert consumer is not None, "use ProgressFollower as an async context manager"
+        if not consumer.assignment():
+            partitions = await topic_partitions(consumer, self._topic)
+            if not partitions:
+                await asyncio.sleep(timeout_ms / 1000)
+                return 0
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
         applied = 0
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
         for records in batches.values():
-            for record in records:
-                try:
-                    fold(self.statuses, parse_progress_event(record.value))
-                    applied += 1
-                except ValidationError:
-                    self.unreadable += 1
+            applied += sum(self._apply(record.value) for record in records)
         return applied
-
-    async def caught_up(self) -> bool:
-        """Whether everything that existed when reading started has been read."""
-        consumer = self._consumer
-        if consumer is None or not consumer.assignment():
-            return True
-        for tp, end in self._ends.items():
-            if await consumer.position(tp) < end:
-                return False
-        return True
 
 
 def _human(seconds: float | None) -> str:
@@ -245,8 +238,7 @@ async def show_status(
     async with ProgressFollower(
         connection, f"{topic_prefix}.progress", started - since
     ) as follower:
-        while not await follower.caught_up():
-            await follower.poll()
+        await follower.catch_up()
         console = Console()
         now = datetime.now(UTC)
         rows = _filtered(follower.statuses, partner, module)

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from producer.backoff import Backoff
+
 FailureKind = Literal[
     "http_status",  # an HTTP error status
     "ocpi_status",  # HTTP 200 with a non-1xxx OCPI status_code
@@ -68,9 +70,7 @@ def attempts_allowed(policy: RetryPolicy, failure: Failure) -> int:
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Full-jitter exponential backoff before retry number `attempt` (1 = first retry)."""
-    # The exponent is bounded: 2**1024 no longer converts to float, and 2**62 outgrows any cap.
-    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** min(max(0, attempt - 1), 62)))
-    return rng.uniform(0.0, ceiling)
+    return Backoff(policy.base_delay_s, policy.max_delay_s).delay(attempt, rng)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

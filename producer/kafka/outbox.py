@@ -7,18 +7,23 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-if TYPE_CHECKING:
-    from producer.kafka import OutMessage
+from producer.kafka.records import OutMessage
 
 # An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
 SLOW_ACK_S = 2.0
 
 MAX_SEALED_BATCHES = 4
+
+
+class DeliveryAbandoned(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A batch's delivery was given up (its producer replaced or stopped): produce it again."""
+
+    retriable = True
 
 
 class PartitionOutbox:
@@ -168,7 +173,7 @@ def _settle(
     if delivery.cancelled():
         # The producer was replaced (or stopped) before the broker answered: that is a failed
         # produce to retry, never a cancellation of the page waiting for it.
-        done.set_exception(KafkaError("delivery abandoned by a replaced producer"))
+        done.set_exception(DeliveryAbandoned("delivery abandoned by a replaced producer"))
     elif (error := delivery.exception()) is not None:
         done.set_exception(error)
     else:

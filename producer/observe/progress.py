@@ -1,35 +1,25 @@
 """Progress: events on `<prefix>.progress` (key: pull id), and what the operator sees.
 
-On a terminal, a live bar per pull (objects, total, rate, ETA); otherwise logfmt lines at most every
-few seconds per pull, plus every start, retry, warning and end. Events are produced without
-blocking the pull; `flush()` waits for their acknowledgements at the end.
+Events are produced without blocking the pull; `flush()` waits for their acknowledgements at the
+end. What a human sees (a live bar, or log lines) is the `View`'s business (view.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from producer.errors import PullError
-from producer.kafka import KafkaOutput, OutMessage
-from producer.telemetry import PullMetrics
+from producer.kafka.output import KafkaOutput
+from producer.kafka.records import OutMessage
+from producer.observe.telemetry import PullMetrics
+from producer.observe.view import View
 from schemas.events import (
     EventBase,
     PageFetched,
@@ -42,82 +32,6 @@ from schemas.events import (
 )
 
 log = logging.getLogger("ocpi_puller")
-LOG_EVERY_S = 5.0
-
-
-class View(Protocol):
-    """Where progress is shown to a human."""
-
-    def add(self, label: str, total: int | None) -> int: ...
-    def update(self, handle: int, done: int, total: int | None, rate: float) -> None: ...
-    def close(self) -> None: ...
-
-
-class BarView:
-    """rich progress bars on stderr (one per pull)."""
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>9} obj/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._progress.start()
-        self._tasks: dict[int, TaskID] = {}
-
-    def add(self, label: str, total: int | None) -> int:
-        task = self._progress.add_task(label, total=total, rate="-")
-        handle = len(self._tasks)
-        self._tasks[handle] = task
-        return handle
-
-    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
-        self._progress.update(self._tasks[handle], completed=done, total=total, rate=f"{rate:,.0f}")
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-class LogView:
-    """logfmt progress lines, throttled per pull."""
-
-    def __init__(self) -> None:
-        self._labels: list[str] = []
-        self._last: list[float] = []
-
-    def add(self, label: str, total: int | None) -> int:
-        self._labels.append(label)
-        self._last.append(0.0)
-        return len(self._labels) - 1
-
-    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
-        now = time.monotonic()
-        if now - self._last[handle] < LOG_EVERY_S and (total is None or done < total):
-            return
-        self._last[handle] = now
-        log.info(
-            "progress pull=%s objects=%d total=%s rate=%.0f/s",
-            self._labels[handle],
-            done,
-            "?" if total is None else total,
-            rate,
-        )
-
-    def close(self) -> None:
-        return None
-
-
-def make_view(enabled: bool) -> View:
-    """A live bar on a terminal, log lines elsewhere."""
-    if enabled and sys.stderr.isatty():
-        return BarView()
-    return LogView()
 
 
 class ProgressReporter:
@@ -155,7 +69,6 @@ class ProgressReporter:
         self.objects_emitted = 0
         self.dead_lettered = 0
         self.pages = 0
-        self.events_failed = 0
 
     def set_version(self, ocpi_version: str) -> None:
         """Every later event carries the version."""
@@ -190,7 +103,6 @@ class ProgressReporter:
             await self._kafka.send_and_wait(self._topic, [message], report=False)
         except (KafkaError, PullError, OSError) as error:
             # A lost progress event must not stop the pull; it is counted and logged.
-            self.events_failed += 1
             log.warning("progress event not delivered: %s", type(error).__name__)
 
     def started(self, **fields: Any) -> None:

@@ -15,14 +15,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import cramjam
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
@@ -30,22 +27,22 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
-    TopicAlreadyExistsError,
     UnknownProducerId,
 )
-from aiokafka.helpers import create_ssl_context
-from pydantic import SecretStr
 
+from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
-from producer.outbox import PartitionOutbox
-from producer.partitioning import partitions_for
+from producer.kafka.admin import create_missing_topics
+from producer.kafka.compression import use_fast_lz4
+from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
+from producer.kafka.partitioning import partitions_for
+from producer.kafka.records import OutMessage, TopicSpec
 
 log = logging.getLogger("ocpi_puller")
 
 MAX_BATCH_BYTES = 1 << 20
-Header = tuple[str, bytes]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
 # The broker no longer knows this producer (e.g. it restarted without its producer state): only a
 # new producer, with a new id, can produce again.
 PRODUCER_IDENTITY_LOST = (
@@ -57,82 +54,13 @@ PRODUCER_IDENTITY_LOST = (
 )
 
 
-def fast_lz4_encode(payload: Any, level: int = 0) -> bytes:
-    """LZ4 frame (independent blocks, no content checksum: what Kafka reads) at LZ4's fast level.
-
-    aiokafka compresses lz4 batches at level 9, which cramjam runs as LZ4-HC: 2.3 µs of CPU per
-    token message on the event loop, the largest single cost of a pull (bench/bench.py). The
-    Kafka Java producer's default lz4 uses LZ4's fast compressor; so do we: ~16x cheaper, a
-    compression ratio of ~5.8 instead of ~7.8 on tokens, the same wire format."""
-    compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
-    compressor.compress(payload)
-    return bytes(compressor.finish())
-
-
-def use_fast_lz4() -> None:
-    """Make aiokafka's record batch builders (C and pure Python) compress with fast_lz4_encode."""
-    from aiokafka.record import default_records
-
-    default_records.lz4_encode = fast_lz4_encode
-    with contextlib.suppress(ImportError):  # the C builder, when aiokafka has it
-        from aiokafka.record._crecords import default_records as c_default_records
-
-        c_default_records.lz4_encode = fast_lz4_encode
-
-
-use_fast_lz4()
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaConnection:
-    """Where Kafka is and how to authenticate (the same for producer, consumers, admin)."""
-
-    bootstrap_servers: str
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for any aiokafka client."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = create_ssl_context(
-                cafile=None if self.ssl_cafile is None else str(self.ssl_cafile)
-            )
-        if self.security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = (
-                None if self.sasl_password is None else self.sasl_password.get_secret_value()
-            )
-        return options
-
-
-@dataclass(slots=True)  # not frozen: a frozen __init__ costs 0.4 µs per message, 3x more
-class OutMessage:
-    """One record to produce; `value=None` is a tombstone. Treated as immutable.
-
-    `partition_key` overrides what the partition is hashed from (checkpoint records of one
-    partner module share a partition); by default it is the key, as Kafka's partitioner does.
-    """
-
-    key: bytes
-    value: bytes | None
-    headers: list[Header]
-    partition_key: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TopicSpec:
-    """A topic the puller needs, and whether it is compacted."""
-
-    name: str
-    compacted: bool
+def worth_waiting_for(error: BaseException) -> bool:
+    """Whether the broker may yet accept: retriable Kafka errors, timeouts, a lost connection, or
+    a lost producer identity (renewed). Anything else (authorization, a record too large, a bad
+    configuration) fails the same way again."""
+    if isinstance(error, (TimeoutError, OSError, KafkaTimeoutError, *PRODUCER_IDENTITY_LOST)):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +88,7 @@ class KafkaOutput:
         on_wait: Callable[[KafkaWait], None] | None = None,
         producer_options: dict[str, Any] | None = None,
     ) -> None:
-        self.connection = (
-            connection if isinstance(connection, KafkaConnection) else KafkaConnection(connection)
-        )
+        self.connection = as_connection(connection)
         self._client_id = client_id
         self._partitions = partitions
         self._replication = replication_factor
@@ -182,6 +108,7 @@ class KafkaOutput:
             "compression_type": "lz4",
             **(producer_options or {}),
         }
+        use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
         self._producer = AIOKafkaProducer(**self._producer_options)
         # aiokafka never expires a batch while the broker is unreachable: every wait for an
         # acknowledgement is bounded by this, then retried (until the deadline).
@@ -196,7 +123,6 @@ class KafkaOutput:
         self.outages: list[float] = []
         self._healthy = True
         self.waits = 0
-        self.producers_renewed = 0
 
     @property
     def bootstrap(self) -> str:
@@ -257,7 +183,6 @@ class KafkaOutput:
             old, self._producer = self._producer, fresh
             for outbox in self._outboxes.values():
                 outbox.fail_pending(error)
-            self.producers_renewed += 1
             log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
             await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
@@ -273,12 +198,16 @@ class KafkaOutput:
                 self._acknowledged()
                 return result
             except (TimeoutError, KafkaError, OSError) as error:
+                if not worth_waiting_for(error):
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
+                    ) from None
                 self._outage_began(time.monotonic())
                 if isinstance(error, PRODUCER_IDENTITY_LOST):
                     with contextlib.suppress(KafkaError, OSError, TimeoutError):
                         await self._renew_producer(error)
-                reason = f"{type(error).__name__}: {error}"[:200]
-                wait = min(10.0, 0.5 * 2 ** min(attempt, 6)) * (0.5 + self._rng.random() / 2)
+                reason = _describe(error)
+                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
                         f"Kafka at {self.bootstrap} unavailable for {self._deadline_s:.0f} s "
@@ -293,28 +222,13 @@ class KafkaOutput:
         """Create the topics that do not exist yet (partitions/replication as configured)."""
 
         async def create() -> None:
-            admin = AIOKafkaAdminClient(
-                **self.connection.client_options(), client_id=self._client_id
+            await create_missing_topics(
+                self.connection,
+                topics,
+                partitions=self._partitions,
+                replication_factor=self._replication,
+                client_id=self._client_id,
             )
-            await admin.start()
-            try:
-                existing = set(await admin.list_topics())
-                missing = [t for t in topics if t.name not in existing]
-                if not missing:
-                    return
-                new = [
-                    NewTopic(
-                        t.name,
-                        self._partitions,
-                        self._replication,
-                        topic_configs={"cleanup.policy": "compact" if t.compacted else "delete"},
-                    )
-                    for t in missing
-                ]
-                with contextlib.suppress(TopicAlreadyExistsError):  # another shard was first
-                    await admin.create_topics(new)
-            finally:
-                await admin.close()
 
         await self._until_deadline("create topics", create)
 
@@ -421,7 +335,7 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
     results = await asyncio.gather(*futures, return_exceptions=True)
     for result in results:
         if isinstance(result, asyncio.CancelledError):
-            raise KafkaError("acknowledgement abandoned")  # a failed produce, to retry
+            raise DeliveryAbandoned("acknowledgement abandoned")  # a failed produce, to retry
         if isinstance(result, BaseException):
             raise result
 
@@ -431,54 +345,5 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def started_consumer(connection: KafkaConnection | str) -> AIOKafkaConsumer:
-    """A started consumer without a group (partitions are assigned directly, nothing committed).
-
-    A consumer whose start fails is stopped before the error propagates, so nothing leaks.
-    """
-    if isinstance(connection, str):
-        connection = KafkaConnection(connection)
-    consumer = AIOKafkaConsumer(
-        **connection.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()
-        raise
-    return consumer
-
-
-async def read_topic(connection: KafkaConnection | str, topic: str) -> AsyncIterator[Any]:
-    """Every record of `topic` from the beginning up to its end when the read starts.
-
-    Yields aiokafka ConsumerRecords (key, value, headers, partition, offset).
-    """
-    consumer = await started_consumer(connection)
-    try:
-        partitions = await _partitions_of(consumer, topic)
-        if not partitions:
-            return
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        yield record
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-
-
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    topics = await consumer.topics()
-    if topic not in topics:
-        return []
-    partitions = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, p) for p in sorted(partitions)]
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:200]

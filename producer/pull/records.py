@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from producer.kafka import Header, OutMessage
+from producer.kafka.records import Header, OutMessage
 from schemas import headers as h
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import DeadLetter

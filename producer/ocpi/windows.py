@@ -75,11 +75,6 @@ class WindowPlanner:
         """Every range has a count and no range needs splitting."""
         return not self._pending
 
-    @property
-    def probes_made(self) -> int:
-        """How many counts were asked for."""
-        return self._probes
-
     def pending(self) -> list[TimeRange]:
         """Ranges whose object count is needed now (each one `limit=1` request)."""
         return list(self._pending)

@@ -18,8 +18,10 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from producer.errors import ConfigError
-from producer.kafka import KafkaOutput, OutMessage, started_consumer
-from producer.partitioning import partition_for
+from producer.kafka.consume import read_to_end, started_consumer
+from producer.kafka.output import KafkaOutput
+from producer.kafka.partitioning import partition_for
+from producer.kafka.records import OutMessage
 from schemas.records import (
     PullPlan,
     SyncState,
@@ -71,33 +73,27 @@ class CheckpointStore:
         window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()
         sync_key = self._scope.encode()
         try:
-            tp = TopicPartition(self.topic, partition)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=1000)
-                for message in batches.get(tp, []):
-                    key = message.key
-                    if key is None or message.value is None:
-                        continue
-                    if (
-                        key != sync_key
-                        and key != plan_key
-                        and not (window_prefix is not None and key.startswith(window_prefix))
-                    ):
-                        continue
-                    try:
-                        record = parse_checkpoint_record(message.value)
-                    except ValidationError:
-                        log.warning("ignoring an unreadable checkpoint record under %r", key)
-                        continue
-                    if isinstance(record, PullPlan):
-                        state.plan = record
-                    elif isinstance(record, WindowCheckpoint):
-                        state.windows[record.window] = record
-                    else:
-                        state.sync = record
+            async for message in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
+                key = message.key
+                if key is None or message.value is None:
+                    continue
+                if (
+                    key != sync_key
+                    and key != plan_key
+                    and not (window_prefix is not None and key.startswith(window_prefix))
+                ):
+                    continue
+                try:
+                    record = parse_checkpoint_record(message.value)
+                except ValidationError:
+                    log.warning("ignoring an unreadable checkpoint record under %r", key)
+                    continue
+                if isinstance(record, PullPlan):
+                    state.plan = record
+                elif isinstance(record, WindowCheckpoint):
+                    state.windows[record.window] = record
+                else:
+                    state.sync = record
         finally:
             await consumer.stop()
         return state

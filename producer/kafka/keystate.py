@@ -14,31 +14,17 @@ never make a changed one be skipped.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from array import array
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
+from aiokafka import TopicPartition
 
-from producer.kafka import KafkaOutput, OutMessage, started_consumer
-from producer.partitioning import partition_for
-
-_LAST_UPDATED = re.compile(rb'"last_updated":"[^"]*"')
-
-
-def key_hash(key: str) -> int:
-    """A stable 64-bit hash of a Kafka key (Python's hash() differs per process)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
-
-
-def content_digest(value: bytes) -> int:
-    """A 64-bit digest of an object's JSON without any `last_updated` (P8: partners bump it
-    without changing anything); never 0, which marks 'absent'."""
-    digest = int.from_bytes(
-        hashlib.blake2b(_LAST_UPDATED.sub(b"", value), digest_size=8).digest(), "little"
-    )
-    return digest or 1
+from producer.kafka.consume import read_to_end, started_consumer
+from producer.kafka.digests import key_hash
+from producer.kafka.output import KafkaOutput
+from producer.kafka.partitioning import partition_for
+from producer.kafka.records import OutMessage
 
 
 class KeyState:
@@ -63,19 +49,12 @@ class KeyState:
 
     async def _records(self) -> AsyncIterator[tuple[bytes, bytes | None]]:
         """(object key, value) of every record of this partner module, in topic order."""
-        from aiokafka import TopicPartition
-
         consumer = await started_consumer(self._kafka.connection)
         try:
-            tp = TopicPartition(self.topic, await self._partition())
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)
-                for record in batches.get(tp, []):
-                    if record.offset < end and record.key and record.key.startswith(self._prefix):
-                        yield record.key[len(self._prefix) :], record.value
+            partition = TopicPartition(self.topic, await self._partition())
+            async for record in read_to_end(consumer, [partition]):
+                if record.key and record.key.startswith(self._prefix):
+                    yield record.key[len(self._prefix) :], record.value
         finally:
             await consumer.stop()
 

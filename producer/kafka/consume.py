@@ -1,0 +1,103 @@
+"""Reading topics back: the one "read partitions to their end" loop, and consumers without a group.
+
+Checkpoints, digests, `status`, `verify` and the demo's check all read the same way: assign
+partitions directly (no group, nothing committed), start at the beginning or at an instant, and
+stop at the end offsets taken when the read starts (what is written later is not waited for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from producer.kafka.connection import KafkaConnection, as_connection
+
+READ_BATCH_RECORDS = 20_000
+
+
+async def started_consumer(
+    connection: KafkaConnection | str, *, isolation_level: str = "read_uncommitted"
+) -> AIOKafkaConsumer:
+    """A started consumer without a group (partitions are assigned directly, nothing committed).
+
+    A consumer whose start fails is stopped before the error propagates, so nothing leaks.
+    """
+    consumer = AIOKafkaConsumer(
+        **as_connection(connection).client_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic` (none when it does not exist)."""
+    if topic not in await consumer.topics():
+        return []
+    partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    partitions: Iterable[TopicPartition],
+    *,
+    from_timestamp_ms: int | None = None,
+) -> AsyncIterator[Any]:
+    """Every record of `partitions` from the beginning (or the first at `from_timestamp_ms`) up
+    to their end offsets when the read starts. Yields aiokafka ConsumerRecords."""
+    wanted = list(partitions)
+    if not wanted:
+        return
+    consumer.assign(wanted)
+    ends = await consumer.end_offsets(wanted)
+    if from_timestamp_ms is None:
+        await consumer.seek_to_beginning(*wanted)
+    else:
+        starts = await consumer.offsets_for_times(dict.fromkeys(wanted, from_timestamp_ms))
+        for tp in wanted:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+    remaining = {tp for tp in wanted if await consumer.position(tp) < ends[tp]}
+    while remaining:
+        batches = await consumer.getmany(
+            *remaining, timeout_ms=1000, max_records=READ_BATCH_RECORDS
+        )
+        for tp, records in batches.items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    yield record
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+
+
+async def read_topic(
+    connection: KafkaConnection | str,
+    topic: str,
+    *,
+    partitions: Iterable[int] | None = None,
+    isolation_level: str = "read_uncommitted",
+) -> AsyncIterator[Any]:
+    """Every record of `topic` (or of some of its partitions) up to its end when the read starts.
+
+    Yields aiokafka ConsumerRecords (key, value, headers, partition, offset).
+    """
+    consumer = await started_consumer(connection, isolation_level=isolation_level)
+    try:
+        found = await topic_partitions(consumer, topic)
+        if partitions is not None:
+            chosen = set(partitions)
+            found = [tp for tp in found if tp.partition in chosen]
+        async for record in read_to_end(consumer, found):
+            yield record
+    finally:
+        await consumer.stop()

@@ -1,0 +1,63 @@
+"""What goes to Kafka: records, their headers, the topics a pull writes. Plain values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Header = tuple[str, bytes]
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 0.4 µs per message, 3x more
+class OutMessage:
+    """One record to produce; `value=None` is a tombstone. Treated as immutable.
+
+    `partition_key` overrides what the partition is hashed from (checkpoint records of one
+    partner module share a partition); by default it is the key, as Kafka's partitioner does.
+    """
+
+    key: bytes
+    value: bytes | None
+    headers: list[Header]
+    partition_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic the puller needs, and whether it is compacted."""
+
+    name: str
+    compacted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PullTopics:
+    """The topics a pull of one module writes (`<prefix>.<module>` and the shared ones)."""
+
+    objects: str
+    deadletter: str
+    progress: str
+    checkpoints: str
+    digests: str
+
+    @classmethod
+    def of(cls, prefix: str, module: str) -> PullTopics:
+        """The topic names for `module` under `prefix`."""
+        return cls(
+            objects=f"{prefix}.{module}",
+            deadletter=f"{prefix}.deadletter",
+            progress=f"{prefix}.progress",
+            checkpoints=f"{prefix}.checkpoints",
+            digests=f"{prefix}.digests",
+        )
+
+    def specs(self, *, digests: bool) -> list[TopicSpec]:
+        """What to create: objects, checkpoints and digests are compacted, the rest deleted."""
+        specs = [
+            TopicSpec(self.objects, compacted=True),
+            TopicSpec(self.deadletter, compacted=False),
+            TopicSpec(self.progress, compacted=False),
+            TopicSpec(self.checkpoints, compacted=True),
+        ]
+        if digests:
+            specs.append(TopicSpec(self.digests, compacted=True))
+        return specs

@@ -1,0 +1,101 @@
+"""What the operator sees while pulls run: a live bar per pull on a terminal, log lines elsewhere.
+
+On a terminal, a live bar per pull (objects, total, rate, ETA); otherwise logfmt lines at most every
+few seconds per pull (the start, retries, warnings and the end are logged by the reporter).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+log = logging.getLogger("ocpi_puller")
+LOG_EVERY_S = 5.0
+
+
+class View(Protocol):
+    """Where progress is shown to a human."""
+
+    def add(self, label: str, total: int | None) -> int: ...
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class BarView:
+    """rich progress bars on stderr (one per pull)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>9} obj/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._progress.start()
+        self._tasks: dict[int, TaskID] = {}
+
+    def add(self, label: str, total: int | None) -> int:
+        task = self._progress.add_task(label, total=total, rate="-")
+        handle = len(self._tasks)
+        self._tasks[handle] = task
+        return handle
+
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
+        self._progress.update(self._tasks[handle], completed=done, total=total, rate=f"{rate:,.0f}")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class LogView:
+    """logfmt progress lines, throttled per pull."""
+
+    def __init__(self) -> None:
+        self._labels: list[str] = []
+        self._last: list[float] = []
+
+    def add(self, label: str, total: int | None) -> int:
+        self._labels.append(label)
+        self._last.append(0.0)
+        return len(self._labels) - 1
+
+    def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
+        now = time.monotonic()
+        if now - self._last[handle] < LOG_EVERY_S and (total is None or done < total):
+            return
+        self._last[handle] = now
+        log.info(
+            "progress pull=%s objects=%d total=%s rate=%.0f/s",
+            self._labels[handle],
+            done,
+            "?" if total is None else total,
+            rate,
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def make_view(enabled: bool) -> View:
+    """A live bar on a terminal, log lines elsewhere."""
+    if enabled and sys.stderr.isatty():
+        return BarView()
+    return LogView()

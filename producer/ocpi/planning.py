@@ -1,0 +1,89 @@
+"""Planning a pull's windows: `limit=1` count probes driven by the pure `WindowPlanner`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from yarl import URL
+
+from producer.ocpi.client import FetchedPage
+from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
+from producer.ocpi.windows import TimeRange, WindowPlanner
+from schemas.records import WindowSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWindows:
+    """The windows, and what planning learnt about the partner."""
+
+    windows: list[WindowSpec]
+    # Without `X-Total-Count` there is nothing to split by: one window, no count checks.
+    totals_reported: bool
+    # Date-filtered counts came back as the unfiltered total: the partner ignores the filters.
+    filters_ignored: bool
+
+
+Probe = Callable[[URL], Awaitable[FetchedPage]]
+
+
+async def plan_windows(
+    probe: Probe,
+    endpoint: URL,
+    *,
+    module: str,
+    ocpi_version: str,
+    date_from: datetime | None,
+    date_to: datetime,
+    window_size: int,
+    parallel: int,
+) -> PlannedWindows:
+    """Windows for `[date_from, date_to)` from `limit=1` count probes."""
+
+    def url(window: TimeRange) -> URL:
+        return page_url(
+            endpoint,
+            module=module,
+            ocpi_version=ocpi_version,
+            date_from=from_epoch(window.start),
+            date_to=from_epoch(window.end) or date_to,
+            offset=0,
+            limit=1,
+            overlap_211=False,
+        )
+
+    start, end = to_epoch(date_from), to_epoch(date_to)
+    assert end is not None
+    root = TimeRange(end, start)
+    first = await probe(url(root))
+    if first.total is None:
+        only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
+        return PlannedWindows([only], totals_reported=False, filters_ignored=False)
+    hint = parse_last_updated(first.envelope.items[0]) if first.envelope.items else None
+    if hint is not None:
+        hint = int(hint)
+    planner = WindowPlanner(start, end, window_size, start_hint=hint)
+    planner.record(root, first.total)
+    slots = asyncio.Semaphore(parallel)
+
+    async def count(window: TimeRange) -> tuple[TimeRange, int]:
+        async with slots:
+            page = await probe(url(window))
+        # A partner that stops reporting totals mid-planning: treat the window as unsplittable.
+        return window, page.total if page.total is not None else 0
+
+    while not planner.done:
+        for window, total in await asyncio.gather(*(count(w) for w in planner.pending())):
+            planner.record(window, total)
+    specs = [
+        WindowSpec(
+            index=w.index,
+            date_from=from_epoch(w.start),
+            date_to=from_epoch(w.end) or date_to,
+            expected=w.expected,
+        )
+        for w in planner.windows()
+    ]
+    return PlannedWindows(specs, totals_reported=True, filters_ignored=planner.filters_ignored)

@@ -1,0 +1,61 @@
+"""Whether a window's walk got every object the partner reported: the one completeness rule. Pure.
+
+Every reader of pages (the pull's window loop, the public `PullClient`, the tombstone catch-up
+read) judges its walk here. The walk itself guarantees that a verified chain of pages reached the
+last page; this adds the count check: the distinct objects received must reach the window's first
+`X-Total-Count` (less where the walk started, on a resume), unless the partner itself reported the
+window shrinking by at least the difference (objects updated past `date_to` or deleted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_WINDOW_PASSES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WindowVerdict:
+    """How a walk over one window ended."""
+
+    complete: bool
+    expected: int  # objects the first total promised from where the walk started
+    shortfall: int  # distinct objects missing against `expected` (maybe explained by shrinkage)
+    problem: str | None = None
+
+    @property
+    def unexplained_shortfall(self) -> int:
+        """What is missing and not explained: 0 for a complete window."""
+        return 0 if self.complete else self.shortfall
+
+
+def judge_window(
+    *,
+    walk_complete: bool,
+    first_total: int | None,
+    latest_total: int | None,
+    start_offset: int,
+    received: int,
+    problem: str | None = None,
+    stretch: bool = False,
+) -> WindowVerdict:
+    """Judge one walk: `received` distinct objects (valid or not) since `start_offset`.
+
+    A `stretch` (re-reading part of a window after a broker outage) is judged by the chain only:
+    the window's counts were judged by its first reading.
+    """
+    expected = max(0, (first_total or 0) - start_offset)
+    shortfall = 0 if stretch else max(0, expected - received)
+    explained = latest_total is not None and received >= max(0, latest_total - start_offset)
+    complete = problem is None and walk_complete and (shortfall == 0 or explained)
+    return WindowVerdict(complete, expected, shortfall, problem)
+
+
+def read_again(verdict: WindowVerdict, first_total: int | None, passes: int) -> bool:
+    """Whether a window that fell short is worth reading again from its start."""
+    return (
+        verdict.problem is None
+        and verdict.shortfall > 0
+        and first_total is not None
+        and passes < MAX_WINDOW_PASSES
+    )

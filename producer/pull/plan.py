@@ -1,0 +1,130 @@
+"""A pull's plan: resume state, planning (shard 0) or waiting for the plan (other shards), and
+recording the module's sync state once every shard's windows are complete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from yarl import URL
+
+from producer.config import PullSettings, PullTarget
+from producer.errors import ConfigError
+from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.observe.progress import ProgressReporter
+from producer.ocpi.client import FetchedPage, OcpiHttp, PageContext
+from producer.ocpi.planning import plan_windows
+from producer.ocpi.query import pin_now
+from producer.ocpi.versions import ModuleEndpoint
+from producer.ocpi.windows import windows_for_shard
+from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
+
+
+async def load_state(
+    store: CheckpointStore, settings: PullSettings, pull_id: str
+) -> tuple[StoredState, bool]:
+    """The stored state of this pull id, and whether the pull resumes from it."""
+    if settings.resume and settings.pull_id is None:
+        raise ConfigError("--resume needs the --pull-id of the pull to resume")
+    state = await store.load(pull_id)
+    resumed = state.plan is not None and settings.resume is not False
+    if settings.resume and state.plan is None and settings.shard_index == 0:
+        raise ConfigError(f"nothing to resume: no checkpoint for pull {pull_id}")
+    return state, resumed
+
+
+async def plan_or_wait(
+    *,
+    http: OcpiHttp,
+    endpoint: ModuleEndpoint,
+    store: CheckpointStore,
+    state: StoredState,
+    settings: PullSettings,
+    target: PullTarget,
+    pull_id: str,
+    progress: ProgressReporter,
+) -> tuple[PullPlan, list[str]]:
+    """Shard 0 plans the pull and saves the plan; the other shards wait for it. Also the
+    summary warnings planning found."""
+    if settings.shard_index > 0:
+        waited = await store.wait_for_plan(pull_id, settings.plan_wait_s)
+        assert waited.plan is not None
+        return waited.plan, []
+    date_to = settings.date_to or pin_now()
+    date_from = settings.date_from
+    kind: Literal["full", "incremental"] = "full"
+    if settings.incremental:
+        if state.sync is None:
+            progress.warning(
+                "no_previous_pull",
+                "no complete pull of this partner module is recorded; pulling everything",
+            )
+        else:
+            kind = "incremental"
+            date_from = state.sync.date_to - timedelta(seconds=settings.incremental_overlap_s)
+
+    async def probe(url: URL) -> FetchedPage:
+        return await http.fetch_page(
+            url, endpoint=endpoint.url, context=PageContext(None, 0, 1), follow=False
+        )
+
+    planned = await plan_windows(
+        probe,
+        endpoint.url,
+        module=endpoint.module,
+        ocpi_version=endpoint.ocpi_version,
+        date_from=date_from,
+        date_to=date_to,
+        window_size=target.options.window_size,
+        parallel=target.options.concurrency,
+    )
+    if not planned.totals_reported:
+        progress.warning(
+            "no_total_count", "partner sends no X-Total-Count: one window, no count checks"
+        )
+    if planned.filters_ignored:
+        progress.warning(
+            "partner_ignores_date_filters",
+            "the partner answered date-filtered counts with the unfiltered total: the pull is "
+            "one window, and --incremental or --date-from cannot narrow it",
+        )
+    plan = PullPlan(
+        pull_id=pull_id,
+        partner=target.partner,
+        module=endpoint.module,
+        ocpi_version=endpoint.ocpi_version,
+        kind=kind,
+        date_from=date_from,
+        date_to=date_to,
+        windows=planned.windows,
+        created_at=datetime.now(UTC),
+    )
+    await store.save_plan(plan)
+    return plan, ["partner_ignores_date_filters"] if planned.filters_ignored else []
+
+
+def shard_windows(plan: PullPlan, settings: PullSettings) -> list[WindowSpec]:
+    """The windows this process pulls."""
+    return windows_for_shard(plan.windows, settings.shard_index, settings.shard_count)
+
+
+async def record_if_all_done(store: CheckpointStore, plan: PullPlan, partner: str) -> bool:
+    """If every shard's windows are complete: mark the plan done, advance the sync state."""
+    state = await store.load(plan.pull_id)
+    checkpoints: dict[int, WindowCheckpoint] = state.windows
+    if not all(
+        (c := checkpoints.get(w.index)) is not None and c.done and c.complete for w in plan.windows
+    ):
+        return False
+    await store.save_plan(plan.model_copy(update={"completed": True}))
+    await store.save_sync(
+        SyncState(
+            partner=partner,
+            module=plan.module,
+            pull_id=plan.pull_id,
+            kind=plan.kind,
+            date_to=plan.date_to,
+            completed_at=datetime.now(UTC),
+        )
+    )
+    return True

@@ -1,0 +1,92 @@
+"""After a broker outage: re-read what a restarted broker may have lost, though acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+
+from producer.pull.context import PullContext
+from producer.pull.summary import PullSummary
+from producer.pull.verdict import Replay, WindowResult, replay_stretch
+from producer.pull.window import WindowPull
+from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
+
+MAX_REPLAY_ROUNDS = 3
+
+
+async def replay_after_outages(
+    ctx: PullContext,
+    plan: PullPlan,
+    windows: list[WindowSpec],
+    results: list[WindowResult],
+    *,
+    outages_before: int,
+    replay_s: float,
+    summary: PullSummary,
+) -> list[WindowResult]:
+    """Read again, per window, the stretch acknowledged shortly before each outage of this pull
+    (and of the replays themselves, a few rounds at most)."""
+    by_index = {w.index: w for w in windows}
+    seen_outages = outages_before
+    for _round in range(MAX_REPLAY_ROUNDS):
+        outages = ctx.kafka.outages[seen_outages:]
+        seen_outages = len(ctx.kafka.outages)
+        if not outages or replay_s <= 0:
+            return results
+        todo = {
+            r.index: stretch
+            for r in results
+            if (stretch := replay_stretch(r.ack_history, outages, replay_s)) is not None
+        }
+        if not todo:
+            return results
+        summary.replayed_windows += len(todo)
+        ctx.progress.warning(
+            "kafka_outage_replay",
+            f"Kafka was unavailable during the pull: re-reading {len(todo)} window(s) from "
+            f"where they were {replay_s:g} s before, in case the broker lost acknowledged writes",
+        )
+        slots = asyncio.Semaphore(ctx.options.concurrency)
+
+        async def replay(
+            original: WindowResult,
+            stretch: Replay,
+            slots: asyncio.Semaphore = slots,
+        ) -> WindowResult:
+            spec = by_index[original.index]
+            resume = _stretch_start(ctx, plan, spec, stretch)
+            async with slots:
+                again = await WindowPull(ctx, spec, resume, stop_at=stretch.stop_at).run()
+            summary.replayed_objects += again.objects_emitted
+            return dataclasses.replace(original, complete=again.complete and original.complete)
+
+        results = list(
+            await asyncio.gather(
+                *(replay(r, todo[r.index]) if r.index in todo else _same(r) for r in results)
+            )
+        )
+    return results
+
+
+def _stretch_start(
+    ctx: PullContext, plan: PullPlan, spec: WindowSpec, stretch: Replay
+) -> WindowCheckpoint:
+    return WindowCheckpoint(
+        pull_id=ctx.pull_id,
+        partner=ctx.partner,
+        module=plan.module,
+        window=spec.index,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        pinned_date_to=plan.date_to,
+        next_offset=stretch.offset,
+        total_at_offset=stretch.total,
+        done=False,
+        objects_emitted=0,
+        updated_at=datetime.now(UTC),
+    )
+
+
+async def _same(result: WindowResult) -> WindowResult:
+    return result

@@ -1,0 +1,149 @@
+"""The outcome of one partner module's pull: the summary line, and the events that end a pull."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from producer.errors import IncompletePullError, PullError
+from producer.observe.progress import ProgressReporter
+from producer.pull.context import PullCounters
+from producer.pull.verdict import PullVerdict
+
+
+def new_pull_id() -> str:
+    """A sortable, unique pull id: start time plus randomness."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class PullSummary:
+    """The outcome of one partner module's pull (printed as the JSON summary line)."""
+
+    pull_id: str
+    partner: str
+    module: str | None
+    objects_emitted: int = 0
+    pages: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    total_reported: int | None = None
+    duration_s: float = 0.0
+    complete: bool = False
+    ocpi_version: str | None = None
+    kind: str = "full"
+    date_from: str | None = None
+    date_to: str | None = None
+    windows: int = 0
+    windows_incomplete: int = 0
+    shortfall: int = 0
+    step_backs: int = 0
+    duplicate_keys: int = 0
+    found_by_probing: int = 0
+    replayed_windows: int = 0
+    replayed_objects: int = 0
+    resent_objects: int = 0
+    skipped_unchanged: int = 0
+    tombstones: int = 0
+    tombstones_skipped: str | None = None
+    resumed: bool = False
+    shard_index: int = 0
+    shard_count: int = 1
+    pull_complete_all_shards: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+    exit_code: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able fields."""
+        return asdict(self)
+
+    def take_counts(self, progress: ProgressReporter, retries: int) -> None:
+        """What was acknowledged and retried so far."""
+        self.objects_emitted = progress.objects_emitted
+        self.pages = progress.pages
+        self.dead_lettered = progress.dead_lettered
+        self.retries = retries
+
+    def apply(self, verdict: PullVerdict, counters: PullCounters) -> None:
+        """The pull's verdict and counts."""
+        self.windows_incomplete = verdict.windows_incomplete
+        self.shortfall = verdict.shortfall
+        self.complete = verdict.complete
+        self.step_backs = counters.step_backs
+        self.duplicate_keys = counters.duplicate_keys
+        self.found_by_probing = counters.found_by_probing
+        self.skipped_unchanged = counters.skipped_unchanged
+        self.resent_objects = counters.resent_objects
+        self.warnings.extend(p for p in verdict.problems if p not in self.warnings)
+
+    def incomplete_message(self) -> str:
+        """The one line an incomplete pull ends with."""
+        return (
+            f"pull {self.pull_id} of {self.partner}/{self.module} is incomplete: "
+            f"{self.windows_incomplete} of {self.windows} windows fell short by {self.shortfall} "
+            "objects; resume or run it again"
+        )
+
+    def fail(self, error: PullError) -> None:
+        """A pull that ended in `error`."""
+        self.complete = False
+        self.error = str(error)
+        self.error_kind = error.kind
+        self.exit_code = error.exit_code
+
+
+def warn_about_partner(
+    summary: PullSummary, counters: PullCounters, progress: ProgressReporter
+) -> None:
+    """Warnings about the partner's pagination that the counters reveal."""
+    if counters.found_by_probing:
+        summary.warnings.append("partner_needed_probe_past_end")
+        progress.warning(
+            "partner_needed_probe_past_end",
+            f"{counters.found_by_probing} objects were found only by probing past a full "
+            "page without Link: this partner's totals or links are broken (P2)",
+        )
+    if counters.full_page_without_link:
+        summary.warnings.append("full_page_without_link")
+        progress.warning(
+            "full_page_without_link",
+            f"{counters.full_page_without_link} window(s) ended on a full page with no Link; "
+            "if the partner's totals are broken (P2), pull with --probe-past-end",
+        )
+
+
+def report_end(summary: PullSummary, progress: ProgressReporter, duration_s: float) -> None:
+    """`pull_completed` with the summary's figures."""
+    progress.completed(
+        complete=summary.complete,
+        objects_emitted=summary.objects_emitted,
+        pages=summary.pages,
+        dead_lettered=summary.dead_lettered,
+        retries=summary.retries,
+        total_reported=summary.total_reported,
+        duration_s=duration_s,
+        windows_complete=summary.windows - summary.windows_incomplete,
+        windows_incomplete=summary.windows_incomplete,
+        shortfall=summary.shortfall,
+        skipped_unchanged=summary.skipped_unchanged,
+        tombstones=summary.tombstones,
+    )
+
+
+def report_failure(
+    summary: PullSummary, progress: ProgressReporter, error: PullError, duration_s: float
+) -> None:
+    """`pull_failed`, unless `pull_completed(complete=false)` already said it."""
+    if isinstance(error, IncompletePullError) and error.kind == "incomplete":
+        return
+    progress.failed(
+        reason=error.kind,
+        message=str(error),
+        objects_emitted=summary.objects_emitted,
+        duration_s=duration_s,
+        resumable=error.kind not in ("config", "partner_auth"),
+    )

@@ -1,0 +1,113 @@
+"""Deletions (pitfall P13): tombstones for keys that a complete full pull no longer finds.
+
+A pull-only client sees a deletion only as absence from a complete full snapshot. Tombstones
+(null values) go to `<prefix>.<module>` and `<prefix>.digests` only when:
+* the pull is complete, a full pull (no date_from, not incremental), not sharded, not resumed;
+* objects updated during the pull (they left the pinned snapshot but still exist) are found by a
+  complete catch-up read of `last_updated >= pinned date_to` (through the same page driver and
+  completeness rule as the pull: a read cut short by a refused or gone link, a pagination loop or
+  a shortfall tombstones nothing);
+* no more than TOMBSTONE_MAX_FRACTION of the known keys would go at once (a partner that suddenly
+  lists far fewer objects is more likely broken than emptied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from producer.errors import PullError
+from producer.kafka.digests import key_hash
+from producer.kafka.keystate import KeyState
+from producer.kafka.records import OutMessage
+from producer.ocpi.pages import ListQuery, PageDriver
+from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.verdict import judge_window
+from producer.pull.context import PullContext
+from schemas import headers as h
+from schemas.keys import ObjectKeyError, key_function
+from schemas.records import PullPlan
+
+TOMBSTONE_MAX_FRACTION = 0.10
+TOMBSTONE_FLOOR = 100
+
+
+def tombstones_refused(
+    *, complete: bool, plan: PullPlan, shard_count: int, resumed: bool
+) -> str | None:
+    """Why this pull may not tombstone anything, or None when it may."""
+    if not complete:
+        return "the pull is incomplete"
+    if plan.kind != "full" or plan.date_from is not None:
+        return "not a full pull (date_from set or incremental)"
+    if shard_count > 1:
+        return "sharded pull: a shard sees only its own windows"
+    if resumed:
+        return "resumed pull: keys seen before the restart are not known here"
+    return None
+
+
+async def emit_tombstones(
+    ctx: PullContext, keystate: KeyState, plan: PullPlan
+) -> tuple[int, str | None]:
+    """Produce tombstones for the keys that disappeared; (how many, or why none).
+
+    Never raises a PullError: a failed catch-up read or produce is a reason to skip."""
+    try:
+        alive = await keys_changed_since(ctx, plan.date_to)
+    except PullError as error:
+        return 0, f"the catch-up read of objects updated during the pull failed: {error}"
+    if isinstance(alive, str):
+        return 0, alive
+    gone = keystate.absent(alive)
+    limit = max(TOMBSTONE_FLOOR, int(keystate.known * TOMBSTONE_MAX_FRACTION))
+    if len(gone) > limit:
+        return 0, (
+            f"{len(gone)} of {keystate.known} known keys are absent, over the safety limit of "
+            f"{limit}: check the partner before deleting anything"
+        )
+    try:
+        names = await keystate.names_of(gone)
+        common = [(h.PARTNER, ctx.partner.encode()), (h.PULL_ID, ctx.pull_id.encode())]
+        await ctx.kafka.send_and_wait(
+            ctx.topics.objects, [OutMessage(name.encode(), None, common) for name in names]
+        )
+        await ctx.kafka.send_and_wait(
+            keystate.topic, [keystate.tombstone_record(name) for name in names]
+        )
+    except PullError as error:
+        return 0, f"producing tombstones failed: {error}"
+    return len(names), None
+
+
+async def keys_changed_since(ctx: PullContext, since: datetime) -> list[int] | str:
+    """Key hashes of every object with last_updated >= since, or why the read is not complete."""
+    endpoint = ctx.endpoint
+    query = ListQuery(endpoint, since, None, ctx.limit)
+    driver = PageDriver(ctx.http, query, WindowWalk(), slots=ctx.request_slots)
+    make_key = key_function(endpoint.module, endpoint.ocpi_version, ctx.builder.identity)
+    hashes: list[int] = []
+    distinct: set[int] = set()
+    async with contextlib.aclosing(driver.pages()) as pages:
+        async for fetched in pages:
+            for item in fetched.items:
+                try:
+                    hashed = key_hash(make_key(item))
+                    hashes.append(hashed)
+                except ObjectKeyError:
+                    hashed = hash(repr(item))  # keyless objects still count as received
+                distinct.add(hashed)
+    walk = driver.walk
+    verdict = judge_window(
+        walk_complete=walk.complete,
+        first_total=walk.first_total,
+        latest_total=walk.latest_total,
+        start_offset=0,
+        received=len(distinct),
+    )
+    if not verdict.complete:
+        return (
+            f"the catch-up read of objects updated during the pull fell short: "
+            f"{len(distinct)} distinct objects for a reported total of {walk.first_total}"
+        )
+    return hashes

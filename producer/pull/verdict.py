@@ -1,0 +1,102 @@
+"""A pull's verdict from its windows, and what to re-read after a broker outage. Pure.
+
+A window's own completeness is judged by `producer.ocpi.verdict` (shared with every reader of
+pages); this module judges the pull: every planned window must report, and it is complete only
+when every window is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from producer.errors import IncompletePullError
+
+# At an acknowledgement: (monotonic time, checkpoint position, total then, end of the furthest
+# page acknowledged).
+AckMark = tuple[float, int, int | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """How a window ended."""
+
+    index: int
+    complete: bool
+    objects_emitted: int
+    distinct: int
+    first_total: int | None
+    shortfall: int
+    passes: int
+    problem: str | None = None
+    # Where to replay from, and to, if the broker lost recently acknowledged writes.
+    ack_history: tuple[AckMark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PullVerdict:
+    """The pull's completeness from its windows' results."""
+
+    complete: bool
+    windows_incomplete: int
+    shortfall: int
+    problems: tuple[str, ...]
+
+
+def judge_pull(results: Sequence[WindowResult], planned: Iterable[int]) -> PullVerdict:
+    """Complete only when every planned window reported and every window is complete."""
+    missing = set(planned) - {r.index for r in results}
+    if missing:
+        # Every planned window must report; one that vanished is never taken for done.
+        raise IncompletePullError(
+            f"{len(missing)} window(s) ended without a result: {sorted(missing)[:10]}"
+        )
+    incomplete = [r for r in results if not r.complete]
+    problems = tuple(dict.fromkeys(r.problem for r in incomplete if r.problem))
+    return PullVerdict(
+        complete=not incomplete,
+        windows_incomplete=len(incomplete),
+        shortfall=sum(r.shortfall for r in incomplete),
+        problems=problems,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A stretch of a window to read again: from `offset` (total then) up to `stop_at`."""
+
+    offset: int
+    total: int | None
+    stop_at: int
+
+
+def replay_stretch(
+    history: tuple[AckMark, ...], outages: list[float], replay_s: float
+) -> Replay | None:
+    """What of a window must be read again after broker outages, or None.
+
+    A broker that restarts may lose writes it acknowledged shortly before (noida-db does so for
+    requests it answers while shutting down; so can a single-replica Kafka on a crash). Every
+    position acknowledged within `replay_s` before an outage was noticed is suspect, up to the end
+    of the furthest page acknowledged when it was noticed (pages are acknowledged out of order;
+    what was acknowledged after the broker came back is durable). The stretch starts at the
+    checkpoint position of the window before the suspect time.
+    """
+    if not history or replay_s <= 0:
+        return None
+    start: tuple[int, int | None] | None = None
+    stop = 0
+    for outage in outages:
+        cutoff = outage - replay_s
+        if history[-1][0] < cutoff:
+            continue  # the window was finished before the suspect stretch began
+        before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
+        _, offset, total, _ = before[-1]
+        at_outage = [entry for entry in history if entry[0] <= outage] or [history[0]]
+        end = at_outage[-1][3]
+        if end <= offset:
+            continue  # nothing was acknowledged in the suspect time
+        if start is None or offset < start[0]:
+            start = (offset, total)
+        stop = max(stop, end)
+    return None if start is None else Replay(start[0], start[1], stop)
