@@ -48,11 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bench_validation
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import OutMessage, TopicSpec
-from producer.ocpi.client import OcpiHttp, PageContext
+from producer.ocpi.client import OcpiHttp
 from producer.ocpi.pages import ListQuery, PageDriver
 from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.planning import plan_windows
 from producer.ocpi.query import pin_now
+from producer.ocpi.responses import PageContext
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
 from sandbox.broker import BrokerProcess, start_broker

@@ -10,9 +10,11 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import get_args
 
 from producer.config import PullSettings
 from producer.errors import ConfigError, PullError
+from producer.ocpi.modules import MODULES, OcpiVersion
 from sandbox.cli import add_sandbox_parser, non_negative_int
 
 Command = Callable[[argparse.Namespace], int]
@@ -27,11 +29,19 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
             "id. Every flag can also be set as OCPI_PULLER_<FLAG> (e.g. OCPI_PULLER_TOKEN)."
         ),
     )
-    s = p.add_argument_group("partner")
+    _add_partner_flags(p.add_argument_group("partner"))
+    _add_scope_flags(p.add_argument_group("what to pull"))
+    _add_scale_flags(p.add_argument_group("scale and behaviour"))
+    _add_kafka_flags(p.add_argument_group("kafka"))
+    _add_output_flags(p.add_argument_group("output"))
+    p.set_defaults(run=_run_pull)
+
+
+def _add_partner_flags(s: argparse._ArgumentGroup) -> None:
     s.add_argument("--url", help="module endpoint (…/2.2.1/tokens) or the partner's versions URL")
     s.add_argument("--token", help="credentials token (better: OCPI_PULLER_TOKEN)")
-    s.add_argument("--module", choices=("tokens", "locations", "tariffs", "sessions", "cdrs"))
-    s.add_argument("--ocpi-version", choices=("2.1.1", "2.2.1"), help="else discovered")
+    s.add_argument("--module", choices=MODULES)
+    s.add_argument("--ocpi-version", choices=get_args(OcpiVersion), help="else discovered")
     s.add_argument("--partner", help="partner name in keys, headers and events")
     s.add_argument("--partner-country", help="partner's country code (OCPI-to-*, 2.1.1 keys)")
     s.add_argument("--partner-party", help="partner's party id (OCPI-to-*, 2.1.1 keys)")
@@ -39,7 +49,9 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     s.add_argument("--from-party", help="our party id (OCPI-from-party-id)")
     s.add_argument("--token-encoding", choices=("base64", "plain", "auto"))
     s.add_argument("--partners", dest="partners_file", help="YAML file of partners to pull")
-    w = p.add_argument_group("what to pull")
+
+
+def _add_scope_flags(w: argparse._ArgumentGroup) -> None:
     w.add_argument("--limit", type=int, help="page size asked for (the partner may cap it)")
     w.add_argument("--date-from", help="only objects with last_updated >= this (RFC 3339)")
     w.add_argument("--date-to", help="only objects with last_updated < this (default: now)")
@@ -65,7 +77,9 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     w.add_argument("--emit-tombstones", action="store_true", default=None)
     w.add_argument("--skip-unchanged", action="store_true", default=None)
-    r = p.add_argument_group("scale and behaviour")
+
+
+def _add_scale_flags(r: argparse._ArgumentGroup) -> None:
     r.add_argument("--concurrency", type=int, help="requests in flight per partner (default 4)")
     r.add_argument("--fanout", type=int, help="pages fetched ahead in a window (default 4)")
     r.add_argument("--window-size", type=int, help="target objects per date window")
@@ -80,7 +94,9 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     r.add_argument("--max-parallel-pulls", type=int, help="partners pulled at once")
     r.add_argument("--ca-bundle", help="CA certificates to verify the partner's TLS with")
     r.add_argument("--insecure-skip-tls-verify", action="store_true", default=None)
-    k = p.add_argument_group("kafka")
+
+
+def _add_kafka_flags(k: argparse._ArgumentGroup) -> None:
     k.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
     k.add_argument("--topic-prefix", help="topics are <prefix>.<module> etc. (default ocpi)")
     k.add_argument("--topic-partitions", type=int)
@@ -103,7 +119,9 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     k.add_argument("--kafka-sasl-username")
     k.add_argument("--kafka-sasl-password", help="better: OCPI_PULLER_KAFKA_SASL_PASSWORD")
     k.add_argument("--kafka-ssl-cafile", help="CA certificates to verify the brokers with")
-    o = p.add_argument_group("output")
+
+
+def _add_output_flags(o: argparse._ArgumentGroup) -> None:
     o.add_argument("--output", choices=("text", "json"))
     o.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", default=None)
     o.add_argument(
@@ -111,7 +129,6 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         default=os.environ.get("OCPI_PULLER_LOG_LEVEL", "INFO").upper(),
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
     )
-    p.set_defaults(run=_run_pull)
 
 
 def settings_from_args(args: argparse.Namespace) -> PullSettings:

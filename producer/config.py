@@ -29,9 +29,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.errors import ConfigError
 from producer.kafka.connection import KafkaConnection
+from producer.ocpi.modules import Module, OcpiVersion
 
-Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
-OcpiVersion = Literal["2.1.1", "2.2.1"]
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 

@@ -12,7 +12,6 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -29,21 +28,19 @@ from producer.errors import (
     PartnerTlsError,
     PartnerUnavailableError,
     PullError,
-    UnsafeLinkError,
 )
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
-from producer.ocpi.envelope import Envelope, parse_count_header, parse_envelope
+from producer.ocpi.envelope import Envelope, parse_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
     TokenEncoding,
+    TokenEncodingChoice,
     TokenEncodingSetting,
-    other_encoding,
     request_headers,
-    version_token_encoding,
 )
-from producer.ocpi.links import find_next_target, resolve_next_link
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.responses import FetchedPage, PageContext, RetryNotice, read_pagination
 from producer.ocpi.retry import (
     Failure,
     RetryPolicy,
@@ -58,40 +55,6 @@ log = logging.getLogger("ocpi_puller")
 
 class LinkGoneError(PartnerProtocolError):
     """A followed next link answered 404: a hub's one-shot page link that was already used."""
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedPage:
-    """One successfully fetched list page."""
-
-    url: URL
-    request_id: str
-    envelope: Envelope
-    total: int | None
-    limit: int | None
-    next_url: URL | None
-    traceparent: str | None
-    refused_next: PullError | None = None  # the page is good; its next link is not
-
-
-@dataclass(frozen=True, slots=True)
-class RetryNotice:
-    """A request is about to be retried (for progress events)."""
-
-    reason: str
-    wait_s: float
-    attempt: int
-    url: str
-    window: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class PageContext:
-    """Where a page belongs, for spans and retry notices."""
-
-    window: int | None = None
-    offset: int | None = None
-    limit: int | None = None
 
 
 class _Attempt(Exception):
@@ -134,13 +97,7 @@ class OcpiHttp:
         span_attributes: dict[str, str] | None = None,
     ) -> None:
         self._token = token
-        self._setting = token_encoding
-        self._encoding: TokenEncoding = (
-            token_encoding
-            if token_encoding != "auto"
-            else version_token_encoding(ocpi_version or "2.2.1")
-        )
-        self._switched_encoding = False
+        self._encoding = TokenEncodingChoice(token_encoding, ocpi_version)
         self._any_page = False
         self.ocpi_version = ocpi_version
         self._correlation_id = correlation_id
@@ -177,13 +134,12 @@ class OcpiHttp:
     @property
     def token_encoding(self) -> TokenEncoding:
         """The encoding in use now (after any auto switch)."""
-        return self._encoding
+        return self._encoding.current
 
     def set_version(self, ocpi_version: str) -> None:
         """The version is known (after discovery): apply its token rule unless one was learnt."""
         self.ocpi_version = ocpi_version
-        if self._setting == "auto" and not self._switched_encoding:
-            self._encoding = version_token_encoding(ocpi_version)
+        self._encoding.use_version(ocpi_version)
 
     @property
     def total_retries(self) -> int:
@@ -215,16 +171,13 @@ class OcpiHttp:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _auth_switch_allowed(self) -> bool:
-        return self._setting == "auto" and not self._switched_encoding
-
     async def _attempt(
         self, url: URL, *, module_request: bool, follow: bool
     ) -> tuple[aiohttp.ClientResponse, bytes, str]:
         assert self._session is not None, "use OcpiHttp as an async context manager"
         headers, request_id = request_headers(
             token=self._token,
-            encoding=self._encoding,
+            encoding=self._encoding.current,
             ocpi_version=self.ocpi_version,
             correlation_id=self._correlation_id,
             routing=self._routing,
@@ -254,12 +207,12 @@ class OcpiHttp:
             raise _Attempt(Failure("connection"), f"HTTP error: {type(error).__name__}") from None
         status = response.status
         if status in (401, 403):
-            if self._auth_switch_allowed():
-                self._switch_encoding(status)
+            if self._encoding.may_switch:
+                self._encoding.switch(status)
                 raise _Attempt(Failure("http_status", http_status=status), "token encoding", 0.0)
             raise PartnerAuthError(
                 f"partner refused the credentials token (HTTP {status}) at {self.redact(url)}; "
-                f"sent {self._encoding}-encoded"
+                f"sent {self._encoding.current}-encoded"
             )
         if status == 404:
             if follow:
@@ -285,17 +238,6 @@ class OcpiHttp:
                 raise _Attempt(failure, f"HTTP {status}", retry_after)
             raise PartnerProtocolError(f"partner answered HTTP {status} at {self.redact(url)}")
         return response, body, request_id
-
-    def _switch_encoding(self, status: int | str) -> None:
-        self._switched_encoding = True
-        previous = self._encoding
-        self._encoding = other_encoding(previous)
-        log.warning(
-            "partner answered %s with a %s token; retrying %s-encoded (remembered for this pull)",
-            status,
-            previous,
-            self._encoding,
-        )
 
     async def _with_retries(
         self,
@@ -390,9 +332,9 @@ class OcpiHttp:
             raise _Attempt(Failure("bad_body"), str(error)) from None
         if not envelope.is_success:
             code = envelope.status_code
-            if code == 3000 and self._auth_switch_allowed() and not self._any_page:
+            if code == 3000 and self._encoding.may_switch and not self._any_page:
                 # P11: some 2.2 servers answer a wrongly encoded token with 200 + OCPI 3000.
-                self._switch_encoding(f"OCPI {code}")
+                self._encoding.switch(f"OCPI {code}")
                 raise _Attempt(Failure("http_status", http_status=401), "token encoding", 0.0)
             failure = Failure("ocpi_status", ocpi_status=code)
             message = (envelope.status_message or "").replace("\n", " ")[:200]
@@ -414,18 +356,17 @@ class OcpiHttp:
             span: trace.Span,
         ) -> FetchedPage:
             envelope = self._envelope_or_retry(body)
-            total = parse_count_header(response.headers.get("X-Total-Count"))
-            limit = parse_count_header(response.headers.get("X-Limit"))
-            next_url: URL | None = None
-            refused: PullError | None = None
-            try:
-                target = find_next_target(response.headers.getall("Link", []))
-                if target is not None:
-                    next_url = resolve_next_link(url, target, endpoint)
-            except (UnsafeLinkError, PartnerProtocolError) as error:
-                # The link is unsafe or unreadable, but the page itself is good: keep it.
-                refused = error
+            headers = response.headers
+            pagination = read_pagination(
+                url,
+                endpoint,
+                total=headers.get("X-Total-Count"),
+                limit=headers.get("X-Limit"),
+                links=headers.getall("Link", []),
+            )
+            if pagination.refused_next is not None:
                 span.set_attribute("ocpi.next_link_refused", True)
+            total, limit = pagination.total, pagination.limit
             self._any_page = True
             span.set_attribute("ocpi.status_code", envelope.status_code)
             span.set_attribute("ocpi.object_count", len(envelope.items))
@@ -439,9 +380,9 @@ class OcpiHttp:
                 envelope=envelope,
                 total=total,
                 limit=limit,
-                next_url=next_url,
+                next_url=pagination.next_url,
                 traceparent=traceparent_of(span),
-                refused_next=refused,
+                refused_next=pagination.refused_next,
             )
 
         page: FetchedPage = await self._with_retries(

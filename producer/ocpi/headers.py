@@ -1,13 +1,17 @@
-"""OCPI client request headers. Pure: the token becomes a `str` only inside the header value."""
+"""OCPI client request headers. Pure (but for one log line): the token becomes a `str` only inside
+the header value."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import SecretStr
+
+log = logging.getLogger("ocpi_puller")
 
 TokenEncoding = Literal["base64", "plain"]
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
@@ -21,6 +25,39 @@ def version_token_encoding(ocpi_version: str) -> TokenEncoding:
 def other_encoding(encoding: TokenEncoding) -> TokenEncoding:
     """The encoding to try after a 401 in `auto` mode."""
     return "plain" if encoding == "base64" else "base64"
+
+
+class TokenEncodingChoice:
+    """Which encoding to send the token in: as configured, or in `auto` the version's rule,
+    switched once to the other encoding when the partner refuses it (P10, P11)."""
+
+    def __init__(self, setting: TokenEncodingSetting, ocpi_version: str | None) -> None:
+        self._setting = setting
+        self._switched = False
+        self.current: TokenEncoding = (
+            setting if setting != "auto" else version_token_encoding(ocpi_version or "2.2.1")
+        )
+
+    @property
+    def may_switch(self) -> bool:
+        """In `auto`, until the one switch was made."""
+        return self._setting == "auto" and not self._switched
+
+    def use_version(self, ocpi_version: str) -> None:
+        """The version is known: apply its rule unless a switch taught otherwise."""
+        if self.may_switch:
+            self.current = version_token_encoding(ocpi_version)
+
+    def switch(self, reason: int | str) -> None:
+        """The partner refused the token (`reason`): use the other encoding from now on."""
+        self._switched = True
+        previous, self.current = self.current, other_encoding(self.current)
+        log.warning(
+            "partner answered %s with a %s token; retrying %s-encoded (remembered for this pull)",
+            reason,
+            previous,
+            self.current,
+        )
 
 
 def authorization_value(token: SecretStr, encoding: TokenEncoding) -> str:

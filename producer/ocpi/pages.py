@@ -22,9 +22,11 @@ from typing import Any
 from yarl import URL
 
 from producer.errors import PartnerProtocolError
-from producer.ocpi.client import FetchedPage, LinkGoneError, OcpiHttp, PageContext
-from producer.ocpi.pagination import PageOutcome, PageRequest, WindowWalk, plain_offset_of
+from producer.ocpi.client import LinkGoneError, OcpiHttp
+from producer.ocpi.links import plain_offset_of
+from producer.ocpi.pagination import PageOutcome, PageRequest, WindowWalk
 from producer.ocpi.query import page_url
+from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
 
 

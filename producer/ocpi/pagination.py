@@ -25,8 +25,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from yarl import URL
-
 from producer.errors import PaginationLoop
 
 RECENT_URLS_REMEMBERED = 64
@@ -63,32 +61,6 @@ class ChainLink:
 
 
 LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]
-
-
-def plain_offset_of(next_url: URL, window_url: URL) -> int | None:
-    """The `offset` of a next link that is a plain offset URL on the window's own endpoint.
-
-    Plain means: same origin and path as the window's first request, an integer `offset`, and
-    every other query parameter (the filters) unchanged except `limit`. Only then may we compute
-    further page URLs ourselves (fan-out, step back); an opaque hub link returns None.
-    """
-    if (next_url.scheme, next_url.host, next_url.port, next_url.path.rstrip("/")) != (
-        window_url.scheme,
-        window_url.host,
-        window_url.port,
-        window_url.path.rstrip("/"),
-    ):
-        return None
-    raw = next_url.query.get("offset")
-    if raw is None or not raw.isdigit():
-        return None
-
-    def filters(url: URL) -> list[tuple[str, str]]:
-        return sorted((k, v) for k, v in url.query.items() if k not in ("offset", "limit"))
-
-    if filters(next_url) != filters(window_url):
-        return None
-    return int(raw)
 
 
 class WindowWalk:

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from yarl import URL
 
-from producer.ocpi.client import FetchedPage
 from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
+from producer.ocpi.responses import FetchedPage
 from producer.ocpi.windows import TimeRange, WindowPlanner
 from schemas.records import WindowSpec
 

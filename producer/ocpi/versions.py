@@ -15,9 +15,8 @@ from yarl import URL
 
 from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError
 from producer.ocpi.client import OcpiHttp
+from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
 
-SUPPORTED_VERSIONS = ("2.2.1", "2.1.1")  # preference order
-MODULES = ("tokens", "locations", "tariffs", "sessions", "cdrs")
 _VERSION_IN_PATH = re.compile(r"/(2\.[0-9](?:\.[0-9])?)(?:/|$)")
 
 
@@ -42,7 +41,7 @@ def module_endpoint_from_url(
     version = ocpi_version
     if version is None:
         found = _VERSION_IN_PATH.search(url.path)
-        if found is None or found.group(1) not in SUPPORTED_VERSIONS:
+        if found is None or found.group(1) not in VERSION_PREFERENCE:
             raise ConfigError(
                 "cannot tell the OCPI version from the module URL; give --ocpi-version 2.1.1|2.2.1"
             )
@@ -64,7 +63,7 @@ def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
         if wanted not in offered:
             raise PartnerAuthError(f"partner does not offer OCPI {wanted} (offers: {listed})")
         return wanted, offered[wanted]
-    for version in SUPPORTED_VERSIONS:
+    for version in VERSION_PREFERENCE:
         if version in offered:
             return version, offered[version]
     raise PartnerAuthError(f"partner offers no OCPI version we speak (offers: {listed})")

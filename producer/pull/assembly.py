@@ -17,9 +17,10 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import Telemetry
-from producer.ocpi.client import OcpiHttp, RetryNotice, ssl_context
+from producer.ocpi.client import OcpiHttp, ssl_context
 from producer.ocpi.headers import RoutingHeaders
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.responses import RetryNotice
 from producer.ocpi.retry import RetryPolicy
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.context import PullContext

@@ -22,8 +22,9 @@ from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import PullMetrics, Telemetry
 from producer.observe.view import View
-from producer.ocpi.client import OcpiHttp, RetryNotice
+from producer.ocpi.client import OcpiHttp
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.responses import RetryNotice
 from producer.ocpi.versions import ModuleEndpoint, discover
 from producer.pull import assembly
 from producer.pull.context import PullContext

@@ -12,9 +12,10 @@ from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.observe.progress import ProgressReporter
-from producer.ocpi.client import FetchedPage, OcpiHttp, PageContext
+from producer.ocpi.client import OcpiHttp
 from producer.ocpi.planning import plan_windows
 from producer.ocpi.query import pin_now
+from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
 from producer.ocpi.windows import windows_for_shard
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec

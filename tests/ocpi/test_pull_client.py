@@ -8,8 +8,8 @@ from aiohttp import web
 from producer.errors import IncompletePullError, PartnerAuthError
 from producer.ocpi.pull_client import Page, PullClient
 from schemas.keys import PartnerIdentity
+from tests.scripted_partner import PATH, offset_of, page, serve, tokens
 from tests.support import TOKEN, sandbox
-from tests.test_hostile import PATH, offset_of, page, serve, tokens
 
 
 async def all_pages(client: PullClient) -> list[Page]:

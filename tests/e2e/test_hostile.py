@@ -4,82 +4,23 @@ error), never a crash, a hang or a loss of what was already pulled."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
 
-from sandbox.generator import ObjectFactory, Party
+from tests.scripted_partner import (
+    PATH,
+    Handler,
+    Recorder,
+    offset_of,
+    page,
+    serve,
+    tokens,
+)
 from tests.support import keys, pull, records
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FACTORY = ObjectFactory("tokens", 1, Party())
-BASE_MS = 1_600_000_000_000
-PATH = "/ocpi/emsp/2.2.1/tokens"
-
-
-def tokens(start: int, count: int) -> list[dict[str, Any]]:
-    """Valid 2.2.1 tokens start..start+count-1 (one second apart)."""
-    return [FACTORY.render(i, "2.2.1", BASE_MS + i * 1000) for i in range(start, start + count)]
-
-
-def envelope(data: Any, status: int = 1000) -> bytes:
-    return orjson.dumps({"data": data, "status_code": status, "timestamp": "2026-01-01T00:00:00Z"})
-
-
-def page(
-    request: web.Request,
-    objects: list[dict[str, Any]],
-    *,
-    total: str | None,
-    link: str | None = None,
-    limit: str | None = "10",
-    content_type: str = "application/json",
-) -> web.Response:
-    headers = {}
-    if total is not None:
-        headers["X-Total-Count"] = total
-    if limit is not None:
-        headers["X-Limit"] = limit
-    if link is not None:
-        headers["Link"] = link
-    return web.Response(body=envelope(objects), headers=headers, content_type=content_type)
-
-
-def offset_of(request: web.Request) -> int:
-    return int(request.query.get("offset", "0"))
-
-
-class Recorder:
-    """Requests a server received (method, path, headers)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-
-
-@contextlib.asynccontextmanager
-async def serve(handler: Handler, recorder: Recorder | None = None) -> AsyncIterator[str]:
-    """An HTTP server on a free port whose every GET goes to `handler`."""
-
-    async def recording(request: web.Request) -> web.StreamResponse:
-        if recorder is not None:
-            recorder.requests.append((request.path_qs, dict(request.headers)))
-        return await handler(request)
-
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", recording)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def run(base: str, bootstrap: str, prefix: str, **overrides: Any) -> Any:

@@ -12,13 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi.pagination import (
-    PageOutcome,
-    PageRequest,
-    PaginationLoop,
-    WindowWalk,
-    plain_offset_of,
-)
+from producer.errors import PaginationLoop
+from producer.ocpi.links import plain_offset_of
+from producer.ocpi.pagination import PageOutcome, PageRequest, WindowWalk
 
 
 class ShrinkingList:
