@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -77,3 +78,36 @@ async def serve(handler: Handler, recorder: Recorder | None = None) -> AsyncIter
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+Rewrite = Callable[[web.Request, int, dict[str, str], bytes], web.StreamResponse]
+
+
+@contextlib.asynccontextmanager
+async def relay(upstream: str, rewrite: Rewrite | None = None) -> AsyncIterator[str]:
+    """A partner in front of another (the sandbox): every GET is forwarded to `upstream`, and
+    the answer (with `Link` targets moved to the relay's own origin) may be rewritten per test."""
+    async with aiohttp.ClientSession() as session:
+        own: list[str] = []
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+            async with session.get(
+                f"{upstream}{request.path_qs}", headers=headers, allow_redirects=False
+            ) as answer:
+                body = await answer.read()
+                kept = {
+                    k: v.replace(upstream, own[0])
+                    for k, v in answer.headers.items()
+                    if k.lower() in ("x-total-count", "x-limit", "link", "retry-after")
+                }
+                status = answer.status
+            if rewrite is not None:
+                return rewrite(request, status, kept, body)
+            return web.Response(
+                status=status, body=body, headers=kept, content_type="application/json"
+            )
+
+        async with serve(forward) as base:
+            own.append(base)
+            yield base
