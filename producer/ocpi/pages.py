@@ -41,8 +41,8 @@ class ListQuery:
     # OCPI 2.1.1 leaves date_from's inclusiveness open: a window then starts a second early.
     overlap_211: bool = True
 
-    def url(self, offset: int) -> URL:
-        """The list URL at `offset`."""
+    def url(self, offset: int, limit: int | None = None) -> URL:
+        """The list URL at `offset` (for `limit` objects, else the window's page size)."""
         return page_url(
             self.endpoint.url,
             module=self.endpoint.module,
@@ -50,7 +50,7 @@ class ListQuery:
             date_from=self.date_from,
             date_to=self.date_to,
             offset=offset,
-            limit=self.limit,
+            limit=self.limit if limit is None else limit,
             overlap_211=self.overlap_211,
         )
 
@@ -133,9 +133,9 @@ class PageDriver:
         url = (
             URL(request.url, encoded=True)
             if request.url is not None
-            else self._query.url(request.offset)
+            else self._query.url(request.offset, request.limit)
         )
-        context = PageContext(self._window, request.offset, self._query.limit)
+        context = PageContext(self._window, request.offset, request.limit or self._query.limit)
         async with self._slots if self._slots is not None else contextlib.nullcontext():
             return await self._http.fetch_page(
                 url, endpoint=self._query.endpoint.url, context=context, follow=follow

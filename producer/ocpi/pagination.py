@@ -29,15 +29,22 @@ from producer.errors import PaginationLoop
 
 RECENT_URLS_REMEMBERED = 64
 MAX_EMPTY_PAGES_WITH_LINK = 3
+# Step-backs in a row that never extend the chain: the list shrinks faster than it can be read.
+MAX_PATCHES_WITHOUT_PROGRESS = 50
+# A patch starts at least this much before where the shrinkage says (it absorbs removals that
+# happen while it is on its way).
+MIN_PATCH_MARGIN = 4
 
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """A page to fetch: follow `url` when given, else build the window's URL at `offset`."""
+    """A page to fetch: follow `url` when given, else build the window's URL at `offset`, asking
+    for `limit` objects when given (a short patch) or the window's page size."""
 
     request_id: int
     offset: int
     url: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,7 @@ class WindowWalk:
         *,
         max_ahead: int = 1,
         probe_past_end: bool = False,
-        max_patches: int = 200,
+        max_patches: int = MAX_PATCHES_WITHOUT_PROGRESS,
         stop_at: int | None = None,
     ) -> None:
         self._anchor = ChainLink(-1, start_offset, start_total)
@@ -100,6 +107,7 @@ class WindowWalk:
         self._complete = False
         self._started = False
         self._patches = 0
+        self._patches_since_extension = 0
         self._pages = 0
         self._received = 0
         self._recent_urls: deque[str] = deque(maxlen=RECENT_URLS_REMEMBERED)
@@ -152,8 +160,8 @@ class WindowWalk:
 
     # -- the decisions -------------------------------------------------------------------------
 
-    def _new_request(self, offset: int, url: str | None) -> PageRequest:
-        request = PageRequest(self._next_id, offset, url)
+    def _new_request(self, offset: int, url: str | None, limit: int | None = None) -> PageRequest:
+        request = PageRequest(self._next_id, offset, url, limit)
         self._next_id += 1
         self._in_flight[request.request_id] = request
         return request
@@ -185,35 +193,62 @@ class WindowWalk:
                 requests.append(self._new_request(required, None))
             self._anchor_next_url = None
             return requests
-        window = self._stride or 1
+        stride = self._stride or 1
         # Only a request still in flight may yet connect; a pending page that could, already did.
-        covered = any(required - window < r.offset <= required for r in self._in_flight.values())
+        covered = any(
+            r.offset <= required < r.offset + (r.limit or stride) for r in self._in_flight.values()
+        )
         if not covered:
             if required != self._anchor.end:
                 self._step_back()
-            requests.append(self._new_request(required, None))
+                requests.append(self._patch(required, stride))
+            else:
+                requests.append(self._new_request(required, None))
         if self._stride and self._latest_total is not None:
-            offsets = {r.offset for r in self._in_flight.values()}
-            offsets.update(r.offset for r, _ in self._pending.values())
-            ahead = required + self._stride
-            while (
-                len(self._in_flight) + len(self._pending) < self._max_ahead
-                and ahead < self._latest_total
-            ):
-                if ahead not in offsets:
-                    requests.append(self._new_request(ahead, None))
-                ahead += self._stride
+            requests += self._fan_out(required, self._stride, self._latest_total)
         return requests
+
+    def _fan_out(self, required: int, stride: int, total: int) -> list[PageRequest]:
+        """Pages ahead of the chain, each starting where the furthest one asked for ends: a
+        shrinking list shifts what they hold, which a patch fills, rather than asking again for
+        ground a page already on its way covers."""
+        outstanding = [*self._in_flight.values(), *(r for r, _ in self._pending.values())]
+        ahead = max(
+            [required + stride, *(r.offset + stride for r in outstanding if r.limit is None)]
+        )
+        requests: list[PageRequest] = []
+        while len(self._in_flight) + len(self._pending) < self._max_ahead and ahead < total:
+            requests.append(self._new_request(ahead, None))
+            ahead += stride
+        return requests
+
+    def _patch(self, required: int, stride: int) -> PageRequest:
+        """A short request for what shifted into the gap (issue 13: churn costs what it changes).
+
+        The list shrank by `drop` since the anchor was served, so the objects then at
+        [anchor.end, anchor.end + drop) now sit at [required, anchor.end). More may leave while the
+        patch is on its way: it starts `drop` earlier still (it connects despite as many further
+        removals) and reaches as far past the anchor's end, so it extends the chain either way.
+        """
+        drop = self._anchor.end - required
+        margin = max(MIN_PATCH_MARGIN, drop)
+        offset = max(0, required - margin)
+        limit = self._anchor.end + margin - offset
+        if limit >= stride:
+            return self._new_request(required, None)  # as much as a page: fetch the page
+        return self._new_request(offset, None, limit)
 
     def _step_back(self) -> None:
         self._patches += 1
+        self._patches_since_extension += 1
         # Re-reading ground already covered meets its next links again, legitimately; the
         # patch budget and the page bound still stop a partner that keeps us going back.
         self._recent_urls.clear()
-        if self._patches > self._max_patches:
+        if self._patches_since_extension > self._max_patches:
             raise PaginationLoop(
                 "no_progress",
-                f"the window kept shrinking under us: {self._patches} step-back re-reads",
+                f"the window kept shrinking under us: {self._patches_since_extension} step-back "
+                "re-reads in a row never caught up with it",
             )
 
     @staticmethod
@@ -339,6 +374,7 @@ class WindowWalk:
                 self._probe_past_end and outcome.next_url is None and self._is_full(outcome)
             )
             self._chain.append(self._anchor)
+            self._patches_since_extension = 0
             self._advance_checkpoint()
             if self._stop_at is not None and self._anchor.end >= self._stop_at:
                 self._complete = True

@@ -52,10 +52,15 @@ def judge_window(
 
 
 def read_again(verdict: WindowVerdict, first_total: int | None, passes: int) -> bool:
-    """Whether a window that fell short is worth reading again from its start."""
+    """Whether a window that fell short is worth reading again from its start.
+
+    Only an unexplained shortfall is: when the partner's own total shrank by at least what is
+    missing, the objects left the window (updated past `date_to`, or deleted) and the chain rule
+    already proved nothing present was skipped; reading the window again would only serve it
+    again (what churn cost before issue 13)."""
     return (
         verdict.problem is None
-        and verdict.shortfall > 0
+        and verdict.unexplained_shortfall > 0
         and first_total is not None
         and passes < MAX_WINDOW_PASSES
     )

@@ -8,13 +8,15 @@ must be seen, whatever the interleaving, in link mode (sequential) and offset mo
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import PaginationLoop
 from producer.ocpi.links import plain_offset_of
-from producer.ocpi.pagination import PageOutcome, PageRequest, WindowWalk
+from producer.ocpi.pagination import MIN_PATCH_MARGIN, PageOutcome, PageRequest, WindowWalk
 
 
 class ShrinkingList:
@@ -73,7 +75,7 @@ def run_walk(
         elif (action == 1 and requested) or not served:
             index = data.draw(st.integers(0, len(requested) - 1), label="serve which")
             request = requested.pop(index)
-            served.append((request, partner.serve(request.offset, limit)[1]))
+            served.append((request, partner.serve(request.offset, request.limit or limit)[1]))
         else:
             # The runner may handle several finished pages before it asks what is next.
             for _ in range(data.draw(st.integers(1, len(served)), label="deliver how many")):
@@ -130,7 +132,7 @@ def test_resume_from_a_checkpoint_loses_nothing(
     pages = 0
     while not first.finished and pages <= cut:
         for request in first.next_requests():
-            _, outcome = partner.serve(request.offset, page_cap)
+            _, outcome = partner.serve(request.offset, request.limit or page_cap)
             first.on_page(request, outcome)
             first.on_acked(request.request_id)
             pages += 1
@@ -157,7 +159,7 @@ def test_sequential_walk_follows_links_verbatim() -> None:
     while not walk.finished:
         for request in walk.next_requests():
             urls.append(request.url)
-            _, outcome = partner.serve(request.offset, 10)
+            _, outcome = partner.serve(request.offset, request.limit or 10)
             walk.on_page(request, outcome)
     assert urls == [None, "https://partner/next?offset=10", "https://partner/next?offset=20"]
     assert not walk.offset_mode
@@ -183,7 +185,7 @@ def test_fan_out_advances_by_what_the_server_returns_not_the_asked_limit() -> No
     while not walk.finished:
         for request in walk.next_requests():
             offsets.append(request.offset)
-            walk.on_page(request, partner.serve(request.offset, 1000)[1])
+            walk.on_page(request, partner.serve(request.offset, request.limit or 1000)[1])
     assert sorted(set(offsets)) == list(range(0, 50, 7))
     assert partner.seen == set(range(50))
 
@@ -196,7 +198,7 @@ def test_shrinking_total_steps_back_by_the_drop() -> None:
     partner.remove_at(3)
     partner.remove_at(3)
     (request,) = walk.next_requests()
-    walk.on_page(request, partner.serve(request.offset, 10)[1])
+    walk.on_page(request, partner.serve(request.offset, request.limit or 10)[1])
     (patch,) = walk.next_requests()
     assert patch.offset == 8  # 10 - a drop of 2, fetched from the first URL, not a link
     assert patch.url is None
@@ -211,14 +213,17 @@ def test_a_step_back_page_extends_the_chain_and_may_meet_its_links_again() -> No
     (request,) = walk.next_requests()
     walk.on_page(request, partner.serve(0, 1)[1])
     (request,) = walk.next_requests()
-    walk.on_page(request, partner.serve(request.offset, 1)[1])  # object 1; next link offset=2
+    # object 1; next link offset=2
+    walk.on_page(request, partner.serve(request.offset, request.limit or 1)[1])
     partner.remove_at(0)
     partner.remove_at(0)  # objects 2 and 3 are now at positions 0 and 1
     (request,) = walk.next_requests()
-    walk.on_page(request, partner.serve(request.offset, 1)[1])  # offset 2: empty, total 2
+    # offset 2: empty, total 2
+    walk.on_page(request, partner.serve(request.offset, request.limit or 1)[1])
     (patch,) = walk.next_requests()
     assert (patch.offset, patch.url) == (0, None)
-    walk.on_page(patch, partner.serve(0, 1)[1])  # object 2, next link offset=1 again
+    # object 2, next link offset=1 again
+    walk.on_page(patch, partner.serve(patch.offset, patch.limit or 1)[1])
     (request,) = walk.next_requests()
     assert request.url == "https://partner/next?offset=1"
     walk.on_page(request, partner.serve(1, 1)[1])
@@ -320,7 +325,7 @@ def test_checkpoint_waits_for_acknowledgements_in_chain_order() -> None:
     walk.on_page(first, partner.serve(0, 10)[1])
     ahead = walk.next_requests()
     for request in ahead:
-        walk.on_page(request, partner.serve(request.offset, 10)[1])
+        walk.on_page(request, partner.serve(request.offset, request.limit or 10)[1])
     assert walk.complete
     walk.on_acked(ahead[1].request_id)
     assert walk.checkpoint.end == 0
@@ -349,3 +354,54 @@ def test_plain_offset_links(link: str, expected: int | None) -> None:
 
     window = URL("https://p.example/ocpi/tokens?date_to=X&offset=0&limit=10")
     assert plain_offset_of(URL(link), window) == expected
+
+
+def test_in_offset_mode_a_step_back_is_a_short_patch_around_the_shift() -> None:
+    partner = ShrinkingList(1000, 100, plain_links=True)
+    walk = WindowWalk(max_ahead=1)
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(0, 100)[1])
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(request.offset, 100)[1])  # objects 100-199
+    partner.remove_at(3)
+    partner.remove_at(3)  # two read objects left: 200 and 201 now sit at 198 and 199
+    (request,) = walk.next_requests()
+    walk.on_page(request, partner.serve(request.offset, 100)[1])  # offset 200: 202-301
+    (patch,) = walk.next_requests()
+    # The drop is 2: the objects then at 200-201 now sit at 198-199. The patch starts a margin
+    # earlier and reaches as far past the old end: a few objects, not a page.
+    assert patch.url is None
+    assert patch.offset == 198 - MIN_PATCH_MARGIN
+    assert patch.limit == 200 + MIN_PATCH_MARGIN - patch.offset
+    walk.on_page(patch, partner.serve(patch.offset, patch.limit or 100)[1])
+    assert walk.patches == 1
+    while not walk.finished:
+        for request in walk.next_requests():
+            walk.on_page(request, partner.serve(request.offset, request.limit or 100)[1])
+    assert walk.complete
+    assert set(partner.items) <= partner.seen
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), every=st.sampled_from([5, 20, 100]))
+def test_churn_costs_what_it_changes(seed: int, every: int) -> None:
+    """Removals at random positions while a 10,000-object list is read with fan-out: the
+    survivors are all seen, and the objects served stay close to the list's size (a step-back
+    re-reads what shifted, not a page)."""
+    rng = random.Random(seed)
+    partner = ShrinkingList(10_000, 100, plain_links=True)
+    walk = WindowWalk(max_ahead=4)
+    queue: list[PageRequest] = []
+    served = removed = 0
+    while not walk.finished:
+        queue.extend(walk.next_requests())
+        request = queue.pop(rng.randrange(len(queue)))
+        page, outcome = partner.serve(request.offset, request.limit or 100)
+        served += len(page)
+        walk.on_page(request, outcome)
+        walk.on_acked(request.request_id)
+        if served // every > removed and partner.items:
+            partner.remove_at(rng.randrange(len(partner.items)))
+            removed += 1
+    assert set(partner.items) <= partner.seen
+    assert served <= 10_000 * 1.15 + 10 * removed
