@@ -449,7 +449,10 @@ def test_a_job_pulls_everything_once_from_the_partners_file(
         "operator": "In",
         "values": [ConfigError.exit_code, PartnerAuthError.exit_code],
     }
-    assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert ignore == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
 
     settings = settings_in_pod(rendered, tmp_path, monkeypatch)
     assert settings.pull_id == rendered.job_name
