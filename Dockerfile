@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # ocpi-puller: pulls OCPI objects from roaming partners into Kafka.
 #   docker build -t ocpi-puller:0.1.0 .
 #   docker run --rm ocpi-puller:0.1.0 pull --help
@@ -41,10 +40,12 @@ LABEL org.opencontainers.image.title="ocpi-puller" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# A fixed numeric uid/gid: Kubernetes' runAsNonRoot can only verify a numeric user.
-RUN groupadd --system --gid 10001 ocpi \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin ocpi
+# A fixed numeric uid/gid: Kubernetes' runAsNonRoot can only verify a numeric user. A regular
+# account, not --system: 10001 lies above SYS_UID_MAX, where useradd --system warns. No lastlog
+# entry (--no-log-init): a high uid would make /var/log/lastlog a large sparse file.
+RUN groupadd --gid 10001 ocpi \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin --no-log-init ocpi
 
 COPY --from=build /opt/venv /opt/venv
 

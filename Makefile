@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench chaos schemas clean
+.PHONY: test lint demo bench chaos schemas clean image-smoke
 
 # Set-up talks on stderr only, so `make bench > bench.json` gets nothing but the JSON.
 $(STAMP): pyproject.toml
@@ -38,6 +38,11 @@ chaos: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ocpi-puller demo
+
+# Builds the image and runs it against the embedded broker; never part of `make test`. Needs
+# root, Debian's docker.io and mmdebstrap (docs/deployment.md): it says so in one line if not.
+image-smoke: $(STAMP)
+	$(BIN)/python -m tests.deploy.image_smoke $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

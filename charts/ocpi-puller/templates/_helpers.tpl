@@ -163,9 +163,12 @@ podFailurePolicy:
         containerName: puller
         operator: In
         values: [2, 3]
+    # status is required by the API schema (a server defaults it to "True", schema validators
+    # and GitOps linters refuse the rule without it).
     - action: Ignore
       onPodConditions:
         - type: DisruptionTarget
+          status: "True"
 {{- end }}
 template:
   metadata:
