@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from producer.telemetry import INSTRUMENTATION_NAME, service_version
+from producer.observe.telemetry import INSTRUMENTATION_NAME, service_version
 from tests.deploy.otlp_grpc import OtlpGrpcReceiver, spans_of
 from tests.support import TOKEN, pull, records, sandbox
 
