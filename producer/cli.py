@@ -76,6 +76,11 @@ def _add_scope_flags(w: argparse._ArgumentGroup) -> None:
         help="a full page without Link is not the end: fetch on until an empty page",
     )
     w.add_argument("--emit-tombstones", action="store_true", default=None)
+    w.add_argument(
+        "--link-repair",
+        choices=("auto", "off"),
+        help="read by offset where a next link cannot be used as given (default auto)",
+    )
     w.add_argument("--skip-unchanged", action="store_true", default=None)
 
 

@@ -12,6 +12,7 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -25,7 +26,6 @@ from yarl import URL
 from producer.errors import (
     PartnerAuthError,
     PartnerProtocolError,
-    PartnerTlsError,
     PartnerUnavailableError,
     PullError,
 )
@@ -40,6 +40,7 @@ from producer.ocpi.headers import (
     request_headers,
 )
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.redirects import RedirectMemory
 from producer.ocpi.responses import FetchedPage, PageContext, RetryNotice, read_pagination
 from producer.ocpi.retry import (
     Failure,
@@ -49,22 +50,22 @@ from producer.ocpi.retry import (
     parse_retry_after,
     retry_delay,
 )
+from producer.ocpi.transport import Answer, AttemptFailed, get_once
 
 log = logging.getLogger("ocpi_puller")
 
 
+# A followed next link answering these is unusable as given (a hub's one-shot link already used,
+# a link to the wrong path, a link with filters the partner itself refuses): repairable.
+BROKEN_LINK_STATUSES = frozenset({400, 404, 422})
+
+
 class LinkGoneError(PartnerProtocolError):
-    """A followed next link answered 404: a hub's one-shot page link that was already used."""
+    """A followed next link answered 400, 404 or 422: it cannot be used as given."""
 
-
-class _Attempt(Exception):
-    """An attempt failed in a way the retry policy judges."""
-
-    def __init__(self, failure: Failure, reason: str, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.failure = failure
-        self.reason = reason
-        self.retry_after_s = retry_after_s
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def ssl_context(ca_bundle: str | None, insecure: bool) -> ssl.SSLContext | bool:
@@ -113,6 +114,7 @@ class OcpiHttp:
         self._span_attributes = span_attributes or {}
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
+        self._redirects = RedirectMemory()
         self.retries: Counter[str] = Counter()
 
     async def __aenter__(self) -> OcpiHttp:
@@ -152,28 +154,7 @@ class OcpiHttp:
 
     # -- one request -----------------------------------------------------------------------------
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length > self._max_bytes:
-            raise PartnerProtocolError(
-                f"partner page of {length} bytes exceeds the limit of {self._max_bytes} bytes"
-            )
-        if length is not None:
-            return await response.read()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise PartnerProtocolError(
-                    f"partner page exceeds the limit of {self._max_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _attempt(
-        self, url: URL, *, module_request: bool, follow: bool
-    ) -> tuple[aiohttp.ClientResponse, bytes, str]:
+    async def _attempt(self, url: URL, *, module_request: bool, follow: bool) -> Answer:
         assert self._session is not None, "use OcpiHttp as an async context manager"
         headers, request_id = request_headers(
             token=self._token,
@@ -184,60 +165,42 @@ class OcpiHttp:
             module_request=module_request,
         )
         await self._gate.wait_turn()
-        try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
-                body = await self._read_body(response)
-        except TimeoutError:
-            raise _Attempt(Failure("timeout"), "timeout") from None
-        except aiohttp.ClientConnectorCertificateError as error:
-            reason = getattr(error.certificate_error, "verify_message", None) or "not trusted"
-            raise PartnerTlsError(
-                f"TLS certificate of {url.host}:{url.port} failed verification ({reason}); "
-                "give the partner's CA with --ca-bundle"
-            ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
-            raise _Attempt(
-                Failure("connection"), f"connection dropped: {type(error).__name__}"
-            ) from None
-        except aiohttp.ClientConnectionError as error:
-            raise _Attempt(
-                Failure("connection"), f"connection failed: {type(error).__name__}"
-            ) from None
-        except aiohttp.ClientError as error:
-            raise _Attempt(Failure("connection"), f"HTTP error: {type(error).__name__}") from None
-        status = response.status
+        answer = await get_once(
+            self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
+        )
+        self._judge_status(answer, follow)
+        return replace(answer, request_id=request_id)
+
+    def _judge_status(self, answer: Answer, follow: bool) -> None:
+        """Raise what a non-200 status means: auth, a broken link, a retry, or a refusal."""
+        status, where = answer.status, self.redact(answer.url)
+        if status == 200:
+            return
         if status in (401, 403):
             if self._encoding.may_switch:
                 self._encoding.switch(status)
-                raise _Attempt(Failure("http_status", http_status=status), "token encoding", 0.0)
+                raise AttemptFailed(
+                    Failure("http_status", http_status=status), "token encoding", 0.0
+                )
             raise PartnerAuthError(
-                f"partner refused the credentials token (HTTP {status}) at {self.redact(url)}; "
+                f"partner refused the credentials token (HTTP {status}) at {where}; "
                 f"sent {self._encoding.current}-encoded"
             )
+        if follow and status in BROKEN_LINK_STATUSES:
+            raise LinkGoneError(f"next link {where} answered HTTP {status}", status)
         if status == 404:
-            if follow:
-                raise LinkGoneError(f"next link {self.redact(url)} is gone (HTTP 404)")
-            raise PartnerAuthError(f"partner endpoint not found (HTTP 404): {self.redact(url)}")
-        if 300 <= status <= 399:
-            raise PartnerProtocolError(
-                f"partner redirected (HTTP {status}) from {self.redact(url)}; "
-                "redirects are not followed with credentials"
-            )
-        if status != 200:
-            failure = Failure("http_status", http_status=status)
-            retry_after = None
-            if status == 429:
-                retry_after = parse_retry_after(
-                    response.headers.get("Retry-After"), datetime.now(UTC)
-                )
-                if retry_after is not None:
-                    self._gate.pause(min(retry_after, self._policy.max_retry_after_s))
-                else:
-                    self._gate.throttled()
-            if is_retryable(failure):
-                raise _Attempt(failure, f"HTTP {status}", retry_after)
-            raise PartnerProtocolError(f"partner answered HTTP {status} at {self.redact(url)}")
-        return response, body, request_id
+            raise PartnerAuthError(f"partner endpoint not found (HTTP 404): {where}")
+        failure = Failure("http_status", http_status=status)
+        retry_after = None
+        if status == 429:
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
+            if retry_after is not None:
+                self._gate.pause(min(retry_after, self._policy.max_retry_after_s))
+            else:
+                self._gate.throttled()
+        if is_retryable(failure):
+            raise AttemptFailed(failure, f"HTTP {status}", retry_after)
+        raise PartnerProtocolError(f"partner answered HTTP {status} at {where}")
 
     async def _with_retries(
         self,
@@ -246,7 +209,7 @@ class OcpiHttp:
         *,
         module_request: bool,
         follow: bool,
-        parse: Callable[[aiohttp.ClientResponse, bytes, str, int, trace.Span], Any],
+        parse: Callable[[Answer, trace.Span], Any],
     ) -> Any:
         attempt = 0
         while True:
@@ -267,12 +230,10 @@ class OcpiHttp:
                 set_status_on_exception=False,
             ) as span:
                 try:
-                    response, body, request_id = await self._attempt(
-                        url, module_request=module_request, follow=follow
-                    )
-                    span.set_attribute("http.response.status_code", response.status)
-                    return parse(response, body, request_id, attempt, span)
-                except _Attempt as failed:
+                    answer = await self._attempt(url, module_request=module_request, follow=follow)
+                    span.set_attribute("http.response.status_code", answer.status)
+                    return parse(answer, span)
+                except AttemptFailed as failed:
                     span.set_status(Status(StatusCode.ERROR, failed.reason))
                     span.set_attribute("error.type", failed.failure.kind)
                     if failed.failure.http_status is not None:
@@ -298,7 +259,7 @@ class OcpiHttp:
             if wait > 0:
                 await asyncio.sleep(wait)
 
-    def _exhausted(self, url: URL, failed: _Attempt, attempts: int) -> PullError:
+    def _exhausted(self, url: URL, failed: AttemptFailed, attempts: int) -> PullError:
         where = self.redact(url)
         if failed.failure.kind == "bad_body":
             return PartnerProtocolError(f"{failed.reason} at {where} ({attempts} attempts)")
@@ -311,14 +272,8 @@ class OcpiHttp:
     async def get_envelope(self, url: URL) -> Envelope:
         """GET a versions/details endpoint and return its successful envelope."""
 
-        def parse(
-            response: aiohttp.ClientResponse,
-            body: bytes,
-            request_id: str,
-            attempt: int,
-            span: trace.Span,
-        ) -> Envelope:
-            return self._envelope_or_retry(body, list_data=False)
+        def parse(answer: Answer, span: trace.Span) -> Envelope:
+            return self._envelope_or_retry(answer.body, list_data=False)
 
         result: Envelope = await self._with_retries(
             url, PageContext(), module_request=False, follow=False, parse=parse
@@ -329,17 +284,17 @@ class OcpiHttp:
         try:
             envelope = parse_envelope(body, list_data=list_data)
         except PartnerProtocolError as error:
-            raise _Attempt(Failure("bad_body"), str(error)) from None
+            raise AttemptFailed(Failure("bad_body"), str(error)) from None
         if not envelope.is_success:
             code = envelope.status_code
             if code == 3000 and self._encoding.may_switch and not self._any_page:
                 # P11: some 2.2 servers answer a wrongly encoded token with 200 + OCPI 3000.
                 self._encoding.switch(f"OCPI {code}")
-                raise _Attempt(Failure("http_status", http_status=401), "token encoding", 0.0)
+                raise AttemptFailed(Failure("http_status", http_status=401), "token encoding", 0.0)
             failure = Failure("ocpi_status", ocpi_status=code)
             message = (envelope.status_message or "").replace("\n", " ")[:200]
             if is_retryable(failure):
-                raise _Attempt(failure, f"OCPI status {code} {message}".strip())
+                raise AttemptFailed(failure, f"OCPI status {code} {message}".strip())
             raise PartnerProtocolError(f"partner answered OCPI status {code}: {message}")
         return envelope
 
@@ -348,17 +303,11 @@ class OcpiHttp:
     ) -> FetchedPage:
         """GET one list page, retrying what is retryable; checks envelope and next link."""
 
-        def parse(
-            response: aiohttp.ClientResponse,
-            body: bytes,
-            request_id: str,
-            attempt: int,
-            span: trace.Span,
-        ) -> FetchedPage:
-            envelope = self._envelope_or_retry(body)
-            headers = response.headers
+        def parse(answer: Answer, span: trace.Span) -> FetchedPage:
+            envelope = self._envelope_or_retry(answer.body)
+            headers = answer.headers
             pagination = read_pagination(
-                url,
+                answer.url,
                 endpoint,
                 total=headers.get("X-Total-Count"),
                 limit=headers.get("X-Limit"),
@@ -375,14 +324,16 @@ class OcpiHttp:
             if limit is not None:
                 span.set_attribute("ocpi.x_limit", limit)
             return FetchedPage(
-                url=url,
-                request_id=request_id,
+                url=answer.url,
+                request_id=answer.request_id,
                 envelope=envelope,
                 total=total,
                 limit=limit,
                 next_url=pagination.next_url,
                 traceparent=traceparent_of(span),
                 refused_next=pagination.refused_next,
+                link_without_rel=pagination.without_rel,
+                refused_link=pagination.refused_target,
             )
 
         page: FetchedPage = await self._with_retries(

@@ -134,6 +134,30 @@ def find_next_target(header_values: list[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class NextLink:
+    """The next page's link target as written, and whether it came without a `rel`."""
+
+    target: str
+    without_rel: bool = False
+
+
+def find_next_link(header_values: list[str]) -> NextLink | None:
+    """The next link: the first `rel="next"`, else a lone link with no `rel` at all.
+
+    Some partners (and the old PullClient's own tests) send `Link: <url>`: one URI reference and
+    no relation. Taken as next, flagged so the summary can say so; several rel-less links are
+    ambiguous and taken as none. An empty `Link:` header means there is no next page.
+    """
+    target = find_next_target(header_values)
+    if target is not None:
+        return NextLink(target)
+    links = [link for header in header_values for link in parse_link_header(header)]
+    if len(links) == 1 and links[0].target and not any(n == "rel" for n, _ in links[0].params):
+        return NextLink(links[0].target, without_rel=True)
+    return None
+
+
 def origin_of(url: URL) -> tuple[str, str, int | None]:
     """(scheme, host, port) with the scheme's default port filled in."""
     return (url.scheme.lower(), (url.raw_host or "").lower(), url.port)

@@ -21,13 +21,18 @@ from typing import Any
 
 from yarl import URL
 
-from producer.errors import PartnerProtocolError
+from producer.errors import PaginationLoop, PartnerProtocolError, PullError
 from producer.ocpi.client import LinkGoneError, OcpiHttp
 from producer.ocpi.links import plain_offset_of
 from producer.ocpi.pagination import PageOutcome, PageRequest, WindowWalk
 from producer.ocpi.query import page_url
+from producer.ocpi.repair import LinkRepair
 from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
+
+# A page at a later offset that starts with these first objects of an earlier page is that
+# page again: the partner ignores `offset`.
+SAME_PAGE_HEAD = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +89,17 @@ class PageDriver:
         *,
         slots: asyncio.Semaphore | None = None,
         window: int | None = None,
+        repair: LinkRepair | None = None,
     ) -> None:
         self._http = http
         self._query = query
         self._walk = walk
         self._slots = slots
         self._window = window
+        self._repair = repair or LinkRepair()
         self._base_url = query.url(0)
+        # The first objects of the first page fetched (and its offset): the same-page check.
+        self._head: tuple[int, list[Any]] | None = None
 
     @property
     def walk(self) -> WindowWalk:
@@ -118,13 +127,16 @@ class PageDriver:
                     request = fetches.pop(task)
                     try:
                         page = task.result()
-                    except LinkGoneError:
+                    except LinkGoneError as gone:
+                        self._link_failed(gone)
                         walk.on_link_lost(request)
                         continue
-                    walk.on_page(request, self._outcome(page))
+                    self._check_offset_honoured(request, page)
+                    outcome, refused = self._outcome(request, page)
+                    walk.on_page(request, outcome)
                     yield WindowPage(request, page)
-                    if page.refused_next is not None:
-                        raise page.refused_next
+                    if refused is not None:
+                        raise refused
         finally:
             await _cancel_all(fetches)
 
@@ -141,15 +153,68 @@ class PageDriver:
                 url, endpoint=self._query.endpoint.url, context=context, follow=follow
             )
 
-    def _outcome(self, page: FetchedPage) -> PageOutcome:
+    def _link_failed(self, gone: LinkGoneError) -> None:
+        """A followed next link answered 400/404/422: read by offset from where the chain is.
+
+        Without repair only a 404 is ridden out (a hub's one-shot link already used, as
+        before); anything else ends the window."""
+        if self._repair.enabled:
+            self._repair.links_unusable = True
+            self._repair.repaired(None)
+        elif gone.status != 404:
+            raise gone
+
+    def _shown(self, page: FetchedPage) -> str:
+        """The link being repaired, as it may appear in a summary (redacted, bounded)."""
+        if page.next_url is not None:
+            return self._http.redact(page.next_url)
+        written = (page.refused_link or "")[:300]
+        try:
+            return self._http.redact(written)
+        except ValueError:  # it does not even parse: show no more than that
+            return "(an unparseable link)"
+
+    def _check_offset_honoured(self, request: PageRequest, page: FetchedPage) -> None:
+        """A page at a later offset that is the first page again: the partner ignores `offset`
+        (every further request would loop), so the window ends with a defined error."""
+        items = page.envelope.items
+        if self._head is None:
+            if len(items) >= SAME_PAGE_HEAD:
+                self._head = (request.offset, items[:SAME_PAGE_HEAD])
+            return
+        first_offset, head = self._head
+        built_by_us = request.url is None  # a followed link's loops are the walk's to catch
+        if built_by_us and request.offset > first_offset and items[:SAME_PAGE_HEAD] == head:
+            raise PaginationLoop(
+                "offset_ignored",
+                f"the partner answered offset {request.offset} with the page of offset "
+                f"{first_offset}: it ignores offset, so its pages cannot be read by position",
+            )
+
+    def _outcome(
+        self, request: PageRequest, page: FetchedPage
+    ) -> tuple[PageOutcome, PullError | None]:
+        """What the page says about pagination, with its next link repaired when it must be;
+        and the refusal to raise once the page is handed over (the page itself is good)."""
+        count = len(page.envelope.items)
+        if page.link_without_rel:
+            self._repair.links_without_rel += 1
+        link_present = page.next_url is not None or page.refused_next is not None
+        must_repair = page.refused_next is not None or self._repair.links_unusable
+        if link_present and must_repair and self._repair.enabled:
+            self._repair.repaired(self._shown(page))
+            end = request.offset + count
+            repaired = self._query.url(end)
+            return PageOutcome(count, page.total, page.limit, str(repaired), end), None
         next_url = page.next_url
-        return PageOutcome(
-            count=len(page.envelope.items),
+        outcome = PageOutcome(
+            count=count,
             total=page.total,
             limit=page.limit,
             next_url=None if next_url is None else str(next_url),
             next_offset=None if next_url is None else plain_offset_of(next_url, self._base_url),
         )
+        return outcome, page.refused_next
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

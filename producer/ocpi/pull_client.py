@@ -32,6 +32,7 @@ from producer.ocpi.client import OcpiHttp
 from producer.ocpi.headers import RoutingHeaders, TokenEncodingSetting
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.repair import LinkRepair, LinkRepairSetting
 from producer.ocpi.retry import RetryPolicy
 from producer.ocpi.verdict import judge_window
 from producer.ocpi.versions import ModuleEndpoint, discover
@@ -85,6 +86,7 @@ class PullClient:
         retry_policy: RetryPolicy | None = None,
         tracer: trace.Tracer | None = None,
         strict: bool = True,
+        link_repair: LinkRepairSetting = "auto",
     ) -> None:
         self._url = URL(url)
         self._module = module
@@ -94,6 +96,7 @@ class PullClient:
         self._date_from = date_from
         self._date_to = date_to
         self._strict = strict
+        self.repair = LinkRepair.from_setting(link_repair)
         self._http = OcpiHttp(
             token=token if isinstance(token, SecretStr) else SecretStr(token),
             ocpi_version=ocpi_version,
@@ -126,7 +129,7 @@ class PullClient:
         self.endpoint = endpoint
         make_key = key_function(endpoint.module, endpoint.ocpi_version, self._partner)
         query = ListQuery(endpoint, self._date_from, self._date_to, self._limit, overlap_211=False)
-        driver = PageDriver(self._http, query, WindowWalk())
+        driver = PageDriver(self._http, query, WindowWalk(), repair=self.repair)
         keys: set[str] = set()
         objects = pages = 0
         async with contextlib.aclosing(driver.pages()) as fetched_pages:

@@ -12,7 +12,7 @@ from yarl import URL
 
 from producer.errors import PartnerProtocolError, PullError, UnsafeLinkError
 from producer.ocpi.envelope import Envelope, parse_count_header
-from producer.ocpi.links import find_next_target, resolve_next_link
+from producer.ocpi.links import find_next_link, resolve_next_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,8 @@ class FetchedPage:
     next_url: URL | None
     traceparent: str | None
     refused_next: PullError | None = None  # the page is good; its next link is not
+    link_without_rel: bool = False  # the next link came as `Link: <url>` with no rel
+    refused_link: str | None = None  # the refused next link as written (not safe to show raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class Pagination:
     limit: int | None  # X-Limit
     next_url: URL | None  # the followable next link, None at the end (or when refused)
     refused_next: PullError | None = None  # a next link that is unsafe or unreadable
+    without_rel: bool = False  # the next link had no `rel` (a lone `Link: <url>`)
+    refused_target: str | None = None  # the refused link as written
 
 
 def read_pagination(
@@ -65,11 +69,19 @@ def read_pagination(
     """The pagination of a page fetched from `request_url` of the module at `endpoint`."""
     next_url: URL | None = None
     refused: PullError | None = None
+    found = None
     try:
-        target = find_next_target(links)
-        if target is not None:
-            next_url = resolve_next_link(request_url, target, endpoint)
+        found = find_next_link(links)
+        if found is not None:
+            next_url = resolve_next_link(request_url, found.target, endpoint)
     except (UnsafeLinkError, PartnerProtocolError) as error:
         # The link is unsafe or unreadable, but the page itself is good: keep it.
         refused = error
-    return Pagination(parse_count_header(total), parse_count_header(limit), next_url, refused)
+    return Pagination(
+        parse_count_header(total),
+        parse_count_header(limit),
+        next_url,
+        refused,
+        without_rel=found is not None and found.without_rel,
+        refused_target=None if refused is None or found is None else found.target,
+    )

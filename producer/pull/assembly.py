@@ -20,6 +20,7 @@ from producer.observe.telemetry import Telemetry
 from producer.ocpi.client import OcpiHttp, ssl_context
 from producer.ocpi.headers import RoutingHeaders
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.repair import LinkRepair
 from producer.ocpi.responses import RetryNotice
 from producer.ocpi.retry import RetryPolicy
 from producer.ocpi.versions import ModuleEndpoint
@@ -118,6 +119,7 @@ def pull_context(
         topics=topics,
         request_slots=asyncio.Semaphore(options.concurrency),
         unacked_pages=asyncio.Semaphore(2 * options.concurrency * options.fanout),
+        repair=LinkRepair.from_setting(options.link_repair),
     )
 
 

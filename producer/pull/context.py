@@ -13,6 +13,7 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.client import OcpiHttp
+from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
 
@@ -49,3 +50,4 @@ class PullContext:
     unacked_pages: asyncio.Semaphore
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
+    repair: LinkRepair = field(default_factory=LinkRepair)

@@ -205,7 +205,7 @@ class Pull:
     ) -> None:
         verdict = judge_pull(results, (w.index for w in windows))
         self.summary.apply(verdict, ctx.counters)
-        warn_about_partner(self.summary, ctx.counters, self.progress)
+        warn_about_partner(self.summary, ctx.counters, ctx.repair, self.progress)
         self.summary.take_counts(self.progress, self._retries())
 
     async def _load_keystate(self, topics: PullTopics, endpoint: ModuleEndpoint) -> KeyState | None:

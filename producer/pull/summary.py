@@ -9,6 +9,7 @@ from typing import Any
 
 from producer.errors import IncompletePullError, PullError
 from producer.observe.progress import ProgressReporter
+from producer.ocpi.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
 
@@ -48,6 +49,7 @@ class PullSummary:
     skipped_unchanged: int = 0
     tombstones: int = 0
     tombstones_skipped: str | None = None
+    link_repairs: int = 0
     resumed: bool = False
     shard_index: int = 0
     shard_count: int = 1
@@ -97,9 +99,24 @@ class PullSummary:
 
 
 def warn_about_partner(
-    summary: PullSummary, counters: PullCounters, progress: ProgressReporter
+    summary: PullSummary, counters: PullCounters, repair: LinkRepair, progress: ProgressReporter
 ) -> None:
     """Warnings about the partner's pagination that the counters reveal."""
+    summary.link_repairs = repair.repairs
+    if repair.repairs:
+        summary.warnings.append(f"next_link_repaired: {repair.first_repaired}")
+        progress.warning(
+            "next_link_repaired",
+            f"{repair.repairs} next link(s) could not be used as given (the first: "
+            f"{repair.first_repaired}); those pages were read by offset on the endpoint",
+        )
+    if repair.links_without_rel:
+        summary.warnings.append("link_without_rel")
+        progress.warning(
+            "link_without_rel",
+            f"{repair.links_without_rel} next link(s) came as a lone Link without rel; taken "
+            "as the next page",
+        )
     if counters.found_by_probing:
         summary.warnings.append("partner_needed_probe_past_end")
         progress.warning(

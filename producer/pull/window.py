@@ -117,7 +117,12 @@ class WindowPull:
         """One pass: every page the walk asks for, produced; returns when all are acknowledged."""
         ctx = self._ctx
         driver = PageDriver(
-            ctx.http, self._query, walk, slots=ctx.request_slots, window=self._spec.index
+            ctx.http,
+            self._query,
+            walk,
+            slots=ctx.request_slots,
+            window=self._spec.index,
+            repair=ctx.repair,
         )
         acks: set[asyncio.Task[None]] = set()
         try:

@@ -1,0 +1,100 @@
+"""One GET to the partner over aiohttp: same-origin redirects followed, the body size bounded, and
+transport failures turned into what the retry policy judges. No OCPI knowledge here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from producer.errors import PartnerProtocolError, PartnerTlsError
+from producer.ocpi.redirects import REDIRECT_STATUSES, RedirectMemory, redirect_target
+from producer.ocpi.retry import Failure
+
+
+class AttemptFailed(Exception):
+    """An attempt failed in a way the retry policy judges."""
+
+    def __init__(self, failure: Failure, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the partner answered: status, headers, the whole body, and the URL that answered
+    (after same-origin redirects: relative links resolve against it)."""
+
+    status: int
+    headers: Any  # aiohttp's CIMultiDictProxy: get() and getall()
+    body: bytes
+    url: URL
+    request_id: str = ""  # our X-Request-ID of the attempt that got this answer
+
+
+async def get_once(
+    session: aiohttp.ClientSession,
+    url: URL,
+    headers: dict[str, str],
+    *,
+    max_bytes: int,
+    redirects: RedirectMemory,
+) -> Answer:
+    """GET `url` (following same-origin redirects, each with the same headers)."""
+    current = redirects.apply(url)
+    hops = 0
+    while True:
+        try:
+            async with session.get(current, headers=headers, allow_redirects=False) as response:
+                if response.status in REDIRECT_STATUSES:
+                    location = response.headers.get("Location")
+                    current = redirect_target(current, response.status, location, hops)
+                    hops += 1
+                    continue
+                body = await _read_body(response, max_bytes)
+                answer = Answer(response.status, response.headers, body, current)
+        except TimeoutError:
+            raise AttemptFailed(Failure("timeout"), "timeout") from None
+        except aiohttp.ClientConnectorCertificateError as error:
+            reason = getattr(error.certificate_error, "verify_message", None) or "not trusted"
+            raise PartnerTlsError(
+                f"TLS certificate of {url.host}:{url.port} failed verification ({reason}); "
+                "give the partner's CA with --ca-bundle"
+            ) from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
+            raise AttemptFailed(
+                Failure("connection"), f"connection dropped: {type(error).__name__}"
+            ) from None
+        except aiohttp.ClientConnectionError as error:
+            raise AttemptFailed(
+                Failure("connection"), f"connection failed: {type(error).__name__}"
+            ) from None
+        except aiohttp.ClientError as error:
+            raise AttemptFailed(
+                Failure("connection"), f"HTTP error: {type(error).__name__}"
+            ) from None
+        if hops:
+            redirects.remember(url, current)
+        return answer
+
+
+async def _read_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    length = response.content_length
+    if length is not None and length > max_bytes:
+        raise PartnerProtocolError(
+            f"partner page of {length} bytes exceeds the limit of {max_bytes} bytes"
+        )
+    if length is not None:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PartnerProtocolError(f"partner page exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
