@@ -1,265 +1,44 @@
 """The sandbox OCPI partner as an aiohttp application.
 
-It serves the versions endpoint, version details and the GET list endpoints of every module in
-OCPI 2.1.1 and 2.2.1, paginated exactly as the spec says, with switchable partner faults. Test
-hooks live under `/_sandbox/`: request statistics, the ground truth at an instant, the changes since
-an instant, and explicit mutations.
+It serves the versions endpoint, version details and the GET list endpoints of every module,
+paginated exactly as the spec says, with switchable partner faults. Test hooks live under
+`/_sandbox/` (sandbox/hooks.py): request statistics, the ground truth at an instant, the changes
+since an instant, and explicit mutations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import random
-import secrets
 import signal
 import ssl
 import sys
 import time
-from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import formatdate
-from typing import Any, Final
-from urllib.parse import urlencode
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from sandbox.config import SandboxConfig
-from sandbox.dataset import Dataset, DatasetSpec, Entry, Mutation
+from sandbox.dataset import Entry
+from sandbox.discovery import version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
-from sandbox.generator import MODULES, VERSIONS, Module, format_datetime
+from sandbox.generator import MODULES, VERSIONS
+from sandbox.hooks import add_hook_routes
+from sandbox.links import next_link
+from sandbox.protocol import (
+    ROLE_OF_MODULE,
+    OcpiFailure,
+    echo_ids,
+    envelope,
+    json_response,
+    parse_ocpi_datetime,
+)
+from sandbox.state import STATE_KEY, PageQuery, SandboxState
 
-ROLE_OF_MODULE: Final[dict[str, str]] = {
-    "tokens": "emsp",
-    "locations": "cpo",
-    "tariffs": "cpo",
-    "sessions": "cpo",
-    "cdrs": "cpo",
-}
-
-
-def now_ms() -> int:
-    """Wall-clock epoch milliseconds (the partner's clock)."""
-    return time.time_ns() // 1_000_000
-
-
-def _timestamp() -> str:
-    return format_datetime(now_ms())
-
-
-def parse_ocpi_datetime(value: str) -> int:
-    """Epoch ms of an OCPI DateTime query value; no zone means UTC (2.2.1 types)."""
-    # Some clients do not URL-encode "+01:00", which then arrives as a space (P4).
-    text = value.strip().replace(" ", "+")
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class PageQuery:
-    """A list request as the partner understood it."""
-
-    module: Module
-    version: str
-    offset: int
-    limit: int
-    date_from: str | None
-    date_to: str | None
-    date_from_ms: int | None
-    date_to_ms: int | None
-
-
-class OcpiFailure(Exception):
-    """An OCPI error answer: HTTP status plus the OCPI status code and message."""
-
-    def __init__(self, http_status: int, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.status_code = status_code
-        self.message = message
-
-
-class SandboxStats:
-    """Request counters, readable over HTTP (`/_sandbox/stats`) and from Python."""
-
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
-        self.faults: Counter[str] = Counter()
-        self.objects_served = 0
-        self.pages_served = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.page_request_times: deque[float] = deque(maxlen=200_000)
-        self.authorization_headers: Counter[str] = Counter()
-
-    def max_requests_per_second(self) -> int:
-        """The most page requests seen in any sliding one-second interval."""
-        times = list(self.page_request_times)
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
-
-    def as_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON-able values."""
-        return {
-            "requests": dict(self.requests),
-            "statuses": {str(k): v for k, v in self.statuses.items()},
-            "faults": dict(self.faults),
-            "objects_served": self.objects_served,
-            "pages_served": self.pages_served,
-            "max_in_flight": self.max_in_flight,
-            "max_requests_per_second": self.max_requests_per_second(),
-        }
-
-
-class SandboxState:
-    """Datasets, one-shot page links, the fault stream and counters of one running sandbox."""
-
-    def __init__(self, config: SandboxConfig) -> None:
-        self.config = config
-        self.datasets: dict[str, Dataset] = {
-            module: Dataset(
-                DatasetSpec(
-                    module=module,
-                    size=config.sizes.get(module, 0),
-                    seed=config.seed,
-                    party=config.party,
-                    history_start_ms=config.history_start_ms,
-                    spacing_ms=config.spacing_ms,
-                    invalid_rate=config.invalid_rate,
-                )
-            )
-            for module in MODULES
-        }
-        for dataset in self.datasets.values():
-            if dataset.history_end_ms >= now_ms():
-                raise ValueError(
-                    f"{dataset.spec.module}: {dataset.spec.size} objects at {config.spacing_ms} ms "
-                    "spacing reach into the future; lower --spacing-ms"
-                )
-        self.fault_rng = random.Random(config.seed)
-        self.mutation_rng = random.Random(config.seed + 1)
-        self.mutation_credit: dict[str, float] = {}
-        self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
-        self._recent_requests: deque[float] = deque()
-        self.stats = SandboxStats()
-
-    def over_rate_limit(self, now: float) -> bool:
-        """Whether this request exceeds the partner's own rate limit (requests in the last s)."""
-        limit = self.config.rate_limit
-        if limit is None:
-            return False
-        recent = self._recent_requests
-        recent.append(now)
-        while recent and now - recent[0] > 1.0:
-            recent.popleft()
-        return len(recent) > limit
-
-    def mutate_after_serving(self, module: str, served: int) -> None:
-        """Apply `mutation_rate` mutations per object served to the module being served."""
-        rate = self.config.mutation_rate
-        if rate <= 0.0:
-            return
-        credit = self.mutation_credit.get(module, 0.0) + rate * served
-        dataset = self.datasets[module]
-        while credit >= 1.0:
-            credit -= 1.0
-            dataset.mutate_randomly(self.mutation_rng, now_ms())
-        self.mutation_credit[module] = credit
-
-
-STATE_KEY: Final = web.AppKey("sandbox_state", SandboxState)
-
-
-# -- envelope and errors ---------------------------------------------------------------------
-
-
-def envelope(data: Any, status_code: int = 1000, message: str = "Success") -> bytes:
-    """An OCPI response body."""
-    return orjson.dumps(
-        {
-            "data": data,
-            "status_code": status_code,
-            "status_message": message,
-            "timestamp": _timestamp(),
-        }
-    )
-
-
-def json_response(
-    body: bytes, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response with the given pre-serialised body."""
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
-
-
-def _echo_ids(request: web.Request) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name in ("X-Request-ID", "X-Correlation-ID"):
-        value = request.headers.get(name)
-        if value is not None:
-            headers[name] = value
-    return headers
-
-
-def _check_auth(request: web.Request, state: SandboxState, version: str | None) -> None:
-    header = request.headers.get("Authorization", "")
-    state.stats.authorization_headers[header[:6]] += 1
-    if not header.startswith("Token "):
-        raise OcpiFailure(401, 2000, "Missing or malformed Authorization header")
-    presented = header[len("Token ") :]
-    plain = state.config.token_value
-    encoded = base64.b64encode(plain.encode()).decode()
-    mode = state.config.token_encoding
-    if mode == "version":
-        mode = "any" if version is None else ("plain" if version == "2.1.1" else "base64")
-    accepted = {"plain": {plain}, "base64": {encoded}, "any": {plain, encoded}}[mode]
-    if presented not in accepted:
-        raise OcpiFailure(401, 2000, "Unknown or wrongly encoded credentials token")
-
-
-# -- discovery -------------------------------------------------------------------------------
-
-
-def _base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
-async def versions(request: web.Request) -> web.Response:
-    """GET /ocpi/versions: the versions this partner speaks."""
-    state = request.app[STATE_KEY]
-    _check_auth(request, state, None)
-    base = _base_url(request)
-    data = [{"version": v, "url": f"{base}/ocpi/versions/{v}"} for v in VERSIONS]
-    return json_response(envelope(data))
-
-
-async def version_details(request: web.Request) -> web.Response:
-    """GET /ocpi/versions/{version}: the module endpoints of one version."""
-    state = request.app[STATE_KEY]
-    version = request.match_info["version"]
-    if version not in VERSIONS:
-        raise OcpiFailure(404, 3002, f"Unsupported version {version}")
-    _check_auth(request, state, version)
-    base = _base_url(request)
-    endpoints: list[dict[str, str]] = []
-    for module in MODULES:
-        url = f"{base}/ocpi/{ROLE_OF_MODULE[module]}/{version}/{module}"
-        if version == "2.1.1":
-            endpoints.append({"identifier": module, "url": url})
-        else:
-            endpoints.append({"identifier": module, "role": "SENDER", "url": url})
-    return json_response(envelope({"version": version, "endpoints": endpoints}))
+__all__ = ["SandboxState", "build_app", "running_sandbox", "serve_forever"]
 
 
 # -- list endpoints --------------------------------------------------------------------------
@@ -310,41 +89,6 @@ def _parse_query(request: web.Request, state: SandboxState, module: str, version
     )
 
 
-def _next_link(
-    request: web.Request, state: SandboxState, query: PageQuery, next_offset: int
-) -> str:
-    params: dict[str, str | int] = {}
-    # The next link carries the original filters (spec), then offset and limit.
-    if query.date_from is not None:
-        params["date_from"] = query.date_from
-    if query.date_to is not None:
-        params["date_to"] = query.date_to
-    params["offset"] = next_offset
-    params["limit"] = query.limit
-    style = state.config.link_style
-    if style == "one-shot":
-        token = secrets.token_urlsafe(16)
-        state.one_shot[token] = PageQuery(
-            query.module,
-            query.version,
-            next_offset,
-            query.limit,
-            query.date_from,
-            query.date_to,
-            query.date_from_ms,
-            query.date_to_ms,
-        )
-        while len(state.one_shot) > state.config.one_shot_capacity:
-            state.one_shot.popitem(last=False)
-        return f'<{_base_url(request)}/ocpi/hub/page/{token}>; rel="next"'
-    path = (
-        f"/ocpi/{ROLE_OF_MODULE[query.module]}/{query.version}/{query.module}?{urlencode(params)}"
-    )
-    if style == "relative":
-        return f'<{path}>; rel="next"'
-    return f'<{_base_url(request)}{path}>; rel="next"'
-
-
 def _render_page(
     state: SandboxState, query: PageQuery, entries: list[Entry]
 ) -> list[dict[str, Any]]:
@@ -364,7 +108,7 @@ async def _serve_page(
     entries = dataset.page(query.offset, query.limit, query.date_from_ms, query.date_to_ms)
     total = dataset.count(query.date_from_ms, query.date_to_ms)
     body = envelope(_render_page(state, query, entries))
-    headers = _echo_ids(request)
+    headers = echo_ids(request)
     headers["X-Limit"] = str(query.limit)
     if state.config.broken_total:
         headers["X-Total-Count"] = str(len(entries))
@@ -372,7 +116,7 @@ async def _serve_page(
         headers["X-Total-Count"] = str(total)
         next_offset = query.offset + len(entries)
         if entries and next_offset < total:
-            headers["Link"] = _next_link(request, state, query, next_offset)
+            headers["Link"] = next_link(request, state, query, next_offset)
     state.stats.objects_served += len(entries)
     state.stats.pages_served += 1
     state.mutate_after_serving(query.module, len(entries))
@@ -458,7 +202,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     version = request.match_info["version"]
     module = request.match_info["module"]
     state.stats.requests["list"] += 1
-    _check_auth(request, state, version)
+    state.authorize(request, version)
     query = _parse_query(request, state, module, version)
     return await _serve_with_faults(request, state, query, None)
 
@@ -471,101 +215,8 @@ async def one_shot_page(request: web.Request) -> web.StreamResponse:
     query = state.one_shot.get(token)
     if query is None:
         raise OcpiFailure(404, 2003, "Proxied resource not found")
-    _check_auth(request, state, query.version)
+    state.authorize(request, query.version)
     return await _serve_with_faults(request, state, query, token)
-
-
-# -- test hooks ------------------------------------------------------------------------------
-
-
-async def stats_endpoint(request: web.Request) -> web.Response:
-    """GET /_sandbox/stats: request counters."""
-    return json_response(orjson.dumps(request.app[STATE_KEY].stats.as_dict()))
-
-
-def _dataset(request: web.Request) -> Dataset:
-    module = request.query.get("module", "tokens")
-    datasets = request.app[STATE_KEY].datasets
-    if module not in datasets:
-        raise OcpiFailure(400, 2001, f"Unknown module {module!r}")
-    return datasets[module]
-
-
-def identity_record(
-    dataset: Dataset, index: int, last_updated_ms: int | None = None
-) -> dict[str, Any]:
-    """The key-making fields of object *index*, as JSON-able values."""
-    ident = dataset.factory.identity(index)
-    record: dict[str, Any] = {
-        "index": index,
-        "country_code": ident.country_code,
-        "party_id": ident.party_id,
-        "id": ident.object_id,
-    }
-    if ident.token_type is not None:
-        record["type"] = ident.token_type
-    if last_updated_ms is not None:
-        record["last_updated"] = format_datetime(last_updated_ms)
-    return record
-
-
-async def truth_endpoint(request: web.Request) -> web.StreamResponse:
-    """GET /_sandbox/truth?module=&at=: NDJSON of every object that existed at the instant."""
-    dataset = _dataset(request)
-    at_raw = request.query.get("at")
-    at_ms = now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    chunk: list[bytes] = []
-    for entry in dataset.state_at(at_ms):
-        record = identity_record(dataset, entry.index, entry.last_updated_ms)
-        record["invalid"] = entry.invalid
-        chunk.append(orjson.dumps(record) + b"\n")
-        if len(chunk) >= 5000:
-            await response.write(b"".join(chunk))
-            chunk.clear()
-    await response.write(b"".join(chunk))
-    await response.write_eof()
-    return response
-
-
-async def changes_endpoint(request: web.Request) -> web.Response:
-    """GET /_sandbox/changes?module=&since=: objects changed at or after the instant."""
-    dataset = _dataset(request)
-    since_ms = parse_ocpi_datetime(request.query.get("since", "1970-01-01T00:00:00Z"))
-    indices = sorted(dataset.changed_since(since_ms))
-    return json_response(orjson.dumps([identity_record(dataset, i) for i in indices]))
-
-
-async def mutate_endpoint(request: web.Request) -> web.Response:
-    """POST /_sandbox/mutate {module, updates, deletes, inserts, indices?}: change data now."""
-    state = request.app[STATE_KEY]
-    spec = await request.json()
-    dataset = state.datasets.get(spec.get("module", ""))
-    if dataset is None:
-        raise OcpiFailure(400, 2001, "Unknown module")
-    rng = random.Random(spec.get("seed", 0))
-    done: list[Mutation | None] = []
-    at = now_ms()
-    population = dataset.spec.size
-    for index in spec.get("delete_indices", []):
-        done.append(dataset.delete(int(index), at))
-    for index in spec.get("update_indices", []):
-        done.append(dataset.update(int(index), at))
-    for index in spec.get("touch_indices", []):
-        done.append(dataset.update(int(index), at, touch=True))
-    for _ in range(int(spec.get("deletes", 0))):
-        done.append(dataset.delete(rng.randrange(population), at))
-    for _ in range(int(spec.get("updates", 0))):
-        done.append(dataset.update(rng.randrange(population), at))
-    for _ in range(int(spec.get("inserts", 0))):
-        done.append(dataset.insert(at))
-    result = [
-        {"kind": m.kind, **identity_record(dataset, m.index, m.at_ms)}
-        for m in done
-        if m is not None
-    ]
-    return json_response(orjson.dumps(result))
 
 
 # -- application -----------------------------------------------------------------------------
@@ -583,7 +234,7 @@ async def ocpi_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response = json_response(
             envelope(None, failure.status_code, failure.message),
             failure.http_status,
-            _echo_ids(request),
+            echo_ids(request),
         )
     finally:
         stats.in_flight -= 1
@@ -599,10 +250,7 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/ocpi/versions/{version}", version_details)
     app.router.add_get("/ocpi/hub/page/{token}", one_shot_page)
     app.router.add_get("/ocpi/{role}/{version}/{module}", list_objects)
-    app.router.add_get("/_sandbox/stats", stats_endpoint)
-    app.router.add_get("/_sandbox/truth", truth_endpoint)
-    app.router.add_get("/_sandbox/changes", changes_endpoint)
-    app.router.add_post("/_sandbox/mutate", mutate_endpoint)
+    add_hook_routes(app)
     return app
 
 

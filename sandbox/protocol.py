@@ -1,0 +1,103 @@
+"""The OCPI wire basics the sandbox partner speaks: clock, envelope, errors, auth, DateTimes."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from sandbox.generator import format_datetime
+
+ROLE_OF_MODULE: Final[dict[str, str]] = {
+    "tokens": "emsp",
+    "locations": "cpo",
+    "tariffs": "cpo",
+    "sessions": "cpo",
+    "cdrs": "cpo",
+}
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds (the partner's clock)."""
+    return time.time_ns() // 1_000_000
+
+
+def parse_ocpi_datetime(value: str) -> int:
+    """Epoch ms of an OCPI DateTime query value; no zone means UTC (2.2.1 types).
+
+    Accepts `T` or a space between date and time (Python's `str(datetime)`, as py-ocpi writes
+    its links), and a `+hh:mm` offset whose `+` arrived as a space because the client did not
+    URL-encode it (P4).
+    """
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        head, space, tail = text.rpartition(" ")
+        if not space:
+            raise
+        parsed = datetime.fromisoformat(f"{head}+{tail}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+class OcpiFailure(Exception):
+    """An OCPI error answer: HTTP status plus the OCPI status code and message."""
+
+    def __init__(self, http_status: int, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status_code = status_code
+        self.message = message
+
+
+def envelope(data: Any, status_code: int = 1000, message: str = "Success") -> bytes:
+    """An OCPI response body."""
+    return orjson.dumps(
+        {
+            "data": data,
+            "status_code": status_code,
+            "status_message": message,
+            "timestamp": format_datetime(now_ms()),
+        }
+    )
+
+
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response with the given pre-serialised body."""
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def echo_ids(request: web.Request) -> dict[str, str]:
+    """`X-Request-ID` and `X-Correlation-ID` of the request, to be sent back (2.2+)."""
+    headers: dict[str, str] = {}
+    for name in ("X-Request-ID", "X-Correlation-ID"):
+        value = request.headers.get(name)
+        if value is not None:
+            headers[name] = value
+    return headers
+
+
+def check_authorization(header: str, token: str, encoding: str, version: str | None) -> None:
+    """Raise 401 unless `header` is `Token <token>` in the form `encoding` asks for `version`.
+
+    "version" follows each spec: plain in 2.1.1, Base64 in 2.2.1 and 2.3.0 (exactly one space
+    after `Token`); before a version is chosen (the versions endpoint) both forms are accepted.
+    """
+    if not header.startswith("Token "):
+        raise OcpiFailure(401, 2000, "Missing or malformed Authorization header")
+    presented = header[len("Token ") :]
+    encoded = base64.b64encode(token.encode()).decode()
+    mode = encoding
+    if mode == "version":
+        mode = "any" if version is None else ("plain" if version == "2.1.1" else "base64")
+    accepted = {"plain": (token,), "base64": (encoded,), "any": (token, encoded)}[mode]
+    if presented not in accepted:
+        raise OcpiFailure(401, 2000, "Unknown or wrongly encoded credentials token")

@@ -1,0 +1,132 @@
+"""What one running sandbox holds: its datasets, one-shot page links, fault stream and counters."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from sandbox.config import SandboxConfig
+from sandbox.dataset import Dataset, DatasetSpec
+from sandbox.generator import MODULES, Module
+from sandbox.protocol import check_authorization, now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list request as the partner understood it."""
+
+    module: Module
+    version: str
+    offset: int
+    limit: int
+    date_from: str | None
+    date_to: str | None
+    date_from_ms: int | None
+    date_to_ms: int | None
+
+
+class SandboxStats:
+    """Request counters, readable over HTTP (`/_sandbox/stats`) and from Python."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.objects_served = 0
+        self.pages_served = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.page_request_times: deque[float] = deque(maxlen=200_000)
+        self.authorization_headers: Counter[str] = Counter()
+
+    def max_requests_per_second(self) -> int:
+        """The most page requests seen in any sliding one-second interval."""
+        times = list(self.page_request_times)
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= 1.0:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON-able values."""
+        return {
+            "requests": dict(self.requests),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "faults": dict(self.faults),
+            "objects_served": self.objects_served,
+            "pages_served": self.pages_served,
+            "max_in_flight": self.max_in_flight,
+            "max_requests_per_second": self.max_requests_per_second(),
+        }
+
+
+class SandboxState:
+    """Datasets, one-shot page links, the fault stream and counters of one running sandbox."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.datasets: dict[str, Dataset] = {
+            module: Dataset(
+                DatasetSpec(
+                    module=module,
+                    size=config.sizes.get(module, 0),
+                    seed=config.seed,
+                    party=config.party,
+                    history_start_ms=config.history_start_ms,
+                    spacing_ms=config.spacing_ms,
+                    invalid_rate=config.invalid_rate,
+                )
+            )
+            for module in MODULES
+        }
+        for dataset in self.datasets.values():
+            if dataset.history_end_ms >= now_ms():
+                raise ValueError(
+                    f"{dataset.spec.module}: {dataset.spec.size} objects at {config.spacing_ms} ms "
+                    "spacing reach into the future; lower --spacing-ms"
+                )
+        self.fault_rng = random.Random(config.seed)
+        self.mutation_rng = random.Random(config.seed + 1)
+        self.mutation_credit: dict[str, float] = {}
+        self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
+        self._recent_requests: deque[float] = deque()
+        self.stats = SandboxStats()
+
+    def authorize(self, request: web.Request, version: str | None) -> None:
+        """Count the request's Authorization form and raise 401 unless it is accepted."""
+        header = request.headers.get("Authorization", "")
+        self.stats.authorization_headers[header[:6]] += 1
+        config = self.config
+        check_authorization(header, config.token_value, config.token_encoding, version)
+
+    def over_rate_limit(self, now: float) -> bool:
+        """Whether this request exceeds the partner's own rate limit (requests in the last s)."""
+        limit = self.config.rate_limit
+        if limit is None:
+            return False
+        recent = self._recent_requests
+        recent.append(now)
+        while recent and now - recent[0] > 1.0:
+            recent.popleft()
+        return len(recent) > limit
+
+    def mutate_after_serving(self, module: str, served: int) -> None:
+        """Apply `mutation_rate` mutations per object served to the module being served."""
+        rate = self.config.mutation_rate
+        if rate <= 0.0:
+            return
+        credit = self.mutation_credit.get(module, 0.0) + rate * served
+        dataset = self.datasets[module]
+        while credit >= 1.0:
+            credit -= 1.0
+            dataset.mutate_randomly(self.mutation_rng, now_ms())
+        self.mutation_credit[module] = credit
+
+
+STATE_KEY: Final = web.AppKey("sandbox_state", SandboxState)
