@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 from pathlib import Path
+from typing import NoReturn
 
 from producer.errors import ConfigError
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _finite_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _rate(text: str) -> float:
-    value = float(text)
+    value = _finite_number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
     return value
@@ -18,10 +37,52 @@ def _rate(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number, 0 or more."""
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not 1 or more")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0 picks a free one)."""
+    value = _whole_number(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number, 0 or more."""
+    value = _finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    value = _finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+class _OneLineErrors:
+    """`ArgumentParser.error` that prints one line naming the flag, without the long usage."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._parser = parser
+
+    def __call__(self, message: str) -> NoReturn:
+        self._parser.exit(2, f"{self._parser.prog}: error: {message} (see --help)\n")
 
 
 def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +92,13 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="run the sandbox OCPI partner (a realistic, misbehaving-on-demand test server)",
         description="Serve OCPI 2.1.1 and 2.2.1 list endpoints with generated data and faults.",
     )
+    # The sandbox has ~40 flags: argparse's usage block would bury the one line that matters.
+    p.error = _OneLineErrors(p)  # type: ignore[method-assign]
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=non_negative_int, default=8090, help="0 picks a free port")
-    p.add_argument("--seed", type=int, default=1, help="data and faults repeat for a seed")
+    p.add_argument("--port", type=port_number, default=8090, help="0 picks a free port")
+    p.add_argument(
+        "--seed", type=_whole_number, default=1, help="data and faults repeat for a seed"
+    )
     for module, default in (
         ("tokens", 10_000),
         ("locations", 1_000),
@@ -51,10 +116,12 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         default="version",
         help="how the Authorization token must be encoded (version: 2.2.1 base64, 2.1.1 plain)",
     )
-    p.add_argument("--max-limit", type=non_negative_int, default=1000, help="server page cap")
-    p.add_argument("--default-limit", type=non_negative_int, help="page size without ?limit")
+    p.add_argument("--max-limit", type=positive_int, default=1000, help="server page cap")
+    p.add_argument("--default-limit", type=positive_int, help="page size without ?limit")
     p.add_argument("--link-style", choices=("absolute", "relative", "one-shot"), default="absolute")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="mean page latency (jittered)")
+    p.add_argument(
+        "--latency-ms", type=non_negative_float, default=0.0, help="mean page latency (jittered)"
+    )
     p.add_argument("--error-rate", type=_rate, default=0.0, help="HTTP 500/502/503")
     p.add_argument("--throttle-rate", type=_rate, default=0.0, help="HTTP 429 + Retry-After")
     p.add_argument(
@@ -65,17 +132,17 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--retry-after-seconds", type=non_negative_int, default=1)
     p.add_argument(
         "--rate-limit",
-        type=float,
+        type=positive_float,
         help="answer 429 above this many page requests per second (with or without Retry-After)",
     )
     p.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
     p.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
-    p.add_argument("--stall-seconds", type=float, default=60.0)
+    p.add_argument("--stall-seconds", type=non_negative_float, default=60.0)
     p.add_argument("--envelope-error-rate", type=_rate, default=0.0, help="HTTP 200 + OCPI 3000")
     p.add_argument("--invalid-rate", type=_rate, default=0.0, help="objects that break the schema")
     p.add_argument(
         "--mutation-rate",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="updates/deletes/inserts per object served (e.g. 0.001)",
     )
@@ -86,7 +153,7 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     p.add_argument(
         "--spacing-ms",
-        type=int,
+        type=positive_int,
         default=1000,
         help="last_updated distance between consecutive base objects (< 1000 makes ties)",
     )
@@ -101,8 +168,6 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     from sandbox.faults import FaultRates
     from sandbox.generator import Party
 
-    if args.spacing_ms <= 0:
-        raise ConfigError("--spacing-ms must be positive")
     if args.tls_key is not None and args.tls_cert is None:
         raise ConfigError("--tls-key needs --tls-cert")
     for pem in (args.tls_cert, args.tls_key):
