@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from sandbox.churn import churn_context
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
 from sandbox.discovery import version_details, versions
@@ -118,6 +119,7 @@ async def _serve_page(
         if entries and next_offset < total:
             headers["Link"] = next_link(request, state, query, next_offset)
     state.stats.objects_served += len(entries)
+    state.stats.objects_served_by_module[query.module] += len(entries)
     state.stats.pages_served += 1
     state.mutate_after_serving(query.module, len(entries))
     return json_response(body, headers=headers)
@@ -251,6 +253,8 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/ocpi/hub/page/{token}", one_shot_page)
     app.router.add_get("/ocpi/{role}/{version}/{module}", list_objects)
     add_hook_routes(app)
+    if config.mutations_per_s > 0:
+        app.cleanup_ctx.append(churn_context)
     return app
 
 
@@ -291,7 +295,7 @@ async def serve_forever(config: SandboxConfig) -> None:
         print(f"sandbox OCPI partner at {base_url}/ocpi/versions ({sizes})", flush=True)
         await stop.wait()
         print(
-            "sandbox stopping: " + orjson.dumps(state.stats.as_dict()).decode(),
+            "sandbox stopping: " + orjson.dumps(state.report()).decode(),
             file=sys.stderr,
             flush=True,
         )

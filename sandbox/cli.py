@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -73,6 +74,21 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not above 0")
     return value
+
+
+def comma_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: a comma-separated list of `choices` (order kept, repeats dropped)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+        unknown = [item for item in items if item not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(unknown)} not one of {', '.join(choices)}"
+            )
+        return items
+
+    return parse
 
 
 class _OneLineErrors:
@@ -147,6 +163,26 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="updates/deletes/inserts per object served (e.g. 0.001)",
     )
     p.add_argument(
+        "--mutations-per-s",
+        type=non_negative_float,
+        default=0.0,
+        help="mutations per second of wall-clock time in every non-empty module, requests or not",
+    )
+    p.add_argument(
+        "--mutation-kinds",
+        type=comma_list(("update", "delete", "insert", "touch")),
+        default=("update", "delete", "insert"),
+        help="what random mutations do (comma list of update,delete,insert,touch; "
+        "default update,delete,insert: 70/15/15)",
+    )
+    p.add_argument(
+        "--order",
+        choices=("last_updated", "created"),
+        default="last_updated",
+        help="list order: last_updated (an update moves the object to the end) or created "
+        "(it keeps its place unless a date filter drops it)",
+    )
+    p.add_argument(
         "--broken-total",
         action="store_true",
         help="X-Total-Count = page length and no Link (partner pitfall P2)",
@@ -168,6 +204,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     from sandbox.faults import FaultRates
     from sandbox.generator import Party
 
+    if not args.mutation_kinds:
+        raise ConfigError("--mutation-kinds needs at least one kind")
     if args.tls_key is not None and args.tls_cert is None:
         raise ConfigError("--tls-key needs --tls-cert")
     for pem in (args.tls_cert, args.tls_key):
@@ -204,6 +242,9 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         invalid_rate=args.invalid_rate,
         mutation_rate=args.mutation_rate,
+        mutations_per_s=args.mutations_per_s,
+        mutation_kinds=args.mutation_kinds,
+        order=args.order,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         spacing_ms=args.spacing_ms,

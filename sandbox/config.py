@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sandbox.dataset import DEFAULT_HISTORY_START_MS
+from sandbox.dataset import (
+    DEFAULT_HISTORY_START_MS,
+    DEFAULT_MUTATION_KINDS,
+    ListOrder,
+    MutationKind,
+)
 from sandbox.faults import FaultRates
 from sandbox.generator import Module, Party
 
@@ -47,7 +52,16 @@ class SandboxConfig:
     # Answer 429 when a client sends more than this many page requests per second (P9).
     rate_limit: float | None = None
     invalid_rate: float = 0.0
+    # Mutations per object served, applied to the module just served (a busy partner).
     mutation_rate: float = 0.0
+    # Mutations per second of wall-clock time for every non-empty module, requests or not.
+    mutations_per_s: float = 0.0
+    # What random mutations do (both kinds of churn): weights 15% insert, 15% delete, 70% update
+    # (70% touch: last_updated moves, content stays), renormalised over the kinds chosen.
+    mutation_kinds: tuple[MutationKind, ...] = DEFAULT_MUTATION_KINDS
+    # "last_updated": an update moves the object to the end (ocpi/ocpi#373); "created": it keeps
+    # its place in unfiltered lists (the spec's recommended order).
+    order: ListOrder = "last_updated"
     spacing_ms: int = 1000
     history_start_ms: int = DEFAULT_HISTORY_START_MS
     # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.

@@ -19,8 +19,8 @@ from sandbox.state import STATE_KEY
 
 
 async def stats_endpoint(request: web.Request) -> web.Response:
-    """GET /_sandbox/stats: request counters."""
-    return json_response(orjson.dumps(request.app[STATE_KEY].stats.as_dict()))
+    """GET /_sandbox/stats: request counters, objects served, mutations made."""
+    return json_response(orjson.dumps(request.app[STATE_KEY].report()))
 
 
 def _dataset(request: web.Request) -> Dataset:

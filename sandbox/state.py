@@ -37,6 +37,7 @@ class SandboxStats:
         self.statuses: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.objects_served = 0
+        self.objects_served_by_module: Counter[str] = Counter()
         self.pages_served = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -60,6 +61,7 @@ class SandboxStats:
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "faults": dict(self.faults),
             "objects_served": self.objects_served,
+            "objects_served_by_module": dict(self.objects_served_by_module),
             "pages_served": self.pages_served,
             "max_in_flight": self.max_in_flight,
             "max_requests_per_second": self.max_requests_per_second(),
@@ -81,6 +83,7 @@ class SandboxState:
                     history_start_ms=config.history_start_ms,
                     spacing_ms=config.spacing_ms,
                     invalid_rate=config.invalid_rate,
+                    order=config.order,
                 )
             )
             for module in MODULES
@@ -125,8 +128,18 @@ class SandboxState:
         dataset = self.datasets[module]
         while credit >= 1.0:
             credit -= 1.0
-            dataset.mutate_randomly(self.mutation_rng, now_ms())
+            dataset.mutate_randomly(self.mutation_rng, now_ms(), self.config.mutation_kinds)
         self.mutation_credit[module] = credit
+
+    def report(self) -> dict[str, Any]:
+        """`/_sandbox/stats`: the request counters plus the mutations made so far per module."""
+        report = self.stats.as_dict()
+        report["mutations"] = {
+            module: dict(Counter(m.kind for m in dataset.mutations))
+            for module, dataset in self.datasets.items()
+            if dataset.mutations
+        }
+        return report
 
 
 STATE_KEY: Final = web.AppKey("sandbox_state", SandboxState)

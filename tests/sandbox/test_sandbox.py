@@ -19,26 +19,10 @@ import pytest
 from producer.ocpi.links import find_next_target
 from sandbox.dataset import Dataset, DatasetSpec
 from sandbox.faults import FaultRates
+from tests.sandbox.paging import walk_chain
 from tests.support import auth_header, get, sandbox
 
 TOKENS = "/ocpi/emsp/2.2.1/tokens"
-
-
-async def walk_chain(
-    base: str, first: str, version: str = "2.2.1"
-) -> tuple[list[dict], list[dict]]:
-    """Follow Link rel=next from `first`; return every object and every page's headers."""
-    objects: list[dict] = []
-    pages: list[dict] = []
-    url: str | None = base + first
-    while url is not None:
-        status, body, headers = await get(url, auth_header(version))
-        assert status == 200, body
-        objects.extend(body["data"])
-        pages.append(headers)
-        target = find_next_target([headers["Link"]] if "Link" in headers else [])
-        url = None if target is None else (target if target.startswith("http") else base + target)
-    return objects, pages
 
 
 async def test_link_chain_across_a_capped_limit() -> None:
