@@ -24,7 +24,7 @@ from aiohttp import web
 from sandbox.churn import churn_context
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
-from sandbox.discovery import version_details, versions
+from sandbox.discovery import redirect_to_slash, version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
 from sandbox.generator import MODULES, VERSIONS
 from sandbox.hooks import add_hook_routes
@@ -32,8 +32,10 @@ from sandbox.links import next_link
 from sandbox.protocol import (
     ROLE_OF_MODULE,
     OcpiFailure,
+    PlainFailure,
     echo_ids,
     envelope,
+    fastapi_invalid_query,
     json_response,
     parse_ocpi_datetime,
 )
@@ -58,13 +60,15 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     return value
 
 
-def _date_param(request: web.Request, name: str) -> tuple[str | None, int | None]:
+def _date_param(request: web.Request, name: str, fastapi: bool) -> tuple[str | None, int | None]:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None, None
     try:
         return raw, parse_ocpi_datetime(raw)
     except ValueError:
+        if fastapi:  # a FastAPI partner's own validation answers first: 422, not OCPI
+            raise fastapi_invalid_query(name, raw) from None
         raise OcpiFailure(400, 2001, f"Invalid {name}: {raw!r}") from None
 
 
@@ -73,8 +77,9 @@ def _parse_query(request: web.Request, state: SandboxState, module: str, version
         raise OcpiFailure(404, 2000, f"No such endpoint: {request.path}")
     if request.match_info.get("role", ROLE_OF_MODULE[module]) != ROLE_OF_MODULE[module]:
         raise OcpiFailure(404, 2000, f"No such endpoint: {request.path}")
-    date_from, date_from_ms = _date_param(request, "date_from")
-    date_to, date_to_ms = _date_param(request, "date_to")
+    fastapi = "none-filters" in state.config.link_defects
+    date_from, date_from_ms = _date_param(request, "date_from", fastapi)
+    date_to, date_to_ms = _date_param(request, "date_to", fastapi)
     if module == "sessions" and date_from is None:
         raise OcpiFailure(400, 2001, "date_from is required for the Sessions list")
     requested = _int_param(request, "limit", state.config.effective_default_limit)
@@ -87,6 +92,7 @@ def _parse_query(request: web.Request, state: SandboxState, module: str, version
         date_to=date_to,
         date_from_ms=date_from_ms,
         date_to_ms=date_to_ms,
+        requested_limit=requested,
     )
 
 
@@ -105,19 +111,26 @@ def _render_page(
 async def _serve_page(
     request: web.Request, state: SandboxState, query: PageQuery
 ) -> web.StreamResponse:
+    config = state.config
     dataset = state.datasets[query.module]
-    entries = dataset.page(query.offset, query.limit, query.date_from_ms, query.date_to_ms)
+    # A partner that ignores offset serves the first page, whatever was asked (pitfall).
+    served_offset = 0 if config.ignore_offset is not None else query.offset
+    entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     total = dataset.count(query.date_from_ms, query.date_to_ms)
     body = envelope(_render_page(state, query, entries))
     headers = echo_ids(request)
-    headers["X-Limit"] = str(query.limit)
-    if state.config.broken_total:
+    defects = config.link_defects
+    headers["X-Limit"] = str(query.requested_limit if "echo-limit" in defects else query.limit)
+    if config.broken_total:
         headers["X-Total-Count"] = str(len(entries))
     else:
         headers["X-Total-Count"] = str(total)
+        # The next offset is the one asked plus what was served, as if offset had been honoured.
         next_offset = query.offset + len(entries)
-        if entries and next_offset < total:
+        if entries and next_offset < total and config.ignore_offset != "without-link":
             headers["Link"] = next_link(request, state, query, next_offset)
+        elif "empty-last" in defects:
+            headers["Link"] = ""
     state.stats.objects_served += len(entries)
     state.stats.objects_served_by_module[query.module] += len(entries)
     state.stats.pages_served += 1
@@ -226,7 +239,7 @@ async def one_shot_page(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def ocpi_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn OcpiFailure into an OCPI error body and keep in-flight counters."""
+    """Turn OcpiFailure (and PlainFailure) into an error answer; keep in-flight counters."""
     stats = request.app[STATE_KEY].stats
     stats.in_flight += 1
     stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
@@ -238,6 +251,8 @@ async def ocpi_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             failure.http_status,
             echo_ids(request),
         )
+    except PlainFailure as failure:
+        response = json_response(orjson.dumps(failure.body), failure.http_status)
     finally:
         stats.in_flight -= 1
     stats.statuses[response.status] += 1
@@ -248,10 +263,19 @@ def build_app(config: SandboxConfig) -> web.Application:
     """The sandbox as an aiohttp application (also used in-process by tests)."""
     app = web.Application(middlewares=[ocpi_errors])
     app[STATE_KEY] = SandboxState(config)
-    app.router.add_get("/ocpi/versions", versions)
-    app.router.add_get("/ocpi/versions/{version}", version_details)
+    # FastAPI-style partners serve "…/tokens/" and redirect "…/tokens" (which they advertise).
+    slash = "/" if config.slashed_urls else ""
+    app.router.add_get("/ocpi/versions" + slash, versions)
+    app.router.add_get("/ocpi/versions/{version}" + slash, version_details)
     app.router.add_get("/ocpi/hub/page/{token}", one_shot_page)
-    app.router.add_get("/ocpi/{role}/{version}/{module}", list_objects)
+    app.router.add_get("/ocpi/{role}/{version}/{module}" + slash, list_objects)
+    if slash:
+        for path in (
+            "/ocpi/versions",
+            "/ocpi/versions/{version}",
+            "/ocpi/{role}/{version}/{module}",
+        ):
+            app.router.add_get(path, redirect_to_slash)
     add_hook_routes(app)
     if config.mutations_per_s > 0:
         app.cleanup_ctx.append(churn_context)

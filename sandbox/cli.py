@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from producer.errors import ConfigError
+from sandbox.config import LINK_DEFECTS, LINK_PRESETS, REDIRECT_STATUSES, expand_link_defects
 
 
 def _whole_number(text: str) -> int:
@@ -183,6 +184,39 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "(it keeps its place unless a date filter drops it)",
     )
     p.add_argument(
+        "--link-defects",
+        type=comma_list((*LINK_DEFECTS, *LINK_PRESETS)),
+        default=(),
+        metavar="LIST",
+        help="next links broken as real servers break them, comma list of: "
+        + ", ".join(LINK_DEFECTS)
+        + "; preset py-ocpi = "
+        + ",".join(LINK_PRESETS["py-ocpi"]),
+    )
+    p.add_argument(
+        "--foreign-origin",
+        metavar="URL",
+        help="where cross-origin links and redirects lead (default: this host, port + 1)",
+    )
+    p.add_argument(
+        "--ignore-offset",
+        choices=("with-link", "without-link"),
+        help="serve the first page whatever offset is asked, with a next link or without",
+    )
+    p.add_argument(
+        "--redirect-slash",
+        type=int,
+        choices=REDIRECT_STATUSES,
+        metavar="STATUS",
+        help="FastAPI-style: URLs without their trailing slash answer this redirect "
+        "(301, 302, 303, 307 or 308) to the slashed URL",
+    )
+    p.add_argument(
+        "--redirect-cross-origin",
+        action="store_true",
+        help="the trailing-slash redirect leads to --foreign-origin (307 unless --redirect-slash)",
+    )
+    p.add_argument(
         "--broken-total",
         action="store_true",
         help="X-Total-Count = page length and no Link (partner pitfall P2)",
@@ -249,6 +283,11 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         spacing_ms=args.spacing_ms,
         broken_total=args.broken_total,
+        link_defects=expand_link_defects(args.link_defects),
+        foreign_origin=args.foreign_origin,
+        ignore_offset=args.ignore_offset,
+        redirect_status=args.redirect_slash,
+        redirect_cross_origin=args.redirect_cross_origin,
     )
     try:
         asyncio.run(serve_forever(config))

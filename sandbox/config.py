@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal, get_args
 
 from sandbox.dataset import (
     DEFAULT_HISTORY_START_MS,
@@ -18,6 +18,40 @@ from sandbox.generator import Module, Party
 
 LinkStyle = Literal["absolute", "relative", "one-shot"]
 TokenEncoding = Literal["version", "base64", "plain", "any"]
+IgnoreOffset = Literal["with-link", "without-link"]
+REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
+LinkDefect = Literal[
+    "https",
+    "wrong-role",
+    "enum-path",
+    "none-filters",
+    "empty-last",
+    "echo-limit",
+    "cross-origin",
+    "unparseable",
+    "no-rel",
+]
+LINK_DEFECTS: Final[tuple[LinkDefect, ...]] = get_args(LinkDefect)
+_DEFECT_NAMED: Final[dict[str, LinkDefect]] = {defect: defect for defect in LINK_DEFECTS}
+# A preset names the defects one real server has together (sandbox/links.py says which is which).
+LINK_PRESETS: Final[dict[str, tuple[LinkDefect, ...]]] = {
+    "py-ocpi": ("https", "wrong-role", "enum-path", "none-filters", "empty-last", "echo-limit"),
+}
+PY_OCPI: Final = LINK_PRESETS["py-ocpi"]
+
+
+def expand_link_defects(names: tuple[str, ...]) -> tuple[LinkDefect, ...]:
+    """Defect names with presets replaced by their defects; ValueError for an unknown name."""
+    expanded: dict[LinkDefect, None] = {}
+    for name in names:
+        if name in LINK_PRESETS:
+            expanded.update(dict.fromkeys(LINK_PRESETS[name]))
+        elif name in _DEFECT_NAMED:
+            expanded[_DEFECT_NAMED[name]] = None
+        else:
+            choices = ", ".join((*LINK_DEFECTS, *LINK_PRESETS))
+            raise ValueError(f"unknown link defect {name!r} (choose from {choices})")
+    return tuple(expanded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +101,34 @@ class SandboxConfig:
     # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.
     broken_total: bool = False
     one_shot_capacity: int = 100_000
+    # Next-link and paging-header defects of real servers (sandbox/links.py); () is spec-perfect.
+    link_defects: tuple[LinkDefect, ...] = ()
+    # Where cross-origin links and redirects lead; None: the request's host, one port up.
+    foreign_origin: str | None = None
+    # A partner that ignores offset: every request gets the first page, with or without a Link.
+    ignore_offset: IgnoreOffset | None = None
+    # FastAPI-style URLs: the canonical ones end in "/", the unslashed ones (which discovery
+    # advertises) answer this redirect; cross-origin sends it to `foreign_origin` (307 if unset).
+    redirect_status: int | None = None
+    redirect_cross_origin: bool = False
     # Serve HTTPS with this certificate chain and key (PEM), as real partners do.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Settings that cannot work together fail here, before a socket is opened.
+        for defect in self.link_defects:
+            if defect not in LINK_DEFECTS:
+                raise ValueError(f"unknown link defect {defect!r}")
+        if self.redirect_status is not None and self.redirect_status not in REDIRECT_STATUSES:
+            raise ValueError(f"redirect status {self.redirect_status} is not a redirect")
+        if self.ignore_offset not in (None, *get_args(IgnoreOffset)):
+            raise ValueError(f"unknown ignore_offset {self.ignore_offset!r}")
+
+    @property
+    def slashed_urls(self) -> bool:
+        """Whether canonical URLs end in "/" (and the unslashed ones redirect)."""
+        return self.redirect_status is not None or self.redirect_cross_origin
 
     @property
     def effective_default_limit(self) -> int:

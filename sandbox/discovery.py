@@ -1,11 +1,12 @@
-"""Versions discovery as the sandbox partner answers it: the versions list and version details."""
+"""Versions discovery as the sandbox partner answers it: the versions list, version details, and
+the redirect a FastAPI partner sends for a URL without its trailing slash."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from sandbox.generator import MODULES, VERSIONS
-from sandbox.links import base_url
+from sandbox.links import base_url, foreign_origin
 from sandbox.protocol import ROLE_OF_MODULE, OcpiFailure, envelope, json_response
 from sandbox.state import STATE_KEY
 
@@ -35,3 +36,22 @@ async def version_details(request: web.Request) -> web.Response:
         else:
             endpoints.append({"identifier": module, "role": "SENDER", "url": url})
     return json_response(envelope({"version": version, "endpoints": endpoints}))
+
+
+async def redirect_to_slash(request: web.Request) -> web.Response:
+    """GET of an unslashed URL on a FastAPI-style partner: a redirect to the slashed one.
+
+    Starlette answers with an absolute URL on its own origin, the query kept; with
+    `redirect_cross_origin` the redirect leads to another origin instead.
+    """
+    state = request.app[STATE_KEY]
+    config = state.config
+    state.stats.requests["redirect"] += 1
+    if config.redirect_cross_origin:
+        origin = foreign_origin(request, config.foreign_origin)
+    else:
+        origin = base_url(request)
+    path, mark, query = request.raw_path.partition("?")
+    return web.Response(
+        status=config.redirect_status or 307, headers={"Location": f"{origin}{path}/{mark}{query}"}
+    )

@@ -56,6 +56,32 @@ class OcpiFailure(Exception):
         self.message = message
 
 
+class PlainFailure(Exception):
+    """An error answer that is not an OCPI envelope (a framework's own body), e.g. FastAPI's 422."""
+
+    def __init__(self, http_status: int, body: Any) -> None:
+        super().__init__(f"HTTP {http_status}")
+        self.http_status = http_status
+        self.body = body
+
+
+def fastapi_invalid_query(name: str, value: str) -> PlainFailure:
+    """The 422 FastAPI (pydantic v1) answers for a query parameter that is not a datetime."""
+    return PlainFailure(
+        422,
+        {
+            "detail": [
+                {
+                    "loc": ["query", name],
+                    "msg": "invalid datetime format",
+                    "type": "value_error.datetime",
+                    "input": value,
+                }
+            ]
+        },
+    )
+
+
 def envelope(data: Any, status_code: int = 1000, message: str = "Success") -> bytes:
     """An OCPI response body."""
     return orjson.dumps(

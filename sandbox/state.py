@@ -27,6 +27,7 @@ class PageQuery:
     date_to: str | None
     date_from_ms: int | None
     date_to_ms: int | None
+    requested_limit: int  # before the server's cap: what `echo-limit` puts into X-Limit
 
 
 class SandboxStats:
