@@ -26,7 +26,7 @@ from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
 from sandbox.discovery import redirect_to_slash, version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
-from sandbox.generator import MODULES, VERSIONS
+from sandbox.generator import MODULES
 from sandbox.hooks import add_hook_routes
 from sandbox.links import next_link
 from sandbox.protocol import (
@@ -73,7 +73,7 @@ def _date_param(request: web.Request, name: str, fastapi: bool) -> tuple[str | N
 
 
 def _parse_query(request: web.Request, state: SandboxState, module: str, version: str) -> PageQuery:
-    if module not in MODULES or version not in VERSIONS:
+    if module not in MODULES or version not in state.config.ocpi_versions:
         raise OcpiFailure(404, 2000, f"No such endpoint: {request.path}")
     if request.match_info.get("role", ROLE_OF_MODULE[module]) != ROLE_OF_MODULE[module]:
         raise OcpiFailure(404, 2000, f"No such endpoint: {request.path}")

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from producer.errors import ConfigError
 from sandbox.config import LINK_DEFECTS, LINK_PRESETS, REDIRECT_STATUSES, expand_link_defects
+from sandbox.generator import VERSIONS
 
 
 def _whole_number(text: str) -> int:
@@ -107,7 +108,8 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     p = commands.add_parser(
         "sandbox",
         help="run the sandbox OCPI partner (a realistic, misbehaving-on-demand test server)",
-        description="Serve OCPI 2.1.1 and 2.2.1 list endpoints with generated data and faults.",
+        description="Serve OCPI 2.1.1, 2.2.1 and 2.3.0 list endpoints with generated data, "
+        "churn and the faults and quirks of real partners.",
     )
     # The sandbox has ~40 flags: argparse's usage block would bury the one line that matters.
     p.error = _OneLineErrors(p)  # type: ignore[method-assign]
@@ -132,6 +134,20 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         choices=("version", "base64", "plain", "any"),
         default="version",
         help="how the Authorization token must be encoded (version: 2.2.1 base64, 2.1.1 plain)",
+    )
+    p.add_argument(
+        "--ocpi-versions",
+        type=comma_list(VERSIONS),
+        default=VERSIONS,
+        metavar="LIST",
+        help="versions the versions endpoint offers (default 2.1.1,2.2.1,2.3.0); "
+        "the others' endpoints answer 404",
+    )
+    p.add_argument(
+        "--require-headers",
+        action="store_true",
+        help="2.2.1/2.3.0: answer 400 without X-Request-ID, X-Correlation-ID and OCPI-from/to-* "
+        "(to-* naming this party) on modules, or with routing headers on versions endpoints",
     )
     p.add_argument("--max-limit", type=positive_int, default=1000, help="server page cap")
     p.add_argument("--default-limit", type=positive_int, help="page size without ?limit")
@@ -288,6 +304,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         ignore_offset=args.ignore_offset,
         redirect_status=args.redirect_slash,
         redirect_cross_origin=args.redirect_cross_origin,
+        ocpi_versions=args.ocpi_versions,
+        require_headers=args.require_headers,
     )
     try:
         asyncio.run(serve_forever(config))

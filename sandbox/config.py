@@ -14,7 +14,7 @@ from sandbox.dataset import (
     MutationKind,
 )
 from sandbox.faults import FaultRates
-from sandbox.generator import Module, Party
+from sandbox.generator import VERSIONS, Module, Party
 
 LinkStyle = Literal["absolute", "relative", "one-shot"]
 TokenEncoding = Literal["version", "base64", "plain", "any"]
@@ -111,6 +111,10 @@ class SandboxConfig:
     # advertises) answer this redirect; cross-origin sends it to `foreign_origin` (307 if unset).
     redirect_status: int | None = None
     redirect_cross_origin: bool = False
+    # The OCPI versions the versions endpoint offers; the others' endpoints answer 404.
+    ocpi_versions: tuple[str, ...] = VERSIONS
+    # Enforce the 2.2+ request headers (X-Request-ID, X-Correlation-ID, OCPI-from/to-*): 400.
+    require_headers: bool = False
     # Serve HTTPS with this certificate chain and key (PEM), as real partners do.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -122,6 +126,8 @@ class SandboxConfig:
                 raise ValueError(f"unknown link defect {defect!r}")
         if self.redirect_status is not None and self.redirect_status not in REDIRECT_STATUSES:
             raise ValueError(f"redirect status {self.redirect_status} is not a redirect")
+        if not self.ocpi_versions or not set(self.ocpi_versions) <= set(VERSIONS):
+            raise ValueError(f"OCPI versions must be some of {', '.join(VERSIONS)}")
         if self.ignore_offset not in (None, *get_args(IgnoreOffset)):
             raise ValueError(f"unknown ignore_offset {self.ignore_offset!r}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox.generator import MODULES, VERSIONS
+from sandbox.generator import MODULES
 from sandbox.links import base_url, foreign_origin
 from sandbox.protocol import ROLE_OF_MODULE, OcpiFailure, envelope, json_response
 from sandbox.state import STATE_KEY
@@ -14,9 +14,10 @@ from sandbox.state import STATE_KEY
 async def versions(request: web.Request) -> web.Response:
     """GET /ocpi/versions: the versions this partner speaks."""
     state = request.app[STATE_KEY]
-    state.authorize(request, None)
+    state.authorize(request, None, functional=False)
     base = base_url(request)
-    data = [{"version": v, "url": f"{base}/ocpi/versions/{v}"} for v in VERSIONS]
+    offered = state.config.ocpi_versions
+    data = [{"version": v, "url": f"{base}/ocpi/versions/{v}"} for v in offered]
     return json_response(envelope(data))
 
 
@@ -24,16 +25,16 @@ async def version_details(request: web.Request) -> web.Response:
     """GET /ocpi/versions/{version}: the module endpoints of one version."""
     state = request.app[STATE_KEY]
     version = request.match_info["version"]
-    if version not in VERSIONS:
+    if version not in state.config.ocpi_versions:
         raise OcpiFailure(404, 3002, f"Unsupported version {version}")
-    state.authorize(request, version)
+    state.authorize(request, version, functional=False)
     base = base_url(request)
     endpoints: list[dict[str, str]] = []
     for module in MODULES:
         url = f"{base}/ocpi/{ROLE_OF_MODULE[module]}/{version}/{module}"
         if version == "2.1.1":
             endpoints.append({"identifier": module, "url": url})
-        else:
+        else:  # 2.2.1 and 2.3.0: the interface role; the sandbox only sends (GET lists)
             endpoints.append({"identifier": module, "role": "SENDER", "url": url})
     return json_response(envelope({"version": version, "endpoints": endpoints}))
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
-from sandbox.generator import format_datetime
+from sandbox.generator import Party, format_datetime
 
+TRACE_HEADERS: Final = ("X-Request-ID", "X-Correlation-ID")
+ROUTING_HEADERS: Final = (
+    "OCPI-from-country-code",
+    "OCPI-from-party-id",
+    "OCPI-to-country-code",
+    "OCPI-to-party-id",
+)
 ROLE_OF_MODULE: Final[dict[str, str]] = {
     "tokens": "emsp",
     "locations": "cpo",
@@ -127,3 +135,36 @@ def check_authorization(header: str, token: str, encoding: str, version: str | N
     accepted = {"plain": (token,), "base64": (encoded,), "any": (token, encoded)}[mode]
     if presented not in accepted:
         raise OcpiFailure(401, 2000, "Unknown or wrongly encoded credentials token")
+
+
+def check_request_headers(
+    headers: Mapping[str, str], version: str | None, party: Party, *, functional: bool
+) -> None:
+    """Raise 400 (OCPI 2001) for the first 2.2+ header rule the request breaks.
+
+    2.2.1 and 2.3.0 (transport_and_format): every request carries `X-Request-ID` and
+    `X-Correlation-ID`; requests to functional modules carry all four `OCPI-from-*`/`OCPI-to-*`
+    routing headers, `OCPI-to-*` naming this party (CiStrings: case-insensitive); versions and
+    version details SHALL NOT carry routing headers. 2.1.1 has none of these headers. `version`
+    None is the versions list, which belongs to no version.
+    """
+    if version == "2.1.1":
+        return
+    if version is not None:
+        for name in TRACE_HEADERS:
+            if not headers.get(name):
+                raise OcpiFailure(400, 2001, f"Missing {name} header (required in OCPI {version})")
+    if not functional:
+        for name in ROUTING_HEADERS:
+            if name in headers:
+                raise OcpiFailure(400, 2001, f"{name} SHALL NOT be sent to versions endpoints")
+        return
+    for name in ROUTING_HEADERS:
+        if not headers.get(name):
+            raise OcpiFailure(400, 2001, f"Missing {name} header (required in OCPI {version})")
+    for name, own in (
+        ("OCPI-to-country-code", party.country_code),
+        ("OCPI-to-party-id", party.party_id),
+    ):
+        if headers[name].upper() != own.upper():
+            raise OcpiFailure(400, 2001, f"{name} {headers[name]!r} is not this party ({own})")

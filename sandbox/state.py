@@ -12,7 +12,13 @@ from aiohttp import web
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Dataset, DatasetSpec
 from sandbox.generator import MODULES, Module
-from sandbox.protocol import check_authorization, now_ms
+from sandbox.protocol import (
+    ROUTING_HEADERS,
+    TRACE_HEADERS,
+    check_authorization,
+    check_request_headers,
+    now_ms,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ class SandboxStats:
         self.max_in_flight = 0
         self.page_request_times: deque[float] = deque(maxlen=200_000)
         self.authorization_headers: Counter[str] = Counter()
+        # Which 2.2+ request headers arrived, per OCPI version: version -> header -> requests.
+        self.request_headers: dict[str, Counter[str]] = {}
 
     def max_requests_per_second(self) -> int:
         """The most page requests seen in any sliding one-second interval."""
@@ -66,6 +74,7 @@ class SandboxStats:
             "pages_served": self.pages_served,
             "max_in_flight": self.max_in_flight,
             "max_requests_per_second": self.max_requests_per_second(),
+            "request_headers": {v: dict(c) for v, c in self.request_headers.items()},
         }
 
 
@@ -102,12 +111,28 @@ class SandboxState:
         self._recent_requests: deque[float] = deque()
         self.stats = SandboxStats()
 
-    def authorize(self, request: web.Request, version: str | None) -> None:
-        """Count the request's Authorization form and raise 401 unless it is accepted."""
-        header = request.headers.get("Authorization", "")
+    def authorize(
+        self, request: web.Request, version: str | None, *, functional: bool = True
+    ) -> None:
+        """Check a request as the partner does before serving it: token, then 2.2+ headers.
+
+        Raises 401 unless the Authorization form is accepted, and with `require_headers` 400
+        for a missing or wrong X-Request-ID, X-Correlation-ID or routing header. Counts what
+        arrived either way (`/_sandbox/stats`).
+        """
+        headers = request.headers
+        header = headers.get("Authorization", "")
         self.stats.authorization_headers[header[:6]] += 1
+        if version is not None:
+            seen = self.stats.request_headers.setdefault(version, Counter())
+            seen["requests"] += 1
+            for name in (*TRACE_HEADERS, *ROUTING_HEADERS):
+                if name in headers:
+                    seen[name] += 1
         config = self.config
         check_authorization(header, config.token_value, config.token_encoding, version)
+        if config.require_headers:
+            check_request_headers(headers, version, config.party, functional=functional)
 
     def over_rate_limit(self, now: float) -> bool:
         """Whether this request exceeds the partner's own rate limit (requests in the last s)."""

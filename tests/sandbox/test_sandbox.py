@@ -104,7 +104,7 @@ async def test_versions_and_details_per_version() -> None:
         _, versions, _ = await get(f"{base}/ocpi/versions", auth_header())
         _, details_221, _ = await get(f"{base}/ocpi/versions/2.2.1", auth_header())
         _, details_211, _ = await get(f"{base}/ocpi/versions/2.1.1", auth_header("2.1.1"))
-    assert {v["version"] for v in versions["data"]} == {"2.1.1", "2.2.1"}
+    assert {v["version"] for v in versions["data"]} == {"2.1.1", "2.2.1", "2.3.0"}
     tokens_221 = next(e for e in details_221["data"]["endpoints"] if e["identifier"] == "tokens")
     assert tokens_221["role"] == "SENDER"
     assert tokens_221["url"].endswith("/emsp/2.2.1/tokens")
