@@ -26,7 +26,7 @@ from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
 from sandbox.discovery import redirect_to_slash, version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
-from sandbox.generator import MODULES
+from sandbox.generator import MODULES, format_datetime
 from sandbox.hooks import add_hook_routes
 from sandbox.links import next_link
 from sandbox.protocol import (
@@ -37,6 +37,7 @@ from sandbox.protocol import (
     envelope,
     fastapi_invalid_query,
     json_response,
+    now_ms,
     parse_ocpi_datetime,
 )
 from sandbox.state import STATE_KEY, PageQuery, SandboxState
@@ -108,6 +109,16 @@ def _render_page(
     ]
 
 
+def _page_body(state: SandboxState, query: PageQuery, entries: list[Entry]) -> bytes:
+    objects = _render_page(state, query, entries)
+    if not state.config.dialects:
+        return envelope(objects)
+    writer = state.dialect_writer(query.module, query.version)
+    for entry, obj in zip(entries, objects, strict=True):
+        writer.write(obj, entry.index)
+    return envelope(objects, timestamp=writer.timestamp(format_datetime(now_ms())))
+
+
 async def _serve_page(
     request: web.Request, state: SandboxState, query: PageQuery
 ) -> web.StreamResponse:
@@ -117,7 +128,7 @@ async def _serve_page(
     served_offset = 0 if config.ignore_offset is not None else query.offset
     entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     total = dataset.count(query.date_from_ms, query.date_to_ms)
-    body = envelope(_render_page(state, query, entries))
+    body = _page_body(state, query, entries)
     headers = echo_ids(request)
     defects = config.link_defects
     headers["X-Limit"] = str(query.requested_limit if "echo-limit" in defects else query.limit)

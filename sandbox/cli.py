@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from producer.errors import ConfigError
 from sandbox.config import LINK_DEFECTS, LINK_PRESETS, REDIRECT_STATUSES, expand_link_defects
+from sandbox.dialects import DIALECTS, parse_dialects
 from sandbox.generator import VERSIONS
 
 
@@ -142,6 +143,13 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="LIST",
         help="versions the versions endpoint offers (default 2.1.1,2.2.1,2.3.0); "
         "the others' endpoints answer 404",
+    )
+    p.add_argument(
+        "--dialect",
+        type=comma_list(DIALECTS),
+        default=(),
+        metavar="LIST",
+        help="write objects as some real partners do, comma list of: " + ", ".join(DIALECTS),
     )
     p.add_argument(
         "--require-headers",
@@ -306,6 +314,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         redirect_cross_origin=args.redirect_cross_origin,
         ocpi_versions=args.ocpi_versions,
         require_headers=args.require_headers,
+        dialects=parse_dialects(args.dialect),
     )
     try:
         asyncio.run(serve_forever(config))

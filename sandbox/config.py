@@ -13,6 +13,7 @@ from sandbox.dataset import (
     ListOrder,
     MutationKind,
 )
+from sandbox.dialects import Dialect, parse_dialects
 from sandbox.faults import FaultRates
 from sandbox.generator import VERSIONS, Module, Party
 
@@ -115,6 +116,8 @@ class SandboxConfig:
     ocpi_versions: tuple[str, ...] = VERSIONS
     # Enforce the 2.2+ request headers (X-Request-ID, X-Correlation-ID, OCPI-from/to-*): 400.
     require_headers: bool = False
+    # How objects are written (sandbox/dialects.py): () is the spec's own format.
+    dialects: tuple[Dialect, ...] = ()
     # Serve HTTPS with this certificate chain and key (PEM), as real partners do.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -128,6 +131,7 @@ class SandboxConfig:
             raise ValueError(f"redirect status {self.redirect_status} is not a redirect")
         if not self.ocpi_versions or not set(self.ocpi_versions) <= set(VERSIONS):
             raise ValueError(f"OCPI versions must be some of {', '.join(VERSIONS)}")
+        parse_dialects(self.dialects)
         if self.ignore_offset not in (None, *get_args(IgnoreOffset)):
             raise ValueError(f"unknown ignore_offset {self.ignore_offset!r}")
 

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from sandbox.dataset import Dataset, Mutation
+from sandbox.dialects import served_identity
 from sandbox.generator import format_datetime
 from sandbox.protocol import OcpiFailure, json_response, now_ms, parse_ocpi_datetime
 from sandbox.state import STATE_KEY
@@ -50,8 +51,15 @@ def identity_record(
 
 
 async def truth_endpoint(request: web.Request) -> web.StreamResponse:
-    """GET /_sandbox/truth?module=&at=: NDJSON of every object that existed at the instant."""
+    """GET /_sandbox/truth?module=&at=&version=: NDJSON of every object that existed at `at`.
+
+    Each record holds the canonical identity (`country_code`, `party_id`, `id`, `type` for
+    tokens), `last_updated` and `invalid`; while the `lowercase` dialect is on, also `served`:
+    the identity as objects of `version` (default 2.2.1) carry it.
+    """
     dataset = _dataset(request)
+    dialects = request.app[STATE_KEY].config.dialects
+    served_version = request.query.get("version", "2.2.1") if "lowercase" in dialects else None
     at_raw = request.query.get("at")
     at_ms = now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -60,6 +68,8 @@ async def truth_endpoint(request: web.Request) -> web.StreamResponse:
     for entry in dataset.state_at(at_ms):
         record = identity_record(dataset, entry.index, entry.last_updated_ms)
         record["invalid"] = entry.invalid
+        if served_version is not None:
+            record["served"] = served_identity(record, served_version, dialects)
         chunk.append(orjson.dumps(record) + b"\n")
         if len(chunk) >= 5000:
             await response.write(b"".join(chunk))

@@ -90,14 +90,16 @@ def fastapi_invalid_query(name: str, value: str) -> PlainFailure:
     )
 
 
-def envelope(data: Any, status_code: int = 1000, message: str = "Success") -> bytes:
-    """An OCPI response body."""
+def envelope(
+    data: Any, status_code: int = 1000, message: str = "Success", timestamp: str | None = None
+) -> bytes:
+    """An OCPI response body; `timestamp` defaults to now in the spec's format."""
     return orjson.dumps(
         {
             "data": data,
             "status_code": status_code,
             "status_message": message,
-            "timestamp": format_datetime(now_ms()),
+            "timestamp": format_datetime(now_ms()) if timestamp is None else timestamp,
         }
     )
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Dataset, DatasetSpec
+from sandbox.dialects import DialectWriter
 from sandbox.generator import MODULES, Module
 from sandbox.protocol import (
     ROUTING_HEADERS,
@@ -110,6 +111,7 @@ class SandboxState:
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
         self._recent_requests: deque[float] = deque()
         self.stats = SandboxStats()
+        self._dialect_writers: dict[tuple[str, str], DialectWriter] = {}
 
     def authorize(
         self, request: web.Request, version: str | None, *, functional: bool = True
@@ -156,6 +158,14 @@ class SandboxState:
             credit -= 1.0
             dataset.mutate_randomly(self.mutation_rng, now_ms(), self.config.mutation_kinds)
         self.mutation_credit[module] = credit
+
+    def dialect_writer(self, module: str, version: str) -> DialectWriter:
+        """The writer of `--dialect` for one module and version (built once)."""
+        key = (module, version)
+        writer = self._dialect_writers.get(key)
+        if writer is None:
+            writer = self._dialect_writers[key] = DialectWriter(self.config.dialects, *key)
+        return writer
 
     def report(self) -> dict[str, Any]:
         """`/_sandbox/stats`: the request counters plus the mutations made so far per module."""
