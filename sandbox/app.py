@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from sandbox.capacity import capacity_middleware
 from sandbox.churn import churn_context
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
@@ -272,8 +274,13 @@ async def ocpi_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def build_app(config: SandboxConfig) -> web.Application:
     """The sandbox as an aiohttp application (also used in-process by tests)."""
-    app = web.Application(middlewares=[ocpi_errors])
-    app[STATE_KEY] = SandboxState(config)
+    state = SandboxState(config)
+    middlewares: list[Middleware] = [ocpi_errors]
+    if state.capacity is not None:
+        # Inside ocpi_errors, so its 429s are counted with every other status.
+        middlewares.append(capacity_middleware(state.capacity, config.retry_after_seconds))
+    app = web.Application(middlewares=middlewares)
+    app[STATE_KEY] = state
     # FastAPI-style partners serve "…/tokens/" and redirect "…/tokens" (which they advertise).
     slash = "/" if config.slashed_urls else ""
     app.router.add_get("/ocpi/versions" + slash, versions)

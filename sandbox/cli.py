@@ -208,6 +208,19 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "(it keeps its place unless a date filter drops it)",
     )
     p.add_argument(
+        "--capacity-workers",
+        type=positive_int,
+        metavar="K",
+        help="serve at most K OCPI requests at once; the rest wait in line (latency grows)",
+    )
+    p.add_argument(
+        "--capacity-queue",
+        type=non_negative_int,
+        metavar="Q",
+        help="with --capacity-workers: more than Q waiting gets 429 + Retry-After "
+        "(--retry-after-seconds); default unbounded",
+    )
+    p.add_argument(
         "--link-defects",
         type=comma_list((*LINK_DEFECTS, *LINK_PRESETS)),
         default=(),
@@ -315,6 +328,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         ocpi_versions=args.ocpi_versions,
         require_headers=args.require_headers,
         dialects=parse_dialects(args.dialect),
+        capacity_workers=args.capacity_workers,
+        capacity_queue=args.capacity_queue,
     )
     try:
         asyncio.run(serve_forever(config))

@@ -118,6 +118,10 @@ class SandboxConfig:
     require_headers: bool = False
     # How objects are written (sandbox/dialects.py): () is the spec's own format.
     dialects: tuple[Dialect, ...] = ()
+    # Finite capacity (sandbox/capacity.py): at most this many OCPI requests served at once ...
+    capacity_workers: int | None = None
+    # ... and at most this many waiting; one more is answered 429 (None: the queue is unbounded).
+    capacity_queue: int | None = None
     # Serve HTTPS with this certificate chain and key (PEM), as real partners do.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -132,6 +136,13 @@ class SandboxConfig:
         if not self.ocpi_versions or not set(self.ocpi_versions) <= set(VERSIONS):
             raise ValueError(f"OCPI versions must be some of {', '.join(VERSIONS)}")
         parse_dialects(self.dialects)
+        if self.capacity_workers is not None and self.capacity_workers < 1:
+            raise ValueError("capacity workers must be 1 or more")
+        if self.capacity_queue is not None:
+            if self.capacity_workers is None:
+                raise ValueError("a capacity queue needs capacity workers (--capacity-workers)")
+            if self.capacity_queue < 0:
+                raise ValueError("the capacity queue cannot be negative")
         if self.ignore_offset not in (None, *get_args(IgnoreOffset)):
             raise ValueError(f"unknown ignore_offset {self.ignore_offset!r}")
 

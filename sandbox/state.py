@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from sandbox.capacity import CapacityGate
 from sandbox.config import SandboxConfig
 from sandbox.dataset import Dataset, DatasetSpec
 from sandbox.dialects import DialectWriter
@@ -112,6 +113,9 @@ class SandboxState:
         self._recent_requests: deque[float] = deque()
         self.stats = SandboxStats()
         self._dialect_writers: dict[tuple[str, str], DialectWriter] = {}
+        self.capacity: CapacityGate | None = None
+        if config.capacity_workers is not None:
+            self.capacity = CapacityGate(config.capacity_workers, config.capacity_queue)
 
     def authorize(
         self, request: web.Request, version: str | None, *, functional: bool = True
@@ -175,6 +179,8 @@ class SandboxState:
             for module, dataset in self.datasets.items()
             if dataset.mutations
         }
+        if self.capacity is not None:
+            report["capacity"] = self.capacity.as_dict()
         return report
 
 
