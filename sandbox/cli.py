@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import NoReturn
 
 from producer.errors import ConfigError
-from sandbox.config import LINK_DEFECTS, LINK_PRESETS, REDIRECT_STATUSES, expand_link_defects
+from sandbox.config import (
+    LINK_DEFECTS,
+    LINK_PRESETS,
+    REDIRECT_STATUSES,
+    SandboxConfig,
+    expand_link_defects,
+)
 from sandbox.dialects import DIALECTS, parse_dialects
-from sandbox.generator import VERSIONS
+from sandbox.faults import FaultRates
+from sandbox.generator import VERSIONS, Party
 
 
 def _whole_number(text: str) -> int:
@@ -105,19 +112,28 @@ class _OneLineErrors:
 
 
 def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `ocpi-puller sandbox` and its flags."""
+    """Register `ocpi-puller sandbox` and its flags (defaults: a spec-perfect partner)."""
     p = commands.add_parser(
         "sandbox",
         help="run the sandbox OCPI partner (a realistic, misbehaving-on-demand test server)",
         description="Serve OCPI 2.1.1, 2.2.1 and 2.3.0 list endpoints with generated data, "
-        "churn and the faults and quirks of real partners.",
+        "churn and the faults and quirks of real partners. Defaults are spec-perfect.",
     )
-    # The sandbox has ~40 flags: argparse's usage block would bury the one line that matters.
+    # The sandbox has ~50 flags: argparse's usage block would bury the one line that matters.
     p.error = _OneLineErrors(p)  # type: ignore[method-assign]
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=port_number, default=8090, help="0 picks a free port")
-    p.add_argument(
-        "--seed", type=_whole_number, default=1, help="data and faults repeat for a seed"
+    _add_data_flags(p.add_argument_group("partner and data"))
+    _add_protocol_flags(p.add_argument_group("protocol"))
+    _add_paging_flags(p.add_argument_group("pagination, broken links and redirects"))
+    _add_fault_flags(p.add_argument_group("faults, rate limits and capacity"))
+    _add_churn_flags(p.add_argument_group("churn: data that changes while it is paged"))
+    p.set_defaults(run=_run_sandbox)
+
+
+def _add_data_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--host", default="127.0.0.1")
+    g.add_argument("--port", type=port_number, default=8090, help="0 picks a free port")
+    g.add_argument(
+        "--seed", type=_whole_number, default=1, help="data, faults and churn repeat for a seed"
     )
     for module, default in (
         ("tokens", 10_000),
@@ -126,17 +142,27 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         ("sessions", 1_000),
         ("cdrs", 1_000),
     ):
-        p.add_argument(f"--{module}", type=non_negative_int, default=default, metavar="N")
-    p.add_argument("--country-code", default="NL", help="the partner's own country code")
-    p.add_argument("--party-id", default="SBX", help="the partner's own party id")
-    p.add_argument("--token-value", default="sandbox-token", help="the accepted credentials token")
-    p.add_argument(
-        "--token-encoding",
-        choices=("version", "base64", "plain", "any"),
-        default="version",
-        help="how the Authorization token must be encoded (version: 2.2.1 base64, 2.1.1 plain)",
+        g.add_argument(f"--{module}", type=non_negative_int, default=default, metavar="N")
+    g.add_argument("--country-code", default="NL", help="the partner's own country code")
+    g.add_argument("--party-id", default="SBX", help="the partner's own party id")
+    g.add_argument(
+        "--spacing-ms",
+        type=positive_int,
+        default=1000,
+        help="last_updated distance between consecutive base objects (< 1000 makes ties)",
     )
-    p.add_argument(
+    g.add_argument("--invalid-rate", type=_rate, default=0.0, help="objects that break the schema")
+    g.add_argument(
+        "--dialect",
+        type=comma_list(DIALECTS),
+        default=(),
+        metavar="LIST",
+        help="write objects as some real partners do, comma list of: " + ", ".join(DIALECTS),
+    )
+
+
+def _add_protocol_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
         "--ocpi-versions",
         type=comma_list(VERSIONS),
         default=VERSIONS,
@@ -144,83 +170,28 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="versions the versions endpoint offers (default 2.1.1,2.2.1,2.3.0); "
         "the others' endpoints answer 404",
     )
-    p.add_argument(
-        "--dialect",
-        type=comma_list(DIALECTS),
-        default=(),
-        metavar="LIST",
-        help="write objects as some real partners do, comma list of: " + ", ".join(DIALECTS),
+    g.add_argument("--token-value", default="sandbox-token", help="the accepted credentials token")
+    g.add_argument(
+        "--token-encoding",
+        choices=("version", "base64", "plain", "any"),
+        default="version",
+        help="how the Authorization token must be encoded (version: plain in 2.1.1, else Base64)",
     )
-    p.add_argument(
+    g.add_argument(
         "--require-headers",
         action="store_true",
         help="2.2.1/2.3.0: answer 400 without X-Request-ID, X-Correlation-ID and OCPI-from/to-* "
         "(to-* naming this party) on modules, or with routing headers on versions endpoints",
     )
-    p.add_argument("--max-limit", type=positive_int, default=1000, help="server page cap")
-    p.add_argument("--default-limit", type=positive_int, help="page size without ?limit")
-    p.add_argument("--link-style", choices=("absolute", "relative", "one-shot"), default="absolute")
-    p.add_argument(
-        "--latency-ms", type=non_negative_float, default=0.0, help="mean page latency (jittered)"
-    )
-    p.add_argument("--error-rate", type=_rate, default=0.0, help="HTTP 500/502/503")
-    p.add_argument("--throttle-rate", type=_rate, default=0.0, help="HTTP 429 + Retry-After")
-    p.add_argument(
-        "--throttle-without-retry-after",
-        action="store_true",
-        help="send 429 without Retry-After, as some partners do",
-    )
-    p.add_argument("--retry-after-seconds", type=non_negative_int, default=1)
-    p.add_argument(
-        "--rate-limit",
-        type=positive_float,
-        help="answer 429 above this many page requests per second (with or without Retry-After)",
-    )
-    p.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
-    p.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
-    p.add_argument("--stall-seconds", type=non_negative_float, default=60.0)
-    p.add_argument("--envelope-error-rate", type=_rate, default=0.0, help="HTTP 200 + OCPI 3000")
-    p.add_argument("--invalid-rate", type=_rate, default=0.0, help="objects that break the schema")
-    p.add_argument(
-        "--mutation-rate",
-        type=non_negative_float,
-        default=0.0,
-        help="updates/deletes/inserts per object served (e.g. 0.001)",
-    )
-    p.add_argument(
-        "--mutations-per-s",
-        type=non_negative_float,
-        default=0.0,
-        help="mutations per second of wall-clock time in every non-empty module, requests or not",
-    )
-    p.add_argument(
-        "--mutation-kinds",
-        type=comma_list(("update", "delete", "insert", "touch")),
-        default=("update", "delete", "insert"),
-        help="what random mutations do (comma list of update,delete,insert,touch; "
-        "default update,delete,insert: 70/15/15)",
-    )
-    p.add_argument(
-        "--order",
-        choices=("last_updated", "created"),
-        default="last_updated",
-        help="list order: last_updated (an update moves the object to the end) or created "
-        "(it keeps its place unless a date filter drops it)",
-    )
-    p.add_argument(
-        "--capacity-workers",
-        type=positive_int,
-        metavar="K",
-        help="serve at most K OCPI requests at once; the rest wait in line (latency grows)",
-    )
-    p.add_argument(
-        "--capacity-queue",
-        type=non_negative_int,
-        metavar="Q",
-        help="with --capacity-workers: more than Q waiting gets 429 + Retry-After "
-        "(--retry-after-seconds); default unbounded",
-    )
-    p.add_argument(
+    g.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate chain")
+    g.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
+
+
+def _add_paging_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--max-limit", type=positive_int, default=1000, help="server page cap")
+    g.add_argument("--default-limit", type=positive_int, help="page size without ?limit")
+    g.add_argument("--link-style", choices=("absolute", "relative", "one-shot"), default="absolute")
+    g.add_argument(
         "--link-defects",
         type=comma_list((*LINK_DEFECTS, *LINK_PRESETS)),
         default=(),
@@ -230,17 +201,17 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         + "; preset py-ocpi = "
         + ",".join(LINK_PRESETS["py-ocpi"]),
     )
-    p.add_argument(
+    g.add_argument(
         "--foreign-origin",
         metavar="URL",
         help="where cross-origin links and redirects lead (default: this host, port + 1)",
     )
-    p.add_argument(
+    g.add_argument(
         "--ignore-offset",
         choices=("with-link", "without-link"),
         help="serve the first page whatever offset is asked, with a next link or without",
     )
-    p.add_argument(
+    g.add_argument(
         "--redirect-slash",
         type=int,
         choices=REDIRECT_STATUSES,
@@ -248,41 +219,104 @@ def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="FastAPI-style: URLs without their trailing slash answer this redirect "
         "(301, 302, 303, 307 or 308) to the slashed URL",
     )
-    p.add_argument(
+    g.add_argument(
         "--redirect-cross-origin",
         action="store_true",
         help="the trailing-slash redirect leads to --foreign-origin (307 unless --redirect-slash)",
     )
-    p.add_argument(
+    g.add_argument(
         "--broken-total",
         action="store_true",
         help="X-Total-Count = page length and no Link (partner pitfall P2)",
     )
-    p.add_argument(
-        "--spacing-ms",
-        type=positive_int,
-        default=1000,
-        help="last_updated distance between consecutive base objects (< 1000 makes ties)",
+
+
+def _add_fault_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--latency-ms", type=non_negative_float, default=0.0, help="mean page latency (jittered)"
     )
-    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate chain")
-    p.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
-    p.set_defaults(run=_run_sandbox)
+    g.add_argument("--error-rate", type=_rate, default=0.0, help="HTTP 500/502/503")
+    g.add_argument("--throttle-rate", type=_rate, default=0.0, help="HTTP 429 + Retry-After")
+    g.add_argument(
+        "--throttle-without-retry-after",
+        action="store_true",
+        help="send 429 without Retry-After, as some partners do",
+    )
+    g.add_argument("--retry-after-seconds", type=non_negative_int, default=1)
+    g.add_argument(
+        "--rate-limit",
+        type=positive_float,
+        help="answer 429 above this many page requests per second (with or without Retry-After)",
+    )
+    g.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
+    g.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
+    g.add_argument("--stall-seconds", type=non_negative_float, default=60.0)
+    g.add_argument("--envelope-error-rate", type=_rate, default=0.0, help="HTTP 200 + OCPI 3000")
+    g.add_argument(
+        "--capacity-workers",
+        type=positive_int,
+        metavar="K",
+        help="serve at most K OCPI requests at once; the rest wait in line (latency grows)",
+    )
+    g.add_argument(
+        "--capacity-queue",
+        type=non_negative_int,
+        metavar="Q",
+        help="with --capacity-workers: more than Q waiting gets 429 + Retry-After "
+        "(--retry-after-seconds); default unbounded",
+    )
+
+
+def _add_churn_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--mutation-rate",
+        type=non_negative_float,
+        default=0.0,
+        help="mutations per object served, in the module served (e.g. 0.001)",
+    )
+    g.add_argument(
+        "--mutations-per-s",
+        type=non_negative_float,
+        default=0.0,
+        help="mutations per second of wall-clock time in every non-empty module, requests or not",
+    )
+    g.add_argument(
+        "--mutation-kinds",
+        type=comma_list(("update", "delete", "insert", "touch")),
+        default=("update", "delete", "insert"),
+        metavar="LIST",
+        help="what random mutations do, comma list of update, delete, insert, touch "
+        "(default update,delete,insert: 70/15/15)",
+    )
+    g.add_argument(
+        "--order",
+        choices=("last_updated", "created"),
+        default="last_updated",
+        help="list order: last_updated (an update moves the object to the end) or created "
+        "(it keeps its place unless a date filter drops it)",
+    )
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    from sandbox.app import serve_forever
-    from sandbox.config import SandboxConfig
-    from sandbox.faults import FaultRates
-    from sandbox.generator import Party
+    from sandbox.app import serve_forever  # the server only when the command runs
 
-    if not args.mutation_kinds:
-        raise ConfigError("--mutation-kinds needs at least one kind")
     if args.tls_key is not None and args.tls_cert is None:
         raise ConfigError("--tls-key needs --tls-cert")
     for pem in (args.tls_cert, args.tls_key):
         if pem is not None and not pem.is_file():
             raise ConfigError(f"no such file: {pem}")
-    config = SandboxConfig(
+    try:
+        asyncio.run(serve_forever(config_from_args(args)))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The `SandboxConfig` the flags describe; ValueError for flags that cannot work together."""
+    return SandboxConfig(
         host=args.host,
         port=args.port,
         seed=args.seed,
@@ -331,10 +365,3 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         capacity_workers=args.capacity_workers,
         capacity_queue=args.capacity_queue,
     )
-    try:
-        asyncio.run(serve_forever(config))
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    except OSError as error:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
-    return 0

@@ -136,6 +136,8 @@ class SandboxConfig:
         if not self.ocpi_versions or not set(self.ocpi_versions) <= set(VERSIONS):
             raise ValueError(f"OCPI versions must be some of {', '.join(VERSIONS)}")
         parse_dialects(self.dialects)
+        if not self.mutation_kinds or not set(self.mutation_kinds) <= set(get_args(MutationKind)):
+            raise ValueError("mutation kinds must be one or more of update, delete, insert, touch")
         if self.capacity_workers is not None and self.capacity_workers < 1:
             raise ValueError("capacity workers must be 1 or more")
         if self.capacity_queue is not None:
