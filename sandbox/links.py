@@ -16,7 +16,9 @@ link is `https://{OCPI_HOST}/ocpi/cpo/{version}/{module}/?{urlencode(filters)}` 
 * `unparseable`: the target is not a URL (an unclosed IPv6 bracket);
 * `no-rel`: `Link: <url>` with no `rel` parameter, as the old PullClient's test suite sends.
 
-`py-ocpi` turns on the first six together.
+`py-ocpi` turns on the first six together; add `--redirect-slash 307` for the whole FastAPI
+partner (its URLs, and so its links, then end in `/`). Scheme, path and filter defects apply to
+absolute and relative links; a one-shot hub link keeps its opaque URL.
 """
 
 from __future__ import annotations
