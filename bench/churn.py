@@ -35,9 +35,10 @@ from producer.kafka.consume import read_topic
 from producer.observe.telemetry import setup_telemetry
 from producer.observe.view import LogView
 from producer.run import run_pulls
-from sandbox.app import SandboxState, running_sandbox
+from sandbox.app import running_sandbox
 from sandbox.broker import start_broker
 from sandbox.config import SandboxConfig
+from sandbox.state import SandboxState
 from schemas.keys import object_key
 
 TOKEN = "churn-token"

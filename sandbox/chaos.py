@@ -35,10 +35,11 @@ from typing import Any
 import orjson
 
 from producer.kafka.consume import read_topic
-from sandbox.app import SandboxState, running_sandbox
+from sandbox.app import running_sandbox
 from sandbox.broker import BrokerProcess, start_broker
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultRates
+from sandbox.state import SandboxState
 from schemas.keys import key_function
 
 TOKEN = "chaos-token"

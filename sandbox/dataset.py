@@ -12,6 +12,10 @@ only state kept, so memory grows with the number of mutations, never with the da
 That reproduces what ocpi/ocpi#373 describes: an update moves the object to the end and shifts
 every later page by one. Every mutation is logged, so the exact state at any past instant (the
 ground truth a test compares against) is computable on demand.
+
+With `order="created"` the list is ordered by index (creation) instead, as the spec recommends
+and some partners do: an updated object keeps its place in an unfiltered list, but still leaves
+(or enters) a date-filtered one, because the filter is on `last_updated`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,17 @@ from typing import Final, Literal
 from sandbox.generator import INVALID_KINDS, InvalidKind, Module, ObjectFactory, Party, mix64
 
 MutationKind = Literal["update", "touch", "delete", "insert"]
+ListOrder = Literal["last_updated", "created"]
 DEFAULT_HISTORY_START_MS: Final = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+DEFAULT_MUTATION_KINDS: Final[tuple[MutationKind, ...]] = ("update", "delete", "insert")
+# Relative weights of random mutations: a busy partner mostly updates. Checked in this order,
+# which keeps the default mix's random stream as it always was.
+_MUTATION_WEIGHTS: Final[tuple[tuple[MutationKind, float], ...]] = (
+    ("insert", 0.15),
+    ("delete", 0.15),
+    ("update", 0.70),
+    ("touch", 0.70),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,7 @@ class DatasetSpec:
     history_start_ms: int = DEFAULT_HISTORY_START_MS
     spacing_ms: int = 1000
     invalid_rate: float = 0.0
+    order: ListOrder = "last_updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,7 @@ class Dataset:
         self._log: list[Mutation] = []
         self._events: dict[int, list[Mutation]] = {}
         self._last_mutation_ms = 0
+        self._moved_by_index: tuple[tuple[int | None, int | None, int], list[int]] | None = None
 
     # -- time line of the base data ----------------------------------------------------------
 
@@ -164,6 +180,8 @@ class Dataset:
         entries: list[Entry] = []
         if limit <= 0:
             return entries
+        if self.spec.order == "created":
+            return self._page_by_creation(offset, limit, date_from_ms, date_to_ms)
         start, end = self._base_range(date_from_ms, date_to_ms)
         displaced_in_range = bisect.bisect_left(self._displaced, end) - bisect.bisect_left(
             self._displaced, start
@@ -183,6 +201,65 @@ class Dataset:
             first = lo + max(0, offset - base_count)
             for lu, index in self._moved[first : min(hi, first + limit - len(entries))]:
                 entries.append(Entry(index, lu, self._revision.get(index, 0)))
+        return entries
+
+    def _moved_indices(self, date_from_ms: int | None, date_to_ms: int | None) -> list[int]:
+        """Indices of moved objects inside the filter, ascending (cached until a mutation)."""
+        key = (date_from_ms, date_to_ms, len(self._log))
+        cached = self._moved_by_index
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lo, hi = self._moved_range(date_from_ms, date_to_ms)
+        indices = sorted(index for _, index in self._moved[lo:hi])
+        self._moved_by_index = (key, indices)
+        return indices
+
+    def _page_by_creation(
+        self, offset: int, limit: int, date_from_ms: int | None, date_to_ms: int | None
+    ) -> list[Entry]:
+        # The list is two index-sorted runs merged: untouched base objects in the filter (an
+        # index range minus the displaced) and moved objects in the filter (explicit, small).
+        start, end = self._base_range(date_from_ms, date_to_ms)
+        moved = self._moved_indices(date_from_ms, date_to_ms)
+        displaced = self._displaced
+        displaced_before_start = bisect.bisect_left(displaced, start)
+
+        def base_before(x: int) -> int:
+            cut = min(max(x, start), end)
+            return (cut - start) - (bisect.bisect_left(displaced, cut) - displaced_before_start)
+
+        base_total = base_before(end)
+        if offset >= base_total + len(moved):
+            return []
+        # The smallest index x with more than `offset` listed objects at indices <= x.
+        lo, hi = 0, self.spec.size + self._inserted
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if base_before(mid + 1) + bisect.bisect_left(moved, mid + 1) > offset:
+                hi = mid
+            else:
+                lo = mid + 1
+        taken_base = base_before(lo)
+        moved_pos = bisect.bisect_left(moved, lo)
+        base_index = self._kth_remaining_base(start, taken_base) if taken_base < base_total else end
+        pointer = bisect.bisect_left(displaced, base_index)
+        entries: list[Entry] = []
+        while len(entries) < limit:
+            while (
+                base_index < end and pointer < len(displaced) and displaced[pointer] == base_index
+            ):
+                base_index += 1
+                pointer += 1
+            next_moved = moved[moved_pos] if moved_pos < len(moved) else None
+            if base_index < end and (next_moved is None or base_index < next_moved):
+                entries.append(Entry(base_index, self.base_last_updated(base_index), 0))
+                base_index += 1
+            elif next_moved is not None:
+                lu = self._moved_at[next_moved]
+                entries.append(Entry(next_moved, lu, self._revision.get(next_moved, 0)))
+                moved_pos += 1
+            else:
+                break
         return entries
 
     # -- mutations -----------------------------------------------------------------------------
@@ -240,18 +317,33 @@ class Dataset:
         self._moved_at[index] = at
         return self._record(Mutation(at, "insert", index))
 
-    def mutate_randomly(self, rng: random.Random, now_ms: int) -> Mutation | None:
-        """One random mutation, as a busy partner makes: mostly updates, some deletes/inserts."""
-        roll = rng.random()
-        if roll < 0.15:
+    def mutate_randomly(
+        self,
+        rng: random.Random,
+        now_ms: int,
+        kinds: tuple[MutationKind, ...] = DEFAULT_MUTATION_KINDS,
+    ) -> Mutation | None:
+        """One random mutation of one of `kinds`, as a busy partner makes: mostly updates.
+
+        The kind and the object are drawn from `rng` only, so a seeded stream repeats.
+        """
+        weights = [(kind, weight) for kind, weight in _MUTATION_WEIGHTS if kind in kinds]
+        roll = rng.random() * sum(weight for _, weight in weights)
+        chosen = weights[-1][0]
+        for kind, weight in weights:
+            if roll < weight:
+                chosen = kind
+                break
+            roll -= weight
+        if chosen == "insert":
             return self.insert(now_ms)
         population = self.spec.size + self._inserted
         if population == 0:
             return None
         index = rng.randrange(population)
-        if roll < 0.30:
+        if chosen == "delete":
             return self.delete(index, now_ms)
-        return self.update(index, now_ms)
+        return self.update(index, now_ms, touch=chosen == "touch")
 
     @property
     def mutations(self) -> tuple[Mutation, ...]:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+from sandbox import ocpi230
+
 Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
 MODULES: Final[tuple[Module, ...]] = ("tokens", "locations", "tariffs", "sessions", "cdrs")
-VERSIONS: Final[tuple[str, ...]] = ("2.1.1", "2.2.1")
+VERSIONS: Final[tuple[str, ...]] = ("2.1.1", "2.2.1", "2.3.0")
 InvalidKind = Literal["missing_id", "bad_enum", "bad_date"]
 INVALID_KINDS: Final[tuple[InvalidKind, ...]] = ("missing_id", "bad_enum", "bad_date")
 
@@ -91,7 +93,7 @@ _EVSE_STATUS: Final = ("AVAILABLE", "CHARGING", "AVAILABLE", "OUTOFORDER", "AVAI
 
 
 class ObjectFactory:
-    """Builds object *i* of one module for one sandbox seed, in either OCPI version."""
+    """Builds object *i* of one module for one sandbox seed, in each OCPI version it speaks."""
 
     def __init__(self, module: Module, seed: int, party: Party) -> None:
         self.module = module
@@ -106,6 +108,7 @@ class ObjectFactory:
             "cdrs": self._cdr,
         }
         self._renderer = self._render[module]
+        self._upgrade_to_230 = ocpi230.UPGRADES[module]
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -142,6 +145,8 @@ class ObjectFactory:
     ) -> dict[str, Any]:
         """Object *i* as the partner would send it in `version` (a fresh dict each call)."""
         obj = self._renderer(i, version, last_updated_ms, revision)
+        if version == "2.3.0":  # the renderers write 2.2.1 for any version but 2.1.1
+            obj = self._upgrade_to_230(obj, self._h(i, 60))
         if invalid is not None:
             self._break(obj, invalid)
         return obj

@@ -22,52 +22,16 @@ Insertions before the cursor only cause duplicates, which keyed Kafka messages a
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Literal
 
 from producer.errors import PaginationLoop
+from producer.ocpi.loops import LoopGuard
+from producer.ocpi.walk import ChainLink, PageOutcome, PageRequest
 
-RECENT_URLS_REMEMBERED = 64
-MAX_EMPTY_PAGES_WITH_LINK = 3
 # Step-backs in a row that never extend the chain: the list shrinks faster than it can be read.
 MAX_PATCHES_WITHOUT_PROGRESS = 50
 # A patch starts at least this much before where the shrinkage says (it absorbs removals that
 # happen while it is on its way).
 MIN_PATCH_MARGIN = 4
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    """A page to fetch: follow `url` when given, else build the window's URL at `offset`, asking
-    for `limit` objects when given (a short patch) or the window's page size."""
-
-    request_id: int
-    offset: int
-    url: str | None = None
-    limit: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PageOutcome:
-    """What a fetched page said about pagination."""
-
-    count: int
-    total: int | None
-    limit: int | None
-    next_url: str | None  # resolved and checked by the shell; None when there is no next page
-    next_offset: int | None  # the offset of `next_url` when it is a plain offset URL, else None
-
-
-@dataclass(frozen=True, slots=True)
-class ChainLink:
-    """A page that extends the verified chain: where it ended and the total it reported."""
-
-    request_id: int
-    end: int
-    total: int | None
-
-
-LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]
 
 
 class WindowWalk:
@@ -109,9 +73,7 @@ class WindowWalk:
         self._patches = 0
         self._patches_since_extension = 0
         self._pages = 0
-        self._received = 0
-        self._recent_urls: deque[str] = deque(maxlen=RECENT_URLS_REMEMBERED)
-        self._empty_with_link = 0
+        self._loops = LoopGuard()
         self._chain: deque[ChainLink] = deque()  # chain links not yet acknowledged by Kafka
         self._acked: set[int] = set()
         self._checkpoint = ChainLink(-1, start_offset, start_total)
@@ -243,7 +205,7 @@ class WindowWalk:
         self._patches_since_extension += 1
         # Re-reading ground already covered meets its next links again, legitimately; the
         # patch budget and the page bound still stop a partner that keeps us going back.
-        self._recent_urls.clear()
+        self._loops.forget_links()
         if self._patches_since_extension > self._max_patches:
             raise PaginationLoop(
                 "no_progress",
@@ -300,30 +262,15 @@ class WindowWalk:
         self._anchor_next_url = None
 
     def _guard_loops(self, request: PageRequest, outcome: PageOutcome) -> None:
-        if request.url is not None:
-            if request.url in self._recent_urls:
-                raise PaginationLoop(
-                    "repeated_link", "the partner's next link repeats an earlier one"
-                )
-            self._recent_urls.append(request.url)
-        if outcome.count == 0 and outcome.next_url is not None:
-            self._empty_with_link += 1
-            if self._empty_with_link >= MAX_EMPTY_PAGES_WITH_LINK:
-                raise PaginationLoop(
-                    "empty_pages_with_link",
-                    f"{self._empty_with_link} empty pages in a row still had a next link",
-                )
-        elif outcome.count:
-            self._empty_with_link = 0
-        self._received += outcome.count
+        self._loops.on_page(request, outcome)
         bound = max(self._first_total or 0, self._latest_total or 0)
         if self._probe_past_end:
             # Probing is for partners whose totals are wrong (P2): bound by what arrived.
-            bound = max(bound, self._received)
+            bound = max(bound, self._loops.received)
         stride = max(1, self._stride or outcome.limit or outcome.count or 1)
         # Each step back can waste every page fetched ahead of it.
-        wasted_per_patch = self._max_ahead + 1
-        if self._pages > 2 * (bound // stride) + wasted_per_patch * self._patches + 20:
+        allowed = 2 * (bound // stride) + (self._max_ahead + 1) * self._patches + 20
+        if self._pages > allowed:
             raise PaginationLoop(
                 "too_many_pages",
                 f"{self._pages} pages fetched for a reported total of {bound}",

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from producer.errors import PaginationLoop
 from producer.ocpi.links import plain_offset_of
-from producer.ocpi.pagination import MIN_PATCH_MARGIN, PageOutcome, PageRequest, WindowWalk
+from producer.ocpi.pagination import MIN_PATCH_MARGIN, WindowWalk
+from producer.ocpi.walk import PageOutcome, PageRequest
 
 
 class ShrinkingList:

@@ -19,26 +19,10 @@ import pytest
 from producer.ocpi.links import find_next_target
 from sandbox.dataset import Dataset, DatasetSpec
 from sandbox.faults import FaultRates
+from tests.sandbox.paging import walk_chain
 from tests.support import auth_header, get, sandbox
 
 TOKENS = "/ocpi/emsp/2.2.1/tokens"
-
-
-async def walk_chain(
-    base: str, first: str, version: str = "2.2.1"
-) -> tuple[list[dict], list[dict]]:
-    """Follow Link rel=next from `first`; return every object and every page's headers."""
-    objects: list[dict] = []
-    pages: list[dict] = []
-    url: str | None = base + first
-    while url is not None:
-        status, body, headers = await get(url, auth_header(version))
-        assert status == 200, body
-        objects.extend(body["data"])
-        pages.append(headers)
-        target = find_next_target([headers["Link"]] if "Link" in headers else [])
-        url = None if target is None else (target if target.startswith("http") else base + target)
-    return objects, pages
 
 
 async def test_link_chain_across_a_capped_limit() -> None:
@@ -120,7 +104,7 @@ async def test_versions_and_details_per_version() -> None:
         _, versions, _ = await get(f"{base}/ocpi/versions", auth_header())
         _, details_221, _ = await get(f"{base}/ocpi/versions/2.2.1", auth_header())
         _, details_211, _ = await get(f"{base}/ocpi/versions/2.1.1", auth_header("2.1.1"))
-    assert {v["version"] for v in versions["data"]} == {"2.1.1", "2.2.1"}
+    assert {v["version"] for v in versions["data"]} == {"2.1.1", "2.2.1", "2.3.0"}
     tokens_221 = next(e for e in details_221["data"]["endpoints"] if e["identifier"] == "tokens")
     assert tokens_221["role"] == "SENDER"
     assert tokens_221["url"].endswith("/emsp/2.2.1/tokens")
