@@ -263,5 +263,5 @@ async def test_nothing_to_send_or_wait_for(prefix: str, kafka: KafkaOutput) -> N
         (ValueError("not Kafka's"), False),
     ],
 )
-def test_worth_waiting_for(error: BaseException, worth_it: bool) -> None:
+def test_which_errors_are_worth_waiting_for(error: BaseException, worth_it: bool) -> None:
     assert worth_waiting_for(error) is worth_it

@@ -51,7 +51,7 @@ LOOP = "repeated_link: the partner's next link repeats an earlier one"
         (True, 100, 100, 0, 10, LOOP, True, WindowVerdict(False, 100, 0, LOOP)),
     ],
 )
-def test_judge_window(
+def test_when_a_window_is_complete(
     walk: bool,
     first: int | None,
     latest: int | None,
@@ -89,7 +89,7 @@ def test_judge_window(
         (WindowVerdict(True, 100, 10), 100, 1, True),
     ],
 )
-def test_read_again(
+def test_when_a_short_window_is_read_again(
     verdict: WindowVerdict, first_total: int | None, passes: int, again: bool
 ) -> None:
     assert read_again(verdict, first_total, passes) is again
