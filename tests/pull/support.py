@@ -1,0 +1,156 @@
+"""Running one window loop (`producer.pull.window.WindowPull`) by itself, over real sockets.
+
+`window_context` assembles what flow.py gives every window of a pull (the partner's HTTP session,
+the Kafka producer and topics, the checkpoint store, the progress reporter) with the same
+`producer.pull.assembly` functions, for a partner module URL and the embedded broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from yarl import URL
+
+from producer.config import PullSettings
+from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.consume import read_topic
+from producer.kafka.output import KafkaOutput
+from producer.kafka.records import PullTopics
+from producer.observe.progress import ProgressReporter
+from producer.observe.telemetry import setup_telemetry
+from producer.observe.view import LogView
+from producer.ocpi.query import pin_now
+from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.versions import discover
+from producer.pull.assembly import partner_http, pull_context
+from producer.pull.context import PullContext
+from sandbox.app import SandboxState
+from schemas.events import EventBase, parse_progress_event
+from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
+from tests.support import TOKEN, truth_keys
+
+PULL_ID = "window-test"
+# The sandbox's first object was last updated at 2020-01-01T00:00:00Z, object i i seconds later.
+HISTORY_START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def window_spec(date_from: datetime | None, date_to: datetime, expected: int = 0) -> WindowSpec:
+    """Window 0 of a pull: `[date_from, date_to)`."""
+    return WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=expected)
+
+
+@contextlib.asynccontextmanager
+async def window_context(
+    url: str, bootstrap: str, prefix: str, spec: WindowSpec, **options: Any
+) -> AsyncIterator[PullContext]:
+    """The context of a pull whose only window is `spec`, reading the module endpoint `url`."""
+    settings = PullSettings(
+        url=url,
+        token=TOKEN,
+        bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        partner="sbx",
+        partner_country="NL",
+        partner_party="SBX",
+        topic_partitions=3,
+        progress_bar=False,
+        request_timeout_s=5.0,
+        max_attempts=3,
+        kafka_deadline_s=30.0,
+        **options,
+    )
+    (target,) = settings.targets()
+    kafka = KafkaOutput(settings.kafka_connection(), partitions=3, deadline_s=30.0)
+    await kafka.start()
+    try:
+        telemetry = setup_telemetry({})
+        gate = RequestGate(None)
+        async with partner_http(target, settings, telemetry, gate, lambda _: None) as http:
+            endpoint = await discover(http, URL(url), target.module, target.ocpi_version)
+            topics = PullTopics.of(prefix, endpoint.module)
+            await kafka.ensure_topics(topics.specs(digests=False))
+            store = CheckpointStore(kafka, topics.checkpoints, target.partner, endpoint.module)
+            progress = ProgressReporter(
+                kafka,
+                topics.progress,
+                LogView(),
+                pull_id=PULL_ID,
+                partner=target.partner,
+                module=endpoint.module,
+            )
+            plan = PullPlan(
+                pull_id=PULL_ID,
+                partner=target.partner,
+                module=endpoint.module,
+                ocpi_version=endpoint.ocpi_version,
+                kind="full",
+                date_from=spec.date_from,
+                date_to=pin_now(),
+                windows=[spec],
+                created_at=datetime.now(UTC),
+            )
+            ctx = pull_context(
+                target, settings, kafka, progress, PULL_ID, http, endpoint, topics, store, plan
+            )
+            try:
+                yield ctx
+            finally:
+                await progress.flush()
+    finally:
+        await kafka.stop()
+
+
+def resume_at(
+    ctx: PullContext, spec: WindowSpec, offset: int, total: int | None, emitted: int
+) -> WindowCheckpoint:
+    """A checkpoint of `spec` that got as far as `offset` (with the total reported there)."""
+    return WindowCheckpoint(
+        pull_id=ctx.pull_id,
+        partner=ctx.partner,
+        module=ctx.endpoint.module,
+        window=spec.index,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        pinned_date_to=ctx.pinned_date_to,
+        next_offset=offset,
+        total_at_offset=total,
+        done=False,
+        objects_emitted=emitted,
+        updated_at=datetime.now(UTC),
+    )
+
+
+async def stored(ctx: PullContext) -> StoredState:
+    """The pull's checkpoints once every queued one is acknowledged."""
+    await ctx.store.flush()
+    return await ctx.store.load(ctx.pull_id)
+
+
+async def events(ctx: PullContext) -> list[EventBase]:
+    """The pull's progress events so far."""
+    await ctx.progress.flush()
+    return [
+        parse_progress_event(r.value)
+        async for r in read_topic(ctx.kafka.connection, ctx.topics.progress)
+    ]
+
+
+async def produced_keys(ctx: PullContext) -> list[str]:
+    """Keys of every record on the objects topic."""
+    return [r.key.decode() async for r in read_topic(ctx.kafka.connection, ctx.topics.objects)]
+
+
+def window_truth(state: SandboxState, spec: WindowSpec, module: str = "tokens") -> list[str]:
+    """Keys of the window's objects as the sandbox holds them now, in list order."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000) + 1000
+    start = None if spec.date_from is None else int(spec.date_from.timestamp() * 1000)
+    end = int(spec.date_to.timestamp() * 1000)
+    inside = [
+        (last_updated, key)
+        for key, last_updated in truth_keys(state, module, "2.2.1", now_ms).items()
+        if (start is None or last_updated >= start) and last_updated < end
+    ]
+    return [key for _, key in sorted(inside)]
