@@ -106,7 +106,14 @@ def _add_kafka_flags(k: argparse._ArgumentGroup) -> None:
     k.add_argument("--topic-prefix", help="topics are <prefix>.<module> etc. (default ocpi)")
     k.add_argument("--topic-partitions", type=int)
     k.add_argument("--replication-factor", type=int)
-    k.add_argument("--kafka-deadline-s", type=float, help="how long to wait for an absent broker")
+    k.add_argument(
+        "--kafka-deadline-s", type=float, help="how long an outage during a pull is waited out"
+    )
+    k.add_argument(
+        "--kafka-connect-timeout-s",
+        type=float,
+        help="how long a broker never reached at start is waited for (default 30)",
+    )
     k.add_argument(
         "--kafka-request-timeout-s",
         type=float,

@@ -139,7 +139,12 @@ class PullSettings(BaseSettings, PartnerOptions):
     shard_count: int = Field(default=1, ge=1)
     plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
     max_parallel_pulls: int = Field(default=4, ge=1, description="partners pulled at once")
-    kafka_deadline_s: float = Field(default=300.0, gt=0)
+    kafka_deadline_s: float = Field(
+        default=300.0, gt=0, description="how long an outage during a pull is waited out"
+    )
+    kafka_connect_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long a broker never reached at start is waited for"
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None

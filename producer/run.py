@@ -86,6 +86,7 @@ async def run_pulls(
         partitions=settings.topic_partitions,
         replication_factor=settings.replication_factor,
         deadline_s=settings.kafka_deadline_s,
+        connect_timeout_s=settings.kafka_connect_timeout_s,
         request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
         on_wait=on_wait,
     )

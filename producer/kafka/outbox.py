@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from producer.kafka.records import OutMessage
+from producer.kafka.records import MAX_MESSAGE_BYTES, OutMessage, message_bytes
 
 # An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
 SLOW_ACK_S = 2.0
@@ -44,8 +44,10 @@ class PartitionOutbox:
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
+        self._max_message_bytes = max_message_bytes
         self._on_slow_ack = on_slow_ack
         self._on_failure = on_failure
         self._topic = topic
@@ -71,12 +73,16 @@ class PartitionOutbox:
             await self._room.wait()
 
     def append(self, message: OutMessage) -> asyncio.Future[None]:
-        """Add a message to the open batch; returns that batch's acknowledgement future."""
+        """Add a message to the open batch; returns that batch's acknowledgement future.
+
+        A message larger than a batch is refused here (ValueError): aiokafka would put it alone
+        in a batch and leave it to the broker to refuse."""
+        if message_bytes(message) > self._max_message_bytes:
+            raise ValueError(f"a single message for {self._topic} exceeds the batch size")
         batch = self._open if self._open is not None else self._start_batch()
         if not self._add(batch, message):
             self._seal()
-            if not self._add(self._start_batch(), message):
-                raise ValueError(f"a single message for {self._topic} exceeds the batch size")
+            self._add(self._start_batch(), message)  # an empty batch takes any message
         self._wakeup.set()
         assert self._open_done is not None
         return self._open_done

@@ -35,6 +35,7 @@ from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.lifecycle import close_producer, watch_connections
 from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage, TopicSpec
@@ -43,6 +44,7 @@ log = logging.getLogger("ocpi_puller")
 
 MAX_BATCH_BYTES = 1 << 20
 KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+SLOW_ACK_REPORT_EVERY_S = 30.0
 # The broker no longer knows this producer (e.g. it restarted without its producer state): only a
 # new producer, with a new id, can produce again.
 PRODUCER_IDENTITY_LOST = (
@@ -84,6 +86,7 @@ class KafkaOutput:
         partitions: int = 6,
         replication_factor: int = 1,
         deadline_s: float = 300.0,
+        connect_timeout_s: float = 30.0,
         request_timeout_ms: int = 30_000,
         on_wait: Callable[[KafkaWait], None] | None = None,
         producer_options: dict[str, Any] | None = None,
@@ -93,6 +96,7 @@ class KafkaOutput:
         self._partitions = partitions
         self._replication = replication_factor
         self._deadline_s = deadline_s
+        self._connect_timeout_s = connect_timeout_s
         self._on_wait = on_wait
         self._rng = random.Random()
         self._partition_counts: dict[str, int] = {}
@@ -109,7 +113,7 @@ class KafkaOutput:
             **(producer_options or {}),
         }
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
-        self._producer = AIOKafkaProducer(**self._producer_options)
+        self._producer: AIOKafkaProducer | None = None  # built by start()
         # aiokafka never expires a batch while the broker is unreachable: every wait for an
         # acknowledgement is bounded by this, then retried (until the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
@@ -129,10 +133,38 @@ class KafkaOutput:
         """Bootstrap servers (for messages)."""
         return self.connection.bootstrap_servers
 
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer in use (it is replaced when the broker forgets it)."""
+        assert self._producer is not None, "KafkaOutput.start() first"
+        return self._producer
+
     async def start(self) -> None:
-        """Connect, retrying until the deadline (the broker may still be starting)."""
-        await self._until_deadline("connect", self._producer.start)
+        """Connect, retrying for at most the connect timeout (the broker may still be starting);
+        a broker never reached is a KafkaUnavailableError, and nothing is left open."""
+
+        async def connect() -> None:
+            self._producer = await self._started_producer()
+
+        await self._until_deadline("connect", connect, deadline_s=self._connect_timeout_s)
         self._started = True
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._producer_options)
+        watch_connections(producer, self._connection_lost)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+            raise
+        return producer
+
+    def _connection_lost(self) -> None:
+        # A broker that restarts may lose what it acknowledged just before (see Pull's replay).
+        if self._healthy and self._started:
+            self._report(KafkaWait("connection", 0, 0.0, "connection to the broker lost"))
+        self._outage_began(time.monotonic())
 
     async def stop(self) -> None:
         """Flush what is buffered and disconnect."""
@@ -142,7 +174,7 @@ class KafkaOutput:
                 waiting.cancel()
             outboxes = list(self._outboxes.values())
             await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await close_producer(self._producer, flush_timeout_s=self.ack_timeout_s)
+            await close_producer(self.producer, flush_timeout_s=self.ack_timeout_s)
 
     def _report(self, wait: KafkaWait) -> None:
         self.waits += 1
@@ -158,13 +190,12 @@ class KafkaOutput:
         self._healthy = True
 
     def _slow_ack(self, topic: str, waited_s: float) -> None:
-        # An outage aiokafka rode out by itself shows only as a late acknowledgement.
+        # A busy broker is not a lost one: only a lost connection or a failed produce counts as
+        # an outage (and makes the pull re-read); a slow acknowledgement is only noted.
         now = time.monotonic()
-        self._outage_began(now - waited_s)
-        self._healthy = True
-        if now - self._last_slow_report >= 5.0:
+        if now - self._last_slow_report >= SLOW_ACK_REPORT_EVERY_S:
             self._last_slow_report = now
-            self._report(KafkaWait(topic, 0, waited_s, f"acknowledged after {waited_s:.1f} s"))
+            log.info("Kafka acknowledged %s after %.1f s (a busy broker)", topic, waited_s)
 
     async def _renew_producer(self, error: BaseException) -> None:
         """Replace a producer the broker no longer knows; its pending messages fail and are
@@ -174,22 +205,24 @@ class KafkaOutput:
         async with self._renewing:
             if not isinstance(error, PRODUCER_IDENTITY_LOST) or not self._started:
                 return
-            fresh = AIOKafkaProducer(**self._producer_options)
-            try:
-                await fresh.start()
-            except BaseException:
-                await fresh.stop()  # the broker is still away: keep the old one for now
-                raise
-            old, self._producer = self._producer, fresh
+            # The broker is still away when this fails: the old one is kept for now.
+            fresh = await self._started_producer()
+            old, self._producer = self.producer, fresh
             for outbox in self._outboxes.values():
                 outbox.fail_pending(error)
             log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
             await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
     async def _until_deadline(
-        self, what: str, action: Callable[[], Any], *, report: bool = True
+        self,
+        what: str,
+        action: Callable[[], Any],
+        *,
+        report: bool = True,
+        deadline_s: float | None = None,
     ) -> Any:
-        deadline = time.monotonic() + self._deadline_s
+        limit_s = self._deadline_s if deadline_s is None else deadline_s
+        deadline = time.monotonic() + limit_s
         attempt = 0
         while True:
             attempt += 1
@@ -210,7 +243,7 @@ class KafkaOutput:
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
-                        f"Kafka at {self.bootstrap} unavailable for {self._deadline_s:.0f} s "
+                        f"Kafka at {self.bootstrap} unavailable for {limit_s:.0f} s "
                         f"({what}: {reason})"
                     ) from None
                 if report:
@@ -237,7 +270,7 @@ class KafkaOutput:
         count = self._partition_counts.get(topic)
         if count is None:
             partitions = await self._until_deadline(
-                f"metadata of {topic}", lambda: self._producer.partitions_for(topic)
+                f"metadata of {topic}", lambda: self.producer.partitions_for(topic)
             )
             count = len(partitions)
             self._partition_counts[topic] = count
@@ -280,7 +313,7 @@ class KafkaOutput:
         outbox = self._outboxes.get((topic, partition))
         if outbox is None:
             outbox = PartitionOutbox(
-                lambda: self._producer,
+                lambda: self.producer,
                 topic,
                 partition,
                 on_slow_ack=self._slow_ack,
@@ -304,28 +337,6 @@ class KafkaOutput:
             await self.wait_acked([await self.send(topic, messages)])
 
         await self._until_deadline(f"produce to {topic}", attempt, report=report)
-
-
-async def close_producer(producer: AIOKafkaProducer, *, flush_timeout_s: float) -> None:
-    """Stop a producer without hanging on a broker that is gone.
-
-    aiokafka's stop() flushes first, and a flush waits as long as the broker stays away; so
-    flush for a bounded time, then fail what is left (as aiokafka's own sender does when it
-    dies) so stop() can finish. What failed is unacknowledged: its pages are re-read on resume.
-    """
-    try:
-        await asyncio.wait_for(asyncio.shield(producer.flush()), timeout=flush_timeout_s)
-    except (TimeoutError, KafkaError, OSError):
-        accumulator = producer._message_accumulator
-        batches = [b for queued in accumulator._batches.values() for b in queued]
-        batches += list(accumulator._pending_batches)
-        accumulator.fail_all(KafkaTimeoutError("producer closed unflushed"))
-        for batch in batches:  # nobody waits for these any more: do not let asyncio log them
-            batch.future.add_done_callback(_retrieve)
-    # aiokafka's sender may trip over a batch failed under it (KeyError in its re-enqueue);
-    # the producer is being abandoned, so that is of no consequence.
-    with contextlib.suppress(KafkaError, OSError, KeyError):
-        await producer.stop()
 
 
 async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:

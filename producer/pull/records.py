@@ -15,11 +15,19 @@ from typing import Any
 
 import orjson
 
-from producer.kafka.records import Header, OutMessage
+from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
 from schemas import headers as h
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import DeadLetter
 from schemas.validation import PageValidator
+
+# An object's value must leave room in its record for the key and headers.
+MAX_OBJECT_BYTES = MAX_MESSAGE_BYTES - 16_384
+
+
+def too_large(size: int) -> str:
+    """The dead-letter reason of an object too large for one Kafka record."""
+    return f"object of {size} bytes exceeds the {MAX_OBJECT_BYTES} bytes one Kafka record may hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +95,14 @@ class MessageBuilder:
                 dead.append((index, key, errors[index]))
                 continue
             assert key is not None
+            value = dumps(item)
+            if len(value) > MAX_OBJECT_BYTES:
+                dead.append((index, key, [too_large(len(value))]))
+                continue
             keys.append(key)
             positions.append(index)
             offset_header = (h.SOURCE_OFFSET, str(first_offset + index).encode())
-            objects.append(OutMessage(key.encode(), dumps(item), [*common, offset_header, *trace]))
+            objects.append(OutMessage(key.encode(), value, [*common, offset_header, *trace]))
         dead_letters = [
             self._dead_letter(items[i], key, reasons, first_offset + i, source_url, trace)
             for i, key, reasons in dead
@@ -115,6 +127,8 @@ class MessageBuilder:
         source_url: str,
         trace: list[Header],
     ) -> OutMessage:
+        if len(orjson.dumps(item)) > MAX_OBJECT_BYTES:
+            item = None  # the object itself cannot travel; the error says how large it was
         record = DeadLetter(
             pull_id=self._pull_id,
             partner=self._partner,

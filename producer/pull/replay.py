@@ -42,11 +42,12 @@ async def replay_after_outages(
         if not todo:
             return results
         summary.replayed_windows += len(todo)
-        ctx.progress.warning(
-            "kafka_outage_replay",
+        message = (
             f"Kafka was unavailable during the pull: re-reading {len(todo)} window(s) from "
-            f"where they were {replay_s:g} s before, in case the broker lost acknowledged writes",
+            f"where they were {replay_s:g} s before, in case the broker lost acknowledged writes"
         )
+        summary.warnings.append(f"kafka_outage_replay: {message}")
+        ctx.progress.warning("kafka_outage_replay", message)
         slots = asyncio.Semaphore(ctx.options.concurrency)
 
         async def replay(

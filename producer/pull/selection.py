@@ -8,6 +8,7 @@ and some partners treat `date_to` as inclusive: the neighbouring window produces
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -39,14 +40,15 @@ class WindowSelection:
         # key hash -> value hash of every object this window received (for the completeness
         # check, and to not produce an unchanged object twice).
         self._seen: dict[int, int] = {}
-        # A partner listing one key twice in a page fills two list slots: count the extra ones.
-        self._repeats_in_pages = 0
+        # A partner listing one key twice in a page fills two list slots: count the extra ones,
+        # per key the most any one page listed it (a page read again must not count them again).
+        self._extra_slots: dict[int, int] = {}
         self._skipped_unchanged = 0
 
     @property
     def received(self) -> int:
         """Distinct objects received (valid or not), plus keys a page listed more than once."""
-        return len(self._seen) + self._repeats_in_pages
+        return len(self._seen) + sum(self._extra_slots.values())
 
     @property
     def distinct(self) -> int:
@@ -60,7 +62,8 @@ class WindowSelection:
 
     def select(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
         """The records of this page that the window produces (dead letters always are)."""
-        self._repeats_in_pages += messages.duplicate_keys
+        if messages.duplicate_keys:
+            self._count_extra_slots(messages.keys)
         kept: list[OutMessage] = []
         kept_keys: list[str] = []
         kept_positions: list[int] = []
@@ -98,6 +101,12 @@ class WindowSelection:
             messages.dead_keys,
             digests,
         )
+
+    def _count_extra_slots(self, keys: Sequence[str]) -> None:
+        for key, listed in Counter(keys).items():
+            if listed > 1:
+                hashed = hash(key)
+                self._extra_slots[hashed] = max(self._extra_slots.get(hashed, 0), listed - 1)
 
     def _changed_only(
         self,

@@ -88,8 +88,8 @@ def replay_stretch(
     stop = 0
     for outage in outages:
         cutoff = outage - replay_s
-        if history[-1][0] < cutoff:
-            continue  # the window was finished before the suspect stretch began
+        if not any(cutoff < entry[0] <= outage for entry in history):
+            continue  # nothing was acknowledged in the suspect time
         before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
         _, offset, total, _ = before[-1]
         at_outage = [entry for entry in history if entry[0] <= outage] or [history[0]]

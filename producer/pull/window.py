@@ -199,6 +199,11 @@ class WindowPull:
         self._ack_history.append(
             (time.monotonic(), position.end, position.total, self._furthest_acked)
         )
+        if self._stop_at is not None:
+            # Re-reading a stretch after an outage: what it sends was sent before. It leaves
+            # the window's checkpoint, which its first reading finished, as it is.
+            ctx.counters.resent_objects += len(messages.objects)
+            return
         if position != before:  # a step-back link may end where the last one did, fresher
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
@@ -211,6 +216,19 @@ class WindowPull:
 
     async def _finish(self, walk: WindowWalk, verdict: WindowVerdict, passes: int) -> WindowResult:
         ctx, spec = self._ctx, self._spec
+        result = WindowResult(
+            spec.index,
+            verdict.complete,
+            self._emitted,
+            self._selection.distinct,
+            walk.first_total,
+            verdict.unexplained_shortfall,
+            passes,
+            verdict.problem,
+            tuple(self._ack_history),
+        )
+        if self._stop_at is not None:
+            return result  # a re-read stretch: the window's own reading reported and recorded it
         await ctx.store.save_window(
             self._checkpoint(walk, done=True, verdict=verdict, passes=passes)
         )
@@ -230,17 +248,7 @@ class WindowPull:
             ctx.progress.warning(
                 "pagination_loop", f"window {spec.index}: {verdict.problem}", spec.index
             )
-        return WindowResult(
-            spec.index,
-            verdict.complete,
-            self._emitted,
-            self._selection.distinct,
-            walk.first_total,
-            verdict.unexplained_shortfall,
-            passes,
-            verdict.problem,
-            tuple(self._ack_history),
-        )
+        return result
 
     def _checkpoint(
         self,

@@ -13,6 +13,7 @@ from aiokafka.record import default_records as py_default_records
 from aiokafka.record._crecords import default_records as c_default_records
 
 from producer.kafka.compression import fast_lz4_encode
+from producer.kafka.output import KafkaOutput
 from sandbox.generator import ObjectFactory, Party
 
 LZ4 = 0x03
@@ -26,7 +27,8 @@ def token_messages(count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def test_both_aiokafka_batch_builders_use_the_fast_encoder() -> None:
+def test_building_the_output_makes_both_batch_builders_use_the_fast_encoder() -> None:
+    KafkaOutput("127.0.0.1:9")  # built, never started: the swap happens where the producer is
     assert c_default_records.lz4_encode is fast_lz4_encode
     assert py_default_records.lz4_encode is fast_lz4_encode  # type: ignore[attr-defined]
 

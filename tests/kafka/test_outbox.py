@@ -174,16 +174,12 @@ async def test_close_submits_what_is_left(bootstrap: str, topic: str) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiokafka's record batch builder accepts any record into an empty batch whatever its "
-    "size, so PartitionOutbox.append never sees a lone message refused and its ValueError "
-    "branch is unreachable: an oversized message goes to the broker (which may refuse it)",
-)
 async def test_a_message_larger_than_a_batch_is_refused(bootstrap: str, topic: str) -> None:
-    async with outbox_for(bootstrap, topic, 0, max_batch_size=SMALL_BATCH) as outbox:
+    async with started_producer(bootstrap, max_batch_size=SMALL_BATCH) as producer:
+        outbox = PartitionOutbox(lambda: producer, topic, 0, max_message_bytes=SMALL_BATCH)
         with pytest.raises(ValueError, match="exceeds the batch size"):
             outbox.append(message("huge", 4 * SMALL_BATCH))
+        await outbox.close()
 
 
 # -- KafkaOutput -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from producer.kafka.records import OutMessage
-from producer.pull.records import MessageBuilder
+from producer.pull.records import MAX_OBJECT_BYTES, MessageBuilder
 from sandbox.generator import MODULES, ObjectFactory, Party
 from schemas import headers as h
 from schemas.keys import PartnerIdentity, object_key
@@ -248,3 +248,15 @@ def test_an_empty_page_makes_no_records() -> None:
     page = builder().build([], 0, URL, None)
     assert (page.objects, page.dead_letters, page.keys, page.positions) == ([], [], [], [])
     assert page.duplicate_keys == 0
+
+
+def test_an_object_too_large_for_one_record_is_dead_lettered_without_its_body() -> None:
+    first, second = tokens(2)
+    huge = {**second, "extra": "x" * MAX_OBJECT_BYTES}
+    messages = builder().build([first, huge], 0, URL, None)
+    assert len(messages.objects) == 1
+    (dead,) = messages.dead_letters
+    record = orjson.loads(dead.value or b"")
+    assert record["object"] is None
+    assert "exceeds" in record["errors"][0]
+    assert len(dead.value or b"") < 10_000

@@ -131,12 +131,6 @@ def test_a_key_listed_twice_in_a_page_fills_two_slots() -> None:
     assert window.received == 3  # the partner's list had three entries
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WindowSelection adds a page's duplicate_keys to `received` every time the page is "
-    "selected, so a step-back or a second pass over a page with an internal duplicate counts its "
-    "extra slot again; `received` then exceeds what the list holds and can hide a shortfall",
-)
 def test_a_page_read_again_does_not_count_its_duplicate_again() -> None:
     window = selection()
     first = token(0)
