@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemas.ocpi import model_for
 from schemas.validation import CHUNK_BYTES, InvalidObject, PageValidator
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ocpi"
 
 
 def load(version: str, name: str) -> dict[str, Any]:

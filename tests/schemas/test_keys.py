@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function, object_key
 from schemas.ocpi import MODULES, VERSIONS
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ocpi"
 PARTNER = PartnerIdentity(country_code="nl", party_id="tnm")
 PREFIX_MODULE = {"token": "tokens", "location": "locations", "tariff": "tariffs"}
 PREFIX_MODULE |= {"session": "sessions", "cdr": "cdrs", "tariffrestriction": "tariffs"}

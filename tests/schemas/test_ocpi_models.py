@@ -20,7 +20,7 @@ from schemas.ocpi import MODULES, VERSIONS, OcpiModel, model_for, v2_1_1, v2_2_1
 from schemas.ocpi.base import PRINTABLE_ASCII
 from schemas.validation import PageValidator, format_error
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ocpi"
 VERSION_MODULES = {"2.1.1": v2_1_1, "2.2.1": v2_2_1, "2.3.0": v2_3_0}
 PREFIX_MODULE = {"token": "tokens", "location": "locations", "tariff": "tariffs"}
 PREFIX_MODULE |= {"session": "sessions", "cdr": "cdrs", "tariffrestriction": "tariffs"}
