@@ -273,18 +273,17 @@ class PageValidator:
             if fatal:
                 report.invalid.append(InvalidObject(index, tuple(str(e) for e in fatal)))
                 continue
-            used: set[Dialect] = set()
+            used = _NONE.union(*[rewrite.dialects for rewrite in rewrites[index]])
             if index in readings:
                 report.readings[index] = readings[index]
-                for rewrite in rewrites[index]:
-                    used |= rewrite.dialects
-                    for dialect in rewrite.dialects - report.examples.keys():
-                        report.examples[dialect] = lenient.format_path(rewrite.path)
+                for dialect in used - report.examples.keys():
+                    path = next(r.path for r in rewrites[index] if dialect in r.dialects)
+                    report.examples[dialect] = lenient.format_path(path)
             if errors:
-                used.add(Dialect.OUT_OF_SPEC)
+                used |= _OUT_OF_SPEC
                 report.examples.setdefault(Dialect.OUT_OF_SPEC, str(errors[0]))
             if used:
-                report.dialects[index] = frozenset(used)
+                report.dialects[index] = used
         return report
 
     def _item_failures_of(self, readings: Mapping[int, Any]) -> _Failures:
@@ -292,6 +291,10 @@ class PageValidator:
         indexes = list(readings)
         found = self._item_failures([readings[i] for i in indexes])
         return {indexes[position]: errors for position, errors in found.items()}
+
+
+_NONE: frozenset[Dialect] = frozenset()
+_OUT_OF_SPEC = frozenset({Dialect.OUT_OF_SPEC})
 
 
 def _message(error: Any, loc: tuple[int | str, ...]) -> str:
