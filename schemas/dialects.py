@@ -10,38 +10,45 @@ no zone designator (UTC in every version), a ``±HH:MM`` offset in 2.1.1, lower-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
-__all__ = ["TIMESTAMP_DIALECTS", "Dialect"]
+__all__ = ["DESCRIPTIONS", "TIMESTAMP_DIALECTS", "Dialect"]
 
 
 class Dialect(StrEnum):
     """One dialect; the value is the name the puller's summary and warnings use."""
 
     SPACE_SEPARATOR = "space_separator"
-    """A DateTime with a space between date and time (``2024-03-04 03:00:00``)."""
-
     LOWERCASE_DESIGNATOR = "lowercase_designator"
-    """A DateTime with ``t``/``z`` in lower case (RFC 3339 allows it, OCPI's format does not)."""
-
     NUMERIC_OFFSET = "numeric_offset"
-    """A DateTime with a ``±HH:MM`` offset instead of ``Z`` (2.2.1+: "+00:00 is not UTC")."""
-
     COMPACT_OFFSET = "compact_offset"
-    """A DateTime with a ``±HHMM`` or ``±HH`` offset (ISO 8601 basic, PostgreSQL's text)."""
-
     LONG_FRACTION = "long_fraction"
-    """A DateTime with more than 9 fractional digits (only microseconds are kept)."""
-
     ENUM_CASE = "enum_case"
-    """A closed-enum value in other letter case than the version lists (``rfid`` for ``RFID``).
-    OCPI enum values are case-sensitive ("unless explicitly stated otherwise", types)."""
-
     OUT_OF_SPEC = "out_of_spec"
-    """A value of the right JSON type that breaks a constraint of the spec on it: a string longer
-    than its ``string(n)``, a pattern other than DateTime (coordinates' decimals, times of day,
-    dates, printable ASCII), a number out of range, or a cross-field SHALL rule."""
 
+
+DESCRIPTIONS: Mapping[Dialect, str] = MappingProxyType(
+    {
+        Dialect.SPACE_SEPARATOR: "timestamps with a space between date and time "
+        "(2024-03-04 03:00:00), read as if it were a T",
+        Dialect.LOWERCASE_DESIGNATOR: "timestamps with a lower-case t or z "
+        "(RFC 3339 allows it, OCPI's format does not)",
+        Dialect.NUMERIC_OFFSET: "timestamps with a ±HH:MM offset instead of Z, read as the UTC "
+        'instant (OCPI 2.2.1+: "+00:00 is not the same as UTC")',
+        Dialect.COMPACT_OFFSET: "timestamps with a ±HHMM or ±HH offset (ISO 8601, not RFC 3339), "
+        "read as the UTC instant",
+        Dialect.LONG_FRACTION: "timestamps with more than 9 fractional digits, read to the "
+        "microsecond",
+        Dialect.ENUM_CASE: "enum values in other letter case than the version lists (rfid for "
+        "RFID; OCPI enums are case-sensitive), read as the listed value",
+        Dialect.OUT_OF_SPEC: "values of the right JSON type that break a constraint of the spec "
+        "(a string over its length, a pattern other than DateTime, a number out of range, a "
+        "cross-field rule), kept as sent",
+    }
+)
+"""What each dialect is, in words for a warning."""
 
 TIMESTAMP_DIALECTS = frozenset(
     {

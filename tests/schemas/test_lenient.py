@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.datetimes import parse_datetime
-from schemas.dialects import Dialect
+from schemas.dialects import DESCRIPTIONS, Dialect
 from schemas.lenient import Rewrite, rewritten
 from schemas.ocpi import MODULES, VERSIONS, model_for
 from schemas.validation import InvalidObject, PageReport, PageValidator
@@ -474,3 +474,8 @@ def test_every_version_and_module_reads_dialects(version: str, module: str) -> N
     report = PageValidator(version, module).check_items(page)
     assert report.invalid == []
     assert report.dialect_counts() == {SPACE: len(page)}
+
+
+def test_every_dialect_is_named_and_described() -> None:
+    assert set(DESCRIPTIONS) == set(Dialect)
+    assert all(name == name.lower() and " " not in name for name in Dialect)
