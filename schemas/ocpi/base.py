@@ -95,10 +95,11 @@ def String(max_length: int, *, min_length: int = 0, pattern: str | None = None) 
     return StringConstraints(min_length=min_length or None, max_length=max_length, pattern=pattern)
 
 
-def CiString(max_length: int, *, min_length: int = 0) -> Any:
+def CiString(max_length: int | None, *, min_length: int = 0) -> Any:
     """OCPI ``CiString(n)``: printable ASCII of at most ``max_length`` characters, case-insensitive.
 
-    The value is kept as sent; case folding is the job of the consumer (see ``schemas.keys``).
+    ``None`` for a CiString the spec gives no length (2.3.0 ``Parking.apds_reference``). The
+    value is kept as sent; case folding is the job of the consumer (see ``schemas.keys``).
     """
     return StringConstraints(
         min_length=min_length or None, max_length=max_length, pattern=PRINTABLE_ASCII

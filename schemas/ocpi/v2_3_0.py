@@ -1,9 +1,9 @@
 """OCPI 2.3.0 object models, written as a delta on 2.2.1.
 
-Sources: the example objects of ``ocpi/ocpi`` tag ``v2.3.0`` (``examples/``), the puller brief
-(``/work/shared/ocpi.md`` section 3), and, for tables the example files do not show, a model of
-the 2.3.0 spec that cites it section by section (``hupe1980/ocpi-kit``, ``src/v2_3_0``). The 2.3.0
-spec text itself was not available to us; schemas/NOTES.md lists the points to re-check.
+Sources: ``ocpi/ocpi`` tag ``v2.3.0``: the example objects (``examples/``) and the tables of
+``mod_tokens``, ``mod_locations``, ``mod_tariffs``, ``mod_sessions``, ``mod_cdrs`` and ``types``
+(field names, cardinality, lengths, CiString or string, enum values, enum or OpenEnum), with the
+corrections of tag ``v2.3.0-ed2`` where that edition fixed a misprint (schemas/NOTES.md).
 
 What 2.3.0 changes, per module (everything else is reused from 2.2.1 unchanged):
 
@@ -377,7 +377,7 @@ class Parking(OcpiModel):
     lighting: bool | None = None
     refrigeration_outlet: bool | None = None
     standards: list[Annotated[str, CiString(36)]] | None = None
-    apds_reference: str | None = None
+    apds_reference: Annotated[str, CiString(None)] | None = None
 
 
 def _parking_ref_kind(value: Any) -> str:

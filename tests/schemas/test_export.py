@@ -10,7 +10,7 @@ from pathlib import Path
 from schemas.export import SCHEMA_MODELS, main, render_schemas, write_schemas
 from schemas.ocpi import MODULES, VERSIONS, model_for
 
-COMMITTED = Path(__file__).parent.parent / "schemas" / "json"
+COMMITTED = Path(__file__).parent.parent.parent / "schemas" / "json"
 
 
 def test_committed_schemas_are_current() -> None:

@@ -1,4 +1,8 @@
-"""Tests for ``schemas.validation.PageValidator``: exactly the bad objects, with precise paths."""
+"""Tests for ``schemas.validation.PageValidator``: exactly the bad objects, with precise paths.
+
+These pin ``strict`` mode, which must keep the behaviour from before the two modes existed
+(same errors, same dead letters); what lenient mode accepts on top is in ``test_lenient``.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,20 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas.ocpi import model_for
-from schemas.validation import CHUNK_BYTES, InvalidObject, PageValidator
+from schemas.validation import (
+    CHUNK_BYTES,
+    VALIDATION_MODES,
+    InvalidObject,
+    PageReport,
+    PageValidator,
+    ValidationMode,
+    format_error,
+)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ocpi"
 
 
 def load(version: str, name: str) -> dict[str, Any]:
@@ -42,8 +55,8 @@ def dumps(objects: list[Any]) -> list[bytes]:
 
 def test_all_valid_page_reports_nothing() -> None:
     page = dumps([token(str(i)) for i in range(50)])
-    assert PageValidator("2.2.1", "tokens").validate(page) == []
-    assert PageValidator("2.2.1", "tokens").validate([]) == []
+    assert PageValidator("2.2.1", "tokens", "strict").validate(page) == []
+    assert PageValidator("2.2.1", "tokens", "strict").validate([]) == []
 
 
 def test_mixed_page_reports_exactly_the_bad_indices_with_paths() -> None:
@@ -57,7 +70,7 @@ def test_mixed_page_reports_exactly_the_bad_indices_with_paths() -> None:
             token("5"),
         ]
     )
-    result = PageValidator("2.2.1", "tokens").validate(page)
+    result = PageValidator("2.2.1", "tokens", "strict").validate(page)
     assert [bad.index for bad in result] == [1, 3, 4]
     assert result[0].errors == (
         "whitelist: Input should be 'ALWAYS', 'ALLOWED', 'ALLOWED_OFFLINE' or 'NEVER'",
@@ -75,7 +88,7 @@ def test_nested_error_paths() -> None:
     location["evses"][0]["connectors"][1]["format"] = "PLUG"
     location["evses"][1]["connectors"][0]["max_amperage"] = "16"
     location["opening_times"] = {"twentyfourseven": False, "regular_hours": [{"weekday": 8}]}
-    result = PageValidator("2.2.1", "locations").validate(dumps([LOCATION, location]))
+    result = PageValidator("2.2.1", "locations", "strict").validate(dumps([LOCATION, location]))
     assert result == [
         InvalidObject(
             1,
@@ -93,14 +106,14 @@ def test_nested_error_paths() -> None:
 @pytest.mark.parametrize("item", [1, "token", None, [TOKEN], True, 2.5])
 def test_an_item_that_is_not_an_object(item: Any) -> None:
     page = dumps([TOKEN, item, TOKEN])
-    assert PageValidator("2.2.1", "tokens").validate(page) == [
+    assert PageValidator("2.2.1", "tokens", "strict").validate(page) == [
         InvalidObject(1, ("(root): Input should be an object",))
     ]
 
 
 def test_malformed_json_is_reported_at_its_own_index() -> None:
     page = [orjson.dumps(TOKEN), b'{"uid": "1", ', orjson.dumps(token("2", valid=1))]
-    result = PageValidator("2.2.1", "tokens").validate(page)
+    result = PageValidator("2.2.1", "tokens", "strict").validate(page)
     assert [bad.index for bad in result] == [1, 2]
     assert result[0].errors[0].startswith("(root): Invalid JSON")
     assert result[1].errors == ("valid: Input should be a valid boolean",)
@@ -116,7 +129,7 @@ def test_malformed_json_is_reported_at_its_own_index() -> None:
 )
 def test_an_element_that_is_not_exactly_one_json_value(element: bytes) -> None:
     page = [orjson.dumps(TOKEN), element, orjson.dumps(token("x", whitelist="NO"))]
-    result = PageValidator("2.2.1", "tokens").validate(page)
+    result = PageValidator("2.2.1", "tokens", "strict").validate(page)
     assert [bad.index for bad in result] == [1, 2]
     assert result[1].errors == (
         "whitelist: Input should be 'ALWAYS', 'ALLOWED', 'ALLOWED_OFFLINE' or 'NEVER'",
@@ -125,7 +138,7 @@ def test_an_element_that_is_not_exactly_one_json_value(element: bytes) -> None:
 
 def test_two_values_in_one_element_even_when_both_are_valid() -> None:
     page = [orjson.dumps(TOKEN) + b"," + orjson.dumps(TOKEN), orjson.dumps(TOKEN)]
-    result = PageValidator("2.2.1", "tokens").validate(page)
+    result = PageValidator("2.2.1", "tokens", "strict").validate(page)
     assert [bad.index for bad in result] == [0]
     assert result[0].errors[0].startswith("(root): Invalid JSON")
 
@@ -135,7 +148,7 @@ def test_indices_are_exact_across_chunks() -> None:
     objects = [token(str(i), valid="no") if i in bad_at else token(str(i)) for i in range(1000)]
     page = dumps(objects)
     assert sum(map(len, page)) > 10 * CHUNK_BYTES  # the page really spans many chunks
-    result = PageValidator("2.2.1", "tokens").validate(page)
+    result = PageValidator("2.2.1", "tokens", "strict").validate(page)
     assert [bad.index for bad in result] == sorted(bad_at)
     assert all(bad.errors == ("valid: Input should be a valid boolean",) for bad in result)
 
@@ -146,13 +159,15 @@ def test_an_object_larger_than_a_chunk() -> None:
     assert len(orjson.dumps(big)) > CHUNK_BYTES
     bad = copy.deepcopy(big)
     bad["evses"][59]["status"] = "GONE"
-    result = PageValidator("2.2.1", "locations").validate(dumps([big, bad, big]))
+    result = PageValidator("2.2.1", "locations", "strict").validate(dumps([big, bad, big]))
     assert [(r.index, r.errors[0].split(":")[0]) for r in result] == [(1, "evses[59].status")]
 
 
 def test_errors_do_not_echo_partner_data() -> None:
     secret = "SECRET-CONTRACT-ID-0123456789-ABCDEFG"
-    result = PageValidator("2.2.1", "tokens").validate(dumps([token("1", contract_id=secret)]))
+    result = PageValidator("2.2.1", "tokens", "strict").validate(
+        dumps([token("1", contract_id=secret)])
+    )
     assert result[0].errors == ("contract_id: String should have at most 36 characters",)
     assert secret not in repr(result)
 
@@ -160,11 +175,13 @@ def test_errors_do_not_echo_partner_data() -> None:
 def test_works_for_every_version_and_module() -> None:
     as_printed = FIXTURES / "2.1.1" / "invalid" / "cdr_example_as_printed.json"
     page = [orjson.dumps(load("2.1.1", "cdr_example.json")), as_printed.read_bytes()]
-    result = PageValidator("2.1.1", "cdrs").validate(page)
+    result = PageValidator("2.1.1", "cdrs", "strict").validate(page)
     assert [r.index for r in result] == [1]
     assert len(result[0].errors) == 6
     with pytest.raises(ValueError, match="no OCPI model"):
         PageValidator("2.0", "cdrs")
+    with pytest.raises(ValueError, match="validation mode must be one of"):
+        PageValidator("2.2.1", "cdrs", "relaxed")  # type: ignore[arg-type]
 
 
 def test_invalid_object_is_a_frozen_value() -> None:
@@ -196,11 +213,9 @@ def test_page_result_equals_validating_each_object(choices: list[int]) -> None:
     for index, raw in enumerate(page):
         try:
             model.model_validate_json(raw)
-        except ValueError:
-            expected.append(index)
-    result = PageValidator("2.2.1", "tokens").validate(page)
-    assert [bad.index for bad in result] == expected
-    assert all(bad.errors for bad in result)
+        except ValidationError as exc:
+            expected.append(InvalidObject(index, tuple(format_error(e) for e in exc.errors())))
+    assert PageValidator("2.2.1", "tokens", "strict").validate(page) == expected
 
 
 _ODD_VALUES = st.sampled_from(
@@ -237,9 +252,30 @@ def _mutated_pages(draw: st.DrawFn) -> tuple[str, str, list[Any]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(case=_mutated_pages())
-def test_validating_parsed_items_equals_validating_json(case: tuple[str, str, list[Any]]) -> None:
+@given(case=_mutated_pages(), mode=st.sampled_from(VALIDATION_MODES))
+def test_validating_parsed_items_equals_validating_json(
+    case: tuple[str, str, list[Any]], mode: ValidationMode
+) -> None:
     """The puller validates orjson-parsed dicts; that must judge exactly like the JSON bytes."""
     version, module, page = case
-    validator = PageValidator(version, module)
-    assert validator.validate_items(page) == validator.validate([orjson.dumps(o) for o in page])
+    validator = PageValidator(version, module, mode)
+    report = validator.check_items(page)
+    assert report == validator.check([orjson.dumps(o) for o in page])
+    assert report.invalid == validator.validate_items(page)
+    if mode == "strict":
+        assert report == PageReport(report.invalid)  # no dialects, no readings
+
+
+def test_modes() -> None:
+    assert VALIDATION_MODES == ("strict", "lenient")
+    assert PageValidator("2.2.1", "tokens").mode == "lenient"  # the issue's default
+    assert PageValidator("2.2.1", "tokens", "strict").mode == "strict"
+
+
+def test_a_strict_report_has_no_dialects() -> None:
+    page = [token("0", last_updated="2024-03-04 03:00:00"), token("1")]
+    report = PageValidator("2.2.1", "tokens", "strict").check_items(page)
+    assert [bad.index for bad in report.invalid] == [0]
+    assert (report.dialects, report.readings, report.examples) == ({}, {}, {})
+    assert report.dialect_counts() == {}
+    assert report.reading(1, page[1]) is page[1]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function, object_key
 from schemas.ocpi import MODULES, VERSIONS
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ocpi"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ocpi"
 PARTNER = PartnerIdentity(country_code="nl", party_id="tnm")
 PREFIX_MODULE = {"token": "tokens", "location": "locations", "tariff": "tariffs"}
 PREFIX_MODULE |= {"session": "sessions", "cdr": "cdrs", "tariffrestriction": "tariffs"}
@@ -207,3 +207,114 @@ def test_key_function_is_object_key(
             return "error " + str(error)
 
     assert outcome(fast) == outcome(lambda o: object_key(module, version, o, partner))
+
+
+# --- Keys are a contract on Kafka; dialect objects key like canonical ones ------------------
+
+# One spec example per version and module, keyed with partner NL/TNM (used by 2.1.1 only).
+EXAMPLE_KEYS = [
+    ("2.1.1", "cdrs", "cdr_example.json", "NL/TNM/12345"),
+    ("2.1.1", "locations", "location_example.json", "NL/TNM/LOC1"),
+    ("2.1.1", "sessions", "session_example_1_simple_start.json", "NL/TNM/101"),
+    ("2.1.1", "tariffs", "tariff_example_1_simple_2_euro_per_hour.json", "NL/TNM/12"),
+    ("2.1.1", "tokens", "token_example.json", "NL/TNM/012345678/RFID"),
+    ("2.2.1", "cdrs", "cdr_example.json", "BE/BEC/12345"),
+    ("2.2.1", "locations", "location_example.json", "BE/BEC/LOC1"),
+    ("2.2.1", "sessions", "session_example_1_simple_start.json", "NL/STK/101"),
+    ("2.2.1", "tariffs", "tariff_10_025kwh_parking_start.json", "DE/ALL/18"),
+    (
+        "2.2.1",
+        "tokens",
+        "token_example_1_app_user.json",
+        "DE/TNM/BDF21BCE-FC97-11E8-8EB2-F2801F1B9FD1/APP_USER",
+    ),
+    ("2.3.0", "cdrs", "cdr_example.json", "BE/BEC/12345"),
+    ("2.3.0", "locations", "location_example.json", "BE/BEC/LOC1"),
+    ("2.3.0", "sessions", "session_example_1_simple_start.json", "NL/STK/101"),
+    ("2.3.0", "tariffs", "tariff_10_025kwh_parking_start.json", "DE/ALL/18"),
+    (
+        "2.3.0",
+        "tokens",
+        "token_example_1_app_user.json",
+        "DE/TNM/BDF21BCE-FC97-11E8-8EB2-F2801F1B9FD1/APP_USER",
+    ),
+]
+NL_TNM = PartnerIdentity("NL", "TNM")
+
+
+def example(version: str, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / version / name).read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.mark.parametrize(("version", "module", "name", "key"), EXAMPLE_KEYS)
+def test_spec_example_keys_are_stable(version: str, module: str, name: str, key: str) -> None:
+    obj = example(version, name)
+    assert object_key(module, version, obj, NL_TNM) == key
+    assert key_function(module, version, NL_TNM)(obj) == key
+
+
+# The identity fields the spec types as CiString, per version (2.1.1 ids are case-sensitive).
+CASE_INSENSITIVE = {
+    "2.1.1": {"cdrs": ("id",)},
+    "2.2.1": dict.fromkeys(MODULES, ("country_code", "party_id", "id", "uid")),
+    "2.3.0": dict.fromkeys(MODULES, ("country_code", "party_id", "id", "uid")),
+}
+
+
+def with_case(obj: dict[str, Any], fields: tuple[str, ...], change: Any) -> dict[str, Any]:
+    return {k: change(v) if k in fields and isinstance(v, str) else v for k, v in obj.items()}
+
+
+@pytest.mark.parametrize(("version", "module", "name", "key"), EXAMPLE_KEYS)
+def test_lower_case_objects_key_like_canonical_ones(
+    version: str, module: str, name: str, key: str
+) -> None:
+    obj = example(version, name)
+    fields = CASE_INSENSITIVE[version].get(module, ())
+    for change in (str.lower, str.upper, str.swapcase):
+        variant = with_case(obj, fields, change)
+        assert object_key(module, version, variant, NL_TNM) == key
+        assert key_function(module, version, NL_TNM)(variant) == key
+    # Case-sensitive ids keep their case (2.1.1 string ids): a different case, a different key.
+    other = [f for f in ("id", "uid") if f in obj and f not in fields and obj[f].lower() != obj[f]]
+    for field in other:
+        assert object_key(module, version, with_case(obj, (field,), str.lower), NL_TNM) != key
+
+
+ascii_parts = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=8)
+
+
+@given(
+    version=st.sampled_from(["2.2.1", "2.3.0"]),
+    module=st.sampled_from(MODULES),
+    obj=st.fixed_dictionaries(
+        dict.fromkeys(("country_code", "party_id", "id", "uid"), ascii_parts)
+        | {"type": st.sampled_from(["RFID", "APP_USER", "OTHER"])}
+    ),
+    flips=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_any_case_of_a_ci_string_gives_the_same_key(
+    version: str, module: str, obj: dict[str, str], flips: list[bool]
+) -> None:
+    variant = dict(obj)
+    for field, flip in zip(("country_code", "party_id", "id", "uid"), flips, strict=True):
+        if flip:
+            variant[field] = variant[field].swapcase()
+    assert object_key(module, version, variant, None) == object_key(module, version, obj, None)
+
+
+def test_a_lenient_reading_keys_like_the_canonical_object() -> None:
+    """An enum in other case (``rfid``) is a lenient dialect, not a CiString: the key is built from
+    the reading, which holds the listed spelling, and so matches the canonical object's."""
+    from schemas.validation import PageValidator
+
+    canonical = example("2.2.1", "token_example_2_full_rfid.json")
+    sent = canonical | {"country_code": "de", "type": "rfid", "last_updated": "2018-12-10 17:25:10"}
+    report = PageValidator("2.2.1", "tokens").check_items([sent])
+    assert report.invalid == []
+    make_key = key_function("tokens", "2.2.1", None)
+    assert make_key(report.reading(0, sent)) == make_key(canonical) == "DE/TNM/12345678905880/RFID"
+    assert (
+        make_key(sent) == "DE/TNM/12345678905880/rfid"
+    )  # the object as sent: enums keep their case

@@ -1,0 +1,1 @@
+"""Tests of the `schemas` package: OCPI models, DateTimes, keys, page validation, export."""
