@@ -80,7 +80,7 @@ class ControllerConfig:
     backoff: float = 0.5
     slow_start: bool = True
     slow_start_exit: float = 1.125  # latency ratio that ends slow start (HyStart's 1/8)
-    probe_every_windows: int = 30  # 0: never probe
+    probe_every_windows: int = 30  # 0: probe only when the brake has halved the limit
     ceiling_step: float = 0.2
     errors_to_cut: int = 2  # 503s/resets in one window that make a cut (429/timeout: one)
     max_retry_after_s: float = 300.0
@@ -152,6 +152,8 @@ class ConcurrencyController:
         self._baselines: dict[str, float] = {}
         self._ceiling = math.inf  # in-flight count the partner last refused at
         self._ceiling_step = self.config.ceiling_step
+        self._before_last_step = self.config.min_limit  # slow start's last limit without trouble
+        self._brake_started_at = self._limit  # the limit before the latency brake took over
         initial = self.permits
         self._summary = ConcurrencySummary(initial, initial, initial, initial, 0, 0)
 
@@ -228,13 +230,19 @@ class ConcurrencyController:
         return now - window.opened_at >= span
 
     def _cut(self, now: float, response: Response) -> LimitChange | None:
+        wanted = self._limit * self.config.backoff
+        if self._slow_start:
+            # The step before this one drew no refusal and no queueing: go back to it, not lower.
+            wanted = max(wanted, self._before_last_step)
         self._slow_start = False
         self._last_cut = now
         self._epoch = now
         refused_at = max(1, response.inflight)
         # Refused again at or below the last refusal: approach that level more slowly each time.
         repeated = refused_at <= self._ceiling < math.inf
-        self._ceiling_step = self._ceiling_step / 2 if repeated else self.config.ceiling_step
+        # (Halved at most twice, so a partner that recovered is passed within ~20 windows.)
+        step = self.config.ceiling_step
+        self._ceiling_step = max(step / 4, self._ceiling_step / 2) if repeated else step
         self._ceiling = refused_at
         if response.outcome == "throttled" and response.retry_after_s is not None:
             # Nothing is sent before the pause ends: learn from what is sent after it.
@@ -243,14 +251,14 @@ class ConcurrencyController:
         self._reset_window(opened_at=self._epoch)
         self._low_load_next = True
         label = {"throttled": "429", "unavailable": "503"}.get(response.outcome, response.outcome)
-        wanted = self._limit * self.config.backoff
-        return self._set(now, wanted, f"{label}: ×{self.config.backoff}", cut=True)
+        return self._set(now, wanted, f"{label}: ×{wanted / self._limit:.2f}", cut=True)
 
     def _close_window(self, now: float) -> LimitChange | None:
         window = self._window
         app_limited = window.max_inflight < self._limit / 2
         probe = self._probing
-        self._learn_baselines(window, low_load=probe or app_limited or self._low_load_next)
+        low_load = probe or app_limited or self._low_load_next
+        self._learn_baselines(window, low_load=low_load, trusted=probe)
         ratio = self._median_ratio(window)
         self._low_load_next = False
         self._reset_window(opened_at=now)
@@ -262,7 +270,11 @@ class ConcurrencyController:
         if window.max_inflight >= self._ceiling:
             self._ceiling = math.inf  # passed the level refused last time without a refusal
         self._windows_to_probe -= 1
-        if self._windows_to_probe <= 0 and not self._slow_start:
+        # The brake alone has halved the limit: our queue, or a partner slower for good? Ask now.
+        halved = self._limit < 0.5 * self._brake_started_at
+        adjustable = self.config.min_limit < self.config.max_limit
+        if (self._windows_to_probe <= 0 or halved) and adjustable and not self._slow_start:
+            self._brake_started_at = self._limit
             self._windows_to_probe = self._draw_probe_interval()
             self._epoch = now
             reason = "probe: half the permits to re-measure latency"
@@ -280,6 +292,8 @@ class ConcurrencyController:
             headroom = 1.0 if ratio is None else (exit_at - ratio) / (exit_at - 1)
             factor = 1.0 + min(1.0, max(0.0, headroom))
             grown = max(limit + 1, min(limit * factor, 2.0 * max_inflight))
+            if limit < config.max_limit:
+                self._before_last_step = limit
             return self._set(now, grown, f"slow start: latency ×{shown} of baseline")
         self._slow_start = False
         grown = self._add_one(limit)
@@ -319,6 +333,8 @@ class ConcurrencyController:
             return None
         if self._limit != previous_limit:
             self._epoch = max(self._epoch, now)
+        if cut or self._limit > self._brake_started_at:
+            self._brake_started_at = self._limit
         s = self._summary
         self._summary = ConcurrencySummary(
             initial=s.initial,
@@ -332,14 +348,16 @@ class ConcurrencyController:
 
     # -- latency baseline -------------------------------------------------------------------------
 
-    def _learn_baselines(self, window: _Window, *, low_load: bool) -> None:
+    def _learn_baselines(self, window: _Window, *, low_load: bool, trusted: bool) -> None:
         for endpoint, latencies in window.latencies.items():
             if len(latencies) < 3:
                 continue
             median = _median(latencies)
             known = self._baselines.get(endpoint)
-            if known is None or low_load:
-                self._baselines[endpoint] = median if known is None else (known + median) / 2
+            if known is None or trusted:
+                self._baselines[endpoint] = median  # a probe sees the partner without our queue
+            elif low_load:
+                self._baselines[endpoint] = (known + median) / 2
             elif median < known:
                 # Faster than the baseline: believe it quickly (the median damps single outliers).
                 self._baselines[endpoint] = known + 0.3 * (median - known)
