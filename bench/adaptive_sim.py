@@ -78,9 +78,9 @@ class Partner:
         """Base latency at a moment (a partner may get slower for good)."""
         return self.base_s * (self.slower_by if now >= self.slower_from_s else 1.0)
 
-    def best_rate(self, capacity: float | None = None) -> float:
+    def best_rate(self) -> float:
         """Full pages per second at the best concurrency that draws no 429."""
-        c = float(self.capacity) if capacity is None else capacity
+        c = float(self.capacity)
         if self.kind == "workers":
             return c / self.base_s
         most = max(1, math.floor(1.3 * c))

@@ -1,39 +1,59 @@
 """How many page requests one partner gets in flight: a pure controller fed one answer at a time.
 
-No clock, no asyncio: every call passes `now` (monotonic seconds) and the only randomness is the
-injected `random.Random` (the jitter of latency probes), so a trace is a function of its inputs.
-`producer/ocpi/limiter.py` is the asyncio shell whose permits follow `permits`.
+No clock, no asyncio: every call passes `now` (monotonic seconds); the only randomness is the
+injected `random.Random` (probe jitter), so a trace is a function of its inputs. The asyncio shell
+whose permits follow `permits` is `producer/ocpi/limiter.py`.
 
-The limit is a float in [min_limit, max_limit]; `permits` is its floor. Decisions are taken per
-window, never per answer. A window holds the answers to requests sent since the last change; it
-closes once it has `window_min_responses` of them and has lasted max(`window_min_s`,
-`window_round_trips` × mean latency), or at once on a hard signal:
+The limit is a float in [min_limit, max_limit]; `permits` is its floor. Decisions are per window,
+never per answer: a window holds answers to requests sent since the last change, and closes after
+`window_min_responses` of them and max(`window_min_s`, 2 × mean latency) — or at once on a hard
+signal, so a refusal is answered within one round trip:
 
-* hard signal (429, 503, timeout, connection reset) from a request sent after the last cut: cut
-  ×`backoff`, once; answers to requests sent before the cut are ignored (TCP's one reaction per
-  loss event). A `Retry-After` also pushes the next window past the pause (the `RequestGate`
-  holds the requests; the controller only stops learning meanwhile).
-* app-limited (the window's peak in-flight below limit/2): hold. An idle client learns nothing.
-* otherwise the rule: r = median over full pages of latency / baseline of its endpoint.
-  - gradient (default): r ≤ tolerance → +1; above, limit × (1 − smoothing·(1 − tolerance/r)),
-    the gradient clamped to [0.5, 1] (Netflix Gradient2 without its min-RTT bias; Envoy's buffer).
-  - vegas: estimated queue q = limit·(1 − 1/r); +1 below 3u, −u above 6u, u = max(1, log10 limit).
-  - aimd: +1 (no latency brake).
-  During slow start (until the first brake or cut) growth is multiplicative instead, scaled by the
-  headroom left below the tolerance: ×2 at r = 1, ×1 at r = tolerance.
+* 429 or timeout (or a second 503/reset in the window; a lone one is as often a proxy hiccup)
+  from a request sent after the last cut: cut ×`backoff`, once; answers to requests sent before
+  the cut are ignored (TCP's one reaction per loss event). In slow start the cut lands no lower
+  than the last step that drew nothing, or 0.75 × the count refused. A 429 at the very in-flight
+  count refused last time is a wall that has not moved (a partner capping requests in flight):
+  step just below it. After any refusal, growth creeps towards the refused count (+0.2 a window,
+  slower when refused there again — CUBIC's plateau). `Retry-After` moves the next window past
+  the pause: the `RequestGate` holds the requests, the controller stops learning meanwhile.
+* app-limited (the window's peak in flight below limit/2): hold. An idle client learns nothing.
+* otherwise r = median over full pages of latency / the baseline of their endpoint:
+  - gradient (default): r ≤ `tolerance` → +1; above, × (1 − smoothing·(1 − clamp(tol/r, .5, 1)))
+    (Gradient2's gradient without its min-RTT bias; Envoy's 25% buffer as the dead band).
+  - vegas: queue q = limit·(1 − 1/r); +1 below 3u, −u above 6u, u = max(1, log10 limit).
+  - aimd: +1, no latency brake.
+  Slow start (until the first brake or cut) grows ×(1 + headroom): ×2 at r = 1, ×1 at r = 1.125.
 
-Latency baseline per endpoint (pages of different modules differ): not the minimum (biased low,
-sheds too much) but a median-of-window average that falls quickly when a window is faster, and
-rises only from windows measured at low load: the first window, app-limited windows, the window
-after a cut and periodic probe windows (permits halved for one window every
-`probe_every_windows` × U(0.5, 1) windows; Envoy re-measures minRTT the same way). A partner that
-got slower for good is therefore re-learnt at the next probe instead of pinning the limit low,
-and our own queueing never drifts the baseline up (the probe sees the partner without it).
+Latency baseline, per endpoint: not the minimum (biased low, sheds too much) nor a plain EWMA (our
+own queueing drifts it up). A window median lowers it quickly (α 0.3); it rises only from
+low-load windows: the first, app-limited ones, the one after a cut, and probes — permits halved
+for one window every `probe_every_windows` × U(0.5, 1) windows, and at once when the brake alone
+has halved the limit (our queue, or a partner slower for good?). A probe's median is taken as the
+baseline, so a partner that got 3× slower dips for a few seconds instead of pinning the limit at 1.
 
-Choice of rule, from `python bench/adaptive_sim.py` (virtual time; C ∈ 2..30, base 0.05–2 s, two
-partner models, see the `SIMULATION` note at the end of this docstring).
+Why gradient — `python bench/adaptive_sim.py` (virtual time; a partner whose latency grows past
+0.7C with 429 beyond 1.3C, and K workers with a queue of K/2; C ∈ 2..30 × base 0.05/0.2/0.5/2 s,
+40 runs each, median limit after a 30% warm-up; throughput against the best 429-free rate):
 
-SIMULATION: filled in from the measured sweep.
+                    limit/C      in [.6C,1.5C]   throughput/capacity   429 share median / max
+  gradient latency  0.94–1.00    40/40           0.93 (min 0.92)       0     / 0.67% (C ≤ 3)
+  gradient workers  1.07–1.50    40/40           0.98 (min 0.95)       0     / 0.41%
+  vegas    latency  0.93–1.25    40/40           0.95 (min 0.91)       0     / 0.80%
+  vegas    workers  1.07–1.67    36/40           0.98 (min 0.93)       0.02% / 0.52%
+  aimd     latency  1.00–1.30    40/40           0.95 (min 0.93)       0.26% / 0.80%
+  aimd     workers  1.07–1.67    36/40           0.97 (min 0.93)       0.11% / 0.52%
+
+The issue's pulls at 200 ms a page (K=12 workers, 800 pages; K=2, 200 pages; median of 5 seeds,
+no I/O costs), throughput/capacity and 429 share, gradient vs aimd:
+  K=12, queue 0 / 3 / 6 / 12:  0.69 / 0.80 / 0.89 / 0.89  vs  0.69 / 0.80 / 0.82 / 0.85
+  K=2,  queue 0 / 1 / 2:       0.85 / 0.93 / 0.99         vs  0.85 / 0.90 / 0.93
+  429s: gradient 0 with a queue ≥ K/2, ≤ 1% with one of K/4; aimd 0.1–1.5%. With no queue there
+  is no latency signal at all: every rule is AIMD on 429s (0.69, 0.7% — each Retry-After pause
+  costs a second) and K=2 spends 2% of a 200-page pull finding the wall.
+AIMD and Vegas run closer to the 429 edge, gaining ~2% throughput on the first model for 429s in
+most runs; the gradient brake stops before the partner refuses, keeps the limit in band on both
+models and wins where a queue lets latency speak. Hence gradient, tolerance 1.25, start 2.
 """
 
 from __future__ import annotations
@@ -41,6 +61,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Literal
 
 Outcome = Literal["ok", "throttled", "unavailable", "timeout", "reset"]
@@ -230,14 +251,19 @@ class ConcurrencyController:
         return now - window.opened_at >= span
 
     def _cut(self, now: float, response: Response) -> LimitChange | None:
+        refused_at = min(max(1, response.inflight), self.permits)
         wanted = self._limit * self.config.backoff
         if self._slow_start:
-            # The step before this one drew no refusal and no queueing: go back to it, not lower.
-            wanted = max(wanted, self._before_last_step)
+            # Slow start overshot, by up to 2×: the partner's limit lies between the last step
+            # that drew nothing and the in-flight count refused. Land between, not below both.
+            wanted = max(wanted, self._before_last_step, 0.75 * refused_at)
+        elif response.outcome == "throttled" and refused_at >= self._ceiling:
+            # Refused again where it was refused last time: a wall that has not moved (a partner
+            # capping requests in flight), not a collapse. Step just below it.
+            wanted = max(wanted, refused_at - 1)
         self._slow_start = False
         self._last_cut = now
         self._epoch = now
-        refused_at = max(1, response.inflight)
         # Refused again at or below the last refusal: approach that level more slowly each time.
         repeated = refused_at <= self._ceiling < math.inf
         # (Halved at most twice, so a partner that recovered is passed within ~20 windows.)
@@ -352,15 +378,15 @@ class ConcurrencyController:
         for endpoint, latencies in window.latencies.items():
             if len(latencies) < 3:
                 continue
-            median = _median(latencies)
+            middle = median(latencies)
             known = self._baselines.get(endpoint)
             if known is None or trusted:
-                self._baselines[endpoint] = median  # a probe sees the partner without our queue
+                self._baselines[endpoint] = middle  # a probe sees the partner without our queue
             elif low_load:
-                self._baselines[endpoint] = (known + median) / 2
-            elif median < known:
+                self._baselines[endpoint] = (known + middle) / 2
+            elif middle < known:
                 # Faster than the baseline: believe it quickly (the median damps single outliers).
-                self._baselines[endpoint] = known + 0.3 * (median - known)
+                self._baselines[endpoint] = known + 0.3 * (middle - known)
 
     def _median_ratio(self, window: _Window) -> float | None:
         ratios = [
@@ -369,7 +395,7 @@ class ConcurrencyController:
             if self._baselines.get(endpoint, 0.0) > 0.0
             for latency in latencies
         ]
-        return _median(ratios) if ratios else None
+        return median(ratios) if ratios else None
 
     # -- scratch ----------------------------------------------------------------------------------
 
@@ -381,11 +407,3 @@ class ConcurrencyController:
         if every <= 0:
             return 2**62
         return max(2, round(every * self._rng.uniform(0.5, 1.0)))
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
