@@ -109,6 +109,19 @@ def test_a_429_cuts_at_once_and_stale_429s_are_ignored() -> None:
     assert controller.summary().cuts == 2
 
 
+def test_a_refusal_in_slow_start_lands_between_the_last_quiet_step_and_the_refused_count() -> None:
+    controller = ConcurrencyController(ControllerConfig(), random.Random(1))
+    now = 0.0
+    while controller.permits < 16:
+        now, _ = closed_loop(controller, now, 0.01)
+    assert controller.slow_start
+    # 16 in flight, the 13th refused: 12 were fine, the last quiet step was 8.
+    change = controller.on_response(now + 0.01, Response(0.005, 13, "throttled"))
+    assert change is not None
+    assert controller.limit == pytest.approx(0.75 * 13)
+    assert not controller.slow_start
+
+
 @pytest.mark.parametrize("outcome", ["timeout", "throttled"])
 def test_one_timeout_or_429_is_enough(outcome: Outcome) -> None:
     controller, now = warmed()
@@ -407,6 +420,19 @@ def test_on_a_latency_ramp_the_limit_falls_before_the_first_429() -> None:
     ramp = [a for a in trace.answers if 60.0 <= a.at <= 180.0]
     assert sum(a.outcome == "throttled" for a in ramp) < 0.01 * len(ramp)
     assert 0.6 * 8 <= median_permits(trace, 200.0, 240.0) <= 1.5 * 8
+
+
+def test_a_partner_capping_requests_in_flight_is_held_at_its_cap() -> None:
+    # 12 workers and no queue: the 13th request is refused, latency never rises before.
+    scenario = Scenario(Partner("workers", 12, 0.2, queue=0), duration_s=300.0)
+    trace = simulate(scenario)
+    settled = settle(scenario, trace)
+    assert settled.median_permits == 12
+    assert settled.throttled_share_settled < 0.005
+    # Once the wall is known, a refusal there steps just below it instead of halving.
+    late_cuts = [c for c in trace.changes if c.at > 60.0 and c.limit < c.previous_limit]
+    assert late_cuts
+    assert all(c.permits >= 11 for c in late_cuts if c.reason.startswith("429"))
 
 
 @settings(max_examples=5, deadline=None)
