@@ -13,8 +13,11 @@ Two partner models:
   (latency grows with load); more than Q waiting → 429 with `Retry-After` (the sandbox's
   `--capacity-workers K --capacity-queue Q`).
 
-`python bench/adaptive_sim.py` sweeps C ∈ 2..30 and base ∈ 0.05–2 s for every rule and prints
-JSON: per scenario the settled limit, throughput / capacity and the share of 429s.
+`python bench/adaptive_sim.py` sweeps C ∈ 2..30 and base ∈ 0.05–2 s for every rule and both
+models, and runs the issue's two pulls (K=12 and K=2 workers at 200 ms, queues 0 to K); it prints
+JSON: per scenario the settled limit, throughput / capacity and the share of 429s, per rule and
+model an aggregate, per pull the medians over seeds. `--set FIELD=VALUE` overrides the
+controller's config (`--set tolerance=1.5 --set backoff=0.7`); about a minute on one core.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -421,22 +424,13 @@ MODELS: dict[str, ModelKind] = {"latency": "latency", "workers": "workers"}
 
 
 def _config(settings: list[str]) -> ControllerConfig:
-    fields = {f.name: f.type for f in dataclasses.fields(ControllerConfig)}
-    overrides: dict[str, Any] = {}
-    for setting in settings:
-        name, _, text = setting.partition("=")
-        if name not in fields:
-            raise SystemExit(f"no ControllerConfig field {name!r}")
-        kind = str(fields[name])
-        overrides[name] = (
-            text
-            if kind == "Rule"
-            else text == "true"
-            if kind == "bool"
-            else int(text)
-            if kind == "int"
-            else float(text)
-        )
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(ControllerConfig)}
+    parsers: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": "true".__eq__}
+    try:
+        pairs = [setting.split("=", 1) for setting in settings]
+        overrides = {name: parsers.get(kinds[name], str)(text) for name, text in pairs}
+    except (KeyError, ValueError) as error:
+        raise SystemExit(f"--set FIELD=VALUE with a ControllerConfig field: {error}") from None
     return dataclasses.replace(ControllerConfig(), **overrides)
 
 
