@@ -32,29 +32,8 @@ for one window every `probe_every_windows` × U(0.5, 1) windows, and at once whe
 has halved the limit (our queue, or a partner slower for good?). A probe's median is taken as the
 baseline, so a partner that got 3× slower dips for a few seconds instead of pinning the limit at 1.
 
-Why gradient — `python bench/adaptive_sim.py` (virtual time; a partner whose latency grows past
-0.7C with 429 beyond 1.3C, and K workers with a queue of K/2; C ∈ 2..30 × base 0.05/0.2/0.5/2 s,
-40 runs each, median limit after a 30% warm-up; throughput against the best 429-free rate):
-
-                    limit/C      in [.6C,1.5C]   throughput/capacity   429 share median / max
-  gradient latency  0.94–1.00    40/40           0.93 (min 0.92)       0     / 0.80% (C ≤ 3)
-  gradient workers  1.07–1.50    40/40           0.98 (min 0.95)       0     / 0.41%
-  vegas    latency  0.93–1.25    40/40           0.95 (min 0.91)       0     / 0.80%
-  vegas    workers  1.07–1.67    36/40           0.98 (min 0.93)       0.02% / 0.52%
-  aimd     latency  1.00–1.30    40/40           0.95 (min 0.93)       0.26% / 0.80%
-  aimd     workers  1.07–1.67    36/40           0.97 (min 0.93)       0.10% / 0.52%
-  (workers with no queue, gradient: limit exactly K in 40/40, 0.94 (min 0.91), 0.17% / 0.73%)
-
-The issue's pulls at 200 ms a page (K=12 workers, 800 pages; K=2, 200 pages; median of 5 seeds,
-no I/O costs), throughput/capacity, gradient vs aimd:
-  K=12, queue 0 / 3 / 6 / 12:  0.79 / 0.80 / 0.89 / 0.89  vs  0.79 / 0.80 / 0.82 / 0.85
-  K=2,  queue 0 / 1 / 2:       0.88 / 0.93 / 0.99         vs  0.88 / 0.90 / 0.93
-  429s: gradient 0 with a queue ≥ K/2, ≤ 1% with one of K/4; aimd 0.1–1.5%. With no queue there
-  is no latency signal: every rule finds the wall by 429s (0.6%; each Retry-After pause costs a
-  second), and K=2 spends 2% of a 200-page pull finding it.
-AIMD and Vegas run closer to the 429 edge, gaining ~2% throughput on the first model for 429s in
-most runs; the gradient brake stops before the partner refuses, keeps the limit in band on both
-models and wins where a queue lets latency speak. Hence gradient, tolerance 1.25, start 2.
+Why gradient, with tolerance 1.25 and a start at 2: the simulation sweep in
+docs/adaptive-concurrency.md (`python bench/adaptive_sim.py`).
 """
 
 from __future__ import annotations

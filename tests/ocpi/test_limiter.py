@@ -13,7 +13,7 @@ import pytest
 
 from producer.ocpi.concurrency import ConcurrencyController, ControllerConfig, LimitChange
 from producer.ocpi.limiter import AdaptiveLimiter, Slot
-from producer.ratelimit import RequestGate
+from producer.ocpi.ratelimit import RequestGate
 
 
 class Clock:
