@@ -16,6 +16,7 @@ from producer.config import PullSettings
 from producer.errors import ConfigError, PullError
 from producer.ocpi.modules import MODULES, OcpiVersion
 from sandbox.cli import add_sandbox_parser, non_negative_int
+from schemas.validation import VALIDATION_MODES
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -76,6 +77,11 @@ def _add_scope_flags(w: argparse._ArgumentGroup) -> None:
         help="a full page without Link is not the end: fetch on until an empty page",
     )
     w.add_argument("--emit-tombstones", action="store_true", default=None)
+    w.add_argument(
+        "--validation",
+        choices=VALIDATION_MODES,
+        help="lenient reads the dialects real partners write (default); strict dead-letters them",
+    )
     w.add_argument(
         "--link-repair",
         choices=("auto", "off"),

@@ -31,6 +31,7 @@ from producer.errors import ConfigError
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.modules import Module, OcpiVersion
 from producer.ocpi.repair import LinkRepairSetting
+from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -62,6 +63,9 @@ class PartnerOptions(BaseModel):
     emit_tombstones: bool = False
     skip_unchanged: bool = False
     max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    validation: ValidationMode = Field(
+        default="lenient", description="lenient reads the dialects partners write; strict refuses"
+    )
     link_repair: LinkRepairSetting = Field(
         default="auto", description="read by offset where a next link cannot be used as given"
     )

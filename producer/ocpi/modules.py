@@ -7,6 +7,6 @@ from typing import Final, Literal, get_args
 Module = Literal["tokens", "locations", "tariffs", "sessions", "cdrs"]
 MODULES: Final[tuple[Module, ...]] = get_args(Module)
 
-OcpiVersion = Literal["2.1.1", "2.2.1"]
+OcpiVersion = Literal["2.1.1", "2.2.1", "2.3.0"]
 # What discovery chooses when the partner offers several: the newest we speak first.
-VERSION_PREFERENCE: Final[tuple[OcpiVersion, ...]] = ("2.2.1", "2.1.1")
+VERSION_PREFERENCE: Final[tuple[OcpiVersion, ...]] = ("2.3.0", "2.2.1", "2.1.1")

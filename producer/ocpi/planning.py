@@ -62,8 +62,6 @@ async def plan_windows(
         only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
         return PlannedWindows([only], totals_reported=False, filters_ignored=False)
     hint = parse_last_updated(first.envelope.items[0]) if first.envelope.items else None
-    if hint is not None:
-        hint = int(hint)
     planner = WindowPlanner(start, end, window_size, start_hint=hint)
     planner.record(root, first.total)
     slots = asyncio.Semaphore(parallel)

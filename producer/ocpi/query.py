@@ -11,6 +11,8 @@ from typing import Any
 
 from yarl import URL
 
+from schemas.datetimes import epoch_seconds
+
 # Sessions require date_from (OCPI 2.1.1 and 2.2.1); "everything" then starts at the epoch.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_SECOND = timedelta(seconds=1)
@@ -70,19 +72,7 @@ def page_url(
     return endpoint.with_query(query)
 
 
-def parse_ocpi_datetime(value: object) -> float | None:
-    """Epoch seconds of an OCPI DateTime as partners write it (no zone means UTC), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def parse_last_updated(item: Any) -> float | None:
-    """Epoch seconds of an object's `last_updated`, or None when it has none readable."""
-    return parse_ocpi_datetime(item.get("last_updated")) if isinstance(item, dict) else None
+def parse_last_updated(item: Any) -> int | None:
+    """Whole epoch seconds of an object's `last_updated` in any form partners write (see
+    `schemas.datetimes`), or None when it has none readable."""
+    return epoch_seconds(item.get("last_updated")) if isinstance(item, dict) else None

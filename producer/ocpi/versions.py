@@ -27,6 +27,7 @@ class ModuleEndpoint:
     url: URL
     module: str
     ocpi_version: str
+    version_reason: str = ""  # why this version (for the summary)
 
 
 def module_endpoint_from_url(
@@ -38,18 +39,20 @@ def module_endpoint_from_url(
         return None
     if module is not None and module != last:
         raise ConfigError(f"--module {module} does not match the URL, which ends in /{last}")
-    version = ocpi_version
+    version, reason = ocpi_version, "pinned by --ocpi-version"
     if version is None:
         found = _VERSION_IN_PATH.search(url.path)
         if found is None or found.group(1) not in VERSION_PREFERENCE:
             raise ConfigError(
-                "cannot tell the OCPI version from the module URL; give --ocpi-version 2.1.1|2.2.1"
+                "cannot tell the OCPI version from the module URL; give --ocpi-version "
+                + "|".join(VERSION_PREFERENCE)
             )
-        version = found.group(1)
-    return ModuleEndpoint(url.with_fragment(None), last, version)
+        version, reason = found.group(1), "read from the module URL's path"
+    return ModuleEndpoint(url.with_fragment(None), last, version, reason)
 
 
-def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
+def offered_versions(data: Any) -> dict[str, URL]:
+    """The versions a versions endpoint lists, with their details URLs."""
     if not isinstance(data, list):
         raise PartnerProtocolError("versions endpoint did not return a list of versions")
     offered: dict[str, URL] = {}
@@ -58,14 +61,21 @@ def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
             url = item.get("url")
             if isinstance(url, str) and url.startswith(("http://", "https://")):
                 offered[item["version"]] = URL(url)
+    return offered
+
+
+def choose_version(offered: dict[str, URL], wanted: str | None) -> tuple[str, URL, str]:
+    """The version to pull in, its details URL, and why: the one pinned, else the highest
+    both sides speak (2.3.0 > 2.2.1 > 2.1.1)."""
     listed = ", ".join(sorted(offered)) or "none"
     if wanted is not None:
         if wanted not in offered:
             raise PartnerAuthError(f"partner does not offer OCPI {wanted} (offers: {listed})")
-        return wanted, offered[wanted]
+        return wanted, offered[wanted], f"pinned by --ocpi-version (partner offers {listed})"
     for version in VERSION_PREFERENCE:
         if version in offered:
-            return version, offered[version]
+            reason = f"the highest version both sides speak (partner offers {listed})"
+            return version, offered[version], reason
     raise PartnerAuthError(f"partner offers no OCPI version we speak (offers: {listed})")
 
 
@@ -99,8 +109,9 @@ async def discover(
     if module is None:
         raise ConfigError("--module is required with a versions URL")
     versions = await http.get_envelope(url)
-    version, details_url = _choose_version(versions.data_value, ocpi_version)
+    offered = offered_versions(versions.data_value)
+    version, details_url, reason = choose_version(offered, ocpi_version)
     http.set_version(version)
     details = await http.get_envelope(details_url)
     endpoint = _choose_endpoint(details.data_value, module, version)
-    return ModuleEndpoint(endpoint, module, version)
+    return ModuleEndpoint(endpoint, module, version, reason)

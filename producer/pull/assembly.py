@@ -113,6 +113,7 @@ def pull_context(
             ocpi_version=endpoint.ocpi_version,
             pull_id=pull_id,
             partner_identity=identity,
+            validation=options.validation,
         ),
         store=store,
         progress=progress,

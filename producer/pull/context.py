@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,9 @@ class PullCounters:
     skipped_unchanged: int = 0
     resent_objects: int = 0
     full_page_without_link: int = 0
+    # objects produced per dialect (lenient validation), and one example of each
+    dialects: Counter[str] = field(default_factory=Counter)
+    dialect_examples: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

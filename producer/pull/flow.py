@@ -171,6 +171,7 @@ class Pull:
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module
         self.summary.ocpi_version = endpoint.ocpi_version
+        self.summary.ocpi_version_reason = endpoint.version_reason
         self.progress.set_version(endpoint.ocpi_version)
 
     async def _pull_windows(

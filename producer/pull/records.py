@@ -8,6 +8,7 @@ page order (compaction keeps the later), and counted.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +18,10 @@ import orjson
 
 from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
 from schemas import headers as h
+from schemas.dialects import Dialect
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import DeadLetter
-from schemas.validation import PageValidator
+from schemas.validation import PageValidator, ValidationMode
 
 # An object's value must leave room in its record for the key and headers.
 MAX_OBJECT_BYTES = MAX_MESSAGE_BYTES - 16_384
@@ -42,6 +44,18 @@ class PageMessages:
     dead_identities: list[str] = field(default_factory=list)  # key, else the raw JSON
     dead_keys: list[str] = field(default_factory=list)  # dead letters that had a key
     digests: list[int] = field(default_factory=list)  # aligned with `objects` (--skip-unchanged)
+    # page position -> the dialects its object was written in (lenient validation), and the
+    # first example of each dialect on the page
+    dialects: dict[int, frozenset[Dialect]] = field(default_factory=dict)
+    examples: dict[Dialect, str] = field(default_factory=dict)
+
+    def dialect_counts(self) -> Counter[Dialect]:
+        """How many of the objects produced used each dialect."""
+        counts: Counter[Dialect] = Counter()
+        if self.dialects:
+            for position in self.positions:
+                counts.update(self.dialects.get(position, ()))
+        return counts
 
 
 class MessageBuilder:
@@ -55,13 +69,14 @@ class MessageBuilder:
         ocpi_version: str,
         pull_id: str,
         partner_identity: PartnerIdentity | None,
+        validation: ValidationMode = "lenient",
     ) -> None:
         self._partner = partner
         self._module = module
         self._version = ocpi_version
         self._pull_id = pull_id
         self.identity = partner_identity
-        self._validator = PageValidator(ocpi_version, module)
+        self._validator = PageValidator(ocpi_version, module, validation)
         self._key = key_function(module, ocpi_version, partner_identity)
         self._common: list[Header] = [
             (h.OCPI_VERSION, ocpi_version.encode()),
@@ -74,9 +89,9 @@ class MessageBuilder:
         self, items: Sequence[Any], first_offset: int, source_url: str, traceparent: str | None
     ) -> PageMessages:
         """Records for a page's `data` items; `first_offset` is the page's position in the list."""
-        errors: dict[int, list[str]] = {
-            bad.index: list(bad.errors) for bad in self._validator.validate_items(items)
-        }
+        report = self._validator.check_items(items)
+        errors: dict[int, list[str]] = {bad.index: list(bad.errors) for bad in report.invalid}
+        readings = report.readings  # our logic reads the canonical form; the value stays as sent
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
         common = self._common
         make_key = self._key
@@ -87,7 +102,7 @@ class MessageBuilder:
         dead: list[tuple[int, str | None, list[str]]] = []
         for index, item in enumerate(items):
             try:
-                key = make_key(item)
+                key = make_key(readings.get(index, item))
             except ObjectKeyError as error:
                 errors.setdefault(index, []).append(str(error))
                 key = None
@@ -116,6 +131,8 @@ class MessageBuilder:
             len(keys) - len(set(keys)),
             identities,
             [key for _, key, _ in dead if key is not None],
+            dialects=report.dialects,
+            examples=report.examples,
         )
 
     def _dead_letter(

@@ -100,6 +100,8 @@ class WindowSelection:
             messages.dead_identities,
             messages.dead_keys,
             digests,
+            messages.dialects,
+            messages.examples,
         )
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:

@@ -12,6 +12,7 @@ from producer.observe.progress import ProgressReporter
 from producer.ocpi.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
+from schemas.dialects import DESCRIPTIONS, Dialect
 
 
 def new_pull_id() -> str:
@@ -50,6 +51,8 @@ class PullSummary:
     tombstones: int = 0
     tombstones_skipped: str | None = None
     link_repairs: int = 0
+    ocpi_version_reason: str | None = None
+    dialects: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
     shard_index: int = 0
     shard_count: int = 1
@@ -103,6 +106,14 @@ def warn_about_partner(
 ) -> None:
     """Warnings about the partner's pagination that the counters reveal."""
     summary.link_repairs = repair.repairs
+    summary.dialects = dict(sorted(counters.dialects.items()))
+    for name, count in summary.dialects.items():
+        example = counters.dialect_examples.get(name, "")
+        text = DESCRIPTIONS[Dialect(name)]
+        summary.warnings.append(f"dialect {name}: {count} objects ({text}; e.g. {example})")
+        progress.warning(
+            f"dialect_{name}", f"{count} objects written in a dialect: {text} (e.g. {example})"
+        )
     if repair.repairs:
         summary.warnings.append(f"next_link_repaired: {repair.first_repaired}")
         progress.warning(

@@ -106,6 +106,14 @@ class WindowPull:
             )
             start_offset, start_total = 0, None
 
+    def _count_dialects(self, messages: PageMessages) -> None:
+        counters = self._ctx.counters
+        for dialect, count in messages.dialect_counts().items():
+            counters.dialects[dialect.value] += count
+            example = messages.examples.get(dialect)
+            if example is not None:
+                counters.dialect_examples.setdefault(dialect.value, example)
+
     def _count(self, walk: WindowWalk) -> None:
         counters = self._ctx.counters
         counters.step_backs += walk.patches
@@ -153,6 +161,8 @@ class WindowPull:
         )
         ctx.counters.duplicate_keys += messages.duplicate_keys
         messages = self._selection.select(fetched.items, messages)
+        if messages.dialects:
+            self._count_dialects(messages)
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
