@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import get_args
+from typing import NoReturn, cast
 
 from producer.config import PullSettings
-from producer.errors import ConfigError, PullError
-from producer.ocpi.modules import MODULES, OcpiVersion
+from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
+from producer.flags import EXIT_CODES, add_pull_flags, log_level
+from producer.observe.telemetry import service_version
 from sandbox.cli import add_sandbox_parser, non_negative_int
-from schemas.validation import VALIDATION_MODES
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -27,126 +29,13 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="pull a partner's OCPI module (or every partner in a partners file) into Kafka",
         description=(
             "Pull every object of an OCPI module into Kafka, one message per object keyed by its "
-            "id. Every flag can also be set as OCPI_PULLER_<FLAG> (e.g. OCPI_PULLER_TOKEN)."
+            "id. Every flag can also be set in the environment (named after each flag)."
         ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_partner_flags(p.add_argument_group("partner"))
-    _add_scope_flags(p.add_argument_group("what to pull"))
-    _add_scale_flags(p.add_argument_group("scale and behaviour"))
-    _add_kafka_flags(p.add_argument_group("kafka"))
-    _add_output_flags(p.add_argument_group("output"))
+    add_pull_flags(p)
     p.set_defaults(run=_run_pull)
-
-
-def _add_partner_flags(s: argparse._ArgumentGroup) -> None:
-    s.add_argument("--url", help="module endpoint (…/2.2.1/tokens) or the partner's versions URL")
-    s.add_argument("--token", help="credentials token (better: OCPI_PULLER_TOKEN)")
-    s.add_argument("--module", choices=MODULES)
-    s.add_argument("--ocpi-version", choices=get_args(OcpiVersion), help="else discovered")
-    s.add_argument("--partner", help="partner name in keys, headers and events")
-    s.add_argument("--partner-country", help="partner's country code (OCPI-to-*, 2.1.1 keys)")
-    s.add_argument("--partner-party", help="partner's party id (OCPI-to-*, 2.1.1 keys)")
-    s.add_argument("--from-country", help="our country code (OCPI-from-country-code)")
-    s.add_argument("--from-party", help="our party id (OCPI-from-party-id)")
-    s.add_argument("--token-encoding", choices=("base64", "plain", "auto"))
-    s.add_argument("--partners", dest="partners_file", help="YAML file of partners to pull")
-
-
-def _add_scope_flags(w: argparse._ArgumentGroup) -> None:
-    w.add_argument("--limit", type=int, help="page size asked for (the partner may cap it)")
-    w.add_argument("--date-from", help="only objects with last_updated >= this (RFC 3339)")
-    w.add_argument("--date-to", help="only objects with last_updated < this (default: now)")
-    w.add_argument(
-        "--incremental",
-        action="store_true",
-        default=None,
-        help="from the last complete pull's date_to (minus --incremental-overlap-s)",
-    )
-    w.add_argument("--incremental-overlap-s", type=int)
-    w.add_argument("--pull-id", help="name of this pull; the same id again resumes it")
-    w.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="resume the --pull-id from its checkpoint (default: if one exists)",
-    )
-    w.add_argument(
-        "--probe-past-end",
-        action="store_true",
-        default=None,
-        help="a full page without Link is not the end: fetch on until an empty page",
-    )
-    w.add_argument("--emit-tombstones", action="store_true", default=None)
-    w.add_argument(
-        "--validation",
-        choices=VALIDATION_MODES,
-        help="lenient reads the dialects real partners write (default); strict dead-letters them",
-    )
-    w.add_argument(
-        "--link-repair",
-        choices=("auto", "off"),
-        help="read by offset where a next link cannot be used as given (default auto)",
-    )
-    w.add_argument("--skip-unchanged", action="store_true", default=None)
-
-
-def _add_scale_flags(r: argparse._ArgumentGroup) -> None:
-    r.add_argument("--concurrency", type=int, help="requests in flight per partner (default 4)")
-    r.add_argument("--fanout", type=int, help="pages fetched ahead in a window (default 4)")
-    r.add_argument("--window-size", type=int, help="target objects per date window")
-    r.add_argument("--shard-index", type=int, help="this process's shard (JOB_COMPLETION_INDEX)")
-    r.add_argument("--shard-count", type=int, help="processes sharing the pull")
-    r.add_argument("--plan-wait-s", type=float, help="shards > 0 wait this long for the plan")
-    r.add_argument("--rate-limit", type=float, help="requests per second to the partner")
-    r.add_argument("--rate-burst", type=float)
-    r.add_argument("--request-timeout-s", type=float)
-    r.add_argument("--max-attempts", type=int)
-    r.add_argument("--max-page-bytes", type=int)
-    r.add_argument("--max-parallel-pulls", type=int, help="partners pulled at once")
-    r.add_argument("--ca-bundle", help="CA certificates to verify the partner's TLS with")
-    r.add_argument("--insecure-skip-tls-verify", action="store_true", default=None)
-
-
-def _add_kafka_flags(k: argparse._ArgumentGroup) -> None:
-    k.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
-    k.add_argument("--topic-prefix", help="topics are <prefix>.<module> etc. (default ocpi)")
-    k.add_argument("--topic-partitions", type=int)
-    k.add_argument("--replication-factor", type=int)
-    k.add_argument(
-        "--kafka-deadline-s", type=float, help="how long an outage during a pull is waited out"
-    )
-    k.add_argument(
-        "--kafka-connect-timeout-s",
-        type=float,
-        help="how long a broker never reached at start is waited for (default 30)",
-    )
-    k.add_argument(
-        "--kafka-request-timeout-s",
-        type=float,
-        help="retry a produce not acknowledged in this time",
-    )
-    k.add_argument(
-        "--kafka-replay-s",
-        type=float,
-        help="after a broker outage, re-read what was acknowledged this long before it (0: off)",
-    )
-    k.add_argument(
-        "--kafka-security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-    )
-    k.add_argument("--kafka-sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
-    k.add_argument("--kafka-sasl-username")
-    k.add_argument("--kafka-sasl-password", help="better: OCPI_PULLER_KAFKA_SASL_PASSWORD")
-    k.add_argument("--kafka-ssl-cafile", help="CA certificates to verify the brokers with")
-
-
-def _add_output_flags(o: argparse._ArgumentGroup) -> None:
-    o.add_argument("--output", choices=("text", "json"))
-    o.add_argument("--no-progress-bar", dest="progress_bar", action="store_false", default=None)
-    o.add_argument(
-        "--log-level",
-        default=os.environ.get("OCPI_PULLER_LOG_LEVEL", "INFO").upper(),
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-    )
 
 
 def settings_from_args(args: argparse.Namespace) -> PullSettings:
@@ -163,22 +52,12 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
     try:
         return PullSettings(**given)
     except ValidationError as error:
-        raise ConfigError(describe_validation_error(error)) from None
+        raise ConfigError(describe_validation_error(error, flags=True)) from None
 
 
 def _run_pull(args: argparse.Namespace) -> int:
     from producer.run import print_result, run_in_loop
 
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    # Kafka trouble is reported by the puller itself (warnings, progress events, one final line);
-    # aiokafka's own logger repeats a connection error every 100 ms while a broker is away.
-    logging.getLogger("aiokafka").setLevel(
-        logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
-    )
     settings = settings_from_args(args)
     result = run_in_loop(settings)
     print_result(result, settings.output)
@@ -262,11 +141,15 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ocpi-puller",
         description="Pull OCPI objects from roaming partners into Kafka.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     _add_pull_parser(commands)
     _add_status_parser(commands)
     add_sandbox_parser(commands)
@@ -279,19 +162,68 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2) and, under --output json, one JSON line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether the operator asked for JSON output (known before the flags are parsed)."""
+    chosen = os.environ.get("OCPI_PULLER_OUTPUT", "text").strip().lower()
+    for index, word in enumerate(argv):
+        if word.startswith("--output="):
+            chosen = word.partition("=")[2]
+        elif word == "--output" and index + 1 < len(argv):
+            chosen = argv[index + 1]
+    return chosen == "json"
+
+
+def configure_logging(level: str) -> None:
+    """Log lines on stderr; aiokafka's own logger only at DEBUG (the puller reports Kafka
+    trouble itself: warnings, progress events, one final line)."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
+
+
+def report_failure(error: PullError, json_output: bool) -> int:
+    """One line on stderr and, under --output json, the one JSON summary line."""
+    message = one_line(str(error))
+    print(f"ocpi-puller: {error.kind}: {message}", file=sys.stderr)
+    if json_output:
+        line = {"complete": False, "exit_code": error.exit_code, "error_kind": error.kind,
+                "error": message}  # fmt: skip
+        print(json.dumps(line, separators=(",", ":")), flush=True)
+    return error.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ocpi-puller` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    run: Command = args.run
+    words = list(sys.argv[1:] if argv is None else argv)
+    json_output = wants_json(words)
+    level = "INFO"
     try:
+        level = log_level(os.environ.get("OCPI_PULLER_LOG_LEVEL", "INFO"))
+        args = build_parser().parse_args(words)
+        level = getattr(args, "log_level", None) or level
+        configure_logging(level)
+        run: Command = args.run
         return run(args)
+    except argparse.ArgumentTypeError as error:
+        bad = ConfigError(f"OCPI_PULLER_LOG_LEVEL: {error}")
+        return report_failure(bad, json_output)
     except PullError as error:
-        print(f"ocpi-puller: {error.kind}: {one_line(str(error))}", file=sys.stderr)
-        return error.exit_code
+        return report_failure(error, json_output)
     except KeyboardInterrupt:
-        print("ocpi-puller: interrupted", file=sys.stderr)
-        return 130
+        return report_failure(InterruptedPullError("interrupted"), json_output)
+    except Exception as error:  # the last resort: a bug must still end in one line
+        if level == "DEBUG":
+            traceback.print_exc()
+        internal = InternalError(f"{type(error).__name__}: {error} (a bug: please report it)")
+        return report_failure(internal, json_output)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ built from the settings (`--url`, `--token`, ...) or, for many partners, from a 
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -27,13 +25,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from producer.errors import ConfigError
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.modules import Module, OcpiVersion
 from producer.ocpi.repair import LinkRepairSetting
 from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
+ENV_PREFIX = "OCPI_PULLER_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -102,7 +100,7 @@ class PullSettings(BaseSettings, PartnerOptions):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="OCPI_PULLER_",
+        env_prefix=ENV_PREFIX,
         extra="ignore",
         frozen=True,
         # Flags arrive by field name; the environment only by the aliases below. (A field name
@@ -143,6 +141,9 @@ class PullSettings(BaseSettings, PartnerOptions):
     shard_count: int = Field(default=1, ge=1)
     plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
     max_parallel_pulls: int = Field(default=4, ge=1, description="partners pulled at once")
+    heartbeat_s: float = Field(
+        default=30.0, gt=0, description="seconds between heartbeat events of a running pull"
+    )
     kafka_deadline_s: float = Field(
         default=300.0, gt=0, description="how long an outage during a pull is waited out"
     )
@@ -209,8 +210,17 @@ class PullSettings(BaseSettings, PartnerOptions):
     def _consistent(self) -> PullSettings:
         if self.date_from and self.date_to and self.date_from >= self.date_to:
             raise ValueError("date_from must be before date_to")
+        if self.date_from and self.date_to is None and self.date_from >= datetime.now(UTC):
+            raise ValueError(
+                f"--date-from {self.date_from.isoformat()} is not in the past: nothing can have "
+                "been updated since (give --date-to, or a date_from before now)"
+            )
+        if self.resume and self.pull_id is None:
+            raise ValueError("--resume needs the --pull-id of the pull to resume")
         if self.shard_index >= self.shard_count:
             raise ValueError(f"shard index {self.shard_index} is not below shard count")
+        if self.shard_count > 1 and self.pull_id is None:
+            raise ValueError("a sharded pull needs one --pull-id shared by every shard")
         if self.incremental and self.date_from is not None:
             raise ValueError("--incremental computes date_from itself; do not also give it")
         return self
@@ -226,32 +236,6 @@ class PullSettings(BaseSettings, PartnerOptions):
             ssl_cafile=self.kafka_ssl_cafile,
         )
 
-    def targets(self) -> list[PullTarget]:
-        """The partner modules this run pulls: from the partners file, or the command line."""
-        if self.partners_file is not None:
-            if self.url is not None:
-                raise ConfigError("give either --partners or --url, not both")
-            return load_partners_file(self.partners_file, self.options)
-        if self.url is None:
-            raise ConfigError("--url (or OCPI_PULLER_URL) is required, or --partners FILE")
-        if self.token is None or not self.token.get_secret_value().strip():
-            raise ConfigError("--token (or OCPI_PULLER_TOKEN) is required")
-        try:
-            return [
-                PullTarget(
-                    partner=self.partner or default_partner_name(self),
-                    url=self.url,
-                    token=self.token,
-                    module=self.module,
-                    ocpi_version=self.ocpi_version,
-                    partner_country=self.partner_country,
-                    partner_party=self.partner_party,
-                    options=self.options,
-                )
-            ]
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error)) from None
-
 
 def default_partner_name(settings: PullSettings) -> str:
     """The partner's identity if known, else the URL's host: stable across runs."""
@@ -263,108 +247,28 @@ def default_partner_name(settings: PullSettings) -> str:
     return name or "partner"
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per pydantic error, joined: `field: message`."""
+def describe_validation_error(error: ValidationError, *, flags: bool = False) -> str:
+    """One line for every pydantic error, joined: `where: message`. With `flags`, a setting is
+    named by its flag and its environment variable (the operator set one of them)."""
     parts = []
     for item in error.errors():
-        location = ".".join(str(p) for p in item["loc"]) or "settings"
-        parts.append(f"{location}: {item['msg']}")
+        location = ".".join(str(p) for p in item["loc"])
+        if flags and location in PullSettings.model_fields:
+            location = f"{flag_name(location)} / {' / '.join(env_names(location))}"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
 
 
-class PartnerEntry(BaseModel):
-    """One partner in the partners file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    url: str
-    token_env: str | None = None
-    token_file: Path | None = None
-    modules: list[Module] = Field(min_length=1)
-    ocpi_version: OcpiVersion | None = None
-    country_code: str | None = None
-    party_id: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.fullmatch(value):
-            raise ValueError("1-63 letters, digits, '.', '_' or '-'")
-        return value
+def flag_name(field: str) -> str:
+    """`date_from` → `--date-from`: the flag of a setting."""
+    return "--partners" if field == "partners_file" else "--" + field.replace("_", "-")
 
 
-class PartnersFile(BaseModel):
-    """`partners.yaml`: defaults for every partner, then the partners."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    partners: list[PartnerEntry] = Field(min_length=1)
-
-
-def _read_token(entry: PartnerEntry) -> SecretStr:
-    if (entry.token_env is None) == (entry.token_file is None):
-        raise ConfigError(f"partner {entry.name}: give exactly one of token_env or token_file")
-    if entry.token_env is not None:
-        value = os.environ.get(entry.token_env, "").strip()
-        if not value:
-            raise ConfigError(f"partner {entry.name}: variable {entry.token_env} is empty")
-        return SecretStr(value)
-    assert entry.token_file is not None
-    try:
-        value = entry.token_file.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ConfigError(
-            f"partner {entry.name}: cannot read token file {entry.token_file}: {error.strerror}"
-        ) from None
-    except UnicodeDecodeError:
-        # Not the decoder's message: it quotes the offending byte of the secret.
-        raise ConfigError(
-            f"partner {entry.name}: token file {entry.token_file} is not UTF-8"
-        ) from None
-    if not value:
-        raise ConfigError(f"partner {entry.name}: token file {entry.token_file} is empty")
-    return SecretStr(value)
-
-
-def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
-    """Every (partner, module) of a partners file, each with its merged options."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read partners file {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"partners file {path} is not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"partners file {path} is not valid YAML: {error}") from None
-    try:
-        parsed = PartnersFile.model_validate(document)
-        targets: list[PullTarget] = []
-        seen: set[tuple[str, str]] = set()
-        for entry in parsed.partners:
-            token = _read_token(entry)
-            # Validated as a whole so that an unknown (misspelt) option is refused, not dropped.
-            options = PartnerOptions.model_validate(
-                {**base.model_dump(), **parsed.defaults, **entry.options}
-            )
-            for module in entry.modules:
-                if (entry.name, module) in seen:
-                    raise ConfigError(f"partner {entry.name} lists module {module} twice")
-                seen.add((entry.name, module))
-                targets.append(
-                    PullTarget(
-                        partner=entry.name,
-                        url=entry.url,
-                        token=token,
-                        module=module,
-                        ocpi_version=entry.ocpi_version,
-                        partner_country=entry.country_code,
-                        partner_party=entry.party_id,
-                        options=options,
-                    )
-                )
-    except ValidationError as error:
-        raise ConfigError(f"partners file {path}: {describe_validation_error(error)}") from None
-    return targets
+def env_names(field: str) -> list[str]:
+    """The environment variables a setting is read from (its aliases, else the prefixed name)."""
+    alias = PullSettings.model_fields[field].validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return [str(c) for c in choices]
+    return [ENV_PREFIX + field.upper()]

@@ -16,6 +16,13 @@ class PullError(Exception):
     kind: ClassVar[str] = "error"
 
 
+class InternalError(PullError):
+    """Something the puller did not expect: a bug. The message ends with a plea to report it."""
+
+    exit_code = 1
+    kind = "internal"
+
+
 class ConfigError(PullError):
     """Bad usage or configuration: fix the command line, environment or partners file."""
 

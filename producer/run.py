@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
+from producer import partners
 from producer.config import PullSettings, PullTarget
 from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
 from producer.kafka.output import KafkaOutput, KafkaWait
@@ -65,7 +66,7 @@ async def run_pulls(
     settings: PullSettings, *, telemetry: Telemetry | None = None, view: View | None = None
 ) -> RunResult:
     """Pull every target; never raises for a pull's failure (it is in its summary)."""
-    targets = settings.targets()
+    targets = partners.targets(settings)
     modules = {_module_of(t) for t in targets}
     attributes = {"ocpi.shard_index": str(settings.shard_index)}
     if len(targets) == 1:

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from producer import partners
 from producer.config import (
     PartnerOptions,
     PullSettings,
     PullTarget,
     default_partner_name,
     describe_validation_error,
-    load_partners_file,
 )
 from producer.errors import ConfigError
+from producer.partners import load_partners_file
 
 SECRET = "s3cr3t-T0KEN-4cb1b3d2"
 
@@ -32,6 +33,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # conftest clears OCPI_PULLER_*; these are read too, and a developer's shell may have them.
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "JOB_COMPLETION_INDEX"):
         monkeypatch.delenv(name, raising=False)
+
+
+NOT_A_MAPPING = "the file (a mapping of defaults and partners): Input should be a valid dictionary"
+BAD_URL = "--url / OCPI_PULLER_URL: must be an http(s) URL"
 
 
 def error_of(**values: Any) -> str:
@@ -119,6 +124,7 @@ def test_our_bootstrap_variable_wins_over_kafkas(monkeypatch: pytest.MonkeyPatch
 def test_indexed_job_sets_the_shard_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")
     monkeypatch.setenv("OCPI_PULLER_SHARD_COUNT", "3")
+    monkeypatch.setenv("OCPI_PULLER_PULL_ID", "nightly-1")
     assert PullSettings().shard_index == 2
     monkeypatch.setenv("OCPI_PULLER_SHARD_INDEX", "1")
     assert PullSettings().shard_index == 1
@@ -152,6 +158,7 @@ def test_unprefixed_variables_are_not_read(
     # Regression: field names among the aliases made SHARD_INDEX, BOOTSTRAP_SERVERS and
     # PARTNERS_FILE settings; any container env with those names reconfigured the pull.
     monkeypatch.setenv("OCPI_PULLER_SHARD_COUNT", "5")
+    monkeypatch.setenv("OCPI_PULLER_PULL_ID", "nightly-1")
     monkeypatch.setenv(variable, "1")
     assert getattr(PullSettings(), field) == PullSettings.model_fields[field].default
 
@@ -202,19 +209,19 @@ def test_settings_are_frozen() -> None:
         ({"request_timeout_s": -1}, "request_timeout_s: Input should be greater than 0"),
         ({"token_encoding": "hex"}, "token_encoding: Input should be 'base64', 'plain' or 'auto'"),
         ({"module": "chargers"}, "module: Input should be"),
-        ({"ocpi_version": "2.0"}, "ocpi_version: Input should be '2.1.1' or '2.2.1'"),
+        ({"ocpi_version": "2.0"}, "ocpi_version: Input should be '2.1.1', '2.2.1' or '2.3.0'"),
         ({"output": "xml"}, "output: Input should be 'text' or 'json'"),
-        ({"topic_prefix": "bad prefix"}, "topic_prefix: Value error, may only contain"),
-        ({"topic_prefix": ""}, "topic_prefix: Value error"),
-        ({"pull_id": "-starts-with-dash"}, "pull_id: Value error, 1-63 letters"),
-        ({"pull_id": "x" * 64}, "pull_id: Value error"),
-        ({"pull_id": "has space"}, "pull_id: Value error"),
+        ({"topic_prefix": "bad prefix"}, "topic_prefix: may only contain"),
+        ({"topic_prefix": ""}, "topic_prefix: may only contain"),
+        ({"pull_id": "-starts-with-dash"}, "pull_id: 1-63 letters"),
+        ({"pull_id": "x" * 64}, "pull_id: 1-63 letters"),
+        ({"pull_id": "has space"}, "pull_id: 1-63 letters"),
         ({"shard_count": 0}, "shard_count: Input should be greater than or equal to 1"),
         ({"shard_index": -1}, "shard_index: Input should be greater than or equal to 0"),
-        ({"shard_index": 1}, "settings: Value error, shard index 1 is not below shard count"),
+        ({"shard_index": 1}, "shard index 1 is not below shard count"),
         (
             {"date_from": "2024-02-01T00:00:00Z", "date_to": "2024-01-01T00:00:00Z"},
-            "settings: Value error, date_from must be before date_to",
+            "date_from must be before date_to",
         ),
         (
             {"date_from": "2024-01-01T00:00:00Z", "date_to": "2024-01-01T00:00:00Z"},
@@ -259,7 +266,7 @@ def test_one_target_from_flags() -> None:
         partner_party="ABC",
         concurrency=2,
     )
-    (target,) = settings.targets()
+    (target,) = partners.targets(settings)
     assert target.partner == "NL-ABC"
     assert target.url == "https://partner.example.com/ocpi/versions"
     assert target.token.get_secret_value() == SECRET
@@ -287,7 +294,7 @@ def test_default_partner_name(values: dict[str, Any], expected: str) -> None:
 
 def test_explicit_partner_name_wins() -> None:
     settings = PullSettings(url="https://p/ocpi", token=SECRET, partner="acme")
-    assert settings.targets()[0].partner == "acme"
+    assert partners.targets(settings)[0].partner == "acme"
 
 
 @pytest.mark.parametrize(
@@ -299,21 +306,21 @@ def test_explicit_partner_name_wins() -> None:
             {"url": "https://p/ocpi", "token": SECRET, "partners_file": "/p.yaml"},
             "give either --partners or --url, not both",
         ),
-        ({"url": "ftp://p/ocpi", "token": SECRET}, "url: Value error, must be an http(s) URL"),
-        ({"url": "p/ocpi", "token": SECRET}, "url: Value error, must be an http(s) URL"),
+        ({"url": "ftp://p/ocpi", "token": SECRET}, BAD_URL),
+        ({"url": "p/ocpi", "token": SECRET}, BAD_URL),
         (
             {"url": "https://p/ocpi", "token": SECRET, "partner_country": "NLD"},
-            "partner_country: String should have at most 2 characters",
+            "--partner-country / OCPI_PULLER_PARTNER_COUNTRY: String should have at most 2",
         ),
         (
             {"url": "https://p/ocpi", "token": SECRET, "partner_party": "AB"},
-            "partner_party: String should have at least 3 characters",
+            "--partner-party / OCPI_PULLER_PARTNER_PARTY: String should have at least 3",
         ),
     ],
 )
 def test_targets_refuses_with_a_config_error(values: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        PullSettings(**values).targets()
+        partners.targets(PullSettings(**values))
     assert expected in str(caught.value)
     assert SECRET not in str(caught.value)
     assert caught.value.exit_code == 2
@@ -325,7 +332,7 @@ def test_targets_refuses_with_a_config_error(values: dict[str, Any], expected: s
 def test_token_never_in_any_rendering_of_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCPI_PULLER_TOKEN", SECRET)
     settings = PullSettings(url="https://p/ocpi", module="cdrs")
-    targets = settings.targets()
+    targets = partners.targets(settings)
     renderings = [
         repr(settings),
         str(settings),
@@ -429,7 +436,7 @@ def test_partners_file_through_settings(
 ) -> None:
     path = write(tmp_path, partners_yaml(ONE_PARTNER))
     monkeypatch.setenv("OCPI_PULLER_PARTNERS", str(path))
-    (target,) = PullSettings(concurrency=6).targets()
+    (target,) = partners.targets(PullSettings(concurrency=6))
     assert target.partner == "acme"
     assert target.options.concurrency == 6
 
@@ -452,9 +459,9 @@ def test_same_module_for_two_partners_is_fine(tmp_path: Path, acme_token: str) -
         ("partners: [\n", "is not valid YAML"),
         ("partners:\n  - name: a\n   url: x\n", "is not valid YAML"),
         ("\t- tab", "is not valid YAML"),
-        ("", "settings: Input should be a valid dictionary"),
-        ("- a\n- b\n", "settings: Input should be a valid dictionary"),
-        ("just a string", "settings: Input should be a valid dictionary"),
+        ("", NOT_A_MAPPING),
+        ("- a\n- b\n", NOT_A_MAPPING),
+        ("just a string", NOT_A_MAPPING),
         ("partners: []\n", "partners: List should have at least 1 item"),
         ("defaults: {}\n", "partners: Field required"),
         ("defaults: [1]\n" + partners_yaml(ONE_PARTNER), "defaults: Input should be a valid"),
@@ -474,9 +481,9 @@ def test_same_module_for_two_partners_is_fine(tmp_path: Path, acme_token: str) -
         (partners_yaml(ONE_PARTNER, defaults="  fanout: lots\n"), "fanout: Input should be"),
         (partners_yaml(ONE_PARTNER.replace("[locations]", "[]")), "modules: List should have"),
         (partners_yaml(ONE_PARTNER.replace("[locations]", "[evses]")), "modules.0: Input"),
-        (partners_yaml(ONE_PARTNER.replace("name: acme", "name: -acme")), "name: Value error"),
-        (partners_yaml(ONE_PARTNER.replace("name: acme", "name: a b")), "name: Value error"),
-        (partners_yaml(ONE_PARTNER.replace("https://", "ftp://")), "url: Value error"),
+        (partners_yaml(ONE_PARTNER.replace("name: acme", "name: -acme")), ": name: 1-63 letters"),
+        (partners_yaml(ONE_PARTNER.replace("name: acme", "name: a b")), ": name: 1-63 letters"),
+        (partners_yaml(ONE_PARTNER.replace("https://", "ftp://")), "partner acme: url: must be"),
         (partners_yaml(ONE_PARTNER + "  ocpi_version: '2.0'\n"), "ocpi_version: Input"),
         (partners_yaml(ONE_PARTNER + "  country_code: NLD\n"), "at most 2 characters"),
         (partners_yaml(ONE_PARTNER + "  party_id: AB\n"), "at least 3 characters"),
@@ -489,7 +496,7 @@ def test_same_module_for_two_partners_is_fine(tmp_path: Path, acme_token: str) -
         # tokens and modules
         (
             partners_yaml(ONE_PARTNER.replace("ACME_TOKEN", "MISSING_TOKEN_VAR")),
-            "partner acme: variable MISSING_TOKEN_VAR is empty",
+            "partner acme: token_env: variable MISSING_TOKEN_VAR is empty",
         ),
         (
             partners_yaml(ONE_PARTNER.replace("  token_env: ACME_TOKEN\n", "")),
@@ -501,7 +508,7 @@ def test_same_module_for_two_partners_is_fine(tmp_path: Path, acme_token: str) -
         ),
         (
             partners_yaml(ONE_PARTNER.replace("token_env: ACME_TOKEN", "token_file: /no/such")),
-            "partner acme: cannot read token file /no/such: No such file or directory",
+            "partner acme: token_file: cannot read /no/such: No such file or directory",
         ),
         (
             partners_yaml(ONE_PARTNER.replace("[locations]", "[locations, cdrs, locations]")),
@@ -570,5 +577,37 @@ def test_token_file_that_is_not_utf8(tmp_path: Path) -> None:
 def test_settings_error_names_the_partners_file(tmp_path: Path, acme_token: str) -> None:
     path = write(tmp_path, partners_yaml(ONE_PARTNER + "  options: {concurrency: 0}\n"))
     with pytest.raises(ConfigError) as caught:
-        PullSettings(partners_file=path).targets()
+        partners.targets(PullSettings(partners_file=path))
     assert str(caught.value).startswith(f"partners file {path}: ")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"shard_count": 2}, "a sharded pull needs one --pull-id shared by every shard"),
+        ({"shard_count": 2, "shard_index": 1}, "a sharded pull needs one --pull-id"),
+        ({"resume": True}, "--resume needs the --pull-id"),
+        ({"date_from": "2999-01-01T00:00:00Z"}, "is not in the past"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_before_any_connection(
+    values: dict[str, Any], expected: str
+) -> None:
+    assert expected in error_of(**values)
+
+
+def test_a_token_file_is_read_relative_to_the_partners_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "acme.token").write_text("secret-from-file\n")
+    partners_file = folder / "partners.yaml"
+    partners_file.write_text(
+        "partners:\n  - name: acme\n    url: https://acme.example.com/ocpi/versions\n"
+        "    token_file: acme.token\n    modules: locations\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the file's folder
+    (target,) = load_partners_file(partners_file, PartnerOptions())
+    assert target.token.get_secret_value() == "secret-from-file"
+    assert target.module == "locations"  # a one-item `modules: locations`

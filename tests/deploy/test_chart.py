@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import trustme
 
+from producer import partners
 from producer.cli import build_parser
 from producer.config import NAME_PATTERN, PartnerOptions, PullSettings
 from producer.errors import ConfigError, PartnerAuthError
@@ -294,7 +295,7 @@ def test_a_job_pulls_everything_once_from_the_partners_file(
     assert (settings.shard_index, settings.shard_count) == (0, 1)
     assert (settings.bootstrap_servers, settings.topic_prefix) == ("kafka:9092", "ocpi")
     assert (settings.topic_partitions, settings.replication_factor) == (6, 3)
-    (target,) = settings.targets()
+    (target,) = partners.targets(settings)
     partner = rendered.values["partners"][0]
     assert (target.partner, target.url, target.module) == (
         partner["name"],
@@ -330,7 +331,7 @@ def test_the_token_variables_come_from_the_secret(
             "name": existing.values["credentials"]["existingSecret"],
             "key": partner.get("tokenKey") or partner["name"],
         }
-    targets = settings_in_pod(existing, tmp_path, monkeypatch).targets()
+    targets = partners.targets(settings_in_pod(existing, tmp_path, monkeypatch))
     tokens = {t.partner: t.token.get_secret_value() for t in targets}
     assert tokens == {"nl-abc": "token-of-abc-token", "de-xyz": "token-of-de-xyz"}
 
@@ -359,7 +360,7 @@ def test_an_indexed_job_shares_one_pull_over_its_shards(
     # Numbers arrive as numbers: a bare quote in the template would have made 1e+06 of 1000000.
     assert (settings.kafka_deadline_s, settings.plan_wait_s) == (600, 1800)
     assert (settings.from_country, settings.from_party) == ("DE", "OCP")
-    targets = settings.targets()
+    targets = partners.targets(settings)
     assert [(t.partner, t.module, t.ocpi_version) for t in targets] == [
         ("nl-abc", "locations", "2.2.1"),
         ("nl-abc", "tariffs", "2.2.1"),
@@ -403,7 +404,9 @@ def test_the_environment_is_one_the_puller_reads(
     attributes = dict(pair.split("=", 1) for pair in env["OTEL_RESOURCE_ATTRIBUTES"].split(","))
     assert attributes["k8s.job.name"] == rendered.job_name
     assert attributes["k8s.namespace.name"] == NAMESPACE
-    settings_in_pod(rendered, tmp_path, monkeypatch).targets()  # the whole configuration is valid
+    partners.targets(
+        settings_in_pod(rendered, tmp_path, monkeypatch)
+    )  # the whole configuration is valid
 
 
 def test_otlp_over_grpc_goes_to_port_4317() -> None:

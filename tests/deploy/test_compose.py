@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from producer import partners
 from producer.cli import build_parser
 from tests.deploy.chart import CHART, render
 from tests.deploy.compose_model import (
@@ -123,7 +124,7 @@ def test_compose_wires_the_puller_to_kafka_jaeger_and_the_sandbox(
     assert env["OTEL_SERVICE_NAME"] == "ocpi-puller"
     assert env["OTEL_METRICS_EXPORTER"] == "none", "Jaeger takes traces only"
     settings = settings_of(puller["command"], env, monkeypatch)
-    (target,) = settings.targets()
+    (target,) = partners.targets(settings)
     assert target.token.get_secret_value() == served.token_value
     assert target.partner_country == served.country_code
     assert target.partner_party == served.party_id

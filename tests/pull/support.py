@@ -14,6 +14,7 @@ from typing import Any
 
 from yarl import URL
 
+from producer import partners
 from producer.config import PullSettings
 from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.kafka.consume import read_topic
@@ -62,7 +63,7 @@ async def window_context(
         kafka_deadline_s=30.0,
         **options,
     )
-    (target,) = settings.targets()
+    (target,) = partners.targets(settings)
     kafka = KafkaOutput(settings.kafka_connection(), partitions=3, deadline_s=30.0)
     await kafka.start()
     try:
