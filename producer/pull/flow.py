@@ -228,6 +228,7 @@ class Pull:
         )
         if refused is None:
             self.summary.tombstones, refused = await emit_tombstones(ctx, ctx.keystate, plan)
+            self.summary.link_repairs = ctx.repair.repairs  # the catch-up read's count too
         if refused is not None:
             self.summary.tombstones_skipped = refused
             self.progress.warning("tombstones_not_emitted", refused)

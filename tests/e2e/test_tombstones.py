@@ -47,16 +47,16 @@ def breaking(how: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("how", "reason"),
+    ("how", "reason", "repair"),
     [
-        ("refused", "failed"),
-        ("gone", "failed"),
-        ("loop", "failed"),
-        ("short", "fell short"),
+        ("refused", "failed", "off"),  # with repair on, the link is repaired: see below
+        ("gone", "failed", "auto"),
+        ("loop", "failed", "auto"),
+        ("short", "fell short", "auto"),
     ],
 )
 async def test_a_catch_up_read_cut_short_tombstones_nothing(
-    bootstrap: str, prefix: str, how: str, reason: str
+    bootstrap: str, prefix: str, how: str, reason: str, repair: str
 ) -> None:
     async with sandbox(sizes={"tariffs": 300}) as (base, state):
         async with relay(base) as partner:
@@ -81,6 +81,7 @@ async def test_a_catch_up_read_cut_short_tombstones_nothing(
                 emit_tombstones=True,
                 limit=10,
                 date_to=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1000 - 5)),
+                link_repair=repair,
             )
     summary = second.summaries[0]
     assert second.exit_code == 0, summary
@@ -123,3 +124,36 @@ async def test_a_complete_catch_up_read_through_the_same_relay_tombstones(
     assert second.exit_code == 0, summary
     assert summary.tombstones == 4
     assert summary.tombstones_skipped is None
+
+
+async def test_a_refused_catch_up_link_is_repaired_and_the_read_completes(
+    bootstrap: str, prefix: str
+) -> None:
+    async with sandbox(sizes={"tariffs": 300}) as (base, state):
+        async with relay(base) as partner:
+            first = await pull(
+                partner, bootstrap, prefix, url=f"{partner}{MODULE_PATH}", module=None,
+                emit_tombstones=True,
+            )  # fmt: skip
+            assert first.exit_code == 0
+        dataset = state.datasets["tariffs"]
+        now = int(time.time() * 1000)
+        for index in (5, 77, 200, 299):
+            dataset.delete(index, now)
+        for index in range(20, 50):
+            dataset.update(index, now)
+        async with relay(base, breaking("refused")) as partner:
+            second = await pull(
+                partner,
+                bootstrap,
+                prefix,
+                url=f"{partner}{MODULE_PATH}",
+                module=None,
+                emit_tombstones=True,
+                limit=10,
+                date_to=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1000 - 5)),
+            )
+    summary = second.summaries[0]
+    assert second.exit_code == 0, summary
+    assert summary.tombstones == 4
+    assert summary.link_repairs > 0
