@@ -17,7 +17,7 @@ from rich.table import Table
 
 from producer import partners
 from producer.config import PullSettings, PullTarget
-from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
+from producer.errors import KafkaUnavailableError, PullError
 from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.records import PullTopics, TopicSpec
 from producer.observe.telemetry import Telemetry, setup_telemetry
@@ -25,6 +25,7 @@ from producer.observe.view import View, make_view
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.versions import module_endpoint_from_url
 from producer.pull.flow import Pull
+from producer.pull.stop import StopRequest
 from producer.pull.summary import PullSummary, new_pull_id
 
 log = logging.getLogger("ocpi_puller")
@@ -63,9 +64,14 @@ def topics_for(
 
 
 async def run_pulls(
-    settings: PullSettings, *, telemetry: Telemetry | None = None, view: View | None = None
+    settings: PullSettings,
+    *,
+    telemetry: Telemetry | None = None,
+    view: View | None = None,
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Pull every target; never raises for a pull's failure (it is in its summary)."""
+    stop = stop or StopRequest()
     targets = partners.targets(settings)
     modules = {_module_of(t) for t in targets}
     attributes = {"ocpi.shard_index": str(settings.shard_index)}
@@ -100,15 +106,23 @@ async def run_pulls(
             t.partner: RequestGate(t.options.rate_limit, t.options.rate_burst) for t in targets
         }
         pulls.extend(
-            Pull(t, settings, kafka, telemetry, view, pull_id, gates[t.partner]) for t in targets
+            Pull(t, settings, kafka, telemetry, view, pull_id, gates[t.partner], stop)
+            for t in targets
         )
         slots = asyncio.Semaphore(settings.max_parallel_pulls)
 
         async def one(pull: Pull) -> PullSummary:
-            async with slots:
-                return await pull.run()
+            try:
+                async with slots:
+                    return await pull.run()
+            except asyncio.CancelledError:
+                if not stop.caught():
+                    raise
+                return pull.stopped_before_start(stop.error())
 
-        summaries = list(await asyncio.gather(*(one(p) for p in pulls)))
+        tasks = [asyncio.create_task(one(p)) for p in pulls]
+        stop.pulls.update(tasks)
+        summaries = list(await asyncio.gather(*tasks))
     except KafkaUnavailableError as error:
         summaries = [_failed_summary(t, pull_id, error) for t in targets]
     finally:
@@ -132,22 +146,22 @@ def _failed_summary(target: PullTarget, pull_id: str, error: PullError) -> PullS
 def run_in_loop(settings: PullSettings) -> RunResult:
     """asyncio.run with SIGTERM/SIGINT turned into a clean, resumable stop."""
 
+    stop = StopRequest()
+
     async def main() -> RunResult:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop.stop, sig.name, task)
         loop.set_exception_handler(quiet_abandoned_kafka_errors)
         tune_garbage_collector()
-        return await run_pulls(settings)
+        return await run_pulls(settings, stop=stop)
 
     try:
         return asyncio.run(main())
     except asyncio.CancelledError:
-        raise InterruptedPullError(
-            "stopped by a signal; checkpoints are saved: run again with the same --pull-id"
-        ) from None
+        raise stop.error() from None
 
 
 def quiet_abandoned_kafka_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 One stream per pull: `pull_started`, then `page_fetched` per page acknowledged by Kafka, `retry`
 per retried request (or Kafka wait), `warning` for partner quirks worth an operator's eye,
-`window_completed` per date window, and finally `pull_completed` or `pull_failed`.
+`window_completed` per date window, `heartbeat` every `--heartbeat-s` while it runs, and finally
+`pull_completed` or `pull_failed` (reason `interrupted` when a signal stopped it).
 """
 
 from __future__ import annotations
@@ -125,8 +126,20 @@ class PullFailed(EventBase):
     resumable: bool
 
 
+class Heartbeat(EventBase):
+    """The pull is alive (every `heartbeat_s`, whatever happens): a pull silent for three
+    heartbeats is stale (its process is gone, or stuck)."""
+
+    event: Literal["heartbeat"] = "heartbeat"
+    heartbeat_s: float
+    objects_emitted: int
+    dead_lettered: int
+    pages: int
+
+
 ProgressEvent = Annotated[
     PullStarted
+    | Heartbeat
     | PageFetched
     | RetryScheduled
     | Warning_

@@ -22,6 +22,7 @@ from producer.observe.telemetry import PullMetrics
 from producer.observe.view import View
 from schemas.events import (
     EventBase,
+    Heartbeat,
     PageFetched,
     PullCompleted,
     PullFailed,
@@ -169,6 +170,16 @@ class ProgressReporter:
             attempt,
         )
 
+    def heartbeat(self, heartbeat_s: float) -> None:
+        """`heartbeat`: still alive, with the counts so far."""
+        self._emit(
+            Heartbeat,
+            heartbeat_s=heartbeat_s,
+            objects_emitted=self.objects_emitted,
+            dead_lettered=self.dead_lettered,
+            pages=self.pages,
+        )
+
     def warning(self, code: str, message: str, window: int | None = None) -> None:
         """A partner quirk the operator should see."""
         self._emit(Warning_, code=code, message=message, window=window)
@@ -190,8 +201,9 @@ class ProgressReporter:
         if self._metrics is not None:
             self._metrics.finished(fields["duration_s"], False)
 
-    async def flush(self) -> None:
-        """Wait for every event's acknowledgement (each is bounded by the Kafka deadline)."""
+    async def flush(self, timeout_s: float | None = None) -> None:
+        """Wait for every event's acknowledgement (each is bounded by the Kafka deadline, and
+        all of them by `timeout_s` when given)."""
         pending = list(self._tasks)
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.wait(pending, timeout=timeout_s)

@@ -30,6 +30,7 @@ from producer.pull import assembly
 from producer.pull.context import PullContext
 from producer.pull.plan import load_state, plan_or_wait, record_if_all_done, shard_windows
 from producer.pull.replay import replay_after_outages
+from producer.pull.stop import StopRequest
 from producer.pull.summary import (
     PullSummary,
     report_end,
@@ -40,6 +41,9 @@ from producer.pull.tombstones import emit_tombstones, tombstones_refused
 from producer.pull.verdict import WindowResult, judge_pull
 from producer.pull.window import WindowPull
 from schemas.records import PullPlan, WindowSpec
+
+# On a stop, progress events get this long to reach Kafka before the process exits.
+FLUSH_ON_STOP_S = 5.0
 
 
 class Pull:
@@ -54,6 +58,7 @@ class Pull:
         view: View,
         pull_id: str,
         gate: RequestGate | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         self.target, self.settings, self.kafka = target, settings, kafka
         self.telemetry, self.pull_id = telemetry, pull_id
@@ -78,6 +83,7 @@ class Pull:
             metrics=PullMetrics(telemetry.meter, target.partner, module),
         )
         self.http: OcpiHttp | None = None
+        self.stop = stop or StopRequest()
         self._started = time.monotonic()
 
     async def run(self) -> PullSummary:
@@ -86,18 +92,39 @@ class Pull:
             "ocpi.pull",
             attributes={"ocpi.partner": self.target.partner, "ocpi.pull_id": self.pull_id},
         ) as span:
+            heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run()
             except PullError as error:
-                self.summary.fail(error)
-                self.summary.take_counts(self.progress, self._retries())
-                report_failure(self.summary, self.progress, error, self._elapsed())
-                span.set_status(trace.Status(trace.StatusCode.ERROR, error.kind))
+                self._failed(error, span)
+            except asyncio.CancelledError:
+                if not self.stop.caught():
+                    raise
+                self._failed(self.stop.error(), span)
+            finally:
+                heartbeat.cancel()
             span.set_attribute("ocpi.complete", self.summary.complete)
             span.set_attribute("ocpi.objects_emitted", self.summary.objects_emitted)
         self.summary.duration_s = self._elapsed()
-        await self.progress.flush()
+        await self.progress.flush(timeout_s=FLUSH_ON_STOP_S if self.stop.requested else None)
         return self.summary
+
+    def _failed(self, error: PullError, span: trace.Span) -> None:
+        self.summary.fail(error)
+        self.summary.take_counts(self.progress, self._retries())
+        report_failure(self.summary, self.progress, error, self._elapsed())
+        span.set_status(trace.Status(trace.StatusCode.ERROR, error.kind))
+
+    def stopped_before_start(self, error: PullError) -> PullSummary:
+        """A stop came while this pull waited for its turn: it never started."""
+        self.summary.fail(error)
+        return self.summary
+
+    async def _heartbeat(self) -> None:
+        every = self.settings.heartbeat_s
+        while True:
+            await asyncio.sleep(every)
+            self.progress.heartbeat(every)
 
     async def _run(self) -> None:
         async with assembly.partner_http(
