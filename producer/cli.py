@@ -56,7 +56,8 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
 
 
 def _run_pull(args: argparse.Namespace) -> int:
-    from producer.run import print_result, run_in_loop
+    from producer.report import print_result
+    from producer.run import run_in_loop
 
     settings = settings_from_args(args)
     result = run_in_loop(settings)

@@ -24,7 +24,8 @@ from producer.config import PullSettings
 from producer.errors import ConfigError, IncompletePullError
 from producer.kafka.consume import read_topic
 from producer.observe.view import make_view
-from producer.run import RunResult, print_result, run_pulls
+from producer.report import print_result
+from producer.run import RunResult, run_pulls
 from schemas.keys import key_function
 
 SANDBOX_TOKEN = "demo-token"

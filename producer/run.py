@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from rich.console import Console
-from rich.table import Table
 
 from producer import partners
 from producer.config import PullSettings, PullTarget
@@ -187,67 +183,3 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def json_summary(result: RunResult) -> dict[str, Any]:
-    """The one JSON summary line: a pull's fields, or totals plus `pulls` for many partners."""
-    if len(result.summaries) == 1:
-        return result.summaries[0].as_dict()
-    totals: dict[str, Any] = {
-        "pull_id": result.summaries[0].pull_id if result.summaries else None,
-        "module": None,
-        "objects_emitted": sum(s.objects_emitted for s in result.summaries),
-        "pages": sum(s.pages for s in result.summaries),
-        "dead_lettered": sum(s.dead_lettered for s in result.summaries),
-        "retries": sum(s.retries for s in result.summaries),
-        "total_reported": sum(s.total_reported or 0 for s in result.summaries),
-        "duration_s": max((s.duration_s for s in result.summaries), default=0.0),
-        "complete": all(s.complete for s in result.summaries),
-        "exit_code": result.exit_code,
-        "pulls": [s.as_dict() for s in result.summaries],
-    }
-    return totals
-
-
-def print_result(result: RunResult, output: str) -> None:
-    """The summary on stdout (a JSON line or a table), each failure as one line on stderr."""
-    if output == "json":
-        print(json.dumps(json_summary(result), separators=(",", ":")), flush=True)
-    else:
-        table = Table(title="ocpi-puller summary")
-        for column in (
-            "partner",
-            "module",
-            "complete",
-            "objects",
-            "total",
-            "dead",
-            "pages",
-            "retries",
-            "s",
-        ):
-            table.add_column(
-                column, justify="right" if column not in ("partner", "module") else "left"
-            )
-        for s in result.summaries:
-            table.add_row(
-                s.partner,
-                s.module or "?",
-                "yes" if s.complete else "NO",
-                f"{s.objects_emitted:,}",
-                "?" if s.total_reported is None else f"{s.total_reported:,}",
-                str(s.dead_lettered),
-                str(s.pages),
-                str(s.retries),
-                f"{s.duration_s:.1f}",
-            )
-        Console().print(table)
-        if len(result.summaries) == 1:
-            s = result.summaries[0]
-            print(f"pull id: {s.pull_id}  (pinned date_to {s.date_to})")
-    for s in result.summaries:
-        if s.error:
-            message = " ".join(s.error.split())  # one line per failure, always
-            print(
-                f"ocpi-puller: {s.partner}/{s.module}: {s.error_kind}: {message}", file=sys.stderr
-            )

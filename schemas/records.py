@@ -64,6 +64,8 @@ class PullPlan(BaseModel):
     windows: list[WindowSpec]
     created_at: datetime
     completed: bool = False
+    window_size: int | None = Field(default=None, description="target objects per window")
+    limit: int | None = Field(default=None, description="page size asked for")
 
 
 class WindowCheckpoint(BaseModel):

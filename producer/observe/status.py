@@ -24,6 +24,7 @@ from rich.table import Table
 
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_to_end, started_consumer, topic_partitions
+from producer.observe.tables import Row, show
 from schemas.events import (
     PageFetched,
     ProgressEvent,
@@ -36,6 +37,7 @@ from schemas.events import (
     parse_progress_event,
 )
 
+STATUS_NUMERIC = frozenset({"objects", "total", "rate/s"})
 State = Literal["running", "complete", "incomplete", "failed"]
 
 
@@ -180,6 +182,29 @@ def _human(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def status_rows(statuses: Iterable[PullStatus], now: datetime) -> list[Row]:
+    """One row per pull and shard, newest first, every value whole."""
+    return [
+        {
+            "partner": s.partner,
+            "module": s.module,
+            "pull": s.pull_id,
+            "shard": s.shard,
+            "state": s.state,
+            "objects": f"{s.objects_emitted:,}",
+            "total": "?" if s.total_reported is None else f"{s.total_reported:,}",
+            "rate/s": "-"
+            if s.rate_per_s is None or s.state != "running"
+            else f"{s.rate_per_s:,.0f}",
+            "ETA": _human(s.eta_s) if s.state == "running" else "-",
+            "windows": f"{s.windows_done}/{'?' if s.windows_total is None else s.windows_total}",
+            "last event": f"{_human(s.age_s(now))} ago",
+            "problem": s.last_problem or "",
+        }
+        for s in sorted(statuses, key=lambda s: s.last_event_at or "", reverse=True)
+    ]
+
+
 def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
     """The operator's view: one row per pull and shard, newest first."""
     table = Table(title=f"ocpi-puller pulls ({now:%Y-%m-%d %H:%M:%S}Z)")
@@ -246,7 +271,8 @@ async def show_status(
             if output == "json":
                 print(status_json(rows, now), flush=True)
             else:
-                console.print(render_table(rows, now))
+                title = f"ocpi-puller pulls ({now:%Y-%m-%d %H:%M:%S}Z)"
+                show(console, title, status_rows(rows, now), right=STATUS_NUMERIC)
             return {"pulls": len(rows)}
         if output == "json":
             while True:

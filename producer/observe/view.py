@@ -34,6 +34,42 @@ class View(Protocol):
     def close(self) -> None: ...
 
 
+class ConsoleHandler(logging.Handler):
+    """A log handler that prints through a rich console (above a live bar)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._console.print(self.format(record), markup=False, highlight=False)
+        except Exception:  # a log line must never break the pull
+            self.handleError(record)
+
+
+def route_logs_to(handler: logging.Handler) -> list[logging.Handler]:
+    """Replace the root logger's stream handlers by `handler`; returns what was replaced."""
+    root = logging.getLogger()
+    moved: list[logging.Handler] = [
+        h for h in root.handlers if isinstance(h, logging.StreamHandler)
+    ]
+    if moved:
+        handler.setFormatter(moved[0].formatter)
+    for old in moved:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    return moved
+
+
+def restore_logs(handler: logging.Handler, moved: list[logging.Handler]) -> None:
+    """Undo `route_logs_to`."""
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    for old in moved:
+        root.addHandler(old)
+
+
 class BarView:
     """rich progress bars on stderr (one per pull)."""
 
@@ -51,6 +87,10 @@ class BarView:
         )
         self._progress.start()
         self._tasks: dict[int, TaskID] = {}
+        # Log lines go through the bar's console while it is live (rich keeps the bar below
+        # them), instead of gluing onto its frames on stderr.
+        self._handler = ConsoleHandler(self._progress.console)
+        self._moved = route_logs_to(self._handler)
 
     def add(self, label: str, total: int | None) -> int:
         task = self._progress.add_task(label, total=total, rate="-")
@@ -63,6 +103,7 @@ class BarView:
 
     def close(self) -> None:
         self._progress.stop()
+        restore_logs(self._handler, self._moved)
 
 
 class LogView:

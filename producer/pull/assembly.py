@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 from yarl import URL
 
 from producer.config import PullSettings, PullTarget
-from producer.errors import ConfigError, PullError
+from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
@@ -26,10 +27,9 @@ from producer.ocpi.retry import RetryPolicy
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.context import PullContext
 from producer.pull.records import MessageBuilder
-from producer.pull.summary import PullSummary
-from producer.pull.verdict import WindowResult
+from producer.pull.summary import ALREADY_COMPLETE, PullSummary
 from schemas.keys import PartnerIdentity
-from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
+from schemas.records import PullPlan, WindowSpec
 
 DEFAULT_LIMIT = 1000
 
@@ -166,29 +166,16 @@ def already_complete(summary: PullSummary, plan: PullPlan) -> None:
     summary.date_to = plan.date_to.isoformat()
     summary.windows = len(plan.windows)
     summary.pull_complete_all_shards = True
-    summary.warnings.append("pull was already complete; nothing to do")
+    summary.warnings.append(ALREADY_COMPLETE)
 
 
-def result_from_checkpoint(checkpoint: WindowCheckpoint) -> WindowResult:
-    """A window finished before a resume, as its checkpoint tells it."""
-    return WindowResult(
-        checkpoint.window,
-        checkpoint.complete,
-        checkpoint.objects_emitted,
-        checkpoint.objects_emitted,
-        None,
-        checkpoint.shortfall,
-        checkpoint.passes,
-    )
-
-
-def first_pull_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first PullError in a (nested) exception group, else the group itself."""
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            found = first_pull_error(error)
-            if isinstance(found, PullError):
-                return found
-        elif isinstance(error, PullError):
-            return error
-    return group
+async def load_keystate(
+    kafka: KafkaOutput, topics: PullTopics, target: PullTarget, endpoint: ModuleEndpoint
+) -> KeyState | None:
+    """What earlier pulls produced (for --skip-unchanged and --emit-tombstones), else None."""
+    options = target.options
+    if not (options.skip_unchanged or options.emit_tombstones):
+        return None
+    keystate = KeyState(kafka, topics.digests, target.partner, endpoint.module)
+    await keystate.load()
+    return keystate

@@ -16,7 +16,6 @@ from opentelemetry import trace
 from producer.config import PullSettings, PullTarget
 from producer.errors import IncompletePullError, PullError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
-from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
@@ -28,7 +27,13 @@ from producer.ocpi.responses import RetryNotice
 from producer.ocpi.versions import ModuleEndpoint, discover
 from producer.pull import assembly
 from producer.pull.context import PullContext
-from producer.pull.plan import load_state, plan_or_wait, record_if_all_done, shard_windows
+from producer.pull.plan import (
+    load_state,
+    pinned_flag_warnings,
+    plan_or_wait,
+    record_if_all_done,
+    shard_windows,
+)
 from producer.pull.replay import replay_after_outages
 from producer.pull.stop import StopRequest
 from producer.pull.summary import (
@@ -37,9 +42,9 @@ from producer.pull.summary import (
     report_failure,
     warn_about_partner,
 )
-from producer.pull.tombstones import emit_tombstones, tombstones_refused
+from producer.pull.tombstones import tombstones_after
 from producer.pull.verdict import WindowResult, judge_pull
-from producer.pull.window import WindowPull
+from producer.pull.window import pull_windows
 from schemas.records import PullPlan, WindowSpec
 
 # On a stop, progress events get this long to reach Kafka before the process exits.
@@ -141,88 +146,75 @@ class Pull:
             )
             state, resumed = await load_state(store, self.settings, self.pull_id)
             self.summary.resumed = resumed
-            plan = state.plan if resumed else None
-            if plan is not None and plan.completed:
-                assembly.already_complete(self.summary, plan)
-                return
+            plan = await self._plan(http, endpoint, store, state if resumed else None, state)
             if plan is None:
-                plan, warnings = await plan_or_wait(
-                    http=http,
-                    endpoint=endpoint,
-                    store=store,
-                    state=state,
-                    settings=self.settings,
-                    target=self.target,
-                    pull_id=self.pull_id,
-                    progress=self.progress,
-                )
-                self.summary.warnings.extend(warnings)
+                return  # completed before: nothing to do
             windows = shard_windows(plan, self.settings)
             assembly.announce(self.summary, self.progress, http, endpoint, plan, windows, state)
             ctx = assembly.pull_context(
-                self.target,
-                self.settings,
-                self.kafka,
-                self.progress,
-                self.pull_id,
-                http,
-                endpoint,
-                topics,
-                store,
-                plan,
+                self.target, self.settings, self.kafka, self.progress, self.pull_id, http,
+                endpoint, topics, store, plan,
+            )  # fmt: skip
+            ctx.keystate = await assembly.load_keystate(self.kafka, topics, self.target, endpoint)
+            await self._pull(ctx, store, plan, windows, state if resumed else StoredState())
+
+    async def _plan(
+        self,
+        http: OcpiHttp,
+        endpoint: ModuleEndpoint,
+        store: CheckpointStore,
+        resumed: StoredState | None,
+        state: StoredState,
+    ) -> PullPlan | None:
+        """The plan to follow: the resumed one, shard 0's, or a new one; None when complete."""
+        plan = None if resumed is None else resumed.plan
+        if plan is not None:
+            for warning in pinned_flag_warnings(self.settings, self.target, plan):
+                self.summary.warnings.append(warning)
+                self.progress.warning("resumed_with_other_flags", warning)
+            if plan.completed:
+                assembly.already_complete(self.summary, plan)
+                return None
+            return plan
+        plan, warnings = await plan_or_wait(
+            http=http, endpoint=endpoint, store=store, state=state, settings=self.settings,
+            target=self.target, pull_id=self.pull_id, progress=self.progress,
+        )  # fmt: skip
+        self.summary.warnings.extend(warnings)
+        return plan
+
+    async def _pull(
+        self,
+        ctx: PullContext,
+        store: CheckpointStore,
+        plan: PullPlan,
+        windows: list[WindowSpec],
+        state: StoredState,
+    ) -> None:
+        """The windows, a replay if the broker was lost, the verdict, the record, the report."""
+        outages_before = len(self.kafka.outages)
+        results = await pull_windows(ctx, windows, state)
+        results = await replay_after_outages(
+            ctx, plan, windows, results, outages_before=outages_before,
+            replay_s=self.settings.kafka_replay_s, summary=self.summary,
+        )  # fmt: skip
+        await store.flush()
+        self._judge(ctx, plan, windows, results)
+        if self.summary.complete:
+            self.summary.pull_complete_all_shards = await record_if_all_done(
+                store, plan, self.target.partner
             )
-            ctx.keystate = await self._load_keystate(topics, endpoint)
-            outages_before = len(self.kafka.outages)
-            results = await self._pull_windows(ctx, windows, state if resumed else StoredState())
-            results = await replay_after_outages(
-                ctx,
-                plan,
-                windows,
-                results,
-                outages_before=outages_before,
-                replay_s=self.settings.kafka_replay_s,
-                summary=self.summary,
-            )
-            await store.flush()
-            self._judge(ctx, plan, windows, results)
-            if self.summary.complete:
-                self.summary.pull_complete_all_shards = await record_if_all_done(
-                    store, plan, self.target.partner
-                )
-            if self.target.options.emit_tombstones:
-                await self._tombstones(ctx, plan)
-            report_end(self.summary, self.progress, self._elapsed())
-            if not self.summary.complete:
-                raise IncompletePullError(self.summary.incomplete_message())
+        if self.target.options.emit_tombstones:
+            await self._tombstones(ctx, plan)
+        report_end(self.summary, self.progress, self._elapsed())
+        if not self.summary.complete:
+            raise IncompletePullError(self.summary.incomplete_message())
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module
         self.summary.ocpi_version = endpoint.ocpi_version
         self.summary.ocpi_version_reason = endpoint.version_reason
         self.progress.set_version(endpoint.ocpi_version)
-
-    async def _pull_windows(
-        self, ctx: PullContext, windows: list[WindowSpec], state: StoredState
-    ) -> list[WindowResult]:
-        slots = asyncio.Semaphore(ctx.options.concurrency)
-        results: list[WindowResult] = []
-
-        async def one(spec: WindowSpec) -> None:
-            checkpoint = state.windows.get(spec.index)
-            if checkpoint is not None and checkpoint.done:
-                results.append(assembly.result_from_checkpoint(checkpoint))
-                return
-            async with slots:
-                results.append(await WindowPull(ctx, spec, checkpoint).run())
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for spec in windows:
-                    group.create_task(one(spec))
-        except BaseExceptionGroup as failures:
-            # One window's fatal error cancelled the others: report that error, not the group.
-            raise assembly.first_pull_error(failures) from None
-        return sorted(results, key=lambda r: r.index)
 
     def _judge(
         self,
@@ -236,26 +228,14 @@ class Pull:
         warn_about_partner(self.summary, ctx.counters, ctx.repair, self.progress)
         self.summary.take_counts(self.progress, self._retries())
 
-    async def _load_keystate(self, topics: PullTopics, endpoint: ModuleEndpoint) -> KeyState | None:
-        options = self.target.options
-        if not (options.skip_unchanged or options.emit_tombstones):
-            return None
-        keystate = KeyState(self.kafka, topics.digests, self.target.partner, endpoint.module)
-        await keystate.load()
-        return keystate
-
     async def _tombstones(self, ctx: PullContext, plan: PullPlan) -> None:
         """P13: after a complete, verified, recorded full pull, tombstone the keys that went."""
-        assert ctx.keystate is not None
-        refused = tombstones_refused(
-            complete=self.summary.complete,
-            plan=plan,
+        tombstones, refused = await tombstones_after(
+            ctx, plan, complete=self.summary.complete, resumed=self.summary.resumed,
             shard_count=self.settings.shard_count,
-            resumed=self.summary.resumed,
-        )
-        if refused is None:
-            self.summary.tombstones, refused = await emit_tombstones(ctx, ctx.keystate, plan)
-            self.summary.link_repairs = ctx.repair.repairs  # the catch-up read's count too
+        )  # fmt: skip
+        self.summary.tombstones = tombstones
+        self.summary.link_repairs = ctx.repair.repairs  # the catch-up read's count too
         if refused is not None:
             self.summary.tombstones_skipped = refused
             self.progress.warning("tombstones_not_emitted", refused)

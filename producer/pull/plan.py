@@ -99,6 +99,8 @@ async def plan_or_wait(
         date_to=date_to,
         windows=planned.windows,
         created_at=datetime.now(UTC),
+        window_size=target.options.window_size,
+        limit=target.options.limit,
     )
     await store.save_plan(plan)
     return plan, ["partner_ignores_date_filters"] if planned.filters_ignored else []
@@ -129,3 +131,27 @@ async def record_if_all_done(store: CheckpointStore, plan: PullPlan, partner: st
         )
     )
     return True
+
+
+def pinned_flag_warnings(settings: PullSettings, target: PullTarget, plan: PullPlan) -> list[str]:
+    """A resumed pull follows its plan: flags given now that the plan pins differently are
+    ignored, and said so with the pinned value."""
+    given = settings.model_fields_set
+    pinned: list[tuple[str, object, object]] = [
+        ("date_from", settings.date_from, plan.date_from),
+        ("date_to", settings.date_to, plan.date_to),
+        ("window_size", target.options.window_size, plan.window_size),
+        ("limit", target.options.limit, plan.limit),
+    ]
+    warnings = []
+    for name, now, then in pinned:
+        if (
+            name in given
+            and now != then
+            and not (name in ("window_size", "limit") and then is None)
+        ):
+            shown = then.isoformat() if isinstance(then, datetime) else then
+            warnings.append(
+                f"resumed: --{name.replace('_', '-')} ignored; the plan of this pull pins {shown}"
+            )
+    return warnings

@@ -14,6 +14,9 @@ from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect
 
+# The warning of a pull id that was completed before (the text summary says so plainly).
+ALREADY_COMPLETE = "pull was already complete; nothing to do"
+
 
 def new_pull_id() -> str:
     """A sortable, unique pull id: start time plus randomness."""

@@ -47,6 +47,19 @@ def tombstones_refused(
     return None
 
 
+async def tombstones_after(
+    ctx: PullContext, plan: PullPlan, *, complete: bool, resumed: bool, shard_count: int
+) -> tuple[int, str | None]:
+    """Tombstones for a pull that may emit them; (how many, or why none)."""
+    assert ctx.keystate is not None
+    refused = tombstones_refused(
+        complete=complete, plan=plan, shard_count=shard_count, resumed=resumed
+    )
+    if refused is not None:
+        return 0, refused
+    return await emit_tombstones(ctx, ctx.keystate, plan)
+
+
 async def emit_tombstones(
     ctx: PullContext, keystate: KeyState, plan: PullPlan
 ) -> tuple[int, str | None]:

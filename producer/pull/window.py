@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from producer.errors import PaginationLoop, PullError
+from producer.kafka.checkpoints import StoredState
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
@@ -29,6 +30,56 @@ from producer.pull.verdict import AckMark, WindowResult
 from schemas.records import WindowCheckpoint, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
+
+
+async def pull_windows(
+    ctx: PullContext, windows: list[WindowSpec], state: StoredState
+) -> list[WindowResult]:
+    """This shard's windows, `concurrency` at a time; windows a resume finds done are taken from
+    their checkpoints. One window's fatal error ends them all, with that error."""
+    slots = asyncio.Semaphore(ctx.options.concurrency)
+    results: list[WindowResult] = []
+
+    async def one(spec: WindowSpec) -> None:
+        checkpoint = state.windows.get(spec.index)
+        if checkpoint is not None and checkpoint.done:
+            results.append(result_from_checkpoint(checkpoint))
+            return
+        async with slots:
+            results.append(await WindowPull(ctx, spec, checkpoint).run())
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for spec in windows:
+                group.create_task(one(spec))
+    except BaseExceptionGroup as failures:
+        raise first_pull_error(failures) from None
+    return sorted(results, key=lambda r: r.index)
+
+
+def result_from_checkpoint(checkpoint: WindowCheckpoint) -> WindowResult:
+    """A window finished before a resume, as its checkpoint tells it."""
+    return WindowResult(
+        checkpoint.window,
+        checkpoint.complete,
+        checkpoint.objects_emitted,
+        checkpoint.objects_emitted,
+        None,
+        checkpoint.shortfall,
+        checkpoint.passes,
+    )
+
+
+def first_pull_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first PullError in a (nested) exception group, else the group itself."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found = first_pull_error(error)
+            if isinstance(found, PullError):
+                return found
+        elif isinstance(error, PullError):
+            return error
+    return group
 
 
 class WindowPull:

@@ -13,7 +13,8 @@ import pytest
 from producer.config import PullSettings
 from producer.observe.telemetry import setup_telemetry
 from producer.observe.view import LogView
-from producer.run import json_summary, run_pulls
+from producer.report import json_summary
+from producer.run import run_pulls
 from tests.support import TOKEN, keys, pull, records, sandbox, truth_keys
 
 pytestmark = pytest.mark.slow
