@@ -74,7 +74,8 @@ def print_text(summaries: list[PullSummary], console: Console) -> None:
         if ALREADY_COMPLETE in s.warnings:
             lines.append(f"{who}already complete: nothing to do (pull id {s.pull_id})")
         else:
-            lines.append(f"{who}pull id: {s.pull_id} (pinned date_to {s.date_to})")
+            pinned = "" if s.date_to is None else f" (pinned date_to {s.date_to})"
+            lines.append(f"{who}pull id: {s.pull_id}{pinned}")
         lines += [f"{who}warning: {w}" for w in s.warnings if w != ALREADY_COMPLETE]
         if s.error:
             lines.append(f"{who}error: {s.error_kind}: {' '.join(s.error.split())}")

@@ -248,7 +248,12 @@ class KafkaOutput:
                     ) from None
                 if report:
                     self._report(KafkaWait(what, attempt, wait, reason))
-                    log.warning("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
+                if attempt == 1 or (report and deadline_s is None):
+                    log.warning(
+                        "Kafka %s failed (%s); retrying for up to %.0f s", what, reason, limit_s
+                    )
+                else:
+                    log.debug("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
                 await asyncio.sleep(wait)
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
@@ -357,4 +362,5 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:200]
+    name, text = type(error).__name__, str(error)
+    return (text if text.startswith(name) else f"{name}: {text}")[:200]
