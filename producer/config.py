@@ -11,7 +11,7 @@ import re
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -50,7 +50,10 @@ class PartnerOptions(BaseModel):
 
     token_encoding: TokenEncodingSetting = "auto"
     limit: int | None = Field(default=None, gt=0)
-    concurrency: int = Field(default=4, ge=1, le=64)
+    concurrency: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default="auto", description="requests in flight per partner; auto finds its capacity"
+    )
+    max_concurrency: int = Field(default=32, ge=1, le=256, description="the bound of auto")
     fanout: int = Field(default=4, ge=1, le=32, description="pages fetched ahead per window")
     window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
     request_timeout_s: float = Field(default=30.0, gt=0)
@@ -64,6 +67,19 @@ class PartnerOptions(BaseModel):
     validation: ValidationMode = Field(
         default="lenient", description="lenient reads the dialects partners write; strict refuses"
     )
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests this partner can have in flight (a pinned number, or auto's bound)."""
+        return self.max_concurrency if self.concurrency == "auto" else self.concurrency
+
+    @property
+    def windows_at_once(self) -> int:
+        """Windows pulled side by side: enough to give every permit a request."""
+        if self.concurrency == "auto":
+            return max(4, -(-self.max_concurrency // self.fanout))
+        return self.concurrency
+
     link_repair: LinkRepairSetting = Field(
         default="auto", description="read by offset where a next link cannot be used as given"
     )

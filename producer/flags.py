@@ -140,7 +140,14 @@ def add_scope_flags(p: argparse.ArgumentParser) -> None:
 def add_scale_flags(p: argparse.ArgumentParser) -> None:
     """How hard, how patiently, in how many processes."""
     g = p.add_argument_group("scale and behaviour")
-    add_flag(g, "--concurrency", "requests in flight per partner", type=int)
+    add_flag(
+        g,
+        "--concurrency",
+        "requests in flight per partner: auto finds the partner's capacity, a number pins it",
+        type=concurrency_value,
+        metavar="auto|N",
+    )
+    add_flag(g, "--max-concurrency", "the most requests in flight auto may reach", type=int)
     add_flag(g, "--fanout", "pages fetched ahead in a window", type=int)
     add_flag(g, "--window-size", "target objects per date window", type=int)
     add_flag(g, "--shard-index", "this process's shard", type=int)
@@ -204,6 +211,17 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def concurrency_value(text: str) -> str | int:
+    """`auto` or a whole number (its range is the settings' to check)."""
+    word = text.strip().lower()
+    if word == "auto":
+        return word
+    try:
+        return int(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a number") from None
 
 
 def log_level(text: str) -> str:

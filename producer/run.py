@@ -20,6 +20,7 @@ from producer.observe.telemetry import Telemetry, setup_telemetry
 from producer.observe.view import View, make_view
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.versions import module_endpoint_from_url
+from producer.pull.assembly import partner_limiter
 from producer.pull.flow import Pull
 from producer.pull.stop import StopRequest
 from producer.pull.summary import PullSummary, new_pull_id
@@ -97,28 +98,8 @@ async def run_pulls(
         await kafka.start()
         needs_digests = any(t.options.skip_unchanged or t.options.emit_tombstones for t in targets)
         await kafka.ensure_topics(topics_for(settings, modules, digests=needs_digests))
-        # One request gate per partner: its rate limit covers all of its modules.
-        gates = {
-            t.partner: RequestGate(t.options.rate_limit, t.options.rate_burst) for t in targets
-        }
-        pulls.extend(
-            Pull(t, settings, kafka, telemetry, view, pull_id, gates[t.partner], stop)
-            for t in targets
-        )
-        slots = asyncio.Semaphore(settings.max_parallel_pulls)
-
-        async def one(pull: Pull) -> PullSummary:
-            try:
-                async with slots:
-                    return await pull.run()
-            except asyncio.CancelledError:
-                if not stop.caught():
-                    raise
-                return pull.stopped_before_start(stop.error())
-
-        tasks = [asyncio.create_task(one(p)) for p in pulls]
-        stop.pulls.update(tasks)
-        summaries = list(await asyncio.gather(*tasks))
+        pulls.extend(partner_pulls(targets, settings, kafka, telemetry, view, pull_id, stop))
+        summaries = await run_side_by_side(pulls, settings.max_parallel_pulls, stop)
     except KafkaUnavailableError as error:
         summaries = [_failed_summary(t, pull_id, error) for t in targets]
     finally:
@@ -131,6 +112,53 @@ async def run_pulls(
         if summary.exit_code == 0 and not summary.complete:
             summary.exit_code = 5
     return RunResult(summaries, max((s.exit_code for s in summaries), default=0))
+
+
+def partner_pulls(
+    targets: list[PullTarget],
+    settings: PullSettings,
+    kafka: KafkaOutput,
+    telemetry: Telemetry,
+    view: View,
+    pull_id: str,
+    stop: StopRequest,
+) -> list[Pull]:
+    """A Pull per target; one request gate (rate limit) and one limiter (requests in flight) per
+    partner, shared by all of its modules: they share its capacity."""
+    gates = {t.partner: RequestGate(t.options.rate_limit, t.options.rate_burst) for t in targets}
+    limiters = {t.partner: partner_limiter(t.options) for t in targets}
+    return [
+        Pull(
+            t,
+            settings,
+            kafka,
+            telemetry,
+            view,
+            pull_id,
+            gates[t.partner],
+            stop,
+            limiters[t.partner],
+        )
+        for t in targets
+    ]
+
+
+async def run_side_by_side(pulls: list[Pull], at_once: int, stop: StopRequest) -> list[PullSummary]:
+    """Every pull, `at_once` at a time; a stop ends those running and those still waiting."""
+    slots = asyncio.Semaphore(at_once)
+
+    async def one(pull: Pull) -> PullSummary:
+        try:
+            async with slots:
+                return await pull.run()
+        except asyncio.CancelledError:
+            if not stop.caught():
+                raise
+            return pull.stopped_before_start(stop.error())
+
+    tasks = [asyncio.create_task(one(p)) for p in pulls]
+    stop.pulls.update(tasks)
+    return list(await asyncio.gather(*tasks))
 
 
 def _failed_summary(target: PullTarget, pull_id: str, error: PullError) -> PullSummary:

@@ -59,6 +59,9 @@ class PageFetched(EventBase):
     rate_per_s: float
     eta_s: float | None
     expected_total: int | None = Field(description="planned objects for this shard")
+    concurrency: int | None = Field(
+        default=None, description="requests the partner may have in flight now (its limiter)"
+    )
 
 
 class RetryScheduled(EventBase):
@@ -135,6 +138,7 @@ class Heartbeat(EventBase):
     objects_emitted: int
     dead_lettered: int
     pages: int
+    concurrency: int | None = None
 
 
 ProgressEvent = Annotated[

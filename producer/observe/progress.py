@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,8 @@ class ProgressReporter:
         self._started = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self.expected_total: int | None = None
+        # Requests in flight the partner may have now (read from its limiter), for events.
+        self.concurrency: Callable[[], int] | None = None
         self.objects_emitted = 0
         self.dead_lettered = 0
         self.pages = 0
@@ -143,6 +146,7 @@ class ProgressReporter:
             rate_per_s=round(rate, 1),
             eta_s=None if eta is None else round(eta, 1),
             expected_total=self.expected_total,
+            concurrency=None if self.concurrency is None else self.concurrency(),
         )
         if self._handle is not None:
             done = self.objects_emitted + self.dead_lettered
@@ -178,6 +182,7 @@ class ProgressReporter:
             objects_emitted=self.objects_emitted,
             dead_lettered=self.dead_lettered,
             pages=self.pages,
+            concurrency=None if self.concurrency is None else self.concurrency(),
         )
 
     def warning(self, code: str, message: str, window: int | None = None) -> None:

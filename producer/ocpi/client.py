@@ -39,6 +39,7 @@ from producer.ocpi.headers import (
     TokenEncodingSetting,
     request_headers,
 )
+from producer.ocpi.limiter import AdaptiveLimiter, Slot
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.redirects import RedirectMemory
 from producer.ocpi.responses import FetchedPage, PageContext, RetryNotice, read_pagination
@@ -96,6 +97,7 @@ class OcpiHttp:
         connections: int = 16,
         on_retry: Callable[[RetryNotice], None] | None = None,
         span_attributes: dict[str, str] | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self._token = token
         self._encoding = TokenEncodingChoice(token_encoding, ocpi_version)
@@ -114,6 +116,8 @@ class OcpiHttp:
         self._span_attributes = span_attributes or {}
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
+        # Requests in flight to this partner (shared by its modules); by default unbounded.
+        self._limiter = limiter or AdaptiveLimiter.fixed(connections)
         self._redirects = RedirectMemory()
         self.retries: Counter[str] = Counter()
 
@@ -154,7 +158,9 @@ class OcpiHttp:
 
     # -- one request -----------------------------------------------------------------------------
 
-    async def _attempt(self, url: URL, *, module_request: bool, follow: bool) -> Answer:
+    async def _attempt(
+        self, url: URL, *, module_request: bool, follow: bool, slot: Slot | None = None
+    ) -> Answer:
         assert self._session is not None, "use OcpiHttp as an async context manager"
         headers, request_id = request_headers(
             token=self._token,
@@ -165,6 +171,8 @@ class OcpiHttp:
             module_request=module_request,
         )
         await self._gate.wait_turn()
+        if slot is not None:
+            slot.sent()  # latency counts from here, not from the wait for the gate
         answer = await get_once(
             self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
         )
@@ -230,9 +238,9 @@ class OcpiHttp:
                 set_status_on_exception=False,
             ) as span:
                 try:
-                    answer = await self._attempt(url, module_request=module_request, follow=follow)
-                    span.set_attribute("http.response.status_code", answer.status)
-                    return parse(answer, span)
+                    return await self._attempt_in_slot(
+                        url, context, module_request, follow, parse, span
+                    )
                 except AttemptFailed as failed:
                     span.set_status(Status(StatusCode.ERROR, failed.reason))
                     span.set_attribute("error.type", failed.failure.kind)
@@ -258,6 +266,30 @@ class OcpiHttp:
                 )
             if wait > 0:
                 await asyncio.sleep(wait)
+
+    async def _attempt_in_slot(
+        self,
+        url: URL,
+        context: PageContext,
+        module_request: bool,
+        follow: bool,
+        parse: Callable[[Answer, trace.Span], Any],
+        span: trace.Span,
+    ) -> Any:
+        """One attempt holding a permit of the partner's limiter, whose controller hears how it
+        went (a load signal: latency, 429, 503, a timeout, a reset; nothing else)."""
+        endpoint = "probe" if context.limit == 1 else "page" if module_request else "discovery"
+        async with self._limiter.slot(endpoint=endpoint) as slot:
+            try:
+                answer = await self._attempt(url, module_request=module_request, follow=follow,
+                                             slot=slot)  # fmt: skip
+            except AttemptFailed as failed:
+                report_load(slot, failed)
+                raise
+            span.set_attribute("http.response.status_code", answer.status)
+            result = parse(answer, span)
+            slot.finish("ok", full_page=is_full_page(result, context))
+            return result
 
     def _exhausted(self, url: URL, failed: AttemptFailed, attempts: int) -> PullError:
         where = self.redact(url)
@@ -340,3 +372,25 @@ class OcpiHttp:
             url, context, module_request=True, follow=follow, parse=parse
         )
         return page
+
+
+def is_full_page(result: Any, context: PageContext) -> bool:
+    """Whether an answer was a full page (the controller's latency samples are full pages)."""
+    if not isinstance(result, FetchedPage):
+        return False
+    limit = result.limit or context.limit
+    return bool(limit) and len(result.envelope.items) >= (limit or 0)
+
+
+def report_load(slot: Slot, failed: AttemptFailed) -> None:
+    """Tell the controller about a failed attempt when the failure says something about load."""
+    failure = failed.failure
+    if failure.kind == "timeout":
+        slot.finish("timeout")
+    elif failure.kind == "connection":
+        slot.finish("reset")
+    elif failure.http_status == 429:
+        slot.finish("throttled", retry_after_s=failed.retry_after_s)
+    elif failure.http_status is not None and 500 <= failure.http_status <= 599:
+        slot.finish("unavailable")
+    # Anything else (a bad body, an OCPI error) is the partner's answer, not its load.

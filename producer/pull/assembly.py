@@ -4,13 +4,14 @@ and what the start and a finished pull report. Kept out of `flow.py` so the stor
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from yarl import URL
 
-from producer.config import PullSettings, PullTarget
+from producer.config import PartnerOptions, PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.kafka.keystate import KeyState
@@ -19,7 +20,9 @@ from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import Telemetry
 from producer.ocpi.client import OcpiHttp, ssl_context
+from producer.ocpi.concurrency import LimitChange
 from producer.ocpi.headers import RoutingHeaders
+from producer.ocpi.limiter import AdaptiveLimiter
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.responses import RetryNotice
@@ -30,6 +33,8 @@ from producer.pull.records import MessageBuilder
 from producer.pull.summary import ALREADY_COMPLETE, PullSummary
 from schemas.keys import PartnerIdentity
 from schemas.records import PullPlan, WindowSpec
+
+log = logging.getLogger("ocpi_puller")
 
 DEFAULT_LIMIT = 1000
 
@@ -46,6 +51,7 @@ async def partner_http(
     telemetry: Telemetry,
     gate: RequestGate,
     on_retry: Callable[[RetryNotice], None],
+    limiter: AdaptiveLimiter,
 ) -> AsyncIterator[OcpiHttp]:
     """One HTTP session for the partner: headers, retries, pacing, TLS, spans."""
     options = target.options
@@ -69,9 +75,10 @@ async def partner_http(
             None if settings.ca_bundle is None else str(settings.ca_bundle),
             settings.insecure_skip_tls_verify,
         ),
-        connections=options.concurrency * options.fanout + 2,
+        connections=options.most_in_flight + 4,
         on_retry=on_retry,
         span_attributes={"ocpi.partner": target.partner},
+        limiter=limiter,
     ) as http:
         yield http
 
@@ -118,8 +125,7 @@ def pull_context(
         store=store,
         progress=progress,
         topics=topics,
-        request_slots=asyncio.Semaphore(options.concurrency),
-        unacked_pages=asyncio.Semaphore(2 * options.concurrency * options.fanout),
+        unacked_pages=asyncio.Semaphore(2 * options.windows_at_once * options.fanout),
         repair=LinkRepair.from_setting(options.link_repair),
     )
 
@@ -179,3 +185,16 @@ async def load_keystate(
     keystate = KeyState(kafka, topics.digests, target.partner, endpoint.module)
     await keystate.load()
     return keystate
+
+
+def partner_limiter(options: PartnerOptions) -> AdaptiveLimiter:
+    """The limiter a partner's options ask for: `auto` adapts up to `max_concurrency`; a number
+    pins it. Limit changes are logged with their reason."""
+    if options.concurrency == "auto":
+        return AdaptiveLimiter.adaptive(options.max_concurrency, on_change=log_change)
+    return AdaptiveLimiter.fixed(options.concurrency)
+
+
+def log_change(change: LimitChange) -> None:
+    """A limit change, as an operator reads it in the log."""
+    log.info("concurrency %d -> %d (%s)", change.previous_permits, change.permits, change.reason)

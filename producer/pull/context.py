@@ -50,7 +50,6 @@ class PullContext:
     store: CheckpointStore
     progress: ProgressReporter
     topics: PullTopics
-    request_slots: asyncio.Semaphore
     unacked_pages: asyncio.Semaphore
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones

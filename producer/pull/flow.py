@@ -22,6 +22,7 @@ from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import PullMetrics, Telemetry
 from producer.observe.view import View
 from producer.ocpi.client import OcpiHttp
+from producer.ocpi.limiter import AdaptiveLimiter
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.responses import RetryNotice
 from producer.ocpi.versions import ModuleEndpoint, discover
@@ -64,6 +65,7 @@ class Pull:
         pull_id: str,
         gate: RequestGate | None = None,
         stop: StopRequest | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self.target, self.settings, self.kafka = target, settings, kafka
         self.telemetry, self.pull_id = telemetry, pull_id
@@ -89,6 +91,8 @@ class Pull:
         )
         self.http: OcpiHttp | None = None
         self.stop = stop or StopRequest()
+        self.limiter = limiter or assembly.partner_limiter(target.options)
+        self.progress.concurrency = lambda: self.limiter.permits
         self._started = time.monotonic()
 
     async def run(self) -> PullSummary:
@@ -133,7 +137,7 @@ class Pull:
 
     async def _run(self) -> None:
         async with assembly.partner_http(
-            self.target, self.settings, self.telemetry, self.gate, self._on_retry
+            self.target, self.settings, self.telemetry, self.gate, self._on_retry, self.limiter
         ) as http:
             self.http = http
             endpoint = await discover(
@@ -227,6 +231,7 @@ class Pull:
         self.summary.apply(verdict, ctx.counters)
         warn_about_partner(self.summary, ctx.counters, ctx.repair, self.progress)
         self.summary.take_counts(self.progress, self._retries())
+        self.summary.take_concurrency(self.limiter.summary())
 
     async def _tombstones(self, ctx: PullContext, plan: PullPlan) -> None:
         """P13: after a complete, verified, recorded full pull, tombstone the keys that went."""

@@ -77,7 +77,7 @@ async def plan_or_wait(
         date_from=date_from,
         date_to=date_to,
         window_size=target.options.window_size,
-        parallel=target.options.concurrency,
+        parallel=target.options.most_in_flight,
     )
     if not planned.totals_reported:
         progress.warning(

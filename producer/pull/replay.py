@@ -48,7 +48,7 @@ async def replay_after_outages(
         )
         summary.warnings.append(f"kafka_outage_replay: {message}")
         ctx.progress.warning("kafka_outage_replay", message)
-        slots = asyncio.Semaphore(ctx.options.concurrency)
+        slots = asyncio.Semaphore(ctx.options.windows_at_once)
 
         async def replay(
             original: WindowResult,

@@ -9,6 +9,7 @@ from typing import Any
 
 from producer.errors import IncompletePullError, PullError
 from producer.observe.progress import ProgressReporter
+from producer.ocpi.concurrency import ConcurrencySummary
 from producer.ocpi.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
@@ -55,6 +56,9 @@ class PullSummary:
     tombstones_skipped: str | None = None
     link_repairs: int = 0
     ocpi_version_reason: str | None = None
+    concurrency_min: int | None = None
+    concurrency_max: int | None = None
+    concurrency_final: int | None = None
     dialects: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
     shard_index: int = 0
@@ -75,6 +79,12 @@ class PullSummary:
         self.pages = progress.pages
         self.dead_lettered = progress.dead_lettered
         self.retries = retries
+
+    def take_concurrency(self, concurrency: ConcurrencySummary) -> None:
+        """The requests in flight the partner got over the pull (its limiter's permits)."""
+        self.concurrency_min = concurrency.minimum
+        self.concurrency_max = concurrency.maximum
+        self.concurrency_final = concurrency.final
 
     def apply(self, verdict: PullVerdict, counters: PullCounters) -> None:
         """The pull's verdict and counts."""

@@ -97,7 +97,7 @@ async def keys_changed_since(ctx: PullContext, since: datetime) -> list[int] | s
     """Key hashes of every object with last_updated >= since, or why the read is not complete."""
     endpoint = ctx.endpoint
     query = ListQuery(endpoint, since, None, ctx.limit)
-    driver = PageDriver(ctx.http, query, WindowWalk(), slots=ctx.request_slots, repair=ctx.repair)
+    driver = PageDriver(ctx.http, query, WindowWalk(), repair=ctx.repair)
     make_key = key_function(endpoint.module, endpoint.ocpi_version, ctx.builder.identity)
     hashes: list[int] = []
     distinct: set[int] = set()

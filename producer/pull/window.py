@@ -37,7 +37,7 @@ async def pull_windows(
 ) -> list[WindowResult]:
     """This shard's windows, `concurrency` at a time; windows a resume finds done are taken from
     their checkpoints. One window's fatal error ends them all, with that error."""
-    slots = asyncio.Semaphore(ctx.options.concurrency)
+    slots = asyncio.Semaphore(ctx.options.windows_at_once)
     results: list[WindowResult] = []
 
     async def one(spec: WindowSpec) -> None:
@@ -179,7 +179,6 @@ class WindowPull:
             ctx.http,
             self._query,
             walk,
-            slots=ctx.request_slots,
             window=self._spec.index,
             repair=ctx.repair,
         )

@@ -32,7 +32,7 @@ async def test_pages_follow_the_partner_list_to_its_end(link_style: str) -> None
     assert client.outcome is not None
     assert client.outcome.complete
     assert client.endpoint is not None
-    assert client.endpoint.ocpi_version == "2.2.1"
+    assert client.endpoint.ocpi_version == "2.3.0"  # the highest both sides speak
 
 
 async def test_a_2_1_1_module_url_with_the_partner_identity() -> None:
