@@ -48,6 +48,8 @@ class PartitionOutbox:
     ) -> None:
         self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
         self._max_message_bytes = max_message_bytes
+        # Headers are small: only a record this close to the limit needs them counted.
+        self._near_limit = max_message_bytes - 65_536
         self._on_slow_ack = on_slow_ack
         self._on_failure = on_failure
         self._topic = topic
@@ -77,7 +79,9 @@ class PartitionOutbox:
 
         A message larger than a batch is refused here (ValueError): aiokafka would put it alone
         in a batch and leave it to the broker to refuse."""
-        if message_bytes(message) > self._max_message_bytes:
+        value = message.value
+        near = len(message.key) + (0 if value is None else len(value)) > self._near_limit
+        if near and message_bytes(message) > self._max_message_bytes:
             raise ValueError(f"a single message for {self._topic} exceeds the batch size")
         batch = self._open if self._open is not None else self._start_batch()
         if not self._add(batch, message):

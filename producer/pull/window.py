@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,15 @@ def first_pull_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         elif isinstance(error, PullError):
             return error
     return group
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a page sat: the walk's request, and its start and end offsets."""
+
+    request_id: int
+    offset: int
+    end: int
 
 
 class WindowPull:
@@ -221,13 +231,15 @@ class WindowPull:
             ctx.unacked_pages.release()
             raise
         page_end = fetched.offset + len(fetched.items)
-        return self._await_acks(walk, fetched, page_end, messages, [objects_ack, dead_ack])
+        # The wait holds the page's records (bytes), never the parsed page: unacknowledged pages
+        # are what a pull keeps in memory.
+        placed = Placed(fetched.request.request_id, fetched.offset, page_end)
+        return self._await_acks(walk, placed, messages, [objects_ack, dead_ack])
 
     async def _await_acks(
         self,
         walk: WindowWalk,
-        fetched: WindowPage,
-        page_end: int,
+        placed: Placed,
         messages: PageMessages,
         acks: list[asyncio.Future[None]],
     ) -> None:
@@ -253,8 +265,8 @@ class WindowPull:
             await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
         self._emitted += len(messages.objects)
         before = walk.checkpoint
-        walk.on_acked(fetched.request.request_id)
-        self._furthest_acked = max(self._furthest_acked, page_end)
+        walk.on_acked(placed.request_id)
+        self._furthest_acked = max(self._furthest_acked, placed.end)
         position = walk.checkpoint
         self._ack_history.append(
             (time.monotonic(), position.end, position.total, self._furthest_acked)
@@ -268,7 +280,7 @@ class WindowPull:
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
-            offset=fetched.offset,
+            offset=placed.offset,
             count=len(messages.objects),
             dead=len(messages.dead_letters),
             total=walk.latest_total,

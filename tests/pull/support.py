@@ -26,7 +26,7 @@ from producer.observe.view import LogView
 from producer.ocpi.query import pin_now
 from producer.ocpi.ratelimit import RequestGate
 from producer.ocpi.versions import discover
-from producer.pull.assembly import partner_http, pull_context
+from producer.pull.assembly import partner_http, partner_limiter, pull_context
 from producer.pull.context import PullContext
 from sandbox.app import SandboxState
 from schemas.events import EventBase, parse_progress_event
@@ -69,7 +69,8 @@ async def window_context(
     try:
         telemetry = setup_telemetry({})
         gate = RequestGate(None)
-        async with partner_http(target, settings, telemetry, gate, lambda _: None) as http:
+        limiter = partner_limiter(target.options)
+        async with partner_http(target, settings, telemetry, gate, lambda _: None, limiter) as http:
             endpoint = await discover(http, URL(url), target.module, target.ocpi_version)
             topics = PullTopics.of(prefix, endpoint.module)
             await kafka.ensure_topics(topics.specs(digests=False))
