@@ -194,12 +194,7 @@ def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         description="Read <prefix>.progress and show each recent pull: state, objects so far, "
         "total reported, rate, ETA, windows, last problem and age of the last event.",
     )
-    p.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
-        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS or localhost:9092)",
-    )
-    p.add_argument("--topic-prefix", default=os.environ.get("OCPI_PULLER_TOPIC_PREFIX", "ocpi"))
+    _add_kafka_connection_flags(p.add_argument_group("kafka"))
     p.add_argument("--since", type=_duration, default=timedelta(hours=24), help="e.g. 30m, 24h")
     p.add_argument("--partner")
     p.add_argument("--module")
@@ -209,27 +204,26 @@ def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from aiokafka.errors import KafkaError
+    from producer.commands import status
 
-    from producer.errors import KafkaUnavailableError
-    from producer.observe.status import run_status
+    return status.run(args, settings_from_args)
 
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    connection = PullSettings(bootstrap_servers=args.bootstrap_servers).kafka_connection()
-    try:
-        return run_status(
-            connection=connection,
-            topic_prefix=args.topic_prefix,
-            since=args.since,
-            partner=args.partner,
-            module=args.module,
-            follow=args.follow,
-            output=args.output,
-        )
-    except (KafkaError, OSError) as error:
-        raise KafkaUnavailableError(
-            f"cannot read progress from Kafka at {args.bootstrap_servers}: {type(error).__name__}"
-        ) from None
+
+def _add_kafka_connection_flags(k: argparse._ArgumentGroup) -> None:
+    """Where Kafka is and how to log in: the same flags and variables as `pull`'s."""
+    k.add_argument(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers (OCPI_PULLER_BOOTSTRAP_SERVERS, KAFKA_BOOTSTRAP_SERVERS; "
+        "default localhost:9092)",
+    )
+    k.add_argument("--topic-prefix", help="topics are <prefix>.<module> etc. (default ocpi)")
+    k.add_argument(
+        "--kafka-security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    )
+    k.add_argument("--kafka-sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    k.add_argument("--kafka-sasl-username")
+    k.add_argument("--kafka-sasl-password", help="better: OCPI_PULLER_KAFKA_SASL_PASSWORD")
+    k.add_argument("--kafka-ssl-cafile", help="CA certificates to verify the brokers with")
 
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
