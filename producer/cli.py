@@ -226,6 +226,45 @@ def _add_kafka_connection_flags(k: argparse._ArgumentGroup) -> None:
     k.add_argument("--kafka-ssl-cafile", help="CA certificates to verify the brokers with")
 
 
+def _add_command_output_flags(o: argparse._ArgumentGroup) -> None:
+    o.add_argument("--output", choices=("text", "json"), help="text (default) or one JSON line")
+    o.add_argument(
+        "--log-level",
+        default=os.environ.get("OCPI_PULLER_LOG_LEVEL", "INFO").upper(),
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
+
+
+def _add_discover_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "discover",
+        help="show the OCPI versions and endpoints a partner offers, and which a pull would use",
+        description="Versions discovery as `pull` does it: the versions the partner offers, the "
+        "one a pull would choose and why, and every endpoint of that version with its role.",
+    )
+    s = p.add_argument_group("partner")
+    s.add_argument("--url", help="the partner's versions URL")
+    s.add_argument("--token", help="credentials token (better: OCPI_PULLER_TOKEN)")
+    s.add_argument(
+        "--ocpi-version",
+        choices=get_args(OcpiVersion),
+        help="the version to use (default: the newest offered that we speak)",
+    )
+    s.add_argument("--token-encoding", choices=("base64", "plain", "auto"))
+    s.add_argument("--request-timeout-s", type=float)
+    s.add_argument("--max-attempts", type=int)
+    s.add_argument("--ca-bundle", help="CA certificates to verify the partner's TLS with")
+    s.add_argument("--insecure-skip-tls-verify", action="store_true", default=None)
+    _add_command_output_flags(p.add_argument_group("output"))
+    p.set_defaults(run=_run_discover)
+
+
+def _run_discover(args: argparse.Namespace) -> int:
+    from producer.commands import discover
+
+    return discover.run(args, settings_from_args)
+
+
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "demo",
@@ -257,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pull_parser(commands)
     _add_status_parser(commands)
+    _add_discover_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser

@@ -13,7 +13,7 @@ from typing import Any
 
 from yarl import URL
 
-from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError
+from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError, PullError
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
 
@@ -49,7 +49,8 @@ def module_endpoint_from_url(
     return ModuleEndpoint(url.with_fragment(None), last, version)
 
 
-def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
+def offered_versions(data: Any) -> dict[str, URL]:
+    """The versions a versions endpoint's `data` offers, each with its details URL."""
     if not isinstance(data, list):
         raise PartnerProtocolError("versions endpoint did not return a list of versions")
     offered: dict[str, URL] = {}
@@ -58,6 +59,11 @@ def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
             url = item.get("url")
             if isinstance(url, str) and url.startswith(("http://", "https://")):
                 offered[item["version"]] = URL(url)
+    return offered
+
+
+def _choose_version(data: Any, wanted: str | None) -> tuple[str, URL]:
+    offered = offered_versions(data)
     listed = ", ".join(sorted(offered)) or "none"
     if wanted is not None:
         if wanted not in offered:
@@ -104,3 +110,72 @@ async def discover(
     details = await http.get_envelope(details_url)
     endpoint = _choose_endpoint(details.data_value, module, version)
     return ModuleEndpoint(endpoint, module, version)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedEndpoint:
+    """One endpoint of a version's details, and whether `pull` would fetch from it."""
+
+    identifier: str
+    role: str | None  # 2.1.1 has no roles
+    url: str
+    pulled: bool  # the endpoint `pull --module <identifier>` uses
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerOffer:
+    """What versions discovery finds: the versions offered, the one chosen and why, and the
+    chosen version's endpoints. `failure` says why none could be chosen."""
+
+    versions: dict[str, str]
+    chosen: str | None
+    reason: str
+    endpoints: list[OfferedEndpoint]
+    failure: PullError | None = None
+
+
+async def describe_offer(http: OcpiHttp, url: URL, wanted: str | None) -> PartnerOffer:
+    """Versions discovery as `pull` does it, reported in full (for `ocpi-puller discover`)."""
+    versions = await http.get_envelope(url)
+    offered = {v: http.redact(u) for v, u in offered_versions(versions.data_value).items()}
+    try:
+        version, details_url = _choose_version(versions.data_value, wanted)
+    except PartnerAuthError as refused:
+        return PartnerOffer(offered, None, str(refused), [], refused)
+    if wanted is not None:
+        reason = "asked for with --ocpi-version"
+    else:
+        speak = ", ".join(VERSION_PREFERENCE)
+        reason = f"the newest version offered that ocpi-puller speaks ({speak})"
+    http.set_version(version)
+    details = (await http.get_envelope(details_url)).data_value
+    return PartnerOffer(offered, version, reason, _endpoints(http, details, version))
+
+
+def _endpoints(http: OcpiHttp, details: Any, version: str) -> list[OfferedEndpoint]:
+    pulled: dict[str, URL] = {}
+    for module in MODULES:
+        try:
+            pulled[module] = _choose_endpoint(details, module, version)
+        except PartnerAuthError:
+            continue  # not offered as a sender: listed without the mark
+    found: list[OfferedEndpoint] = []
+    for item in details["endpoints"]:
+        if not isinstance(item, dict) or not isinstance(item.get("identifier"), str):
+            continue
+        url, role = item.get("url"), item.get("role")
+        if not isinstance(url, str):
+            continue
+        identifier = item["identifier"]
+        chosen = pulled.get(identifier)
+        mark = (
+            chosen is not None
+            and URL(url) == chosen
+            and not any(e.pulled and e.identifier == identifier for e in found)
+        )
+        found.append(
+            OfferedEndpoint(
+                identifier, role if isinstance(role, str) else None, http.redact(url), mark
+            )
+        )
+    return found

@@ -14,7 +14,7 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import OutMessage, TopicSpec
 from producer.observe.status import ProgressFollower, PullStatus
 from schemas.events import PullFailed, PullStarted
-from tests.support import TOKEN, sandbox
+from tests.support import TOKEN, run_cli, sandbox
 
 
 async def statuses(bootstrap: str, prefix: str) -> list[PullStatus]:
@@ -136,17 +136,6 @@ async def produce_events(bootstrap: str, prefix: str, events: list[tuple[str, by
         await kafka.send_and_wait(f"{prefix}.progress", messages)
     finally:
         await kafka.stop()
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    command = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "producer.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    out, err = await command.communicate()
-    assert command.returncode is not None
-    return command.returncode, out.decode(), err.decode()
 
 
 async def test_status_shows_interrupted_and_stale_pulls_with_pulls_environment(
