@@ -265,6 +265,28 @@ def _run_discover(args: argparse.Namespace) -> int:
     return discover.run(args, settings_from_args)
 
 
+def _add_plan_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "plan",
+        help="show the windows, totals, pages and duration a pull would have; writes nothing",
+        description="Plan a pull as `pull` would (the same flags): discover, probe X-Total-Count "
+        "per date window, then print the windows, totals, pages and the estimated duration at "
+        "the latency measured. Nothing is written to Kafka.",
+    )
+    _add_partner_flags(p.add_argument_group("partner"))
+    _add_scope_flags(p.add_argument_group("what to pull"))
+    _add_scale_flags(p.add_argument_group("scale and behaviour"))
+    _add_kafka_flags(p.add_argument_group("kafka (read for --incremental only)"))
+    _add_output_flags(p.add_argument_group("output"))
+    p.set_defaults(run=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from producer.commands import plan
+
+    return plan.run(args, settings_from_args)
+
+
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "demo",
@@ -297,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pull_parser(commands)
     _add_status_parser(commands)
     _add_discover_parser(commands)
+    _add_plan_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser
