@@ -287,6 +287,43 @@ def _run_plan(args: argparse.Namespace) -> int:
     return plan.run(args, settings_from_args)
 
 
+def _add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "verify",
+        help="count a pull's keys, duplicates and dead letters in Kafka; compare with the partner",
+        description="Read the pull's messages back from Kafka (by their pull-id header): distinct "
+        "keys, duplicates and dead letters per partner module. With --against-partner, list the "
+        "partner's keys again within the pull's snapshot bounds (fetch only) and report missing "
+        "and unexpected keys. Exit 0 only when nothing is missing.",
+    )
+    v = p.add_argument_group("what to verify")
+    v.add_argument("--pull-id", help="the pull to verify (OCPI_PULLER_PULL_ID)")
+    v.add_argument(
+        "--against-partner",
+        action="store_true",
+        help="list the partner's keys again and compare (needs the pull's --url/--token or "
+        "--partners)",
+    )
+    _add_partner_flags(p.add_argument_group("partner (for --against-partner)"))
+    s = p.add_argument_group("listing the partner")
+    s.add_argument("--limit", type=int, help="page size asked for (the partner may cap it)")
+    s.add_argument("--concurrency", type=int, help="requests in flight (default 4)")
+    s.add_argument("--rate-limit", type=float, help="requests per second to the partner")
+    s.add_argument("--request-timeout-s", type=float)
+    s.add_argument("--max-attempts", type=int)
+    s.add_argument("--ca-bundle", help="CA certificates to verify the partner's TLS with")
+    s.add_argument("--insecure-skip-tls-verify", action="store_true", default=None)
+    _add_kafka_connection_flags(p.add_argument_group("kafka"))
+    _add_command_output_flags(p.add_argument_group("output"))
+    p.set_defaults(run=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from producer.commands import verify
+
+    return verify.run(args, settings_from_args)
+
+
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "demo",
@@ -320,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status_parser(commands)
     _add_discover_parser(commands)
     _add_plan_parser(commands)
+    _add_verify_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser
