@@ -324,6 +324,30 @@ def _run_verify(args: argparse.Namespace) -> int:
     return verify.run(args, settings_from_args)
 
 
+def _add_reset_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "reset",
+        help="discard a pull's checkpoints so the same --pull-id starts afresh",
+        description="Write a reset record for the pull (and tombstones for its window "
+        "checkpoints) on <prefix>.checkpoints: the next pull with the same id plans afresh "
+        "instead of resuming or reporting it complete. Objects already in Kafka stay.",
+    )
+    r = p.add_argument_group("what to reset")
+    r.add_argument("--pull-id", help="the pull to reset (OCPI_PULLER_PULL_ID)")
+    r.add_argument("--partner", help="only this partner's records of the pull")
+    r.add_argument("--module", choices=MODULES, help="only this module's records of the pull")
+    r.add_argument("--yes", action="store_true", help="do it (required when stdin is a terminal)")
+    _add_kafka_connection_flags(p.add_argument_group("kafka"))
+    _add_command_output_flags(p.add_argument_group("output"))
+    p.set_defaults(run=_run_reset)
+
+
+def _run_reset(args: argparse.Namespace) -> int:
+    from producer.commands import reset
+
+    return reset.run(args, settings_from_args)
+
+
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "demo",
@@ -358,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_discover_parser(commands)
     _add_plan_parser(commands)
     _add_verify_parser(commands)
+    _add_reset_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser
