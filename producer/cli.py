@@ -7,14 +7,13 @@ import asyncio
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import NoReturn, cast
 
-from producer.config import PullSettings
+from producer.cli_settings import settings_from_args
+from producer.commands import parsers
 from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
 from producer.flags import EXIT_CODES, add_pull_flags, log_level
 from producer.observe.telemetry import service_version
@@ -38,23 +37,6 @@ def _add_pull_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     p.set_defaults(run=_run_pull)
 
 
-def settings_from_args(args: argparse.Namespace) -> PullSettings:
-    """Flags given on the command line override the environment; the rest comes from it."""
-    from pydantic import ValidationError
-
-    from producer.config import describe_validation_error
-
-    given = {
-        name: value
-        for name, value in vars(args).items()
-        if value is not None and name not in ("run", "command", "log_level")
-    }
-    try:
-        return PullSettings(**given)
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, flags=True)) from None
-
-
 def _run_pull(args: argparse.Namespace) -> int:
     from producer.report import print_result
     from producer.run import run_in_loop
@@ -63,59 +45,6 @@ def _run_pull(args: argparse.Namespace) -> int:
     result = run_in_loop(settings)
     print_result(result, settings.output)
     return result.exit_code
-
-
-def _duration(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
-
-
-def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser(
-        "status",
-        help="show recent pulls per partner/module from the progress topic",
-        description="Read <prefix>.progress and show each recent pull: state, objects so far, "
-        "total reported, rate, ETA, windows, last problem and age of the last event.",
-    )
-    p.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
-        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS or localhost:9092)",
-    )
-    p.add_argument("--topic-prefix", default=os.environ.get("OCPI_PULLER_TOPIC_PREFIX", "ocpi"))
-    p.add_argument("--since", type=_duration, default=timedelta(hours=24), help="e.g. 30m, 24h")
-    p.add_argument("--partner")
-    p.add_argument("--module")
-    p.add_argument("--follow", action="store_true", help="keep reading and redraw")
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.set_defaults(run=_run_status)
-
-
-def _run_status(args: argparse.Namespace) -> int:
-    from aiokafka.errors import KafkaError
-
-    from producer.errors import KafkaUnavailableError
-    from producer.observe.status import run_status
-
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    connection = PullSettings(bootstrap_servers=args.bootstrap_servers).kafka_connection()
-    try:
-        return run_status(
-            connection=connection,
-            topic_prefix=args.topic_prefix,
-            since=args.since,
-            partner=args.partner,
-            module=args.module,
-            follow=args.follow,
-            output=args.output,
-        )
-    except (KafkaError, OSError) as error:
-        raise KafkaUnavailableError(
-            f"cannot read progress from Kafka at {args.bootstrap_servers}: {type(error).__name__}"
-        ) from None
 
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
     )
     _add_pull_parser(commands)
-    _add_status_parser(commands)
+    parsers.add_status_parser(commands)
+    parsers.add_discover_parser(commands)
+    parsers.add_plan_parser(commands)
+    parsers.add_verify_parser(commands)
+    parsers.add_reset_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser

@@ -1,8 +1,9 @@
 """`ocpi-puller demo`: the whole product on one machine, then proof that nothing was lost.
 
 Starts the embedded broker (noida-db) and the sandbox partner, pulls every token with the live
-progress bar, consumes `<prefix>.tokens` back and compares its keys with the sandbox's ground
-truth, prints a summary, and stops what it started.
+progress bar, then checks the pull as `ocpi-puller verify --against-partner` does (the pull's
+messages read back by their pull-id header, compared key by key), with the sandbox's ground truth
+as the partner's keys; prints a summary, and stops what it started.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from producer.commands.verify import judge, read_pull
 from producer.config import PullSettings
 from producer.errors import ConfigError, IncompletePullError
-from producer.kafka.consume import read_topic
 from producer.observe.view import make_view
+from producer.ocpi.listing import Listing
 from producer.report import print_result
 from producer.run import RunResult, run_pulls
 from schemas.keys import key_function
@@ -87,16 +89,6 @@ async def expected_keys(base_url: str) -> set[str]:
     return keys
 
 
-async def produced_keys(bootstrap: str, topic: str) -> tuple[int, set[str]]:
-    """How many messages the topic holds, and their distinct keys."""
-    count = 0
-    keys: set[str] = set()
-    async for record in read_topic(bootstrap, topic):
-        count += 1
-        keys.add(record.key.decode())
-    return count, keys
-
-
 async def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the exit code."""
     from sandbox.broker import start_broker
@@ -126,25 +118,24 @@ async def run_demo(options: DemoOptions) -> int:
             elapsed = time.monotonic() - started
             print_result(result, "text")
             summary = result.summaries[0]
-            print("verifying: consuming the topic and comparing with the sandbox's ground truth…")
-            truth = await expected_keys(base_url)
-            count, produced = await produced_keys(
-                broker.bootstrap, f"{options.topic_prefix}.tokens"
+            if result.exit_code != 0:
+                return result.exit_code  # its one line is printed: nothing to verify
+            print("verifying: the pull's messages read back, compared with the sandbox's truth…")
+            truth = Listing(keys=await expected_keys(base_url))
+            (pull,) = await read_pull(
+                settings.kafka_connection(), options.topic_prefix, summary.pull_id
             )
-        missing = truth - produced
-        print(
-            f"\n{len(truth):,} tokens at the partner; {count:,} messages on "
-            f"{options.topic_prefix}.tokens with {len(produced):,} distinct keys; "
-            f"missing: {len(missing)}; unexpected: {len(produced - truth)}; "
-            f"duplicates: {count - len(produced)}"
-        )
+            _, lines, failure = judge(pull, truth)
+        print("\n" + "\n".join(lines))
         print(
             f"pull: {summary.objects_emitted:,} objects in {elapsed:.1f} s "
             f"({summary.objects_emitted / elapsed:,.0f} objects/s), {summary.pages} pages, "
             f"{summary.windows} windows, complete={summary.complete}"
         )
-        if missing or not summary.complete:
-            raise IncompletePullError(f"demo failed: {len(missing)} tokens missing from Kafka")
+        if failure is not None:
+            raise failure
+        if not summary.complete:
+            raise IncompletePullError("demo failed: the pull is not complete")
         print("demo OK: every token arrived, once per key.")
         return result.exit_code
     finally:

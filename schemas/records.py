@@ -5,7 +5,8 @@ Topics and keys:
   `DeadLetter`.
 * `<prefix>.checkpoints` (compacted): `PullPlan` under `<partner>/<module>/<pull_id>`,
   `WindowCheckpoint` under `<partner>/<module>/<pull_id>/window/<index>`, and `SyncState` under
-  `<partner>/<module>` (where the next `--incremental` pull starts).
+  `<partner>/<module>` (where the next `--incremental` pull starts). `ocpi-puller reset` writes a
+  `PullReset` under the plan's key and tombstones the window keys: the same pull id starts afresh.
 """
 
 from __future__ import annotations
@@ -107,7 +108,28 @@ class SyncState(BaseModel):
     completed_at: datetime
 
 
-CheckpointRecord = Annotated[PullPlan | WindowCheckpoint | SyncState, Field(discriminator="record")]
+class PullReset(BaseModel):
+    """`ocpi-puller reset`: the pull's plan and windows are void; the same id starts afresh.
+
+    Written under the plan's key, so compaction keeps it (the audit of who reset what, when)
+    until a new plan with the same id replaces it; the window keys get tombstones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = RECORD_SCHEMA_VERSION
+    record: Literal["reset"] = "reset"
+    pull_id: str
+    partner: str
+    module: str
+    reset_at: datetime
+    windows_cleared: int = Field(description="window records tombstoned with it")
+    plan_date_to: datetime | None = Field(description="the pinned date_to of the plan reset")
+    plan_completed: bool = Field(description="whether the plan reset had completed")
+
+
+CheckpointRecord = Annotated[
+    PullPlan | WindowCheckpoint | SyncState | PullReset, Field(discriminator="record")
+]
 CHECKPOINT_ADAPTER: TypeAdapter[CheckpointRecord] = TypeAdapter(CheckpointRecord)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -146,3 +149,16 @@ def pinned_ms(result: RunResult) -> int:
     date_to = result.summaries[0].date_to
     assert date_to is not None
     return int(datetime.fromisoformat(date_to).timestamp() * 1000)
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`ocpi-puller ARGS` in its own process, stdin not a terminal: exit code, stdout, stderr."""
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "producer.cli", *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    out, err = await command.communicate()
+    assert command.returncode is not None
+    return command.returncode, out.decode(), err.decode()

@@ -5,6 +5,9 @@ resume reads a single partition):
 * `<partner>/<module>/<pull_id>`: the pull's plan (pinned date_to, windows);
 * `<partner>/<module>/<pull_id>/window/<index>`: how far each window got;
 * `<partner>/<module>`: the last complete pull (where `--incremental` starts).
+
+`reset` voids a pull: tombstones for its window keys, then a `PullReset` under its plan's key;
+`load` then finds no plan and no windows, so the same pull id starts afresh.
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from producer.errors import ConfigError
-from producer.kafka.consume import read_to_end, started_consumer
+from producer.kafka.connection import KafkaConnection
+from producer.kafka.consume import read_to_end, read_topic, started_consumer
 from producer.kafka.output import KafkaOutput
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from schemas.records import (
+    CheckpointRecord,
     PullPlan,
+    PullReset,
     SyncState,
     WindowCheckpoint,
     parse_checkpoint_record,
@@ -39,6 +46,94 @@ class StoredState:
     plan: PullPlan | None = None
     windows: dict[int, WindowCheckpoint] = field(default_factory=dict)
     sync: SyncState | None = None
+    reset: PullReset | None = None  # the pull was reset, and not planned again since
+
+    def apply(self, key: bytes, kind: str, record: CheckpointRecord | None) -> None:
+        """One record (None: a tombstone) under a plan, window or sync key, in topic order."""
+        if kind == "window":
+            if isinstance(record, WindowCheckpoint):
+                self.windows[record.window] = record
+            elif record is None:
+                self.windows.pop(int(key.rsplit(b"/", 1)[1]), None)
+        elif kind == "sync":
+            self.sync = record if isinstance(record, SyncState) else None
+        elif isinstance(record, PullReset):
+            # Windows written before the reset belong to the voided plan.
+            self.plan, self.reset = None, record
+            self.windows.clear()
+        else:
+            self.plan = record if isinstance(record, PullPlan) else None
+            self.reset = None
+
+    def settle(self) -> None:
+        """Drop windows of another plan (written by a run that outlived a reset of its id)."""
+        if self.plan is not None:
+            pinned = self.plan.date_to
+            self.windows = {i: c for i, c in self.windows.items() if c.pinned_date_to == pinned}
+
+
+@dataclass(slots=True)
+class StoredPull:
+    """One partner module's records of a pull id (as `find_pull` reads them)."""
+
+    partner: str
+    module: str
+    state: StoredState
+
+
+def key_kind(key: bytes, pull_id: bytes) -> tuple[bytes, str] | None:
+    """`(scope, "plan" | "window")` when `key` is one of `pull_id`'s keys, else None."""
+    parts = key.split(b"/")
+    if len(parts) == 3 and parts[2] == pull_id:
+        return b"/".join(parts[:2]), "plan"
+    if len(parts) == 5 and parts[2] == pull_id and parts[3] == b"window":
+        return b"/".join(parts[:2]), "window"
+    return None
+
+
+def _parsed(key: bytes, value: bytes | None) -> tuple[bool, CheckpointRecord | None]:
+    """(readable, record); a tombstone is readable and None."""
+    if value is None:
+        return True, None
+    try:
+        return True, parse_checkpoint_record(value)
+    except ValidationError:
+        log.warning("ignoring an unreadable checkpoint record under %r", key)
+        return False, None
+
+
+async def find_pull(connection: KafkaConnection, topic: str, pull_id: str) -> list[StoredPull]:
+    """Every partner module with records of `pull_id` on the checkpoints topic (read only; a
+    `--partners` pull shares one id across partners and modules)."""
+    states: dict[bytes, StoredState] = {}
+    wanted = pull_id.encode()
+    async for message in read_topic(connection, topic):
+        found = None if message.key is None else key_kind(message.key, wanted)
+        if found is None:
+            continue
+        readable, record = _parsed(message.key, message.value)
+        if readable:
+            states.setdefault(found[0], StoredState()).apply(message.key, found[1], record)
+    pulls = []
+    for scope, state in sorted(states.items()):
+        state.settle()
+        partner, module = scope.decode().split("/")
+        pulls.append(StoredPull(partner, module, state))
+    return pulls
+
+
+async def find_sync(
+    connection: KafkaConnection, topic: str, partner: str, module: str
+) -> SyncState | None:
+    """The module's last complete pull (where `--incremental` starts), read only."""
+    state = StoredState()
+    scope = f"{partner}/{module}".encode()
+    async for message in read_topic(connection, topic):
+        if message.key == scope:
+            readable, record = _parsed(message.key, message.value)
+            if readable:
+                state.apply(message.key, "sync", record)
+    return state.sync
 
 
 class CheckpointStore:
@@ -47,6 +142,7 @@ class CheckpointStore:
     def __init__(self, kafka: KafkaOutput, topic: str, partner: str, module: str) -> None:
         self._kafka = kafka
         self.topic = topic
+        self.partner, self.module = partner, module
         self._scope = f"{partner}/{module}"
         self._pending: list[asyncio.Future[None]] = []
         # The latest record per key, re-sent by flush() if an outage swallowed any of them.
@@ -75,30 +171,25 @@ class CheckpointStore:
         try:
             async for message in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
                 key = message.key
-                if key is None or message.value is None:
-                    continue
-                if (
-                    key != sync_key
-                    and key != plan_key
-                    and not (window_prefix is not None and key.startswith(window_prefix))
+                if key == sync_key:
+                    kind = "sync"
+                elif key == plan_key:
+                    kind = "plan"
+                elif (
+                    window_prefix is not None and key is not None and key.startswith(window_prefix)
                 ):
-                    continue
-                try:
-                    record = parse_checkpoint_record(message.value)
-                except ValidationError:
-                    log.warning("ignoring an unreadable checkpoint record under %r", key)
-                    continue
-                if isinstance(record, PullPlan):
-                    state.plan = record
-                elif isinstance(record, WindowCheckpoint):
-                    state.windows[record.window] = record
+                    kind = "window"
                 else:
-                    state.sync = record
+                    continue
+                readable, record = _parsed(key, message.value)
+                if readable:
+                    state.apply(key, kind, record)
         finally:
             await consumer.stop()
+        state.settle()
         return state
 
-    def _record(self, key: str, value: bytes) -> OutMessage:
+    def _record(self, key: str, value: bytes | None) -> OutMessage:
         return OutMessage(key.encode(), value, [], partition_key=self._scope.encode())
 
     async def _write(self, key: str, value: bytes) -> None:
@@ -125,6 +216,27 @@ class CheckpointStore:
         await self._kafka.send_and_wait(
             self.topic, [self._record(self._scope, sync.model_dump_json().encode())]
         )
+
+    async def reset(self, pull_id: str, state: StoredState) -> PullReset:
+        """Void a pull (tombstones for its windows, then a `PullReset` under its plan's key) and
+        wait for Kafka: the next pull with this id plans afresh."""
+        indexes = set(state.windows)
+        if state.plan is not None:
+            indexes.update(w.index for w in state.plan.windows)
+        reset = PullReset(
+            pull_id=pull_id,
+            partner=self.partner,
+            module=self.module,
+            reset_at=datetime.now(UTC),
+            windows_cleared=len(indexes),
+            plan_date_to=None if state.plan is None else state.plan.date_to,
+            plan_completed=state.plan is not None and state.plan.completed,
+        )
+        records = [self._record(self.window_key(pull_id, i), None) for i in sorted(indexes)]
+        records.append(self._record(self.plan_key(pull_id), reset.model_dump_json().encode()))
+        # One partition, in this order: no reader sees the reset before the tombstones.
+        await self._kafka.send_and_wait(self.topic, records)
+        return reset
 
     async def flush(self) -> None:
         """Wait until every checkpoint record is acknowledged; if some were lost in an outage,

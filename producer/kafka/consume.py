@@ -39,10 +39,13 @@ async def started_consumer(
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Every partition of `topic` (none when it does not exist)."""
-    if topic not in await consumer.topics():
-        return []
-    partitions = consumer.partitions_for_topic(topic) or set()
+    """Every partition of `topic` (none when it does not exist), from fresh metadata.
+
+    Not `consumer.partitions_for_topic`: that answers from the metadata cached at start, which
+    knows nothing of a topic created since (`status --follow` waiting for the first pull).
+    """
+    cluster = await consumer._client.fetch_all_metadata()  # what `consumer.topics()` reads
+    partitions = cluster.partitions_for_topic(topic) or set()
     return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 

@@ -3,12 +3,16 @@
 For operators who never see a job's terminal. Events are folded per pull and shard into one row:
 state, objects so far against the reported total, rate, ETA, the last problem, and how long ago
 the pull was last heard from. `--follow` keeps reading and redraws; `--output json` is for scripts.
+
+A pull stopped by a signal is `interrupted` (resumable); a running pull not heard from for three
+heartbeats (`heartbeat_s` from its heartbeat events, else 30 s) is `stale`: its process is gone
+without a word (killed, evicted, a lost node). Events this `status` does not know (a newer puller's)
+still count as a sign of life.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Iterable
@@ -17,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -38,7 +42,26 @@ from schemas.events import (
 )
 
 STATUS_NUMERIC = frozenset({"objects", "total", "rate/s"})
-State = Literal["running", "complete", "incomplete", "failed"]
+State = Literal["running", "complete", "incomplete", "failed", "interrupted", "stale"]
+
+DEFAULT_HEARTBEAT_S = 30.0  # a pull's heartbeat interval until one of its heartbeats says
+STALE_AFTER_HEARTBEATS = 3
+
+
+class OtherEvent(BaseModel):
+    """The fields every progress event carries, read from an event of a type this `status` does
+    not fold (a `heartbeat`, or a newer puller's event): enough to tell the pull is alive."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: str
+    pull_id: str
+    partner: str
+    module: str
+    shard_index: int = 0
+    shard_count: int = 1
+    at: datetime
+    heartbeat_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +86,7 @@ class PullStatus:
     retries: int = 0
     last_problem: str | None = None
     duration_s: float | None = None
+    heartbeat_s: float | None = None
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the last event."""
@@ -70,8 +94,19 @@ class PullStatus:
             return None
         return (now - datetime.fromisoformat(self.last_event_at)).total_seconds()
 
+    def state_at(self, now: datetime) -> State:
+        """The state, `stale` for a running pull silent for three heartbeats."""
+        age = self.age_s(now)
+        silence_s = STALE_AFTER_HEARTBEATS * (self.heartbeat_s or DEFAULT_HEARTBEAT_S)
+        if self.state == "running" and age is not None and age > silence_s:
+            return "stale"
+        return self.state
 
-def fold(statuses: dict[tuple[str, str, str, int], PullStatus], event: ProgressEvent) -> None:
+
+Statuses = dict[tuple[str, str, str, int], PullStatus]
+
+
+def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
     """Apply one progress event to the status of its pull."""
     key = (event.pull_id, event.partner, event.module, event.shard_index)
     status = statuses.get(key)
@@ -85,7 +120,17 @@ def fold(statuses: dict[tuple[str, str, str, int], PullStatus], event: ProgressE
         statuses[key] = status
     status.last_event_at = event.at.isoformat()
     status.last_event = event.event
-    if isinstance(event, PullStarted):
+    if isinstance(event, OtherEvent):
+        if event.heartbeat_s is not None:
+            status.heartbeat_s = event.heartbeat_s
+    elif isinstance(event, PullStarted):
+        if not event.resumed:
+            # The same id run afresh (after `reset`): nothing of the voided run counts.
+            status = statuses[key] = PullStatus(
+                status.pull_id, status.partner, status.module, status.shard,
+                last_event_at=status.last_event_at, last_event=status.last_event,
+                heartbeat_s=status.heartbeat_s,
+            )  # fmt: skip
         status.state = "running"
         status.started_at = event.at.isoformat()
         status.total_reported = event.total_reported
@@ -111,7 +156,7 @@ def fold(statuses: dict[tuple[str, str, str, int], PullStatus], event: ProgressE
         status.duration_s = event.duration_s
         status.eta_s = None
     elif isinstance(event, PullFailed):
-        status.state = "failed"
+        status.state = "interrupted" if event.reason == "interrupted" else "failed"
         status.last_problem = f"{event.reason}: {event.message}"
         status.duration_s = event.duration_s
         status.eta_s = None
@@ -124,7 +169,7 @@ class ProgressFollower:
         self._connection = connection
         self._topic = topic
         self._since_ms = int(since.timestamp() * 1000)
-        self.statuses: dict[tuple[str, str, str, int], PullStatus] = {}
+        self.statuses: Statuses = {}
         self.unreadable = 0
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -137,11 +182,16 @@ class ProgressFollower:
             await self._consumer.stop()
 
     def _apply(self, value: bytes | None) -> bool:
+        event: ProgressEvent | OtherEvent
         try:
-            fold(self.statuses, parse_progress_event(value or b""))
+            event = parse_progress_event(value or b"")
         except ValidationError:
-            self.unreadable += 1
-            return False
+            try:
+                event = OtherEvent.model_validate_json(value or b"")
+            except ValidationError:
+                self.unreadable += 1
+                return False
+        fold(self.statuses, event)
         return True
 
     async def catch_up(self) -> None:
@@ -190,7 +240,7 @@ def status_rows(statuses: Iterable[PullStatus], now: datetime) -> list[Row]:
             "module": s.module,
             "pull": s.pull_id,
             "shard": s.shard,
-            "state": s.state,
+            "state": s.state_at(now),
             "objects": f"{s.objects_emitted:,}",
             "total": "?" if s.total_reported is None else f"{s.total_reported:,}",
             "rate/s": "-"
@@ -214,16 +264,17 @@ def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
     ):  # fmt: skip
         table.add_column(column, overflow="fold")
     for s in sorted(statuses, key=lambda s: s.last_event_at or "", reverse=True):
+        state = s.state_at(now)
         table.add_row(
             s.partner,
             s.module,
             s.pull_id,
             s.shard,
-            s.state,
+            state,
             f"{s.objects_emitted:,}",
             "?" if s.total_reported is None else f"{s.total_reported:,}",
-            "-" if s.rate_per_s is None or s.state != "running" else f"{s.rate_per_s:,.0f}",
-            _human(s.eta_s) if s.state == "running" else "-",
+            "-" if s.rate_per_s is None or state != "running" else f"{s.rate_per_s:,.0f}",
+            _human(s.eta_s) if state == "running" else "-",
             f"{s.windows_done}/{s.windows_total if s.windows_total is not None else '?'}",
             f"{_human(s.age_s(now))} ago",
             (s.last_problem or "")[:80],
@@ -233,13 +284,11 @@ def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
 
 def status_json(statuses: Iterable[PullStatus], now: datetime) -> str:
     """One JSON line: every pull with its age."""
-    pulls = [{**asdict(s), "age_s": s.age_s(now)} for s in statuses]
+    pulls = [{**asdict(s), "state": s.state_at(now), "age_s": s.age_s(now)} for s in statuses]
     return json.dumps({"at": now.isoformat(), "pulls": pulls}, separators=(",", ":"))
 
 
-def _filtered(
-    statuses: dict[tuple[str, str, str, int], PullStatus], partner: str | None, module: str | None
-) -> list[PullStatus]:
+def _filtered(statuses: Statuses, partner: str | None, module: str | None) -> list[PullStatus]:
     return [
         s
         for s in statuses.values()
@@ -258,7 +307,7 @@ async def show_status(
     output: str,
     refresh_s: float = 1.0,
 ) -> dict[str, Any]:
-    """Print the statuses (once, or until interrupted with `follow`); returns the last ones."""
+    """Print the statuses (once, or with `follow` until cancelled); returns how many."""
     started = datetime.now(UTC)
     async with ProgressFollower(
         connection, f"{topic_prefix}.progress", started - since
@@ -286,10 +335,3 @@ async def show_status(
                 await follower.poll(timeout_ms=int(refresh_s * 1000))
                 now = datetime.now(UTC)
                 live.update(render_table(_filtered(follower.statuses, partner, module), now))
-
-
-def run_status(**kwargs: Any) -> int:
-    """Entry point for the CLI."""
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        asyncio.run(show_status(**kwargs))
-    return 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from yarl import URL
 
-from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError
+from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError, PullError
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
 
@@ -115,3 +115,67 @@ async def discover(
     details = await http.get_envelope(details_url)
     endpoint = _choose_endpoint(details.data_value, module, version)
     return ModuleEndpoint(endpoint, module, version, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedEndpoint:
+    """One endpoint of a version's details, and whether `pull` would fetch from it."""
+
+    identifier: str
+    role: str | None  # 2.1.1 has no roles
+    url: str
+    pulled: bool  # the endpoint `pull --module <identifier>` uses
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerOffer:
+    """What versions discovery finds: the versions offered, the one chosen and why, and the
+    chosen version's endpoints. `failure` says why none could be chosen."""
+
+    versions: dict[str, str]
+    chosen: str | None
+    reason: str
+    endpoints: list[OfferedEndpoint]
+    failure: PullError | None = None
+
+
+async def describe_offer(http: OcpiHttp, url: URL, wanted: str | None) -> PartnerOffer:
+    """Versions discovery as `pull` does it, reported in full (for `ocpi-puller discover`)."""
+    versions = await http.get_envelope(url)
+    offered = {v: http.redact(u) for v, u in offered_versions(versions.data_value).items()}
+    try:
+        version, details_url, reason = choose_version(offered_versions(versions.data_value), wanted)
+    except PartnerAuthError as refused:
+        return PartnerOffer(offered, None, str(refused), [], refused)
+    http.set_version(version)
+    details = (await http.get_envelope(details_url)).data_value
+    return PartnerOffer(offered, version, reason, _endpoints(http, details, version))
+
+
+def _endpoints(http: OcpiHttp, details: Any, version: str) -> list[OfferedEndpoint]:
+    pulled: dict[str, URL] = {}
+    for module in MODULES:
+        try:
+            pulled[module] = _choose_endpoint(details, module, version)
+        except PartnerAuthError:
+            continue  # not offered as a sender: listed without the mark
+    found: list[OfferedEndpoint] = []
+    for item in details["endpoints"]:
+        if not isinstance(item, dict) or not isinstance(item.get("identifier"), str):
+            continue
+        url, role = item.get("url"), item.get("role")
+        if not isinstance(url, str):
+            continue
+        identifier = item["identifier"]
+        chosen = pulled.get(identifier)
+        mark = (
+            chosen is not None
+            and URL(url) == chosen
+            and not any(e.pulled and e.identifier == identifier for e in found)
+        )
+        found.append(
+            OfferedEndpoint(
+                identifier, role if isinstance(role, str) else None, http.redact(url), mark
+            )
+        )
+    return found

@@ -34,6 +34,21 @@ async def load_state(
     return state, resumed
 
 
+NO_PREVIOUS_PULL = "no complete pull of this partner module is recorded; pulling everything"
+
+
+def snapshot_bounds(
+    settings: PullSettings, sync: SyncState | None
+) -> tuple[datetime | None, datetime, Literal["full", "incremental"]]:
+    """`date_from`, the pinned `date_to` and the kind of a new plan: `--incremental` starts at
+    the last complete pull's date_to (less the overlap), or pulls everything without one."""
+    date_to = settings.date_to or pin_now()
+    if settings.incremental and sync is not None:
+        overlap = timedelta(seconds=settings.incremental_overlap_s)
+        return sync.date_to - overlap, date_to, "incremental"
+    return settings.date_from, date_to, "full"
+
+
 async def plan_or_wait(
     *,
     http: OcpiHttp,
@@ -51,18 +66,9 @@ async def plan_or_wait(
         waited = await store.wait_for_plan(pull_id, settings.plan_wait_s)
         assert waited.plan is not None
         return waited.plan, []
-    date_to = settings.date_to or pin_now()
-    date_from = settings.date_from
-    kind: Literal["full", "incremental"] = "full"
-    if settings.incremental:
-        if state.sync is None:
-            progress.warning(
-                "no_previous_pull",
-                "no complete pull of this partner module is recorded; pulling everything",
-            )
-        else:
-            kind = "incremental"
-            date_from = state.sync.date_to - timedelta(seconds=settings.incremental_overlap_s)
+    date_from, date_to, kind = snapshot_bounds(settings, state.sync)
+    if settings.incremental and state.sync is None:
+        progress.warning("no_previous_pull", NO_PREVIOUS_PULL)
 
     async def probe(url: URL) -> FetchedPage:
         return await http.fetch_page(

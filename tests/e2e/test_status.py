@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import signal
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from producer.kafka.output import KafkaOutput
+from producer.kafka.records import OutMessage, TopicSpec
 from producer.observe.status import ProgressFollower, PullStatus
-from tests.support import TOKEN, sandbox
+from schemas.events import PullFailed, PullStarted
+from tests.support import TOKEN, run_cli, sandbox
 
 
 async def statuses(bootstrap: str, prefix: str) -> list[PullStatus]:
-    from datetime import UTC, datetime
-
     async with ProgressFollower(
         bootstrap, f"{prefix}.progress", datetime.now(UTC) - timedelta(hours=1)
     ) as follower:
@@ -81,3 +84,184 @@ async def test_status_without_kafka_is_one_clear_line() -> None:
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1
     assert "cannot read progress from Kafka" in lines[0]
+
+
+# -- issue 14: interrupted and stale pulls, pull's Kafka settings, --follow, one Ctrl-C ---------
+
+
+def base(pull_id: str, at: datetime) -> dict[str, object]:
+    return {"pull_id": pull_id, "partner": "sbx", "module": "tokens", "at": at}
+
+
+def started(pull_id: str, at: datetime) -> bytes:
+    event = PullStarted(
+        **base(pull_id, at),  # type: ignore[arg-type]
+        url="https://partner.example/ocpi/2.2.1/tokens",
+        kind="full",
+        date_from=None,
+        date_to=at,
+        windows_total=1,
+        windows_this_shard=1,
+        total_reported=1000,
+        resumed=False,
+    )
+    return event.model_dump_json().encode()
+
+
+def heartbeat(pull_id: str, at: datetime, every_s: float) -> bytes:
+    # The heartbeat event as the puller writes it (schemas/events.py may not know it yet: status
+    # must read it either way, as a sign of life).
+    event = {"event": "heartbeat", **base(pull_id, at), "shard_index": 0, "shard_count": 1}
+    return json.dumps({**event, "at": at.isoformat(), "heartbeat_s": every_s}).encode()
+
+
+def interrupted(pull_id: str, at: datetime) -> bytes:
+    event = PullFailed(
+        **base(pull_id, at),  # type: ignore[arg-type]
+        reason="interrupted",
+        message="stopped by a signal",
+        objects_emitted=10,
+        duration_s=3.0,
+        resumable=True,
+    )
+    return event.model_dump_json().encode()
+
+
+async def produce_events(bootstrap: str, prefix: str, events: list[tuple[str, bytes]]) -> None:
+    kafka = KafkaOutput(bootstrap, partitions=2)
+    await kafka.start()
+    try:
+        await kafka.ensure_topics([TopicSpec(f"{prefix}.progress", compacted=False)])
+        messages = [OutMessage(key.encode(), value, []) for key, value in events]
+        await kafka.send_and_wait(f"{prefix}.progress", messages)
+    finally:
+        await kafka.stop()
+
+
+async def test_status_shows_interrupted_and_stale_pulls_with_pulls_environment(
+    bootstrap: str, prefix: str
+) -> None:
+    now = datetime.now(UTC)
+    ago = lambda seconds: now - timedelta(seconds=seconds)  # noqa: E731
+    await produce_events(
+        bootstrap,
+        prefix,
+        [
+            ("stopped", started("stopped", ago(60))),
+            ("stopped", interrupted("stopped", ago(50))),
+            # No event for 200 s, no heartbeat ever: three default heartbeats (90 s) passed.
+            ("silent", started("silent", ago(200))),
+            # Heard from 10 s ago (a heartbeat, every 30 s): alive.
+            ("beating", started("beating", ago(200))),
+            ("beating", heartbeat("beating", ago(10), 30)),
+            # Heartbeats every 60 s, the last 150 s ago: not yet three missed.
+            ("slow", started("slow", ago(400))),
+            ("slow", heartbeat("slow", ago(150), 60)),
+            # Heartbeats every 10 s, the last 40 s ago: three missed.
+            ("fast", started("fast", ago(400))),
+            ("fast", heartbeat("fast", ago(40), 10)),
+        ],
+    )
+    # Kafka and prefix from the environment alone, as `pull` reads them.
+    env = {"OCPI_PULLER_BOOTSTRAP_SERVERS": bootstrap, "OCPI_PULLER_TOPIC_PREFIX": prefix}
+    code, out, err = await run_cli("status", "--output", "json", env=env)
+    assert (code, err) == (0, "")
+    (line,) = out.splitlines()
+    states = {p["pull_id"]: p["state"] for p in json.loads(line)["pulls"]}
+    assert states == {
+        "stopped": "interrupted",
+        "silent": "stale",
+        "beating": "running",
+        "slow": "running",
+        "fast": "stale",
+    }
+    by_id = {p["pull_id"]: p for p in json.loads(line)["pulls"]}
+    assert by_id["beating"]["last_event"] == "heartbeat"
+    assert by_id["fast"]["heartbeat_s"] == 10
+    assert by_id["stopped"]["last_problem"] == "interrupted: stopped by a signal"
+
+    # Wide enough that the table folds no word (the layout at 80 columns is another test's).
+    code, out, err = await run_cli("status", env={**env, "COLUMNS": "250"})
+    assert code == 0
+    assert "interrupted" in out
+    assert "stale" in out
+
+
+async def test_status_logs_in_to_kafka_as_pull_does(bootstrap: str, prefix: str) -> None:
+    now = datetime.now(UTC)
+    await produce_events(bootstrap, prefix, [("p", started("p", now))])
+    password = "s3cret-kafka-pw"
+    sasl = ["--kafka-security-protocol", "SASL_PLAINTEXT", "--kafka-sasl-username", "ops"]
+    env = {"OCPI_PULLER_KAFKA_SASL_PASSWORD": password}
+    common = ["status", "--bootstrap-servers", bootstrap, "--topic-prefix", prefix]
+    # SASL/PLAIN, which the embedded broker accepts: the pull is there.
+    code, out, err = await run_cli(*common, *sasl, "--output", "json", env=env)
+    assert code == 0, err
+    assert [p["pull_id"] for p in json.loads(out)["pulls"]] == ["p"]
+    # SCRAM, which it does not: the mechanism given reached the client. One line, no password.
+    scram = [*sasl, "--kafka-sasl-mechanism", "SCRAM-SHA-256"]
+    code, out, err = await run_cli(*common, *scram, env=env)
+    assert code == 6
+    (line,) = err.splitlines()
+    assert line.startswith("ocpi-puller: kafka_unavailable: cannot read progress from Kafka")
+    assert password not in out + err
+
+
+async def test_status_follow_sees_a_topic_created_later_and_one_sigint_ends_it(
+    bootstrap: str, prefix: str
+) -> None:
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "producer.cli", "status", "--follow", "--output", "json",
+        "--bootstrap-servers", bootstrap, "--topic-prefix", prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert follower.stdout is not None
+    first = json.loads(await follower.stdout.readline())
+    assert first["pulls"] == []  # no progress topic yet: no pull has ever run
+    await produce_events(bootstrap, prefix, [("late", started("late", datetime.now(UTC)))])
+    while True:
+        line = json.loads(await follower.stdout.readline())
+        if line["pulls"]:
+            break
+    assert [p["pull_id"] for p in line["pulls"]] == ["late"]
+    follower.send_signal(signal.SIGINT)
+    out, err = await follower.communicate()
+    assert follower.returncode == 130
+    assert err.decode().splitlines() == ["ocpi-puller: interrupted: stopped by a signal"]
+    last = json.loads(out.decode().splitlines()[-1])
+    assert (last["command"], last["exit_code"], last["error_kind"]) == (
+        "status",
+        130,
+        "interrupted",
+    )
+
+
+def test_status_follow_on_a_terminal_ends_on_the_first_ctrl_c(bootstrap: str, prefix: str) -> None:
+    asyncio.run(produce_events(bootstrap, prefix, [("p", started("p", datetime.now(UTC)))]))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: status --follow on the terminal, as an operator runs it
+        # Wide enough that the table folds no word (the layout at 80 columns is another test's).
+        os.execve(
+            sys.executable,
+            [
+                sys.executable, "-m", "producer.cli", "status", "--follow",
+                "--bootstrap-servers", bootstrap, "--topic-prefix", prefix,
+            ],
+            {**os.environ, "COLUMNS": "250", "LINES": "50"},
+        )  # fmt: skip
+    screen = b""
+    while b"running" not in screen:  # the live table shows the pull
+        screen += os.read(fd, 65536)  # an OSError here: the child ended before showing it
+    os.write(fd, b"\x03")  # one Ctrl-C
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child is gone
+            break
+        if not chunk:
+            break
+        screen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert b"ocpi-puller: interrupted" in screen

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.errors import UnknownProducerId
 
 from producer.errors import ConfigError
-from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.checkpoints import CheckpointStore, StoredState, find_pull
 from producer.kafka.consume import read_topic
 from producer.kafka.output import KafkaOutput
 from producer.kafka.partitioning import partition_for
@@ -276,3 +276,74 @@ async def test_wait_for_plan_gives_up_with_one_clear_line(store: CheckpointStore
     assert "\n" not in message
     assert "no plan for pull pull-1" in message
     assert "--pull-id" in message
+
+
+# -- reset (`ocpi-puller reset`) and the read-only look-up by pull id ----------------------------
+
+
+async def test_a_reset_pull_loads_as_new(
+    bootstrap: str, topic: str, store: CheckpointStore
+) -> None:
+    await store.save_plan(plan("pull-1", completed=True))
+    await store.save_window(window("pull-1", 0, 900, done=True))
+    await store.save_window(window("pull-1", 1, 120, done=True))
+    await store.save_sync(sync("pull-1"))
+    await store.flush()
+    before = await store.load("pull-1")
+    reset = await store.reset("pull-1", before)
+    assert (reset.windows_cleared, reset.plan_completed, reset.plan_date_to) == (2, True, PINNED)
+    after = await store.load("pull-1")
+    # No plan, no windows: the next pull with this id plans afresh. The sync state stays.
+    assert after == StoredState(sync=sync("pull-1"), reset=reset)
+    # On the topic: a tombstone per window key, then the reset under the plan's key.
+    written = [(r.key.decode(), r.value) async for r in read_topic(bootstrap, topic)][-3:]
+    assert [k for k, _ in written] == [
+        store.window_key("pull-1", 0),
+        store.window_key("pull-1", 1),
+        store.plan_key("pull-1"),
+    ]
+    assert [v is None for _, v in written] == [True, True, False]
+
+
+async def test_after_a_reset_only_the_new_plans_windows_count(store: CheckpointStore) -> None:
+    await store.save_plan(plan("pull-1"))
+    await store.save_window(window("pull-1", 0, 300))
+    await store.flush()
+    await store.reset("pull-1", await store.load("pull-1"))
+    new_plan = plan("pull-1").model_copy(update={"date_to": PINNED + DAY})
+    await store.save_plan(new_plan)
+    fresh = window("pull-1", 1, 50).model_copy(update={"pinned_date_to": PINNED + DAY})
+    await store.save_window(fresh)
+    # A run of the voided plan that outlived the reset writes once more: not the new plan's.
+    await store.save_window(window("pull-1", 0, 600))
+    await store.flush()
+    state = await store.load("pull-1")
+    assert state.plan == new_plan
+    assert state.reset is None
+    assert state.windows == {1: fresh}
+
+
+async def test_find_pull_reads_every_partner_module_of_one_pull_id(
+    kafka: KafkaOutput, topic: str
+) -> None:
+    for partner, module, pull_id in [
+        ("sbx", "tokens", "pull-1"),
+        ("sbx", "locations", "pull-1"),
+        ("acme", "tokens", "pull-1"),
+        ("sbx", "tokens", "pull-10"),  # another id that starts with the same characters
+    ]:
+        store = CheckpointStore(kafka, topic, partner, module)
+        await store.save_plan(plan(pull_id, partner=partner, module=module))
+        await store.save_window(window(pull_id, 0, 7, partner=partner, module=module))
+        await store.flush()
+    acme = CheckpointStore(kafka, topic, "acme", "tokens")
+    reset = await acme.reset("pull-1", await acme.load("pull-1"))
+    found = await find_pull(kafka.connection, topic, "pull-1")
+    assert [(f.partner, f.module) for f in found] == [
+        ("acme", "tokens"),
+        ("sbx", "locations"),
+        ("sbx", "tokens"),
+    ]
+    assert found[0].state == StoredState(reset=reset)
+    assert found[2].state == StoredState(plan("pull-1"), {0: window("pull-1", 0, 7)})
+    assert await find_pull(kafka.connection, topic, "pull-2") == []

@@ -1,0 +1,59 @@
+"""`ocpi-puller status`: the entry of the progress view (observe/status.py), with the Kafka
+settings and environment of `pull` (bootstrap, SASL, TLS), one Ctrl-C or SIGTERM ending it with
+exit 130, and a failure as one line (exit 6 when Kafka cannot be read)."""
+
+from __future__ import annotations
+
+import argparse
+
+from producer.commands.outcome import (
+    Outcome,
+    SettingsOf,
+    configure_logging,
+    kafka_errors,
+    output_of,
+    report,
+    run_interruptible,
+)
+from producer.errors import PullError
+from producer.observe.status import show_status
+
+# The flags that make up the Kafka connection; the rest (--partner, --module, --since) filter.
+KAFKA_FLAGS = (
+    "bootstrap_servers",
+    "topic_prefix",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+)
+
+
+def run(args: argparse.Namespace, settings_of: SettingsOf) -> int:
+    """Entry point of `ocpi-puller status`."""
+    configure_logging("WARNING")
+    output = output_of(args)
+
+    async def work() -> Outcome:
+        kafka_only = argparse.Namespace(**{f: getattr(args, f, None) for f in KAFKA_FLAGS})
+        settings = settings_of(kafka_only)
+        connection = settings.kafka_connection()
+        with kafka_errors(connection, "read progress from"):
+            await show_status(
+                connection,
+                settings.topic_prefix,
+                since=args.since,
+                partner=args.partner,
+                module=args.module,
+                follow=args.follow,
+                output=output,
+            )
+        return Outcome()
+
+    try:
+        run_interruptible(work)
+    except PullError as error:
+        report("status", Outcome(failure=error), output)
+        return error.exit_code
+    return 0

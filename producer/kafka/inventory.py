@@ -1,0 +1,88 @@
+"""What a pull left in Kafka: its object messages, distinct keys, duplicates and dead letters.
+
+Every object and dead-letter message carries the `pull-id`, `partner` and `ocpi-module` headers,
+so one read of `<prefix>.<module>` and of `<prefix>.deadletter` finds a pull's messages among
+every other pull's. The object topics are compacted: a key this pull wrote may since have been
+replaced by a later pull's message (and this pull's removed), so keys written after the pull's
+plan by other pulls are collected too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from producer.kafka.connection import KafkaConnection
+from producer.kafka.consume import read_topic
+from schemas import headers as h
+
+Scope = tuple[str, str]  # (partner, module)
+
+
+@dataclass(slots=True)
+class PullInventory:
+    """One partner module's messages of one pull."""
+
+    messages: int = 0  # object messages with the pull's id (tombstones not counted)
+    keys: set[str] = field(default_factory=set)
+    tombstones: int = 0
+    later_keys: set[str] = field(default_factory=set)  # written after the plan by other pulls
+    dead_letters: int = 0
+    dead_keys: set[str] = field(default_factory=set)  # dead letters' object keys, where known
+
+    @property
+    def duplicates(self) -> int:
+        """Messages beyond one per key (still on the topic: compaction may have removed some)."""
+        return self.messages - len(self.keys)
+
+
+def _headers(record: Any) -> dict[str, bytes]:
+    return dict(record.headers or ())
+
+
+async def take_inventory(
+    connection: KafkaConnection,
+    prefix: str,
+    pull_id: str,
+    scopes: Iterable[tuple[Scope, int]],
+) -> dict[Scope, PullInventory]:
+    """The inventory of every `(partner, module)` of `pull_id`; each scope comes with the instant
+    (epoch ms) its plan was made. Reads each module's topic once, and the dead letters once."""
+    since = dict(scopes)
+    found: dict[Scope, PullInventory] = {scope: PullInventory() for scope in since}
+    ours = pull_id.encode()
+    for module in sorted({module for _, module in since}):
+        async for record in read_topic(connection, f"{prefix}.{module}"):
+            headers = _headers(record)
+            scope = (headers.get(h.PARTNER, b"").decode(), module)
+            inventory = found.get(scope)
+            if inventory is None or record.key is None:
+                continue
+            key = record.key.decode()
+            if headers.get(h.PULL_ID) == ours:
+                if record.value is None:
+                    inventory.tombstones += 1
+                else:
+                    inventory.messages += 1
+                    inventory.keys.add(key)
+            elif record.value is not None and record.timestamp >= since[scope]:
+                inventory.later_keys.add(key)
+    async for record in read_topic(connection, f"{prefix}.deadletter"):
+        headers = _headers(record)
+        if headers.get(h.PULL_ID) != ours:
+            continue
+        scope = (headers.get(h.PARTNER, b"").decode(), headers.get(h.OCPI_MODULE, b"").decode())
+        inventory = found.get(scope)
+        if inventory is None:
+            continue
+        inventory.dead_letters += 1
+        try:
+            key = orjson.loads(record.value or b"{}").get("key")
+        except orjson.JSONDecodeError:
+            key = None
+        if isinstance(key, str):
+            inventory.dead_keys.add(key)
+    return found

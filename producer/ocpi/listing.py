@@ -1,0 +1,101 @@
+"""The partner's keys within a pull's windows, listed again (fetch only): what `verify` compares
+Kafka with. Every window is read through the page driver and judged by the one completeness rule,
+as a pull reads it; nothing is validated or produced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from producer.errors import PullError
+from producer.ocpi.client import OcpiHttp
+from producer.ocpi.pages import ListQuery, PageDriver
+from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.repair import LinkRepair
+from producer.ocpi.verdict import judge_window
+from producer.ocpi.versions import ModuleEndpoint
+from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
+from schemas.records import WindowSpec
+
+
+@dataclass(slots=True)
+class Listing:
+    """The keys the partner lists now within the windows' bounds."""
+
+    keys: set[str] = field(default_factory=set)
+    keyless: int = 0  # objects without a usable key (a pull dead-letters them)
+    objects: int = 0
+    pages: int = 0
+    short_windows: list[int] = field(default_factory=list)  # windows the walk could not prove
+
+    @property
+    def complete(self) -> bool:
+        """Whether every window's listing reached its end and its reported total."""
+        return not self.short_windows
+
+
+async def list_keys(
+    http: OcpiHttp,
+    endpoint: ModuleEndpoint,
+    windows: Sequence[WindowSpec],
+    *,
+    limit: int,
+    identity: PartnerIdentity | None,
+    parallel: int,
+    fanout: int = 1,
+    probe_past_end: bool = False,
+    repair: LinkRepair | None = None,
+) -> Listing:
+    """Every key the partner lists in `windows`, `parallel` requests at a time."""
+    make_key = key_function(endpoint.module, endpoint.ocpi_version, identity)
+    listing = Listing()
+    slots = asyncio.Semaphore(parallel)
+    repair = repair or LinkRepair()
+
+    async def one(spec: WindowSpec) -> None:
+        query = ListQuery(endpoint, spec.date_from, spec.date_to, limit)
+        walk = WindowWalk(max_ahead=fanout, probe_past_end=probe_past_end)
+        driver = PageDriver(http, query, walk, slots=slots, window=spec.index, repair=repair)
+        seen: set[str] = set()
+        async with contextlib.aclosing(driver.pages()) as pages:
+            async for fetched in pages:
+                listing.pages += 1
+                listing.objects += len(fetched.items)
+                for item in fetched.items:
+                    try:
+                        key = make_key(item)
+                    except ObjectKeyError:
+                        listing.keyless += 1
+                        key = repr(item)[:200]  # still received, for the count check
+                    else:
+                        listing.keys.add(key)
+                    seen.add(key)
+        verdict = judge_window(
+            walk_complete=walk.complete,
+            first_total=walk.first_total,
+            latest_total=walk.latest_total,
+            start_offset=0,
+            received=len(seen),
+        )
+        if not verdict.complete:
+            listing.short_windows.append(spec.index)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for spec in windows:
+                group.create_task(one(spec))
+    except BaseExceptionGroup as failures:
+        # One window's error cancelled the others: report that error, not the group.
+        errors = failures.subgroup(PullError)
+        if errors is None:
+            raise
+        raise _first(errors) from None
+    listing.short_windows.sort()
+    return listing
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error = group.exceptions[0]
+    return _first(error) if isinstance(error, BaseExceptionGroup) else error
