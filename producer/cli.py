@@ -125,6 +125,13 @@ def _add_kafka_flags(k: argparse._ArgumentGroup) -> None:
         help="after a broker outage, re-read what was acknowledged this long before it (0: off)",
     )
     k.add_argument(
+        "--delivery",
+        choices=("at-least-once", "exactly-once"),
+        help="exactly-once: Kafka transactions, for read_committed consumers",
+    )
+    k.add_argument("--transaction-pages", type=int, help="exactly-once: pages per transaction (20)")
+    k.add_argument("--transaction-ms", type=int, help="exactly-once: ms per transaction (2000)")
+    k.add_argument(
         "--kafka-security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
     )
     k.add_argument("--kafka-sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))

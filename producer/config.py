@@ -158,6 +158,16 @@ class PullSettings(BaseSettings, PartnerOptions):
     kafka_request_timeout_s: float = Field(
         default=30.0, gt=0, description="a produce not acknowledged in this time is retried"
     )
+    delivery: Literal["at-least-once", "exactly-once"] = Field(
+        default="at-least-once",
+        description="exactly-once: objects, dead letters and checkpoints in Kafka transactions",
+    )
+    transaction_pages: int = Field(
+        default=20, ge=1, description="exactly-once: acknowledged pages per transaction (at most)"
+    )
+    transaction_ms: int = Field(
+        default=2000, ge=1, description="exactly-once: how long a transaction gathers pages"
+    )
     ca_bundle: Path | None = None
     insecure_skip_tls_verify: bool = False
     output: Literal["text", "json"] = "text"
