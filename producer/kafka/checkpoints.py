@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
@@ -67,36 +69,41 @@ class CheckpointStore:
     async def load(self, pull_id: str | None) -> StoredState:
         """The latest plan and window records of `pull_id`, and the module's sync state."""
         partition = await self._partition()
-        consumer = await started_consumer(self._kafka.connection)
         state = StoredState()
         plan_key = None if pull_id is None else self.plan_key(pull_id).encode()
         window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()
         sync_key = self._scope.encode()
+        async for message in self._read(partition):
+            key = message.key
+            if key is None or message.value is None:
+                continue
+            if (
+                key != sync_key
+                and key != plan_key
+                and not (window_prefix is not None and key.startswith(window_prefix))
+            ):
+                continue
+            try:
+                record = parse_checkpoint_record(message.value)
+            except ValidationError:
+                log.warning("ignoring an unreadable checkpoint record under %r", key)
+                continue
+            if isinstance(record, PullPlan):
+                state.plan = record
+            elif isinstance(record, WindowCheckpoint):
+                state.windows[record.window] = record
+            else:
+                state.sync = record
+        return state
+
+    async def _read(self, partition: int) -> AsyncIterator[Any]:
+        """Every record of the partition, to its end when the read starts."""
+        consumer = await started_consumer(self._kafka.connection)
         try:
             async for message in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
-                key = message.key
-                if key is None or message.value is None:
-                    continue
-                if (
-                    key != sync_key
-                    and key != plan_key
-                    and not (window_prefix is not None and key.startswith(window_prefix))
-                ):
-                    continue
-                try:
-                    record = parse_checkpoint_record(message.value)
-                except ValidationError:
-                    log.warning("ignoring an unreadable checkpoint record under %r", key)
-                    continue
-                if isinstance(record, PullPlan):
-                    state.plan = record
-                elif isinstance(record, WindowCheckpoint):
-                    state.windows[record.window] = record
-                else:
-                    state.sync = record
+                yield message
         finally:
             await consumer.stop()
-        return state
 
     def _record(self, key: str, value: bytes) -> OutMessage:
         return OutMessage(key.encode(), value, [], partition_key=self._scope.encode())
@@ -111,6 +118,13 @@ class CheckpointStore:
         """Write the plan and wait for Kafka: shards and resumes depend on it."""
         await self._kafka.send_and_wait(
             self.topic, [self._record(self.plan_key(plan.pull_id), plan.model_dump_json().encode())]
+        )
+
+    def window_record(self, checkpoint: WindowCheckpoint) -> OutMessage:
+        """The record of a window's progress."""
+        return self._record(
+            self.window_key(checkpoint.pull_id, checkpoint.window),
+            checkpoint.model_dump_json().encode(),
         )
 
     async def save_window(self, checkpoint: WindowCheckpoint) -> None:
