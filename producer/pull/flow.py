@@ -28,6 +28,7 @@ from producer.ocpi.responses import RetryNotice
 from producer.ocpi.versions import ModuleEndpoint, discover
 from producer.pull import assembly
 from producer.pull.context import PullContext
+from producer.pull.exactly_once import ExactlyOnce
 from producer.pull.plan import load_state, plan_or_wait, record_if_all_done, shard_windows
 from producer.pull.replay import replay_after_outages
 from producer.pull.summary import (
@@ -78,6 +79,7 @@ class Pull:
             metrics=PullMetrics(telemetry.meter, target.partner, module),
         )
         self.http: OcpiHttp | None = None
+        self.eos: ExactlyOnce | None = None  # with --delivery exactly-once
         self._started = time.monotonic()
 
     async def run(self) -> PullSummary:
@@ -93,6 +95,9 @@ class Pull:
                 self.summary.take_counts(self.progress, self._retries())
                 report_failure(self.summary, self.progress, error, self._elapsed())
                 span.set_status(trace.Status(trace.StatusCode.ERROR, error.kind))
+            finally:
+                if self.eos is not None:
+                    await self.eos.stop()
             span.set_attribute("ocpi.complete", self.summary.complete)
             span.set_attribute("ocpi.objects_emitted", self.summary.objects_emitted)
         self.summary.duration_s = self._elapsed()
@@ -109,9 +114,7 @@ class Pull:
             )
             self._use_endpoint(endpoint)
             topics = PullTopics.of(self.settings.topic_prefix, endpoint.module)
-            store = CheckpointStore(
-                self.kafka, topics.checkpoints, self.target.partner, endpoint.module
-            )
+            store = await self._checkpoint_store(topics, endpoint.module)
             state, resumed = await load_state(store, self.settings, self.pull_id)
             self.summary.resumed = resumed
             plan = state.plan if resumed else None
@@ -145,17 +148,7 @@ class Pull:
                 plan,
             )
             ctx.keystate = await self._load_keystate(topics, endpoint)
-            outages_before = len(self.kafka.outages)
-            results = await self._pull_windows(ctx, windows, state if resumed else StoredState())
-            results = await replay_after_outages(
-                ctx,
-                plan,
-                windows,
-                results,
-                outages_before=outages_before,
-                replay_s=self.settings.kafka_replay_s,
-                summary=self.summary,
-            )
+            results = await self._pull_all(ctx, plan, windows, state if resumed else StoredState())
             await store.flush()
             self._judge(ctx, plan, windows, results)
             if self.summary.complete:
@@ -167,6 +160,46 @@ class Pull:
             report_end(self.summary, self.progress, self._elapsed())
             if not self.summary.complete:
                 raise IncompletePullError(self.summary.incomplete_message())
+
+    async def _checkpoint_store(self, topics: PullTopics, module: str) -> CheckpointStore:
+        """Where checkpoints live. Exactly-once: in the pull's transactions, whose producer
+        starts first (fencing this pull shard's earlier processes) so that what they committed
+        is all there to read."""
+        if self.settings.delivery == "exactly-once":
+            self.eos = ExactlyOnce(
+                self.settings,
+                self.kafka,
+                topics,
+                partner=self.target.partner,
+                module=module,
+                pull_id=self.pull_id,
+                progress=self.progress,
+                on_wait=self.on_kafka_wait,
+            )
+            return await self.eos.start()
+        return CheckpointStore(self.kafka, topics.checkpoints, self.target.partner, module)
+
+    async def _pull_all(
+        self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], state: StoredState
+    ) -> list[WindowResult]:
+        """This shard's windows, then (at-least-once) what a broker outage may have lost; with
+        exactly-once, a lost commit is read again from Kafka's committed state instead."""
+        if self.eos is not None:
+            await self.eos.prepare(ctx, plan, state)
+            return await self.eos.pull_windows(
+                ctx, plan, windows, state, self._pull_windows, self.summary
+            )
+        outages_before = len(self.kafka.outages)
+        results = await self._pull_windows(ctx, windows, state)
+        return await replay_after_outages(
+            ctx,
+            plan,
+            windows,
+            results,
+            outages_before=outages_before,
+            replay_s=self.settings.kafka_replay_s,
+            summary=self.summary,
+        )
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module
@@ -212,7 +245,13 @@ class Pull:
         options = self.target.options
         if not (options.skip_unchanged or options.emit_tombstones):
             return None
-        keystate = KeyState(self.kafka, topics.digests, self.target.partner, endpoint.module)
+        keystate = KeyState(
+            self.kafka,
+            topics.digests,
+            self.target.partner,
+            endpoint.module,
+            committed_within_s=None if self.eos is None else self.settings.kafka_deadline_s,
+        )
         await keystate.load()
         return keystate
 

@@ -25,6 +25,7 @@ from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
 from producer.pull.context import PullContext
 from producer.pull.records import PageMessages
 from producer.pull.selection import WindowSelection
+from producer.pull.transacted import TransactedPass
 from producer.pull.verdict import AckMark, WindowResult
 from schemas.records import WindowCheckpoint, WindowSpec
 
@@ -52,6 +53,7 @@ class WindowPull:
             spec.date_to,
             keystate=ctx.keystate,
             skip_unchanged=ctx.options.skip_unchanged,
+            committed=ctx.committed,
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
@@ -124,6 +126,10 @@ class WindowPull:
             window=self._spec.index,
             repair=ctx.repair,
         )
+        if ctx.units is not None:  # exactly-once: pages go into commit units
+            transacted = TransactedPass(ctx, self._spec.index, walk, self._covered)
+            await transacted.read(driver, self._messages)
+            return
         acks: set[asyncio.Task[None]] = set()
         try:
             async with contextlib.aclosing(driver.pages()) as pages:
@@ -144,15 +150,25 @@ class WindowPull:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _produce(self, walk: WindowWalk, fetched: WindowPage) -> Coroutine[Any, Any, None]:
-        """Queue a page's records; returns the wait for their acknowledgement."""
+    def _messages(self, fetched: WindowPage) -> PageMessages:
+        """The records of a page that this window produces."""
         ctx = self._ctx
         page = fetched.page
         messages = ctx.builder.build(
             fetched.items, fetched.offset, ctx.http.redact(page.url), page.traceparent
         )
         ctx.counters.duplicate_keys += messages.duplicate_keys
-        messages = self._selection.select(fetched.items, messages)
+        return self._selection.select(fetched.items, messages)
+
+    def _covered(self, walk: WindowWalk, objects: int) -> WindowCheckpoint:
+        """Exactly-once: pages holding `objects` are settled; the checkpoint that covers them."""
+        self._emitted += objects
+        return self._checkpoint(walk, done=False)
+
+    async def _produce(self, walk: WindowWalk, fetched: WindowPage) -> Coroutine[Any, Any, None]:
+        """Queue a page's records; returns the wait for their acknowledgement."""
+        ctx = self._ctx
+        messages = self._messages(fetched)
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
