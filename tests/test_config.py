@@ -74,6 +74,9 @@ def test_defaults() -> None:
         ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092", "bootstrap_servers", "kafka:9092"),
         ("OCPI_PULLER_TOPIC_PREFIX", "roaming.ocpi", "topic_prefix", "roaming.ocpi"),
         ("OCPI_PULLER_OUTPUT", "json", "output", "json"),
+        ("OCPI_PULLER_DELIVERY", "exactly-once", "delivery", "exactly-once"),
+        ("OCPI_PULLER_TRANSACTION_PAGES", "50", "transaction_pages", 50),
+        ("OCPI_PULLER_TRANSACTION_MS", "500", "transaction_ms", 500),
         ("ocpi_puller_concurrency", "9", "concurrency", 9),  # case-insensitive
     ],
 )
@@ -572,3 +575,27 @@ def test_settings_error_names_the_partners_file(tmp_path: Path, acme_token: str)
     with pytest.raises(ConfigError) as caught:
         PullSettings(partners_file=path).targets()
     assert str(caught.value).startswith(f"partners file {path}: ")
+
+
+def test_delivery_flags_reach_the_settings() -> None:
+    from producer.cli import build_parser, settings_from_args
+
+    default = settings_from_args(build_parser().parse_args(["pull", "--url", "https://p/x"]))
+    assert (default.delivery, default.transaction_pages, default.transaction_ms) == (
+        "at-least-once",
+        20,
+        2000,
+    )
+    args = build_parser().parse_args(
+        ["pull", "--delivery", "exactly-once", "--transaction-pages", "5", "--transaction-ms", "9"]
+    )
+    given = settings_from_args(args)
+    assert (given.delivery, given.transaction_pages, given.transaction_ms) == ("exactly-once", 5, 9)
+
+
+def test_an_unknown_delivery_is_a_usage_error() -> None:
+    from producer.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["pull", "--delivery", "twice"])
+    assert exited.value.code == 2

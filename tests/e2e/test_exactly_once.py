@@ -280,3 +280,56 @@ async def test_a_broker_restart_mid_pull_still_commits_each_key_once(
     assert result.exit_code == 0, summary
     assert summary.complete
     await assert_each_key_once(bootstrap, prefix, "eos-restart", expected)
+
+
+async def test_two_shards_commit_one_plan_and_each_key_once(bootstrap: str, prefix: str) -> None:
+    async with sandbox(sizes={"tokens": 20_000}, max_limit=500) as (base, state):
+        shards = await asyncio.gather(
+            *(
+                pull(
+                    base,
+                    bootstrap,
+                    prefix,
+                    pull_id="eos-sharded",
+                    delivery="exactly-once",
+                    shard_index=i,
+                    shard_count=2,
+                    window_size=2000,
+                )
+                for i in range(2)
+            )
+        )
+        expected = snapshot(state)
+    summaries = [s.summaries[0] for s in shards]
+    assert all(r.exit_code == 0 for r in shards), summaries
+    assert summaries[0].date_to == summaries[1].date_to  # the plan shard 0 committed
+    assert summaries[0].windows + summaries[1].windows >= 10
+    assert any(s.pull_complete_all_shards for s in summaries)
+    await assert_each_key_once(bootstrap, prefix, "eos-sharded", expected)
+
+
+async def test_digests_commit_with_their_objects_and_tombstones_follow_a_complete_pull(
+    bootstrap: str, prefix: str
+) -> None:
+    options = {"delivery": "exactly-once", "skip_unchanged": True, "emit_tombstones": True}
+    async with sandbox(sizes={"tokens": 1000}, max_limit=200) as (base, state):
+        first = await pull(base, bootstrap, prefix, pull_id="eos-d1", **options)
+        assert first.exit_code == 0, first.summaries[0]
+        digests = await count(bootstrap, f"{prefix}.digests")
+        assert digests == 1000  # committed together with the objects they describe
+        dataset = state.datasets["tokens"]
+        now = int(time.time() * 1000)
+        changed = [dataset.update(i, now) for i in range(0, 50, 5)]
+        deleted = [dataset.delete(i, now) for i in (500, 501)]
+        await asyncio.sleep(1.1)  # the changes lie before the second pull's pinned second
+        second = await pull(base, bootstrap, prefix, pull_id="eos-d2", **options)
+    summary = second.summaries[0]
+    assert second.exit_code == 0, summary
+    assert summary.objects_emitted == len(changed) == 10
+    assert summary.skipped_unchanged == 1000 - len(changed) - len(deleted)
+    # Tombstones are outside the transactions, and visible to read_committed consumers all
+    # the same (records written without a transaction always are).
+    assert summary.tombstones == len(deleted) == 2
+    committed = read_topic(bootstrap, f"{prefix}.tokens", isolation_level="read_committed")
+    produced = [r async for r in committed]
+    assert sum(1 for r in produced if r.value is None) == 2
