@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 
 from producer.errors import KafkaUnavailableError
 from producer.kafka.connection import KafkaConnection
@@ -63,15 +62,3 @@ async def read_committed(
     finally:
         await consumer.stop()
 
-
-async def committed_or_unavailable(
-    connection: KafkaConnection, topic: str, what: str, **options: Any
-) -> list[Any]:
-    """`read_committed` into a list; a broker that cannot be read is a KafkaUnavailableError."""
-    try:
-        return [record async for record in read_committed(connection, topic, **options)]
-    except (KafkaError, OSError) as error:
-        raise KafkaUnavailableError(
-            f"cannot read {what} from Kafka at {connection.bootstrap_servers}: "
-            f"{type(error).__name__}"
-        ) from None
