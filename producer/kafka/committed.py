@@ -61,4 +61,3 @@ async def read_committed(
         ) from None
     finally:
         await consumer.stop()
-
