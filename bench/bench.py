@@ -5,7 +5,7 @@ a fresh embedded broker for every variant that writes to Kafka (the broker's cos
 it stores). The figures:
 
 * end-to-end objects/s of `ocpi-puller pull` for the tokens at 0 ms and at 50 ms page latency
-  (server cap 1000);
+  (server cap 1000), at least once and exactly once (`--delivery exactly-once`, default units);
 * the same pull done the naive way (sequential Link following, one `await producer.send()` per
   object) for reference;
 * peers on the same sandbox, fetch-only: dlt's RESTClient + HeaderLinkPaginator, and a plain
@@ -361,6 +361,10 @@ async def run(tokens: int, with_10m: bool) -> dict[str, Any]:
         with fresh_broker() as broker:
             figures["ours_end_to_end_0ms"] = run_pull(fast, broker)
         with fresh_broker() as broker:
+            figures["ours_end_to_end_exactly_once_0ms"] = run_pull(
+                fast, broker, "--delivery", "exactly-once"
+            )
+        with fresh_broker() as broker:
             figures["naive_pull_0ms"] = await naive_pull(fast.url, broker.bootstrap, None)
         figures["dlt_fetch_only_0ms"] = dlt_fetch_only(fast.url, None)
         figures["aiohttp_sequential_fetch_only_0ms"] = await aiohttp_sequential(fast.url, None)
@@ -368,6 +372,10 @@ async def run(tokens: int, with_10m: bool) -> dict[str, Any]:
     with sandbox_process(tokens, 50) as slow:
         with fresh_broker() as broker:
             figures["ours_end_to_end_50ms"] = run_pull(slow, broker)
+        with fresh_broker() as broker:
+            figures["ours_end_to_end_exactly_once_50ms"] = run_pull(
+                slow, broker, "--delivery", "exactly-once"
+            )
         pages = SEQUENTIAL_PAGES_AT_LATENCY
         with fresh_broker() as broker:
             figures["naive_pull_50ms"] = await naive_pull(slow.url, broker.bootstrap, pages)
@@ -399,7 +407,11 @@ async def run(tokens: int, with_10m: bool) -> dict[str, Any]:
         "objects_per_s_with_every_cpu_busy": round((os.cpu_count() or 1) * 1e6 / cpu_us),
     }
     largest = memory[f"pull_{sizes[-1]}"]["peak_rss_mb"]
+    eos_0 = figures["ours_end_to_end_exactly_once_0ms"]["objects_per_s"]
+    eos_50 = figures["ours_end_to_end_exactly_once_50ms"]["objects_per_s"]
     ratios = {
+        "exactly_once_vs_at_least_once_0ms": round(eos_0 / e2e_0, 2),
+        "exactly_once_vs_at_least_once_50ms": round(eos_50 / e2e_50, 2),
         "end_to_end_0ms_vs_dlt_fetch_only": round(
             e2e_0 / figures["dlt_fetch_only_0ms"]["objects_per_s"], 2
         ),
@@ -421,6 +433,7 @@ async def run(tokens: int, with_10m: bool) -> dict[str, Any]:
             memory["pull_10000000"]["median_rss_mb"] / memory[f"pull_{tokens}"]["median_rss_mb"], 2
         )
     targets = {
+        "exactly_once_vs_at_least_once_0ms": ">= 0.8",
         "end_to_end_0ms_vs_dlt_fetch_only": ">= 1.5",
         "end_to_end_50ms_vs_best_sequential": ">= 5",
         "end_to_end_0ms_vs_produce_ceiling": ">= 0.8",

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -43,6 +44,22 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+MAX_CONCURRENCY = 256
+
+
+def _concurrency(value: object) -> object:
+    """`auto`, or a whole number of requests in flight: one clear message for anything else."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        number = None
+    if isinstance(value, bool) or number is None or not 1 <= number <= MAX_CONCURRENCY:
+        raise ValueError(f"must be auto or a whole number from 1 to {MAX_CONCURRENCY}")
+    return number
+
+
 class PartnerOptions(BaseModel):
     """Per-partner behaviour, settable per partner in the partners file."""
 
@@ -50,7 +67,7 @@ class PartnerOptions(BaseModel):
 
     token_encoding: TokenEncodingSetting = "auto"
     limit: int | None = Field(default=None, gt=0)
-    concurrency: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+    concurrency: Annotated[int | Literal["auto"], BeforeValidator(_concurrency)] = Field(
         default="auto", description="requests in flight per partner; auto finds its capacity"
     )
     max_concurrency: int = Field(default=32, ge=1, le=256, description="the bound of auto")
@@ -178,6 +195,16 @@ class PullSettings(BaseSettings, PartnerOptions):
     )
     kafka_request_timeout_s: float = Field(
         default=30.0, gt=0, description="a produce not acknowledged in this time is retried"
+    )
+    delivery: Literal["at-least-once", "exactly-once"] = Field(
+        default="at-least-once",
+        description="exactly-once: objects, dead letters and checkpoints in Kafka transactions",
+    )
+    transaction_pages: int = Field(
+        default=20, ge=1, description="exactly-once: acknowledged pages per transaction (at most)"
+    )
+    transaction_ms: int = Field(
+        default=2000, ge=1, description="exactly-once: how long a transaction gathers pages"
     )
     ca_bundle: Path | None = None
     insecure_skip_tls_verify: bool = False

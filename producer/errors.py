@@ -91,6 +91,14 @@ class KafkaUnavailableError(PullError):
     kind = "kafka_unavailable"
 
 
+class FencedError(PullError):
+    """Another process took over this pull's shard (same --pull-id and shard, exactly-once):
+    this one stops at once, keeping nothing uncommitted; the newer process carries on."""
+
+    exit_code = 6
+    kind = "fenced"
+
+
 class InterruptedPullError(PullError):
     """Stopped by a signal; the checkpoint allows a resume with the same --pull-id."""
 

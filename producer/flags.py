@@ -182,6 +182,11 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
              type=float)  # fmt: skip
     add_flag(g, "--kafka-replay-s", "after a lost broker, re-read what it acknowledged this long "
              "before (0: off)", type=float)  # fmt: skip
+    add_flag(g, "--delivery", "exactly-once: Kafka transactions, for read_committed consumers",
+             choices=("at-least-once", "exactly-once"))  # fmt: skip
+    add_flag(g, "--transaction-pages", "exactly-once: acknowledged pages per transaction",
+             type=int)  # fmt: skip
+    add_flag(g, "--transaction-ms", "exactly-once: milliseconds per transaction", type=int)
     add_flag(g, "--kafka-security-protocol", "how to talk to the brokers",
              choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))  # fmt: skip
     add_flag(g, "--kafka-sasl-mechanism", "SASL mechanism",

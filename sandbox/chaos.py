@@ -11,7 +11,10 @@ broker (same data directory). Then it checks Kafka against the sandbox's ground 
   `<prefix>.tokens` (missing must be 0: the only pass);
 * every invalid such object is in `<prefix>.deadletter`;
 * duplicates stay within what the pages in flight at the kill, the broker outage and its replay
-  can explain.
+  can explain; with `--delivery exactly-once` a read_committed consumer sees none at all
+  (`duplicates_read_committed`, must be 0).
+
+Variants: both link styles, each at least once and exactly once (`--link-style`, `--delivery`).
 
 It prints one JSON line of figures.
 """
@@ -64,6 +67,7 @@ class ChaosOptions:
     broker_restart_at: float = 0.60  # ... when the broker is stopped (and restarted)
     broker_down_s: float = 3.0
     seed: int = 7
+    delivery: str = "at-least-once"
 
 
 @dataclass(slots=True)
@@ -72,9 +76,11 @@ class ChaosReport:
 
     link_style: str
     tokens: int
+    delivery: str = "at-least-once"
     objects_expected: int = 0
     objects_found: int = 0
     objects_missing: int = 0
+    duplicates_read_committed: int = 0
     messages: int = 0
     duplicates: int = 0
     duplicate_bound: int = 0
@@ -131,7 +137,7 @@ async def run_puller(
         "--limit", "1000", "--window-size", "50000",
         "--request-timeout-s", "2", "--max-attempts", "12",
         "--kafka-deadline-s", "120", "--kafka-request-timeout-s", "3",
-        "--output", "json", "--log-level", "WARNING",
+        "--delivery", options.delivery, "--output", "json", "--log-level", "WARNING",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "OCPI_PULLER_TOKEN": TOKEN},
@@ -183,6 +189,11 @@ async def verify(
     async for record in read_topic(bootstrap, f"{prefix}.tokens"):
         if record.value is not None:
             produced[record.key.decode()] += 1
+    # What a consumer set to isolation.level=read_committed sees (the exactly-once promise).
+    committed = Counter[str]()
+    async for record in read_topic(bootstrap, f"{prefix}.tokens", isolation_level="read_committed"):
+        if record.value is not None:
+            committed[record.key.decode()] += 1
     dead: set[int] = set()
     async for record in read_topic(bootstrap, f"{prefix}.deadletter"):
         obj = orjson.loads(record.value).get("object")
@@ -191,8 +202,9 @@ async def verify(
             if index is not None:
                 dead.add(index)
     report.objects_expected = len(expected)
-    report.objects_found = sum(1 for key in expected if key in produced)
+    report.objects_found = sum(1 for key in expected if key in committed)
     report.objects_missing = report.objects_expected - report.objects_found
+    report.duplicates_read_committed = sum(committed.values()) - len(committed)
     report.messages = sum(produced.values())
     report.duplicates = report.messages - len(produced)
     report.invalid_expected = len(invalid)
@@ -202,10 +214,11 @@ async def verify(
 
 async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
     """One chaos run; the report says whether it passed."""
-    report = ChaosReport(options.link_style, options.tokens)
+    report = ChaosReport(options.link_style, options.tokens, options.delivery)
     started = time.monotonic()
-    broker: BrokerProcess = start_broker(work_dir / f"kafka-{options.link_style}")
-    prefix, pull_id = f"chaos-{options.link_style}", f"chaos-{options.link_style}-1"
+    variant = f"{options.link_style}-{'eos' if options.delivery == 'exactly-once' else 'alo'}"
+    broker: BrokerProcess = start_broker(work_dir / f"kafka-{variant}")
+    prefix, pull_id = f"chaos-{variant}", f"chaos-{variant}-1"
     pages_total = max(1, options.tokens // PAGE_SIZE)
     summaries: list[dict[str, Any]] = []
     try:
@@ -248,11 +261,18 @@ async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
         in_flight_pages * PAGE_SIZE + report.replayed_objects + report.resent_objects
     )
     report.duration_s = round(time.monotonic() - started, 1)
+    # Exactly-once: read_committed consumers see no duplicate at all (`duplicates` counts what
+    # read_uncommitted ones see, aborted transactions included).
+    no_excess = (
+        report.duplicates_read_committed == 0
+        if options.delivery == "exactly-once"
+        else report.duplicates <= report.duplicate_bound
+    )
     report.passed = (
         report.objects_missing == 0
         and report.invalid_missing == 0
         and report.complete
-        and report.duplicates <= report.duplicate_bound
+        and no_excess
     )
     return report
 
@@ -263,21 +283,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--link-style", choices=("absolute", "one-shot", "both"), default="both")
+    parser.add_argument(
+        "--delivery", choices=("at-least-once", "exactly-once", "both"), default="both"
+    )
     args = parser.parse_args(argv)
     styles = ["absolute", "one-shot"] if args.link_style == "both" else [args.link_style]
+    deliveries = ["at-least-once", "exactly-once"] if args.delivery == "both" else [args.delivery]
     with tempfile.TemporaryDirectory(prefix="ocpi-chaos-") as work:
         reports = [
             asyncio.run(
                 run_chaos(
-                    ChaosOptions(tokens=args.tokens, concurrency=args.concurrency, link_style=s),
+                    ChaosOptions(
+                        tokens=args.tokens,
+                        concurrency=args.concurrency,
+                        link_style=s,
+                        delivery=d,
+                    ),
                     Path(work),
                 )
             )
+            for d in deliveries
             for s in styles
         ]
+    exactly_once = [r for r in reports if r.delivery == "exactly-once"]
     result = {
         "passed": all(r.passed for r in reports),
         "objects_missing": sum(r.objects_missing for r in reports),
+        "duplicates_read_committed": sum(r.duplicates_read_committed for r in exactly_once),
         "variants": [asdict(r) for r in reports],
     }
     print(json.dumps(result, separators=(",", ":")), flush=True)

@@ -57,7 +57,9 @@ PURE = {
     "producer.kafka.digests",
     "producer.kafka.partitioning",
     "producer.kafka.records",
+    "producer.kafka.units",
     "producer.observe.redaction",
+    "producer.pull.held",
     "producer.pull.records",
     "producer.pull.verdict",
 }

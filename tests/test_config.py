@@ -79,6 +79,9 @@ def test_defaults() -> None:
         ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092", "bootstrap_servers", "kafka:9092"),
         ("OCPI_PULLER_TOPIC_PREFIX", "roaming.ocpi", "topic_prefix", "roaming.ocpi"),
         ("OCPI_PULLER_OUTPUT", "json", "output", "json"),
+        ("OCPI_PULLER_DELIVERY", "exactly-once", "delivery", "exactly-once"),
+        ("OCPI_PULLER_TRANSACTION_PAGES", "50", "transaction_pages", 50),
+        ("OCPI_PULLER_TRANSACTION_MS", "500", "transaction_ms", 500),
         ("ocpi_puller_concurrency", "9", "concurrency", 9),  # case-insensitive
     ],
 )
@@ -199,9 +202,9 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"concurrency": 0}, "concurrency: Input should be greater than or equal to 1"),
-        ({"concurrency": 65}, "concurrency: Input should be less than or equal to 64"),
-        ({"concurrency": "many"}, "concurrency: Input should be a valid integer"),
+        ({"concurrency": 0}, "concurrency: must be auto or a whole number from 1 to 256"),
+        ({"concurrency": 257}, "concurrency: must be auto or a whole number from 1 to 256"),
+        ({"concurrency": "many"}, "concurrency: must be auto or a whole number"),
         ({"fanout": 33}, "fanout: Input should be less than or equal to 32"),
         ({"limit": 0}, "limit: Input should be greater than 0"),
         ({"rate_limit": 0}, "rate_limit: Input should be greater than 0"),
@@ -250,7 +253,7 @@ def test_several_errors_are_joined_on_one_line() -> None:
 
 def test_invalid_environment_is_a_validation_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCPI_PULLER_CONCURRENCY", "lots")
-    assert "concurrency: Input should be a valid integer" in error_of()
+    assert "concurrency: must be auto or a whole number" in error_of()
 
 
 # --- targets() -------------------------------------------------------------------------------
@@ -477,7 +480,10 @@ def test_same_module_for_two_partners_is_fine(tmp_path: Path, acme_token: str) -
             "fan_out: Extra inputs are not permitted",
         ),
         # values
-        (partners_yaml(ONE_PARTNER + "  options:\n    concurrency: 0\n"), "concurrency: Input"),
+        (
+            partners_yaml(ONE_PARTNER + "  options:\n    concurrency: 0\n"),
+            "concurrency: must be auto",
+        ),
         (partners_yaml(ONE_PARTNER, defaults="  fanout: lots\n"), "fanout: Input should be"),
         (partners_yaml(ONE_PARTNER.replace("[locations]", "[]")), "modules: List should have"),
         (partners_yaml(ONE_PARTNER.replace("[locations]", "[evses]")), "modules.0: Input"),
@@ -611,3 +617,25 @@ def test_a_token_file_is_read_relative_to_the_partners_file(
     (target,) = load_partners_file(partners_file, PartnerOptions())
     assert target.token.get_secret_value() == "secret-from-file"
     assert target.module == "locations"  # a one-item `modules: locations`
+
+
+def test_delivery_flags_reach_the_settings() -> None:
+    from producer.cli import build_parser, settings_from_args
+
+    default = settings_from_args(build_parser().parse_args(["pull", "--url", "https://p/x"]))
+    assert (default.delivery, default.transaction_pages, default.transaction_ms) == (
+        "at-least-once",
+        20,
+        2000,
+    )
+    args = build_parser().parse_args(
+        ["pull", "--delivery", "exactly-once", "--transaction-pages", "5", "--transaction-ms", "9"]
+    )
+    given = settings_from_args(args)
+    assert (given.delivery, given.transaction_pages, given.transaction_ms) == ("exactly-once", 5, 9)
+
+
+def test_an_unknown_delivery_is_a_usage_error() -> None:
+    from producer.cli import main
+
+    assert main(["pull", "--delivery", "twice"]) == 2  # one line, no traceback

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
@@ -163,31 +165,35 @@ class CheckpointStore:
     async def load(self, pull_id: str | None) -> StoredState:
         """The latest plan and window records of `pull_id`, and the module's sync state."""
         partition = await self._partition()
-        consumer = await started_consumer(self._kafka.connection)
         state = StoredState()
         plan_key = None if pull_id is None else self.plan_key(pull_id).encode()
         window_prefix = None if pull_id is None else f"{self.plan_key(pull_id)}/window/".encode()
         sync_key = self._scope.encode()
-        try:
-            async for message in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
-                key = message.key
-                if key == sync_key:
-                    kind = "sync"
-                elif key == plan_key:
-                    kind = "plan"
-                elif (
-                    window_prefix is not None and key is not None and key.startswith(window_prefix)
-                ):
-                    kind = "window"
-                else:
-                    continue
-                readable, record = _parsed(key, message.value)
-                if readable:
-                    state.apply(key, kind, record)
-        finally:
-            await consumer.stop()
+        async for message in self._read(partition):
+            key = message.key
+            if key == sync_key:
+                kind = "sync"
+            elif key == plan_key:
+                kind = "plan"
+            elif window_prefix is not None and key is not None and key.startswith(window_prefix):
+                kind = "window"
+            else:
+                continue
+            readable, record = _parsed(key, message.value)
+            if readable:
+                state.apply(key, kind, record)
         state.settle()
         return state
+
+    async def _read(self, partition: int) -> AsyncIterator[Any]:
+        """Every record of the partition, to its end when the read starts (read_uncommitted:
+        the exactly-once store reads committed records only)."""
+        consumer = await started_consumer(self._kafka.connection)
+        try:
+            async for message in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
+                yield message
+        finally:
+            await consumer.stop()
 
     def _record(self, key: str, value: bytes | None) -> OutMessage:
         return OutMessage(key.encode(), value, [], partition_key=self._scope.encode())
@@ -202,6 +208,13 @@ class CheckpointStore:
         """Write the plan and wait for Kafka: shards and resumes depend on it."""
         await self._kafka.send_and_wait(
             self.topic, [self._record(self.plan_key(plan.pull_id), plan.model_dump_json().encode())]
+        )
+
+    def window_record(self, checkpoint: WindowCheckpoint) -> OutMessage:
+        """The record of a window's progress."""
+        return self._record(
+            self.window_key(checkpoint.pull_id, checkpoint.window),
+            checkpoint.model_dump_json().encode(),
         )
 
     async def save_window(self, checkpoint: WindowCheckpoint) -> None:

@@ -7,7 +7,8 @@ stop at the end offsets taken when the read starts (what is written later is not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -54,14 +55,21 @@ async def read_to_end(
     partitions: Iterable[TopicPartition],
     *,
     from_timestamp_ms: int | None = None,
+    ends: Mapping[TopicPartition, int] | None = None,
+    deadline_s: float | None = None,
 ) -> AsyncIterator[Any]:
     """Every record of `partitions` from the beginning (or the first at `from_timestamp_ms`) up
-    to their end offsets when the read starts. Yields aiokafka ConsumerRecords."""
+    to their end offsets when the read starts (or `ends`). Yields aiokafka ConsumerRecords.
+
+    With `deadline_s`, a read that has not reached its ends by then raises TimeoutError (a
+    read_committed consumer cannot pass a transaction that stays open)."""
     wanted = list(partitions)
     if not wanted:
         return
     consumer.assign(wanted)
-    ends = await consumer.end_offsets(wanted)
+    if ends is None:
+        ends = await consumer.end_offsets(wanted)
+    give_up = None if deadline_s is None else time.monotonic() + deadline_s
     if from_timestamp_ms is None:
         await consumer.seek_to_beginning(*wanted)
     else:
@@ -71,6 +79,8 @@ async def read_to_end(
             consumer.seek(tp, found.offset if found is not None else ends[tp])
     remaining = {tp for tp in wanted if await consumer.position(tp) < ends[tp]}
     while remaining:
+        if give_up is not None and time.monotonic() > give_up:
+            raise TimeoutError(f"{sorted(str(tp) for tp in remaining)} not read to their end")
         batches = await consumer.getmany(
             *remaining, timeout_ms=1000, max_records=READ_BATCH_RECORDS
         )

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
 from aiokafka import TopicPartition
 
+from producer.kafka.committed import read_committed
 from producer.kafka.consume import read_to_end, started_consumer
 from producer.kafka.digests import key_hash
 from producer.kafka.output import KafkaOutput
@@ -30,8 +32,19 @@ from producer.kafka.records import OutMessage
 class KeyState:
     """The digests of one partner module, and the keys one pull has seen."""
 
-    def __init__(self, kafka: KafkaOutput, topic: str, partner: str, module: str) -> None:
+    def __init__(
+        self,
+        kafka: KafkaOutput,
+        topic: str,
+        partner: str,
+        module: str,
+        *,
+        committed_within_s: float | None = None,
+    ) -> None:
         self._kafka = kafka
+        # Exactly-once: digests travel in transactions, so only committed ones count (read to
+        # the end within this many seconds, see committed.py).
+        self._committed_within_s = committed_within_s
         self.topic = topic
         self._scope = f"{partner}/{module}"
         self._prefix = f"{self._scope}/".encode()
@@ -49,12 +62,25 @@ class KeyState:
 
     async def _records(self) -> AsyncIterator[tuple[bytes, bytes | None]]:
         """(object key, value) of every record of this partner module, in topic order."""
+        async for record in self._read():
+            if record.key and record.key.startswith(self._prefix):
+                yield record.key[len(self._prefix) :], record.value
+
+    async def _read(self) -> AsyncIterator[Any]:
+        partition = await self._partition()
+        if self._committed_within_s is not None:
+            async for record in read_committed(
+                self._kafka.connection,
+                self.topic,
+                partitions=[partition],
+                deadline_s=self._committed_within_s,
+            ):
+                yield record
+            return
         consumer = await started_consumer(self._kafka.connection)
         try:
-            partition = TopicPartition(self.topic, await self._partition())
-            async for record in read_to_end(consumer, [partition]):
-                if record.key and record.key.startswith(self._prefix):
-                    yield record.key[len(self._prefix) :], record.value
+            async for record in read_to_end(consumer, [TopicPartition(self.topic, partition)]):
+                yield record
         finally:
             await consumer.stop()
 

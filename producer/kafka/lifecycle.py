@@ -59,3 +59,39 @@ async def close_producer(producer: AIOKafkaProducer, *, flush_timeout_s: float) 
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def fatal_error(producer: AIOKafkaProducer) -> BaseException | None:
+    """Why a producer can no longer produce (its sender stopped: fenced, or a sequence the broker
+    refused), or None. aiokafka checks a transactional producer's state with `assert`s, so a
+    transaction is never begun or committed on a producer in this state."""
+    task = producer._sender.sender_task
+    if task is None or not task.done() or task.cancelled():
+        return None
+    error: BaseException | None = task.exception()
+    return error
+
+
+def halt_producer(producer: AIOKafkaProducer, error: KafkaError) -> None:
+    """Stop a producer from sending anything more, at once: its sender ends, and every batch and
+    the transaction it holds fail with `error` (it must still be closed).
+
+    A broker that restarted without the transaction it was in the middle of (noida-db 0.2.3)
+    accepts the old producer's retried batches into a transaction that then never ends, and
+    read_committed consumers of that partition stop there for good. So a transactional producer
+    that lost its connection never writes again; a new one (a new producer id) takes over.
+    """
+    task = producer._sender.sender_task
+    if task is not None and not task.done():
+        task.cancel()
+    accumulator = producer._message_accumulator
+    batches = [b for queued in accumulator._batches.values() for b in queued]
+    batches += list(accumulator._pending_batches)
+    accumulator.fail_all(error)
+    for batch in batches:
+        batch.future.add_done_callback(_retrieve)
+    transaction = producer._txn_manager
+    if transaction is not None and transaction._transaction_waiter is not None:
+        if not transaction.is_fatal_error():
+            transaction.fatal_error(error)
+        transaction._transaction_waiter.add_done_callback(_retrieve)

@@ -133,6 +133,10 @@ class KafkaOutput:
         """Bootstrap servers (for messages)."""
         return self.connection.bootstrap_servers
 
+    def producer_options(self, **overrides: Any) -> dict[str, Any]:
+        """The options this output's producers are built with (a copy), with `overrides`."""
+        return {**self._producer_options, **overrides}
+
     @property
     def producer(self) -> AIOKafkaProducer:
         """The producer in use (it is replaced when the broker forgets it)."""

@@ -30,6 +30,7 @@ from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_to_end, started_consumer, topic_partitions
 from producer.observe.tables import Row, show
 from schemas.events import (
+    Heartbeat,
     PageFetched,
     ProgressEvent,
     PullCompleted,
@@ -123,6 +124,8 @@ def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
     if isinstance(event, OtherEvent):
         if event.heartbeat_s is not None:
             status.heartbeat_s = event.heartbeat_s
+    elif isinstance(event, Heartbeat):
+        status.heartbeat_s = event.heartbeat_s
     elif isinstance(event, PullStarted):
         if not event.resumed:
             # The same id run afresh (after `reset`): nothing of the voided run counts.

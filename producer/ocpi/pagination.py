@@ -354,6 +354,14 @@ class WindowWalk:
             self._checkpoint = self._chain.popleft()
             self._acked.discard(self._checkpoint.request_id)
 
+    def settled(self, request_id: int) -> bool:
+        """Whether the checkpoint has passed this page (exactly-once commits only such pages): it
+        is neither waiting ahead to join the chain nor a chain link not yet acknowledged. A page
+        that fell behind the chain has passed; once the walk is complete nothing waits."""
+        if any(link.request_id == request_id for link in self._chain):
+            return False
+        return self._complete or request_id not in self._pending
+
     @property
     def checkpoint_is_final(self) -> bool:
         """Complete and every chain page acknowledged: the window is done for good."""

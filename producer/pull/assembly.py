@@ -176,13 +176,21 @@ def already_complete(summary: PullSummary, plan: PullPlan) -> None:
 
 
 async def load_keystate(
-    kafka: KafkaOutput, topics: PullTopics, target: PullTarget, endpoint: ModuleEndpoint
+    kafka: KafkaOutput,
+    topics: PullTopics,
+    target: PullTarget,
+    endpoint: ModuleEndpoint,
+    *,
+    committed_within_s: float | None = None,
 ) -> KeyState | None:
     """What earlier pulls produced (for --skip-unchanged and --emit-tombstones), else None."""
     options = target.options
     if not (options.skip_unchanged or options.emit_tombstones):
         return None
-    keystate = KeyState(kafka, topics.digests, target.partner, endpoint.module)
+    keystate = KeyState(
+        kafka, topics.digests, target.partner, endpoint.module,
+        committed_within_s=committed_within_s,
+    )  # fmt: skip
     await keystate.load()
     return keystate
 

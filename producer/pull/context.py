@@ -9,6 +9,7 @@ from datetime import datetime
 
 from producer.config import PartnerOptions
 from producer.kafka.checkpoints import CheckpointStore
+from producer.kafka.committer import UnitCommitter
 from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
@@ -54,3 +55,7 @@ class PullContext:
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
     repair: LinkRepair = field(default_factory=LinkRepair)
+    # Exactly-once only: the commit units, and (after a resume) what this pull committed before,
+    # as hash((hash(key), hash(value))) of each object.
+    units: UnitCommitter | None = None
+    committed: frozenset[int] | None = None

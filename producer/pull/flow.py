@@ -28,6 +28,7 @@ from producer.ocpi.responses import RetryNotice
 from producer.ocpi.versions import ModuleEndpoint, discover
 from producer.pull import assembly
 from producer.pull.context import PullContext
+from producer.pull.exactly_once import ExactlyOnce
 from producer.pull.plan import (
     load_state,
     pinned_flag_warnings,
@@ -93,6 +94,7 @@ class Pull:
         self.stop = stop or StopRequest()
         self.limiter = limiter or assembly.partner_limiter(target.options)
         self.progress.concurrency = lambda: self.limiter.permits
+        self.eos: ExactlyOnce | None = None  # with --delivery exactly-once
         self._started = time.monotonic()
 
     async def run(self) -> PullSummary:
@@ -112,6 +114,8 @@ class Pull:
                 self._failed(self.stop.error(), span)
             finally:
                 heartbeat.cancel()
+                if self.eos is not None:
+                    await self.eos.stop()
             span.set_attribute("ocpi.complete", self.summary.complete)
             span.set_attribute("ocpi.objects_emitted", self.summary.objects_emitted)
         self.summary.duration_s = self._elapsed()
@@ -145,9 +149,7 @@ class Pull:
             )
             self._use_endpoint(endpoint)
             topics = PullTopics.of(self.settings.topic_prefix, endpoint.module)
-            store = CheckpointStore(
-                self.kafka, topics.checkpoints, self.target.partner, endpoint.module
-            )
+            store = await self._checkpoint_store(topics, endpoint.module)
             state, resumed = await load_state(store, self.settings, self.pull_id)
             self.summary.resumed = resumed
             plan = await self._plan(http, endpoint, store, state if resumed else None, state)
@@ -159,7 +161,10 @@ class Pull:
                 self.target, self.settings, self.kafka, self.progress, self.pull_id, http,
                 endpoint, topics, store, plan,
             )  # fmt: skip
-            ctx.keystate = await assembly.load_keystate(self.kafka, topics, self.target, endpoint)
+            ctx.keystate = await assembly.load_keystate(
+                self.kafka, topics, self.target, endpoint,
+                committed_within_s=None if self.eos is None else self.settings.kafka_deadline_s,
+            )  # fmt: skip
             await self._pull(ctx, store, plan, windows, state if resumed else StoredState())
 
     async def _plan(
@@ -196,12 +201,7 @@ class Pull:
         state: StoredState,
     ) -> None:
         """The windows, a replay if the broker was lost, the verdict, the record, the report."""
-        outages_before = len(self.kafka.outages)
-        results = await pull_windows(ctx, windows, state)
-        results = await replay_after_outages(
-            ctx, plan, windows, results, outages_before=outages_before,
-            replay_s=self.settings.kafka_replay_s, summary=self.summary,
-        )  # fmt: skip
+        results = await self._pull_all(ctx, plan, windows, state)
         await store.flush()
         self._judge(ctx, plan, windows, results)
         if self.summary.complete:
@@ -213,6 +213,35 @@ class Pull:
         report_end(self.summary, self.progress, self._elapsed())
         if not self.summary.complete:
             raise IncompletePullError(self.summary.incomplete_message())
+
+    async def _checkpoint_store(self, topics: PullTopics, module: str) -> CheckpointStore:
+        """Where checkpoints live. Exactly-once: in the pull's transactions, whose producer
+        starts first (fencing this pull shard's earlier processes) so that what they committed
+        is all there to read."""
+        if self.settings.delivery == "exactly-once":
+            self.eos = ExactlyOnce(
+                self.settings, self.kafka, topics, partner=self.target.partner, module=module,
+                pull_id=self.pull_id, progress=self.progress, on_wait=self.on_kafka_wait,
+            )  # fmt: skip
+            return await self.eos.start()
+        return CheckpointStore(self.kafka, topics.checkpoints, self.target.partner, module)
+
+    async def _pull_all(
+        self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], state: StoredState
+    ) -> list[WindowResult]:
+        """This shard's windows, then (at-least-once) what a broker outage may have lost; with
+        exactly-once, a lost commit is read again from Kafka's committed state instead."""
+        if self.eos is not None:
+            await self.eos.prepare(ctx, plan, state)
+            return await self.eos.pull_windows(
+                ctx, plan, windows, state, pull_windows, self.summary
+            )
+        outages_before = len(self.kafka.outages)
+        results = await pull_windows(ctx, windows, state)
+        return await replay_after_outages(
+            ctx, plan, windows, results, outages_before=outages_before,
+            replay_s=self.settings.kafka_replay_s, summary=self.summary,
+        )  # fmt: skip
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module

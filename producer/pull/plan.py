@@ -29,7 +29,10 @@ async def load_state(
         raise ConfigError("--resume needs the --pull-id of the pull to resume")
     state = await store.load(pull_id)
     resumed = state.plan is not None and settings.resume is not False
-    if settings.resume and state.plan is None and settings.shard_index == 0:
+    # Exactly-once: a process killed before its first commit left nothing, so there is nothing
+    # to resume and the pull starts afresh.
+    nothing_kept = settings.delivery == "exactly-once"
+    if settings.resume and state.plan is None and settings.shard_index == 0 and not nothing_kept:
         raise ConfigError(f"nothing to resume: no checkpoint for pull {pull_id}")
     return state, resumed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ class WindowSelection:
         *,
         keystate: KeyState | None = None,
         skip_unchanged: bool = False,
+        committed: AbstractSet[int] | None = None,
     ) -> None:
         self._from_s = None if date_from is None else date_from.timestamp()
         self._to_s = date_to.timestamp()
@@ -44,6 +46,9 @@ class WindowSelection:
         # per key the most any one page listed it (a page read again must not count them again).
         self._extra_slots: dict[int, int] = {}
         self._skipped_unchanged = 0
+        # Exactly-once, resumed: objects this pull committed before (a step-back or a re-read
+        # meets them again), as hash((hash(key), hash(value))); they are not produced again.
+        self._committed = committed
 
     @property
     def received(self) -> int:
@@ -79,6 +84,8 @@ class WindowSelection:
             kept.append(message)
             kept_keys.append(key)
             kept_positions.append(position)
+        if self._committed:
+            kept, kept_keys, kept_positions = self._not_committed(kept, kept_keys, kept_positions)
         for identity in messages.dead_identities:
             # Received, just not valid: it counts toward the window's total all the same.
             self._seen.setdefault(hash(identity), 0)
@@ -103,6 +110,20 @@ class WindowSelection:
             messages.dialects,
             messages.examples,
         )
+
+    def _not_committed(
+        self, kept: list[OutMessage], keys: list[str], positions: list[int]
+    ) -> tuple[list[OutMessage], list[str], list[int]]:
+        committed = self._committed
+        assert committed is not None
+        out: tuple[list[OutMessage], list[str], list[int]] = ([], [], [])
+        for message, key, position in zip(kept, keys, positions, strict=True):
+            if hash((hash(key), hash(message.value))) in committed:
+                continue
+            out[0].append(message)
+            out[1].append(key)
+            out[2].append(position)
+        return out
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:
         for key, listed in Counter(keys).items():

@@ -27,6 +27,7 @@ from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
 from producer.pull.context import PullContext
 from producer.pull.records import PageMessages
 from producer.pull.selection import WindowSelection
+from producer.pull.transacted import TransactedPass
 from producer.pull.verdict import AckMark, WindowResult
 from schemas.records import WindowCheckpoint, WindowSpec
 
@@ -113,6 +114,7 @@ class WindowPull:
             spec.date_to,
             keystate=ctx.keystate,
             skip_unchanged=ctx.options.skip_unchanged,
+            committed=ctx.committed,
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
@@ -192,6 +194,10 @@ class WindowPull:
             window=self._spec.index,
             repair=ctx.repair,
         )
+        if ctx.units is not None:  # exactly-once: pages go into commit units
+            transacted = TransactedPass(ctx, self._spec.index, walk, self._covered)
+            await transacted.read(driver, self._messages)
+            return
         acks: set[asyncio.Task[None]] = set()
         try:
             async with contextlib.aclosing(driver.pages()) as pages:
@@ -212,8 +218,8 @@ class WindowPull:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _produce(self, walk: WindowWalk, fetched: WindowPage) -> Coroutine[Any, Any, None]:
-        """Queue a page's records; returns the wait for their acknowledgement."""
+    def _messages(self, fetched: WindowPage) -> PageMessages:
+        """The records of a page that this window produces."""
         ctx = self._ctx
         page = fetched.page
         messages = ctx.builder.build(
@@ -223,6 +229,17 @@ class WindowPull:
         messages = self._selection.select(fetched.items, messages)
         if messages.dialects:
             self._count_dialects(messages)
+        return messages
+
+    def _covered(self, walk: WindowWalk, objects: int) -> WindowCheckpoint:
+        """Exactly-once: pages holding `objects` are settled; the checkpoint that covers them."""
+        self._emitted += objects
+        return self._checkpoint(walk, done=False)
+
+    async def _produce(self, walk: WindowWalk, fetched: WindowPage) -> Coroutine[Any, Any, None]:
+        """Queue a page's records; returns the wait for their acknowledgement."""
+        ctx = self._ctx
+        messages = self._messages(fetched)
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)

@@ -369,7 +369,7 @@ def test_an_indexed_job_shares_one_pull_over_its_shards(
     ]
     assert {t.options.window_size for t in targets} == {1_000_000}
     assert (targets[0].options.concurrency, targets[0].options.rate_limit) == (8, 20)
-    assert (targets[2].options.concurrency, targets[2].options.rate_limit) == (4, None)
+    assert (targets[2].options.concurrency, targets[2].options.rate_limit) == ("auto", None)
 
 
 def test_a_cronjob_pulls_incrementally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

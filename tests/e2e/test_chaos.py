@@ -31,3 +31,15 @@ async def test_small_chaos_run_loses_nothing(link_style: str, tmp_path: Path) ->
     assert report.complete, report
     assert report.duplicates <= report.duplicate_bound, report
     assert report.passed
+
+
+async def test_small_exactly_once_chaos_run_commits_each_object_once(tmp_path: Path) -> None:
+    options = ChaosOptions(tokens=40_000, link_style="absolute", delivery="exactly-once")
+    report = await run_chaos(options, tmp_path)
+    assert report.killed
+    assert report.broker_restarted
+    assert report.objects_missing == 0, report
+    assert report.invalid_missing == 0, report
+    assert report.duplicates_read_committed == 0, report
+    assert report.complete, report
+    assert report.passed

@@ -138,3 +138,20 @@ def test_a_page_read_again_does_not_count_its_duplicate_again() -> None:
     produced(window, page)
     produced(window, page)  # a re-read of the same page (a step-back, or a second pass)
     assert window.received == 3
+
+
+def test_what_this_pull_committed_before_a_resume_is_not_produced_again() -> None:
+    page = [token(i) for i in range(6)]
+    messages = build(page)
+    committed = frozenset(
+        hash((hash(k), hash(m.value)))
+        for k, m in zip(messages.keys[:4], messages.objects[:4], strict=True)
+    )
+    window = WindowSelection(DATE_FROM, DATE_TO, committed=committed)
+    assert produced(window, page) == [key(t) for t in page[4:]]
+    # Committed or not, every object was received: it counts toward the window's total.
+    assert window.received == 6
+    # A committed object that changed since is a different value: it is produced.
+    changed = token(0, uid_note="x")
+    changed["uid"] = page[0]["uid"]
+    assert produced(window, [changed]) == [key(changed)]

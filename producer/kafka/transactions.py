@@ -1,0 +1,222 @@
+"""The transactional producer of one pull's shard (exactly-once delivery).
+
+`transactional_id` names what the producer owns, never the process: `<prefix>.<partner>.<module>.
+<pull-id>.<shard-index>`. Starting it (InitProducerId) fences every earlier producer with that id
+and ends the transaction it left open, so a second process with the same pull and shard fences
+the first. One `commit()` is one transaction holding one commit unit: begin, every record through
+aiokafka's batch API on the partition Kafka's default partitioner picks, commit. A transaction is
+opened only with the whole unit in hand, never across a partner request, so slow pages and
+Retry-After never count toward `transaction.timeout.ms`.
+
+A commit that fails for any reason but fencing leaves the unit's fate unknown (a commit cut short
+may still land): the producer is replaced by a new one with the same id, whose InitProducerId
+settles the old transaction either way, and the caller finds out from a committed read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, ProducerFenced
+
+from producer.errors import FencedError, KafkaUnavailableError
+from producer.kafka.lifecycle import (
+    close_producer,
+    fatal_error,
+    halt_producer,
+    watch_connections,
+)
+from producer.kafka.output import KafkaOutput, worth_waiting_for
+from producer.kafka.partitioning import partitions_for
+from producer.kafka.records import OutMessage
+from producer.kafka.units import Routed
+
+TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def transactional_id(prefix: str, partner: str, module: str, pull_id: str, shard: int) -> str:
+    """The id of a pull's shard's transactional producer."""
+    return f"{prefix}.{partner}.{module}.{pull_id}.{shard}"
+
+
+class CommitUnsure(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A transaction failed short of a confirmed commit: it may or may not have committed."""
+
+    retriable = True
+
+
+class Transactor:
+    """One transactional producer; `commit()` puts a unit's records in one transaction."""
+
+    def __init__(
+        self,
+        kafka: KafkaOutput,
+        transactional_id: str,
+        *,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
+        self._kafka = kafka
+        self.transactional_id = transactional_id
+        self._connect_timeout_s = connect_timeout_s
+        self._wait_s = kafka.ack_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        # When connections to the broker broke: a restarting broker may lose what it had just
+        # acknowledged, commits included.
+        self.outages: list[float] = []
+        self.renewals = 0
+
+    async def start(self) -> None:
+        """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
+        when the broker cannot be reached within the connect timeout)."""
+        self._producer = await self._started()
+
+    async def _started(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            **self._kafka.producer_options(
+                transactional_id=self.transactional_id,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                client_id=f"ocpi-puller-{self.transactional_id}"[:200],
+            )
+        )
+        watch_connections(producer, lambda: self._connection_lost(producer))
+        try:
+            # aiokafka retries InitProducerId with no deadline (aio-libs/aiokafka#1091).
+            async with asyncio.timeout(self._connect_timeout_s):
+                await producer.start()
+        except BaseException as error:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                await asyncio.wait_for(producer.stop(), 5)
+            if isinstance(error, (KafkaError, OSError, TimeoutError)):
+                raise KafkaUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} did not start transactional producer "
+                    f"{self.transactional_id} within {self._connect_timeout_s:.0f} s "
+                    f"({type(error).__name__})"
+                ) from None
+            raise
+        return producer
+
+    def _connection_lost(self, producer: AIOKafkaProducer) -> None:
+        self.outages.append(time.monotonic())
+        # Never write again with this producer id (see halt_producer): the commit under way
+        # fails, and the unit's fate is settled by a new producer and a committed read.
+        halt_producer(producer, KafkaConnectionError("connection to the broker lost"))
+
+    async def stop(self) -> None:
+        """Close the producer (a transaction left open is ended by the next producer of the id,
+        or by Kafka's transaction timeout)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            sender = producer._sender.sender_task
+            if sender is not None and not sender.done():
+                # A halted sender is still unwinding: aiokafka's stop() would await it and hand
+                # its cancellation to the caller. asyncio.wait lets it finish without raising.
+                await asyncio.wait([sender], timeout=5)
+            await close_producer(producer, flush_timeout_s=1.0)
+
+    async def renew(self) -> None:
+        """Replace the producer by a new one with the same id: whatever transaction the old one
+        left is settled (committed if its commit had reached the coordinator, else aborted)."""
+        if self._producer is not None:
+            await self.stop()
+        self.renewals += 1
+        self._producer = await self._started()
+
+    def fenced(self) -> FencedError:
+        return FencedError(
+            f"another process took over transactional id {self.transactional_id} (the same "
+            "--pull-id and shard), or a transaction outlived transaction.timeout.ms: this "
+            "process stops; nothing it had not committed is kept"
+        )
+
+    async def commit(self, records: Sequence[Routed]) -> None:
+        """Commit `records` in one transaction.
+
+        Raises FencedError when fenced, CommitUnsure for anything else short of a confirmed
+        commit (call `renew()` before trying again), KafkaUnavailableError when Kafka refuses
+        for good (authorization, a record too large).
+        """
+        producer = self._producer
+        if producer is None:
+            raise CommitUnsure("no producer (renew it)")
+        try:
+            self._check(producer)
+            async with asyncio.timeout(self._wait_s):
+                await producer.begin_transaction()
+            deliveries = await self._send(producer, records)
+            async with asyncio.timeout(self._wait_s):
+                await asyncio.gather(*deliveries)
+            self._check(producer)
+            async with asyncio.timeout(self._wait_s):
+                await producer.commit_transaction()
+        except ProducerFenced:
+            raise self.fenced() from None
+        except (KafkaError, OSError, TimeoutError, AssertionError) as error:
+            # aiokafka checks a transaction's state with asserts: one failing means the producer
+            # is in a state it cannot go on from, which renewing it cures.
+            if isinstance(fatal_error(producer), ProducerFenced):
+                raise self.fenced() from None
+            unsure = isinstance(error, (CommitUnsure, AssertionError))
+            if not unsure and not worth_waiting_for(error):
+                raise KafkaUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} refused a transaction: "
+                    f"{type(error).__name__}: {error}"[:300]
+                ) from None
+            raise CommitUnsure(f"{type(error).__name__}: {error}"[:200]) from None
+
+    def _check(self, producer: AIOKafkaProducer) -> None:
+        failed = fatal_error(producer)
+        if isinstance(failed, ProducerFenced):
+            raise failed
+        if failed is not None or producer._txn_manager.is_fatal_error():
+            raise CommitUnsure(f"the producer stopped: {type(failed).__name__}")
+
+    async def _send(
+        self, producer: AIOKafkaProducer, records: Sequence[Routed]
+    ) -> list[asyncio.Future[Any]]:
+        """Every record into batches, one partition after another within a topic partition
+        (aiokafka queues one batch per partition), all partitions at once."""
+        by_topic: dict[str, list[OutMessage]] = defaultdict(list)
+        for topic, message in records:
+            by_topic[topic].append(message)
+        by_partition: dict[tuple[str, int], list[OutMessage]] = defaultdict(list)
+        for topic, messages in by_topic.items():
+            count = await self._kafka.partition_count(topic)
+            hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
+            for message, partition in zip(messages, partitions_for(hashed, count), strict=True):
+                by_partition[(topic, partition)].append(message)
+        async with asyncio.timeout(self._wait_s):
+            sent = await asyncio.gather(
+                *(
+                    _send_partition(producer, topic, partition, messages)
+                    for (topic, partition), messages in by_partition.items()
+                )
+            )
+        return [delivery for deliveries in sent for delivery in deliveries]
+
+
+async def _send_partition(
+    producer: AIOKafkaProducer, topic: str, partition: int, messages: list[OutMessage]
+) -> list[asyncio.Future[Any]]:
+    deliveries: list[asyncio.Future[Any]] = []
+    batch = producer.create_batch()
+    for message in messages:
+        appended = batch.append(
+            key=message.key, value=message.value, timestamp=None, headers=message.headers
+        )
+        if appended is None:  # full: send it and start the next
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(
+                key=message.key, value=message.value, timestamp=None, headers=message.headers
+            )
+    if batch.record_count():
+        batch.close()
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries

@@ -1,0 +1,193 @@
+"""Exactly-once delivery of one pull (`--delivery exactly-once`): the flow's few extra steps.
+
+* Before anything is read, the shard's transactional producer starts: that fences any earlier
+  process of the same pull and shard and ends the transaction it left open. Only then are the
+  checkpoints read (read_committed, to the end), so what the predecessor committed is all there.
+* Windows put settled pages, dead letters, digests and their checkpoints into commit units; one
+  task commits each unit as one transaction (`--transaction-pages`, `--transaction-ms`).
+* A resumed window starts at its last committed checkpoint. Objects this pull committed before
+  are recognised when a step-back or a re-read meets them again (they are read back, committed,
+  from the objects topic) and are not produced again.
+* If Kafka loses transactions it had confirmed (a restarting broker), the windows stop and go on
+  from what Kafka has committed, exactly as a resumed process would.
+
+Progress events and tombstones stay outside the transactions (the run's ordinary producer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from producer.config import PullSettings
+from producer.errors import PullError
+from producer.kafka.checkpoints import StoredState
+from producer.kafka.committed import read_committed
+from producer.kafka.committed_checkpoints import CommittedCheckpoints
+from producer.kafka.committer import CommittedStateLost, UnitCommitter
+from producer.kafka.output import KafkaOutput, KafkaWait
+from producer.kafka.records import PullTopics
+from producer.kafka.transactions import Transactor, transactional_id
+from producer.kafka.units import CommitUnit, UnitPolicy
+from producer.observe.progress import ProgressReporter
+from producer.pull.context import PullContext
+from producer.pull.summary import PullSummary
+from producer.pull.transacted import PageNote
+from producer.pull.verdict import WindowResult
+from producer.pull.window import first_pull_error
+from schemas import headers as h
+from schemas.records import PullPlan, WindowSpec
+
+log = logging.getLogger("ocpi_puller")
+
+# Records are stamped by the producer's clock, the plan by ours: the same clock, give or take.
+CLOCK_MARGIN_MS = 5_000
+
+PullWindows = Callable[[PullContext, list[WindowSpec], StoredState], Awaitable[list[WindowResult]]]
+
+
+class ExactlyOnce:
+    """One pull's transactional producer, commit units and committed reads."""
+
+    def __init__(
+        self,
+        settings: PullSettings,
+        kafka: KafkaOutput,
+        topics: PullTopics,
+        *,
+        partner: str,
+        module: str,
+        pull_id: str,
+        progress: ProgressReporter,
+        on_wait: Callable[[KafkaWait], None] | None = None,
+    ) -> None:
+        self._kafka = kafka
+        self._topics = topics
+        self._pull_id = pull_id
+        self._progress = progress
+        self._deadline_s = settings.kafka_deadline_s
+        tid = transactional_id(
+            settings.topic_prefix, partner, module, pull_id, settings.shard_index
+        )
+        self.transactor = Transactor(kafka, tid, connect_timeout_s=settings.kafka_connect_timeout_s)
+        self.committer = UnitCommitter(
+            kafka,
+            self.transactor,
+            UnitPolicy(settings.transaction_pages, settings.transaction_ms),
+            deadline_s=settings.kafka_deadline_s,
+            verify_s=settings.kafka_replay_s,
+            on_committed=self._report,
+            on_wait=on_wait,
+        )
+        self.store = CommittedCheckpoints(
+            kafka,
+            topics.checkpoints,
+            partner,
+            module,
+            self.committer,
+            read_deadline_s=settings.kafka_deadline_s,
+        )
+
+    async def start(self) -> CommittedCheckpoints:
+        """Start the transactional producer (fencing this pull shard's earlier processes); the
+        checkpoint store to read and write through."""
+        await self.transactor.start()
+        return self.store
+
+    async def stop(self) -> None:
+        """Close the transactional producer."""
+        await self.transactor.stop()
+
+    def _report(self, unit: CommitUnit) -> None:
+        for note in unit.notes:
+            if isinstance(note, PageNote):
+                self._progress.page(
+                    window=note.window,
+                    offset=note.offset,
+                    count=note.count,
+                    dead=note.dead,
+                    total=note.total,
+                )
+
+    async def prepare(self, ctx: PullContext, plan: PullPlan, state: StoredState) -> None:
+        """Windows commit through the units; a resumed pull learns what it committed before."""
+        ctx.units = self.committer
+        if any(not c.done for c in state.windows.values()):
+            ctx.committed = await self.committed_objects(plan)
+
+    async def committed_objects(self, plan: PullPlan) -> frozenset[int]:
+        """hash((hash(key), hash(value))) of every object this pull has committed."""
+        since = int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
+        pull_id = self._pull_id.encode()
+        found: set[int] = set()
+        async for record in read_committed(
+            self._kafka.connection,
+            self._topics.objects,
+            from_timestamp_ms=since,
+            deadline_s=self._deadline_s,
+        ):
+            if record.value is not None and dict(record.headers).get(h.PULL_ID) == pull_id:
+                found.add(hash((hash(record.key.decode()), hash(record.value))))
+        return frozenset(found)
+
+    async def pull_windows(
+        self,
+        ctx: PullContext,
+        plan: PullPlan,
+        windows: list[WindowSpec],
+        state: StoredState,
+        pull: PullWindows,
+        summary: PullSummary,
+    ) -> list[WindowResult]:
+        """Pull the windows while their units are committed; after Kafka lost commits, again
+        from what it has committed."""
+        while True:
+            try:
+                return await self._pull_and_commit(ctx, windows, state, pull)
+            except BaseExceptionGroup as group:
+                lost, rest = group.split(CommittedStateLost)
+                if lost is None or rest is not None:
+                    raise first_pull_error(rest or group) from None
+            state = await self._from_committed(ctx, plan, windows, summary)
+
+    async def _pull_and_commit(
+        self, ctx: PullContext, windows: list[WindowSpec], state: StoredState, pull: PullWindows
+    ) -> list[WindowResult]:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.committer.run())
+            try:
+                results = await pull(ctx, windows, state)
+                await self.committer.flush()
+            except PullError:
+                # What the windows settled before the failure is kept (not read again).
+                with contextlib.suppress(PullError, CommittedStateLost):
+                    await self.committer.flush()
+                raise
+            finally:
+                self.committer.close()
+        return results
+
+    async def _from_committed(
+        self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], summary: PullSummary
+    ) -> StoredState:
+        """Kafka lost confirmed commits: everything not committed is dropped, and the windows go
+        on from the committed checkpoints, as after a resume."""
+        self.committer.discard_open()
+        state = await ctx.store.load(self._pull_id)
+        ctx.committed = await self.committed_objects(plan)
+        mine = {w.index for w in windows}
+        self._progress.objects_emitted = sum(
+            c.objects_emitted for i, c in state.windows.items() if i in mine
+        )
+        again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.done)]
+        summary.replayed_windows += len(again)
+        message = (
+            "Kafka lost transactions it had confirmed (a broker restart): going on from what it "
+            f"has committed ({len(again)} window(s) resumed from their committed checkpoints)"
+        )
+        if f"kafka_lost_commits: {message}" not in summary.warnings:
+            summary.warnings.append(f"kafka_lost_commits: {message}")
+        self._progress.warning("kafka_lost_commits", message)
+        return state
