@@ -2,7 +2,8 @@
 
 * The partner side (`producer.ocpi`) and the sink side (`producer.kafka`) never import each other
   or the bridge (`producer.pull`); observability (`producer.observe`) imports neither the partner
-  side nor the bridge; nothing imports the entry points (`cli`, `run`, `demo`).
+  side nor the bridge; nothing imports the entry points (`cli`, `run`, `demo`) or the operator
+  commands (`producer.commands`, which may import anything).
 * A module that calls itself pure imports no shell: only the standard library, value libraries
   (yarl, orjson, pydantic, numpy), `schemas` and other pure modules.
 * There is no import cycle between modules.
@@ -22,18 +23,32 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "producer"
 
 # Which packages a package must never import (prefix match on dotted names).
+COMMANDS = "producer.commands"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "producer.ocpi": ("producer.kafka", "producer.pull", "producer.cli", "producer.run"),
+    "producer.ocpi": ("producer.kafka", "producer.pull", "producer.cli", "producer.run", COMMANDS),
     "producer.kafka": (
         "producer.ocpi",
         "producer.pull",
         "producer.observe",
         "producer.cli",
         "producer.run",
+        COMMANDS,
     ),
-    "producer.observe": ("producer.ocpi", "producer.pull", "producer.cli", "producer.run"),
-    "producer.pull": ("producer.cli", "producer.run", "producer.demo"),
-    "producer.config": ("producer.pull", "producer.observe", "producer.cli", "producer.run"),
+    "producer.observe": (
+        "producer.ocpi",
+        "producer.pull",
+        "producer.cli",
+        "producer.run",
+        COMMANDS,
+    ),
+    "producer.pull": ("producer.cli", "producer.run", "producer.demo", COMMANDS),
+    "producer.config": (
+        "producer.pull",
+        "producer.observe",
+        "producer.cli",
+        "producer.run",
+        COMMANDS,
+    ),
     "producer.errors": ("producer.",),
 }
 

@@ -22,7 +22,7 @@ from producer.commands.outcome import Outcome, SettingsOf, execute, kafka_errors
 from producer.commands.partner import partner_session
 from producer.config import PullSettings, PullTarget
 from producer.errors import PullError
-from producer.kafka.checkpoints import find_sync
+from producer.kafka.checkpoints import find_pull, find_sync
 from producer.kafka.records import PullTopics
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.pages import ListQuery
@@ -87,7 +87,7 @@ async def plan_target(target: PullTarget, settings: PullSettings) -> dict[str, A
     async with partner_session(target, settings) as http:
         timings = Timings()
         endpoint = await discover(http, URL(target.url), target.module, target.ocpi_version)
-        warnings: list[str] = []
+        warnings = await _stored_plan_warning(settings, target.partner, endpoint.module)
         sync = None
         if settings.incremental:
             connection = settings.kafka_connection()
@@ -126,6 +126,27 @@ async def plan_target(target: PullTarget, settings: PullSettings) -> dict[str, A
         "warnings": warnings,
         "exit_code": 0,
     }
+
+
+async def _stored_plan_warning(settings: PullSettings, partner: str, module: str) -> list[str]:
+    """With `--pull-id` of a pull that has a plan, a pull would not plan: it would resume (or
+    find it complete). Read only, and only when an id is given."""
+    if settings.pull_id is None or settings.resume is False:
+        return []
+    connection = settings.kafka_connection()
+    with kafka_errors(connection, "read checkpoints from"):
+        stored = await find_pull(
+            connection, f"{settings.topic_prefix}.checkpoints", settings.pull_id
+        )
+    for pull in stored:
+        plan = pull.state.plan
+        if (pull.partner, pull.module) == (partner, module) and plan is not None:
+            done = "is complete" if plan.completed else "has a stored plan"
+            return [
+                f"stored_plan: pull {settings.pull_id} {done} (pinned {plan.date_to.isoformat()}); "
+                "a pull with this id would use it, not this plan (ocpi-puller reset plans afresh)"
+            ]
+    return []
 
 
 async def _probe_windows(
@@ -222,7 +243,7 @@ def _estimate(
         else None,
         "in_flight": max(1, min(options.most_in_flight, len(rows) * options.fanout)),
         "planning_s": round(planning_s, 3),
-        "estimated_s": round(planning_s + max(fetch_s), 1),
+        "estimated_s": round(planning_s + max(fetch_s), 3),
     }
 
 

@@ -42,6 +42,8 @@ async def test_plan_shows_the_windows_a_pull_would_have_and_writes_nothing(
             base, bootstrap, prefix, pull_id="planned", window_size=1000, limit=1000,
             date_to=DATE_TO,
         )  # fmt: skip
+        # The same id again: a pull would resume that plan (here: find it complete), not plan.
+        stored_id = await plan(settings(base, bootstrap, prefix, pull_id="planned"))
         text_code, text, _ = await run_cli(
             "plan", "--url", f"{base}/ocpi/versions", "--module", "tokens", "--token", TOKEN,
             "--window-size", "1000", "--date-to", DATE_TO,
@@ -73,6 +75,12 @@ async def test_plan_shows_the_windows_a_pull_would_have_and_writes_nothing(
         "2026-01-01T00:00:00+00:00",
     )
     assert planned["shards"] is None
+    (again,) = stored_id.fields["plans"]
+    assert again["warnings"] == [
+        "stored_plan: pull planned is complete (pinned 2026-01-01T00:00:00+00:00); a pull with "
+        "this id would use it, not this plan (ocpi-puller reset plans afresh)"
+    ]
+    assert planned["warnings"] == []
     assert text_code == 0
     assert "total: 3,000 objects in" in text
     assert "(asked 1,000, partner caps it)" in text

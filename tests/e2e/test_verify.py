@@ -9,8 +9,14 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
+
+import pytest
 
 from producer.commands.verify import verify
+from producer.config import PullSettings
+from producer.observe.view import LogView
+from producer.run import run_pulls
 from tests.e2e.test_status import statuses
 from tests.support import TOKEN, pull, run_cli, sandbox, settings
 
@@ -135,3 +141,64 @@ async def test_verify_of_an_unknown_pull_or_without_an_id_is_one_line(
     assert json.loads(no_id[1])["error"] == "verify needs --pull-id (or OCPI_PULLER_PULL_ID)"
     assert no_kafka[0] == 6
     assert len(no_kafka[2].splitlines()) == 1
+
+
+async def test_a_partners_file_pull_is_verified_module_by_module(
+    bootstrap: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SBX_TOKEN", TOKEN)
+    async with sandbox(sizes={"tokens": 300, "tariffs": 40}) as (base, _):
+        partners = tmp_path / "partners.yaml"
+        partners.write_text(
+            "partners:\n"
+            "  - name: sbx\n"
+            f"    url: {base}/ocpi/versions\n"
+            "    token_env: SBX_TOKEN\n"
+            "    modules: [tokens, tariffs]\n",
+            encoding="utf-8",
+        )
+        common = {
+            "partners_file": partners,
+            "bootstrap_servers": bootstrap,
+            "topic_prefix": prefix,
+            "pull_id": "many",
+        }
+        result = await run_pulls(PullSettings(**common, progress_bar=False), view=LogView())
+        outcome = await verify(PullSettings(**common), against_partner=True)
+    assert result.exit_code == 0
+    assert outcome.exit_code == 0, outcome.failure
+    found = {(p["partner"], p["module"]): p for p in outcome.fields["pulls"]}
+    assert sorted(found) == [("sbx", "tariffs"), ("sbx", "tokens")]
+    assert (found[("sbx", "tokens")]["distinct_keys"], found[("sbx", "tariffs")]["missing"]) == (
+        300,
+        0,
+    )
+    assert found[("sbx", "tariffs")]["partner_keys"] == 40
+
+
+async def test_a_signal_stops_verify_with_one_line_and_exit_130(
+    bootstrap: str, prefix: str
+) -> None:
+    async with sandbox(sizes={"tokens": 2000}, max_limit=50, latency_ms=100) as (base, state):
+        await pull(base, bootstrap, prefix, pull_id="long", concurrency=8, fanout=4)
+        served = sum(state.stats.requests.values())
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "producer.cli", "verify", "--pull-id", "long",
+            "--bootstrap-servers", bootstrap, "--topic-prefix", prefix, "--against-partner",
+            "--url", f"{base}/ocpi/versions", "--token", TOKEN, "--concurrency", "1",
+            "--output", "json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        while sum(state.stats.requests.values()) < served + 3:  # it is listing the partner
+            await asyncio.sleep(0.05)
+        command.send_signal(signal.SIGTERM)
+        out, err = await command.communicate()
+    assert command.returncode == 130
+    assert err.decode().splitlines()[-1] == "ocpi-puller: interrupted: stopped by a signal"
+    (line,) = out.decode().splitlines()
+    assert json.loads(line) == {
+        "command": "verify",
+        "exit_code": 130,
+        "error_kind": "interrupted",
+        "error": "stopped by a signal",
+    }
