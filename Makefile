@@ -24,7 +24,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Benchmarks need the pinned peers (dlt) of the `bench` extra; never part of `make test`.
-# BENCH_ARGS=--with-10m adds the 10M-object memory run (minutes).
+# The default run takes ~8 min here. BENCH_ARGS=--with-10m adds the 10M-object memory run
+# (minutes); BENCH_ARGS="--repeat 3" reports every figure a target names as the median of 3
+# rounds with min and max (~22 min on a busy machine); BENCH_ARGS="--sections adaptive,churn"
+# runs some sections only (bench/bench.py --help).
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]' >&2

@@ -11,7 +11,8 @@ the embedded broker, and reports:
 * `served_ratio`: objects the partner served ÷ objects in the snapshot (what churn costs).
 
 Run alone: `python bench/churn.py [--tokens N] [--rates 0,0.001,0.005,0.02]`; `make bench`
-includes it as its `churn` section.
+includes it as its `churn` section, one `churn_section` per round, with each run's target and
+verdict and per rate the spread of `served_ratio` (`churn_report`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.repeats import spread
 from producer.config import PullSettings
 from producer.kafka.consume import read_topic
 from producer.observe.telemetry import setup_telemetry
@@ -112,6 +114,8 @@ async def churn_run(
         "snapshot": snapshot,
         "seconds": round(seconds, 1),
         "step_backs": summary.step_backs,
+        "shortfall": summary.shortfall,
+        "windows_incomplete": summary.windows_incomplete,
         "warnings": summary.warnings[:5],
         "error": summary.error,
     }
@@ -123,6 +127,55 @@ async def churn_section(bootstrap: str, tokens: int, rates: tuple[float, ...]) -
     return {
         "setup": f"{tokens} tokens, cap 1000, 20 ms per page, concurrency 8",
         "runs": runs,
+    }
+
+
+def churn_target(mutation_rate: float) -> str:
+    """Issue 13's target for one mutation rate (0 has none there: no churn must cost nothing)."""
+    if mutation_rate >= 0.02:
+        return "exit 0 with 0 missing, or exit 5 with a clear shortfall; served <= 3x"
+    return "exit 0, 0 missing, served <= 1.5x"
+
+
+def judge_churn_run(run: dict[str, Any]) -> bool:
+    """Whether one churn run meets its target; a silent loss (exit 0, missing > 0) never does."""
+    if run["exit_code"] == 0 and run["unchanged_missing"] > 0:
+        return False
+    complete = run["exit_code"] == 0
+    if run["mutation_rate"] >= 0.02:
+        # A clear shortfall: the pull says which windows fell short and by how much.
+        reported = run["exit_code"] == 5 and run["shortfall"] > 0 and bool(run["error"])
+        return (complete or reported) and float(run["served_ratio"]) <= 3.0
+    return complete and float(run["served_ratio"]) <= 1.5
+
+
+def churn_report(sections: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `churn` section from one `churn_section` per round: every run with its target and
+    verdict, and per rate the spread of `served_ratio` and whether every run passed."""
+    runs = [
+        {**run, "round": index + 1, "target": churn_target(run["mutation_rate"]),
+         "pass": judge_churn_run(run)}
+        for index, section in enumerate(sections)
+        for run in section["runs"]
+    ]  # fmt: skip
+    by_rate = []
+    for rate in dict.fromkeys(run["mutation_rate"] for run in runs):
+        mine = [run for run in runs if run["mutation_rate"] == rate]
+        by_rate.append(
+            {
+                "mutation_rate": rate,
+                "target": churn_target(rate),
+                "exit_codes": [run["exit_code"] for run in mine],
+                "unchanged_missing_max": max(run["unchanged_missing"] for run in mine),
+                "served_ratio": spread([run["served_ratio"] for run in mine]),
+                "pass": all(run["pass"] for run in mine),
+            }
+        )
+    return {
+        "setup": sections[0]["setup"],
+        "runs": runs,
+        "by_rate": by_rate,
+        "pass": all(run["pass"] for run in runs),
     }
 
 
