@@ -113,9 +113,10 @@ class Transactor:
         producer, self._producer = self._producer, None
         if producer is not None:
             sender = producer._sender.sender_task
-            if sender is not None and not sender.done():
+            if sender is not None and not sender.done() and sender.cancelling():
                 # A halted sender is still unwinding: aiokafka's stop() would await it and hand
                 # its cancellation to the caller. asyncio.wait lets it finish without raising.
+                # (A sender still at work is not waited for: it never ends by itself.)
                 await asyncio.wait([sender], timeout=5)
             await close_producer(producer, flush_timeout_s=1.0)
 
