@@ -107,7 +107,9 @@ def add_partner_flags(p: argparse.ArgumentParser) -> None:
 def add_scope_flags(p: argparse.ArgumentParser) -> None:
     """What to pull, and how to read what comes back."""
     g = p.add_argument_group("what to pull")
-    add_flag(g, "--limit", "page size asked for (the partner may cap it)", type=int)
+    add_flag(
+        g, "--limit", "page size asked for (the partner may cap it)", default_text="1000", type=int
+    )
     add_flag(g, "--date-from", "only objects with last_updated >= this (RFC 3339)")
     add_flag(g, "--date-to", "only objects with last_updated < this", default_text="now")
     _switch(g, "--incremental", "from the last complete pull's date_to, less the overlap")
@@ -156,7 +158,13 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     add_flag(
         g, "--rate-limit", "requests per second to the partner", default_text="none", type=float
     )
-    add_flag(g, "--rate-burst", "requests allowed at once above the rate", type=float)
+    add_flag(
+        g,
+        "--rate-burst",
+        "requests allowed at once above the rate",
+        default_text="the rate",
+        type=float,
+    )
     add_flag(g, "--request-timeout-s", "seconds one partner request may take", type=float)
     add_flag(
         g, "--max-attempts", "attempts per request before the partner counts as down", type=int
