@@ -47,7 +47,13 @@ EXTRAS: dict[str, Any] = {
     "extraEnv": [{"name": "TZ", "value": "UTC"}],
     "extraVolumes": [{"name": "ca", "configMap": {"name": "partner-ca"}}],
     "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ocpi-ca", "readOnly": True}],
-    "settings": {"ca_bundle": "/etc/ocpi-ca/ca.pem", "resume": False, "date_to": "2026-01-01"},
+    "settings": {
+        "ca_bundle": "/etc/ocpi-ca/ca.pem",
+        "resume": False,
+        "date_to": "2026-01-01",
+        "delivery": "exactly-once",
+        "transaction_pages": 10,
+    },
     "podLabels": {"team": "roaming"},
     "podAnnotations": {"example.com/owner": "roaming"},
     "nodeSelector": {"pool": "batch"},
@@ -187,8 +193,10 @@ def test_the_schema_accepts_the_settings_and_options_the_puller_has() -> None:
         "shard_count", "incremental", "output", "progress_bar",
     }  # fmt: skip
     assert set_by_the_chart <= set(PullSettings.model_fields)
+    # A secret stays out of values (and so out of the ConfigMap): extraEnv from a Secret.
+    secrets = {"kafka_sasl_password"}
     settings = set(properties["settings"]["properties"])
-    assert settings <= set(PullSettings.model_fields) - options - set_by_the_chart
+    assert settings == set(PullSettings.model_fields) - options - set_by_the_chart - secrets
 
 
 # --- What Helm rendered -------------------------------------------------------------------------
@@ -443,3 +451,4 @@ def test_the_optional_values_land_where_kubernetes_reads_them(
     assert settings.resume is False
     assert settings.date_to is not None
     assert settings.date_to.year == 2026
+    assert (settings.delivery, settings.transaction_pages) == ("exactly-once", 10)
