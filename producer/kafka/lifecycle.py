@@ -44,16 +44,29 @@ async def close_producer(producer: AIOKafkaProducer, *, flush_timeout_s: float) 
     try:
         await asyncio.wait_for(asyncio.shield(producer.flush()), timeout=flush_timeout_s)
     except (TimeoutError, KafkaError, OSError):
-        accumulator = producer._message_accumulator
-        batches = [b for queued in accumulator._batches.values() for b in queued]
-        batches += list(accumulator._pending_batches)
-        accumulator.fail_all(KafkaTimeoutError("producer closed unflushed"))
-        for batch in batches:  # nobody waits for these any more: do not let asyncio log them
-            batch.future.add_done_callback(_retrieve)
+        _fail_queued(producer, KafkaTimeoutError("producer closed unflushed"))
     # aiokafka's sender may trip over a batch failed under it (KeyError in its re-enqueue);
     # the producer is being abandoned, so that is of no consequence.
     with contextlib.suppress(KafkaError, OSError, KeyError):
         await producer.stop()
+
+
+def _fail_queued(producer: AIOKafkaProducer, error: KafkaError) -> None:
+    """Fail every batch the producer still queues. Nobody waits for them any more, so none of
+    their futures may be logged as never retrieved."""
+    accumulator = producer._message_accumulator
+    batches = [b for queued in accumulator._batches.values() for b in queued]
+    batches += list(accumulator._pending_batches)
+    accumulator.fail_all(error)
+    for batch in batches:
+        # The batch's, its messages', and the one its drain would have waited on.
+        futures = [batch.future, batch._drain_waiter, *(f for f, _ in batch._msg_futures)]
+        for future in futures:
+            # Retrieved now if failed already: a callback may never run if the loop ends first.
+            if future.done():
+                _retrieve(future)
+            else:
+                future.add_done_callback(_retrieve)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -84,12 +97,7 @@ def halt_producer(producer: AIOKafkaProducer, error: KafkaError) -> None:
     task = producer._sender.sender_task
     if task is not None and not task.done():
         task.cancel()
-    accumulator = producer._message_accumulator
-    batches = [b for queued in accumulator._batches.values() for b in queued]
-    batches += list(accumulator._pending_batches)
-    accumulator.fail_all(error)
-    for batch in batches:
-        batch.future.add_done_callback(_retrieve)
+    _fail_queued(producer, error)
     transaction = producer._txn_manager
     if transaction is not None and transaction._transaction_waiter is not None:
         if not transaction.is_fatal_error():
