@@ -14,9 +14,10 @@ Each is a pure rewrite of a freshly rendered object (in place), switched on by `
   Connectors), as serialisers that write every attribute do.
 
 Keys: schemas.keys upper-cases CiString key parts, so `lowercase` leaves the keys of locations,
-tariffs, sessions and CDRs unchanged; the token `type` is an enum value kept as sent, so a
-token's key ends in `/rfid` instead of `/RFID`. `served_identity` (and `served` in
-`/_sandbox/truth` while `lowercase` is on) gives the identity exactly as sent.
+tariffs, sessions and CDRs unchanged; a lower-case token `type` is an `enum_case` dialect, which
+`--validation lenient` keys by the canonical value (`/RFID`) and `strict` dead-letters.
+`served_identity` (and `served` in `/_sandbox/truth` while `lowercase` is on) gives the identity
+exactly as sent.
 """
 
 from __future__ import annotations
