@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from yarl import URL
 
+from producer.errors import PartnerAuthError, PartnerProtocolError
 from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
 from producer.ocpi.responses import FetchedPage
 from producer.ocpi.windows import TimeRange, WindowPlanner
@@ -42,14 +44,14 @@ async def plan_windows(
 ) -> PlannedWindows:
     """Windows for `[date_from, date_to)` from `limit=1` count probes."""
 
-    def url(window: TimeRange) -> URL:
+    def url(window: TimeRange, offset: int = 0) -> URL:
         return page_url(
             endpoint,
             module=module,
             ocpi_version=ocpi_version,
             date_from=from_epoch(window.start),
             date_to=from_epoch(window.end) or date_to,
-            offset=0,
+            offset=offset,
             limit=1,
             overlap_211=False,
         )
@@ -61,8 +63,21 @@ async def plan_windows(
     if first.total is None:
         only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
         return PlannedWindows([only], totals_reported=False, filters_ignored=False)
-    hint = parse_last_updated(first.envelope.items[0]) if first.envelope.items else None
-    planner = WindowPlanner(start, end, window_size, start_hint=hint)
+    hints = [first_last_updated(first)]
+    if first.total > window_size:
+        # The list's other end too: most partners list by last_updated (or its reverse), so the
+        # two bound where the objects are; if not, they only cost a few more probes. A partner
+        # that refuses this one request is planned without it.
+        with contextlib.suppress(PartnerProtocolError, PartnerAuthError):
+            hints.append(first_last_updated(await probe(url(root, first.total - 1))))
+    seen = [hint for hint in hints if hint is not None]
+    planner = WindowPlanner(
+        start,
+        end,
+        window_size,
+        start_hint=min(seen, default=None),
+        end_hint=max(seen) if len(seen) == 2 else None,
+    )
     planner.record(root, first.total)
     slots = asyncio.Semaphore(parallel)
 
@@ -85,3 +100,8 @@ async def plan_windows(
         for w in planner.windows()
     ]
     return PlannedWindows(specs, totals_reported=True, filters_ignored=planner.filters_ignored)
+
+
+def first_last_updated(page: FetchedPage) -> int | None:
+    """The `last_updated` second of a probe's one object, if it has one."""
+    return parse_last_updated(page.envelope.items[0]) if page.envelope.items else None

@@ -49,10 +49,19 @@ class WindowPlanner:
     Drive it with `pending()` (ranges that need a count) and `record()`; when `done`, read
     `windows()`. `start_hint` (e.g. the oldest `last_updated` seen) places the first split points
     of an open-start range; without it, splitting starts a year back and widens as needed.
+    `end_hint` (e.g. the newest `last_updated` seen) keeps the split points where the objects
+    are: a range reaching past it is cut there first, so data that ends years before `date_to`
+    is not zoomed into level by level. Hints only place cuts: any hint gives a correct plan.
     """
 
     def __init__(
-        self, start: int | None, end: int, target: int, *, start_hint: int | None = None
+        self,
+        start: int | None,
+        end: int,
+        target: int,
+        *,
+        start_hint: int | None = None,
+        end_hint: int | None = None,
     ) -> None:
         if target <= 0:
             raise ValueError("window target must be positive")
@@ -67,6 +76,7 @@ class WindowPlanner:
         default_start = end - 365 * SECONDS_PER_DAY
         hint = default_start if start_hint is None else min(start_hint, end - 1)
         self._open_start_nominal = max(0, hint)
+        self._end_hint = end_hint
         self.filters_ignored = False
         self._root = TimeRange(end, start)
 
@@ -110,9 +120,15 @@ class WindowPlanner:
             if window.end - start <= 1:
                 return None
         parts = min(MAX_SPLIT_PARTS, max(2, math.ceil(count / self.target)))
-        width = window.end - nominal
+        # Past the newest object seen there should be (next to) nothing: one part of its own.
+        last = window.end
+        if self._end_hint is not None and nominal < self._end_hint + 1 < window.end:
+            last = self._end_hint + 1
+        width = last - nominal
         parts = min(parts, width)
         cuts = [nominal + (width * k) // parts for k in range(1, parts)]
+        if last < window.end:
+            cuts.append(last)
         bounds: list[int | None] = [start, *cuts]
         ends = [*cuts, window.end]
         return [TimeRange(e, s) for s, e in zip(bounds, ends, strict=True)]

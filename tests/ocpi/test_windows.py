@@ -49,13 +49,16 @@ def assert_tiles(windows: list[Window], start: int | None, end: int) -> None:
     target=st.integers(1, 60),
     open_start=st.booleans(),
     hint=st.one_of(st.none(), st.integers(900_000, 1_200_000)),
+    end_hint=st.one_of(st.none(), st.integers(900_000, 1_200_000)),
 )
 def test_windows_tile_the_range_and_respect_the_target(
-    stamps: list[int], target: int, open_start: bool, hint: int | None
+    stamps: list[int], target: int, open_start: bool, hint: int | None, end_hint: int | None
 ) -> None:
+    # Any hints, right or wrong, give a correct plan: they only place the cuts.
     start = None if open_start else 1_000_000
     end = 1_100_001
-    windows = plan(stamps, start, end, target, **({} if hint is None else {"start_hint": hint}))
+    hints = {"start_hint": hint, "end_hint": end_hint}
+    windows = plan(stamps, start, end, target, **{k: v for k, v in hints.items() if v is not None})
     assert_tiles(windows, start, end)
     assert sum(w.expected for w in windows) == len(stamps)
     per_second = {s: stamps.count(s) for s in stamps}
@@ -78,6 +81,31 @@ def test_skewed_data_is_split_where_the_objects_are() -> None:
     assert_tiles(windows, None, 100_000)
     assert all(w.expected <= 100 for w in windows)
     assert 10 <= len(windows) <= 13
+
+
+def probes_for(stamps: list[int], end: int, target: int, **hints: int) -> tuple[int, int]:
+    """Probes the planner needs for an open-start pull of these objects, and the windows."""
+    ordered = sorted(stamps)
+    planner = WindowPlanner(None, end, target, **hints)
+    probes = 0
+    while not planner.done:
+        for window in planner.pending():
+            lo = 0 if window.start is None else bisect.bisect_left(ordered, window.start)
+            planner.record(window, bisect.bisect_left(ordered, window.end) - lo)
+            probes += 1
+    return probes, len(planner.windows())
+
+
+def test_the_newest_object_keeps_the_cuts_where_the_objects_are() -> None:
+    # 100,000 objects over one day, seven years before date_to (a partner whose data stopped
+    # changing long ago): from the oldest alone the planner zooms in five parts per level.
+    day, end = 86_400, 1_000_000_000
+    first = end - 7 * 365 * day
+    stamps = [first + i * day // 100_000 for i in range(100_000)]
+    oldest_only = probes_for(stamps, end, 20_000, start_hint=first)
+    both = probes_for(stamps, end, 20_000, start_hint=first, end_hint=stamps[-1])
+    assert both[1] == 5  # 20,000 objects each
+    assert both[0] <= 8 < oldest_only[0]
 
 
 def test_objects_older_than_the_hint_are_found() -> None:
