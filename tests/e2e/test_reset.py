@@ -4,10 +4,13 @@ narrow it to some partner modules of the pull."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
 import sys
+import time
+from datetime import datetime
 
 from producer.kafka.checkpoints import find_pull
 from producer.kafka.connection import KafkaConnection
@@ -40,6 +43,9 @@ async def test_after_a_reset_the_same_pull_id_pulls_afresh(bootstrap: str, prefi
         repeated = await pull(base, bootstrap, prefix, pull_id="daily")
         code, out, err = await run_cli("reset", "--pull-id", "daily", *kafka)  # not a terminal
         resume = await pull(base, bootstrap, prefix, pull_id="daily", resume=True)
+        # date_to is pinned to the second: a new snapshot shows as a later second.
+        pinned = datetime.fromisoformat(first.summaries[0].date_to or "").timestamp()
+        await asyncio.sleep(max(0.0, pinned + 1.05 - time.time()))
         afresh = await pull(base, bootstrap, prefix, pull_id="daily")
         again = await run_cli("reset", "--pull-id", "daily", *kafka, "--output", "json")
         twice = await run_cli("reset", "--pull-id", "daily", *kafka, "--output", "json")
