@@ -10,7 +10,7 @@ from datetime import datetime
 
 from yarl import URL
 
-from producer.errors import PartnerAuthError, PartnerProtocolError
+from producer.errors import PartnerAuthError, PartnerProtocolError, PartnerUnavailableError
 from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
 from producer.ocpi.responses import FetchedPage
 from producer.ocpi.windows import TimeRange, WindowPlanner
@@ -29,6 +29,15 @@ class PlannedWindows:
 
 
 Probe = Callable[[URL], Awaitable[FetchedPage]]
+
+# The probe for the list's newest object only places cuts: planning goes on without it.
+HINT_PROBE_TIMEOUT_S = 10.0
+HINT_PROBE_FAILURES = (
+    PartnerProtocolError,
+    PartnerAuthError,
+    PartnerUnavailableError,
+    TimeoutError,
+)
 
 
 async def plan_windows(
@@ -68,8 +77,11 @@ async def plan_windows(
         # The list's other end too: most partners list by last_updated (or its reverse), so the
         # two bound where the objects are; if not, they only cost a few more probes. A partner
         # that refuses this one request is planned without it.
-        with contextlib.suppress(PartnerProtocolError, PartnerAuthError):
-            hints.append(first_last_updated(await probe(url(root, first.total - 1))))
+        # (Deep offsets are what windows avoid: a partner slow or failing there costs at most
+        # HINT_PROBE_TIMEOUT_S.)
+        with contextlib.suppress(*HINT_PROBE_FAILURES):
+            async with asyncio.timeout(HINT_PROBE_TIMEOUT_S):
+                hints.append(first_last_updated(await probe(url(root, first.total - 1))))
     seen = [hint for hint in hints if hint is not None]
     planner = WindowPlanner(
         start,
