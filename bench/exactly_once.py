@@ -50,8 +50,6 @@ def exactly_once_section(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "exactly_once": merge_figure([run["exactly_once"] for run in runs], MEASURES),
             "ratio_exactly_once_vs_at_least_once": spread([run["ratio"] for run in runs]),
         }
-    ratio = section["0ms"]["ratio_exactly_once_vs_at_least_once"]
-    section["ratio_exactly_once_vs_at_least_once"] = ratio
     section["target"] = f">= {TARGET} (at 0 ms)"
-    section["met"] = ratio["median"] >= TARGET
+    section["met"] = section["0ms"]["ratio_exactly_once_vs_at_least_once"]["median"] >= TARGET
     return section

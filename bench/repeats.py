@@ -25,11 +25,21 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def measure(figure: Mapping[str, Any], path: str) -> float:
-    """A number inside a figure by its dotted path (`cpu_us_per_object.puller`)."""
-    value: Any = figure
+def lookup(document: Mapping[str, Any], path: str) -> Any:
+    """What a dotted path (`cpu_us_per_object.puller`) leads to, or None if nothing does."""
+    value: Any = document
     for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
         value = value[part]
+    return value
+
+
+def measure(figure: Mapping[str, Any], path: str) -> float:
+    """A number inside a figure by its dotted path (it must be there)."""
+    value = lookup(figure, path)
+    if value is None:
+        raise KeyError(path)
     return float(value)
 
 

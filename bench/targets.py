@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.repeats import lookup
+
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -58,22 +60,13 @@ TARGETS = (
     Target("adaptive_workers_2_share_429", "< 0.01",
            "adaptive.workers_2.defaults.spread.share_429"),
     Target("exactly_once_vs_at_least_once", ">= 0.8",
-           "exactly_once.ratio_exactly_once_vs_at_least_once"),
+           "exactly_once.0ms.ratio_exactly_once_vs_at_least_once"),
 )  # fmt: skip
-
-
-def _find(document: Mapping[str, Any], path: str) -> Any:
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def check(target: Target, document: Mapping[str, Any]) -> dict[str, Any]:
     """One target against the document: its spread and verdicts, or why it was not measured."""
-    found = _find(document, target.path)
+    found = lookup(document, target.path)
     if found is None:
         return {"target": target.bound, "not_measured": f"no {target.path} in this run"}
     runs = found["runs"]
