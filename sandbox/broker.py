@@ -75,9 +75,15 @@ class BrokerProcess:
             self.process.kill()
             self.process.wait()
 
-    def restart(self) -> None:
-        """Stop and start again on the same port and data directory."""
-        self.stop()
+    def kill(self) -> None:
+        """SIGKILL: no snapshot, as a crash."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop (or kill -9) and start again on the same port and data directory."""
+        self.kill() if kill else self.stop()
         fresh = start_broker(self.data_dir, self.port)
         self.process = fresh.process
 

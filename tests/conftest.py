@@ -1,43 +1,123 @@
-"""Shared fixtures: a real Kafka-protocol broker and the sandbox partner, over real sockets.
+"""Shared fixtures: real Kafka brokers and the sandbox partner, over real sockets.
 
-The broker is the pinned embedded `noida-db` started on a free port for the session, unless
-`KAFKA_BOOTSTRAP_SERVERS` points the same tests at a real Kafka. Each test writes under its own
-topic prefix, so tests never see each other's messages.
+Kafka-facing tests run once per broker kind (tests/brokers.py): the embedded noida-db and Apache
+Kafka (KRaft) started from its Maven jars, each once per session on free ports, unless
+`KAFKA_BOOTSTRAP_SERVERS` points the same tests at one external Kafka. Each test writes under its
+own topic prefix, so tests never see each other's messages.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox.broker import BrokerProcess, start_broker
+from tests.brokers import (
+    EXTERNAL,
+    NOIDA,
+    RunningBroker,
+    apache_skipped_because,
+    kinds_for,
+    start_kind,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "only_broker(family, reason): a Kafka-facing test that holds on one broker family only "
+        "(noida or apache), and why",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # One run per broker kind for every test that reaches a broker (see tests/brokers.py).
+    if "broker_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("only_broker")
+    if marker is not None and "reason" not in marker.kwargs:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: only_broker needs a reason")
+    kinds = kinds_for(marker)
+    params = [pytest.param(kind, id=kind) for kind in kinds]
+    if not params:
+        why = apache_skipped_because() or "no broker of that family in this run"
+        params = [pytest.param("kafka", id="kafka", marks=pytest.mark.skip(reason=why))]
+    metafunc.parametrize("broker_kind", params, indirect=True, scope="session")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    why = apache_skipped_because()
+    if why is None:
+        return None
+    return f"Apache Kafka half skipped: {why}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    why = apache_skipped_because()
+    if why is not None:
+        terminalreporter.write_line(f"Apache Kafka half skipped: {why}")
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess | None]:
-    """The session's broker process (None when an external Kafka is used)."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """The kind of broker this run of the test talks to (noida, kafka-4.4, kafka-3.9)."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture(scope="session")
+def broker(broker_kind: str) -> Iterator[RunningBroker | None]:
+    """The session's broker of this kind (None when an external Kafka is used)."""
+    if broker_kind == EXTERNAL:
         yield None
         return
-    process = start_broker(Path(tmp_path_factory.mktemp("noida")))
+    # Not under pytest's basetemp: pytest prunes old basetemps of the same user, which other
+    # test sessions on this machine create, and a broker's log dirs must outlive the session.
+    data_dir = Path(tempfile.mkdtemp(prefix=f"ocpi-{broker_kind}-"))
+    process = start_kind(broker_kind, data_dir)
     try:
         yield process
     finally:
         process.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def bootstrap(broker: BrokerProcess | None) -> str:
+def bootstrap(broker: RunningBroker | None) -> str:
     """Bootstrap servers of the broker the tests use."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        return external
-    assert broker is not None
+    if broker is None:
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     return broker.bootstrap
+
+
+@pytest.fixture
+def restartable_broker(
+    broker_kind: str, broker: RunningBroker | None, tmp_path: Path
+) -> Iterator[RunningBroker]:
+    """A broker this test may stop, kill and restart: a fresh noida-db of its own (it starts in
+    milliseconds), or the session's Apache Kafka (it takes seconds; tests run one at a time)."""
+    if broker_kind == EXTERNAL or broker is None:
+        pytest.skip("stops and restarts its broker: not an external one")
+    if broker_kind != NOIDA:
+        yield broker
+        if not _running(broker):
+            broker.restart()
+        return
+    own = start_kind(NOIDA, tmp_path / "kafka")
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+def _running(broker: RunningBroker) -> bool:
+    process = getattr(broker, "process", None)
+    return process is None or process.poll() is None
 
 
 @pytest.fixture

@@ -5,33 +5,14 @@ the deadline exits with a clear error and a checkpoint to resume from."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from sandbox.broker import BrokerProcess, start_broker
 from schemas.events import parse_progress_event
+from tests.brokers import RunningBroker
 from tests.support import keys, pull, records, sandbox, truth_keys
 
-own_broker_only = pytest.mark.skipif(
-    bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
-    reason="stops and restarts its own embedded broker",
-)
 
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    broker = start_broker(tmp_path / "kafka")
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-async def outage(broker: BrokerProcess, after_pages: int, state: object, seconds: float) -> None:
+async def outage(broker: RunningBroker, after_pages: int, state: object, seconds: float) -> None:
     while state.stats.pages_served < after_pages:  # type: ignore[attr-defined]
         await asyncio.sleep(0.02)
     await asyncio.to_thread(broker.stop)
@@ -39,14 +20,15 @@ async def outage(broker: BrokerProcess, after_pages: int, state: object, seconds
     await asyncio.to_thread(broker.restart)
 
 
-@own_broker_only
-async def test_broker_restart_mid_pull_loses_nothing(own_broker: BrokerProcess) -> None:
-    bootstrap, prefix = own_broker.bootstrap, "restart"
+async def test_broker_restart_mid_pull_loses_nothing(
+    restartable_broker: RunningBroker, prefix: str
+) -> None:
+    bootstrap = restartable_broker.bootstrap
     async with sandbox(sizes={"tokens": 30_000}, max_limit=250, latency_ms=20) as (base, state):
         pulling = asyncio.create_task(
             pull(base, bootstrap, prefix, kafka_request_timeout_s=3.0, kafka_deadline_s=60.0)
         )
-        await outage(own_broker, 40, state, 4.0)
+        await outage(restartable_broker, 40, state, 4.0)
         result = await pulling
         expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
     summary = result.summaries[0]
@@ -58,9 +40,10 @@ async def test_broker_restart_mid_pull_loses_nothing(own_broker: BrokerProcess) 
     assert waits, "the wait for Kafka was not reported"
 
 
-@own_broker_only
-async def test_broker_gone_beyond_the_deadline_exits_resumably(own_broker: BrokerProcess) -> None:
-    bootstrap, prefix = own_broker.bootstrap, "gone"
+async def test_broker_gone_beyond_the_deadline_exits_resumably(
+    restartable_broker: RunningBroker, prefix: str
+) -> None:
+    bootstrap = restartable_broker.bootstrap
     async with sandbox(sizes={"tokens": 20_000}, max_limit=250, latency_ms=20) as (base, state):
         pulling = asyncio.create_task(
             pull(
@@ -74,13 +57,13 @@ async def test_broker_gone_beyond_the_deadline_exits_resumably(own_broker: Broke
         )
         while state.stats.pages_served < 30:
             await asyncio.sleep(0.02)
-        await asyncio.to_thread(own_broker.stop)
+        await asyncio.to_thread(restartable_broker.stop)
         result = await asyncio.wait_for(pulling, 120)
         summary = result.summaries[0]
         assert result.exit_code == 6, summary
         assert summary.error_kind == "kafka_unavailable"
         assert "\n" not in (summary.error or "")
-        await asyncio.to_thread(own_broker.restart)
+        await asyncio.to_thread(restartable_broker.restart)
         resumed = await pull(base, bootstrap, prefix, pull_id="gone-1")
         expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
     assert resumed.exit_code == 0, resumed.summaries[0]

@@ -12,8 +12,6 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -21,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 
 from producer.kafka.consume import read_topic, started_consumer, topic_partitions
 from sandbox.app import SandboxState
-from sandbox.broker import BrokerProcess, start_broker
+from tests.brokers import RunningBroker
 from tests.support import TOKEN, pull, sandbox, truth_keys
 
 pytestmark = pytest.mark.slow
@@ -243,26 +241,10 @@ async def test_an_exactly_once_pull_commits_each_key_once_and_records_the_sync(
     assert again.summaries[0].warnings == ["pull was already complete; nothing to do"]
 
 
-own_broker_only = pytest.mark.skipif(
-    bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
-    reason="stops and restarts its own embedded broker",
-)
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    broker = start_broker(tmp_path / "kafka")
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@own_broker_only
 async def test_a_broker_restart_mid_pull_still_commits_each_key_once(
-    own_broker: BrokerProcess,
+    restartable_broker: RunningBroker, prefix: str
 ) -> None:
-    bootstrap, prefix = own_broker.bootstrap, "eos-restart"
+    bootstrap = restartable_broker.bootstrap
     async with sandbox(sizes={"tokens": 30_000}, max_limit=250, latency_ms=20) as (base, state):
         pulling = asyncio.create_task(
             pull(
@@ -278,9 +260,9 @@ async def test_a_broker_restart_mid_pull_still_commits_each_key_once(
         )
         while state.stats.pages_served < 40:
             await asyncio.sleep(0.02)
-        await asyncio.to_thread(own_broker.stop)
+        await asyncio.to_thread(restartable_broker.stop)
         await asyncio.sleep(4.0)
-        await asyncio.to_thread(own_broker.restart)
+        await asyncio.to_thread(restartable_broker.restart)
         result = await pulling
         expected = snapshot(state)
     summary = result.summaries[0]
