@@ -187,7 +187,12 @@ class PullSettings(BaseSettings, PartnerOptions):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OCPI_PULLER_KAFKA_SSL_CAFILE", "OCPI_PULLER_KAFKA_CA_FILE"),
+    )
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     kafka_replay_s: float = Field(
         default=5.0,
         ge=0,
@@ -264,6 +269,10 @@ class PullSettings(BaseSettings, PartnerOptions):
             raise ValueError(f"shard index {self.shard_index} is not below shard count")
         if self.shard_count > 1 and self.pull_id is None:
             raise ValueError("a sharded pull needs one --pull-id shared by every shard")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("--kafka-ssl-certfile and --kafka-ssl-keyfile go together")
+        if self.kafka_ssl_certfile is not None and self.kafka_ssl_keyfile is not None:
+            _loadable_client_certificate(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
         if self.incremental and self.date_from is not None:
             raise ValueError("--incremental computes date_from itself; do not also give it")
         return self
@@ -277,7 +286,20 @@ class PullSettings(BaseSettings, PartnerOptions):
             sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password,
             ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
         )
+
+
+def _loadable_client_certificate(certfile: Path, keyfile: Path) -> None:
+    # Checked at start, so a bad file is a config error now, not a TLS failure later.
+    try:
+        ssl.create_default_context().load_cert_chain(str(certfile), str(keyfile))
+    except OSError as error:  # ssl.SSLError included
+        reason = getattr(error, "reason", None) or error.strerror or str(error)
+        raise ValueError(
+            f"cannot load the client certificate {certfile} with key {keyfile}: {reason}"
+        ) from None
 
 
 def default_partner_name(settings: PullSettings) -> str:

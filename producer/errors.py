@@ -91,6 +91,22 @@ class KafkaUnavailableError(PullError):
     kind = "kafka_unavailable"
 
 
+class KafkaAuthError(PullError):
+    """Kafka refused who we are or what we asked: a wrong SASL user, password or mechanism, or a
+    missing ACL (the message names the permission). Not retried: it fails the same way again."""
+
+    exit_code = 6
+    kind = "kafka_auth"
+
+
+class KafkaTlsError(PullError):
+    """TLS with Kafka failed: a broker certificate not trusted (give --kafka-ca-file), a TLS
+    listener spoken to in plaintext or the reverse, a client certificate missing or refused."""
+
+    exit_code = 6
+    kind = "kafka_tls"
+
+
 class FencedError(PullError):
     """Another process took over this pull's shard (same --pull-id and shard, exactly-once):
     this one stops at once, keeping nothing uncommitted; the newer process carries on."""

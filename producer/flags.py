@@ -62,16 +62,18 @@ def add_flag(
     *,
     field: str | None = None,
     default_text: str | None = None,
+    aliases: tuple[str, ...] = (),
     **options: Any,
 ) -> None:
-    """Add one flag whose help ends with its default and its environment variable."""
+    """Add one flag (and other names for it) whose help ends with its default and its
+    environment variable."""
     field = field or name.removeprefix("--").replace("-", "_")
     info = PullSettings.model_fields[field]
     shown = default_text or _shown_default(info)
     envs = " or ".join(env_names(field))
     tail = f"default {shown}; env {envs}" if shown else f"env {envs}"
     options.setdefault("default", None)  # unset flags leave the environment its say
-    group.add_argument(name, dest=field, help=f"{text} ({tail})", **options)
+    group.add_argument(name, *aliases, dest=field, help=f"{text} ({tail})", **options)
 
 
 def _switch(group: argparse._ArgumentGroup, name: str, text: str, **kw: Any) -> None:
@@ -201,7 +203,10 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
              choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))  # fmt: skip
     add_flag(g, "--kafka-sasl-username", "SASL user name")
     add_flag(g, "--kafka-sasl-password", "SASL password (prefer the environment variable)")
-    add_flag(g, "--kafka-ssl-cafile", "CA certificates to verify the brokers with")
+    add_flag(g, "--kafka-ssl-cafile", "CA certificates to verify the brokers with",
+             aliases=("--kafka-ca-file",))  # fmt: skip
+    add_flag(g, "--kafka-ssl-certfile", "mutual TLS: this client's certificate (PEM)")
+    add_flag(g, "--kafka-ssl-keyfile", "mutual TLS: this client's private key (PEM)")
 
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,8 @@ class KafkaConnection:
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None  # mutual TLS: this client's certificate (PEM) ...
+    ssl_keyfile: Path | None = None  # ... and its private key (PEM, unencrypted)
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client."""
@@ -32,7 +34,9 @@ class KafkaConnection:
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = create_ssl_context(
-                cafile=None if self.ssl_cafile is None else str(self.ssl_cafile)
+                cafile=_text(self.ssl_cafile),
+                certfile=_text(self.ssl_certfile),
+                keyfile=_text(self.ssl_keyfile),
             )
         if self.security_protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
@@ -41,6 +45,10 @@ class KafkaConnection:
                 None if self.sasl_password is None else self.sasl_password.get_secret_value()
             )
         return options
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def as_connection(connection: KafkaConnection | str) -> KafkaConnection:

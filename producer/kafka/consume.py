@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.diagnosis import diagnose, refusal
 
 READ_BATCH_RECORDS = 20_000
 
@@ -33,8 +35,13 @@ async def started_consumer(
     )
     try:
         await consumer.start()
-    except BaseException:
+    except BaseException as error:
         await consumer.stop()
+        if isinstance(error, (KafkaError, OSError)):
+            # A refused login or certificate fails the same way again: say so now.
+            found = await diagnose(as_connection(connection))
+            if found is not None:
+                raise found from None
         raise
     return consumer
 
@@ -62,8 +69,26 @@ async def read_to_end(
     to their end offsets when the read starts (or `ends`). Yields aiokafka ConsumerRecords.
 
     With `deadline_s`, a read that has not reached its ends by then raises TimeoutError (a
-    read_committed consumer cannot pass a transaction that stays open)."""
+    read_committed consumer cannot pass a transaction that stays open). A topic this client may
+    not read is a KafkaAuthError naming the permission."""
     wanted = list(partitions)
+    try:
+        async for record in _read_to_end(consumer, wanted, from_timestamp_ms, ends, deadline_s):
+            yield record
+    except TopicAuthorizationFailedError as error:
+        topics = ", ".join(sorted({tp.topic for tp in wanted}))
+        refused = refusal(error, None, f"READ on topic {topics}")
+        assert refused is not None
+        raise refused from None
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer,
+    wanted: list[TopicPartition],
+    from_timestamp_ms: int | None,
+    ends: Mapping[TopicPartition, int] | None,
+    deadline_s: float | None,
+) -> AsyncIterator[Any]:
     if not wanted:
         return
     consumer.assign(wanted)

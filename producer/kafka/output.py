@@ -35,9 +35,11 @@ from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.diagnosis import diagnose, refusal
 from producer.kafka.lifecycle import close_producer, watch_connections
 from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
+from producer.kafka.permissions import check_permissions
 from producer.kafka.records import OutMessage, TopicSpec
 
 log = logging.getLogger("ocpi_puller")
@@ -120,6 +122,8 @@ class KafkaOutput:
         self._waiting: set[asyncio.Future[None]] = set()
         self._started = False
         self._renewing: asyncio.Lock | None = None
+        # Which producer an attempt used: a failure of an older one's is no reason to renew.
+        self._generation = 0
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self._last_slow_report = 0.0
         # Start times (monotonic) of broker outages: writes acknowledged shortly before one may
@@ -148,7 +152,14 @@ class KafkaOutput:
         a broker never reached is a KafkaUnavailableError, and nothing is left open."""
 
         async def connect() -> None:
-            self._producer = await self._started_producer()
+            try:
+                self._producer = await self._started_producer()
+            except (KafkaError, OSError) as error:
+                # A refused login or certificate fails the same way again: say so now.
+                found = await diagnose(self.connection)
+                if found is not None:
+                    raise found from None
+                raise error
 
         await self._until_deadline("connect", connect, deadline_s=self._connect_timeout_s)
         self._started = True
@@ -201,19 +212,27 @@ class KafkaOutput:
             self._last_slow_report = now
             log.info("Kafka acknowledged %s after %.1f s (a busy broker)", topic, waited_s)
 
-    async def _renew_producer(self, error: BaseException) -> None:
+    async def _renew_producer(self, error: BaseException, generation: int) -> None:
         """Replace a producer the broker no longer knows; its pending messages fail and are
-        produced again by their senders."""
+        produced again by their senders.
+
+        Only once per producer: an attempt that used a producer already replaced (`generation`)
+        renews nothing, or every renewal would fail the others' pending messages with the same
+        error and make them renew again, without end (seen against Apache Kafka)."""
         if self._renewing is None:
             self._renewing = asyncio.Lock()
         async with self._renewing:
             if not isinstance(error, PRODUCER_IDENTITY_LOST) or not self._started:
                 return
+            if generation != self._generation:
+                return
             # The broker is still away when this fails: the old one is kept for now.
             fresh = await self._started_producer()
             old, self._producer = self.producer, fresh
+            self._generation += 1
+            abandoned = DeliveryAbandoned(f"producer replaced ({type(error).__name__})")
             for outbox in self._outboxes.values():
-                outbox.fail_pending(error)
+                outbox.fail_pending(abandoned)
             log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
             await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
@@ -230,19 +249,23 @@ class KafkaOutput:
         attempt = 0
         while True:
             attempt += 1
+            generation = self._generation
             try:
                 result = await action()
                 self._acknowledged()
                 return result
             except (TimeoutError, KafkaError, OSError) as error:
                 if not worth_waiting_for(error):
+                    refused = refusal(error, self.connection, _permission(what))
+                    if refused is not None:
+                        raise refused from None
                     raise KafkaUnavailableError(
                         f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
                 if isinstance(error, PRODUCER_IDENTITY_LOST):
                     with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        await self._renew_producer(error)
+                        await self._renew_producer(error, generation)
                 reason = _describe(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
@@ -273,6 +296,8 @@ class KafkaOutput:
             )
 
         await self._until_deadline("create topics", create)
+        # Least privilege: every permission the run needs, checked now rather than mid-pull.
+        await check_permissions(self.producer.client, self.connection, topics)
 
     async def partition_count(self, topic: str) -> int:
         """Partitions of `topic` (cached; metadata is fetched once)."""
@@ -363,6 +388,16 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _permission(what: str) -> str:
+    """The permission an action needs: "produce to t" → WRITE on topic t, and so on."""
+    for verb, permission in (("produce to ", "WRITE"), ("metadata of ", "DESCRIBE")):
+        if what.startswith(verb):
+            return f"{permission} on topic {what.removeprefix(verb)}"
+    if what == "create topics":
+        return "CREATE on the topics (or the cluster)"
+    return f"the permission to {what}"
 
 
 def _describe(error: BaseException) -> str:

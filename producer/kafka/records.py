@@ -33,10 +33,12 @@ def message_bytes(message: OutMessage) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic the puller needs, and whether it is compacted."""
+    """A topic the puller needs, whether it is compacted, and whether the puller reads it back
+    (checkpoints, digests: these need READ besides WRITE)."""
 
     name: str
     compacted: bool
+    read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +68,8 @@ class PullTopics:
             TopicSpec(self.objects, compacted=True),
             TopicSpec(self.deadletter, compacted=False),
             TopicSpec(self.progress, compacted=False),
-            TopicSpec(self.checkpoints, compacted=True),
+            TopicSpec(self.checkpoints, compacted=True, read=True),
         ]
         if digests:
-            specs.append(TopicSpec(self.digests, compacted=True))
+            specs.append(TopicSpec(self.digests, compacted=True, read=True))
         return specs
