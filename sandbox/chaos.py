@@ -37,11 +37,11 @@ from typing import Any
 
 import orjson
 
-from producer.kafka.consume import read_topic
 from sandbox.app import running_sandbox
 from sandbox.broker import BrokerProcess, start_broker
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultRates
+from sandbox.kafka_reader import read_records_async
 from sandbox.state import SandboxState
 from schemas.keys import key_function
 
@@ -185,18 +185,21 @@ async def verify(
             }
         )
         expected[key] = entry.index
+    # Read back by the second client (confluent-kafka), not the aiokafka that wrote it.
     produced = Counter[str]()
-    async for record in read_topic(bootstrap, f"{prefix}.tokens"):
-        if record.value is not None:
+    for record in await read_records_async(
+        bootstrap, f"{prefix}.tokens", isolation="read_uncommitted"
+    ):
+        if record.value is not None and record.key is not None:
             produced[record.key.decode()] += 1
     # What a consumer set to isolation.level=read_committed sees (the exactly-once promise).
     committed = Counter[str]()
-    async for record in read_topic(bootstrap, f"{prefix}.tokens", isolation_level="read_committed"):
-        if record.value is not None:
+    for record in await read_records_async(bootstrap, f"{prefix}.tokens"):
+        if record.value is not None and record.key is not None:
             committed[record.key.decode()] += 1
     dead: set[int] = set()
-    async for record in read_topic(bootstrap, f"{prefix}.deadletter"):
-        obj = orjson.loads(record.value).get("object")
+    for record in await read_records_async(bootstrap, f"{prefix}.deadletter"):
+        obj = orjson.loads(record.value or b"{}").get("object")
         if isinstance(obj, dict) and isinstance(obj.get("contract_id"), str):
             index = _index_of_contract(obj["contract_id"])
             if index is not None:

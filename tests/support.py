@@ -15,13 +15,13 @@ import aiohttp
 import orjson
 
 from producer.config import PullSettings
-from producer.kafka.consume import read_topic
 from producer.observe.telemetry import Telemetry, setup_telemetry
 from producer.observe.view import LogView
 from producer.run import RunResult, run_pulls
 from sandbox.app import SandboxState, running_sandbox
 from sandbox.config import SandboxConfig
 from sandbox.generator import Module
+from sandbox.kafka_reader import Isolation, Record, read_records_async
 from schemas.keys import PartnerIdentity, object_key
 
 TOKEN = "sandbox-token"
@@ -104,14 +104,17 @@ async def pull(
     )
 
 
-async def records(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of a topic."""
-    return [record async for record in read_topic(bootstrap, topic)]
+async def records(
+    bootstrap: str, topic: str, isolation: Isolation = "read_committed"
+) -> list[Record]:
+    """Every record of a topic a consumer sees, read by the second client (confluent-kafka,
+    read_committed unless told otherwise)."""
+    return await read_records_async(bootstrap, topic, isolation=isolation)
 
 
-async def keys(bootstrap: str, topic: str) -> list[str]:
-    """Keys of every record of a topic, in topic order per partition."""
-    return [r.key.decode() for r in await records(bootstrap, topic)]
+async def keys(bootstrap: str, topic: str, isolation: Isolation = "read_committed") -> list[str]:
+    """Keys of every record of a topic, in topic order per partition (the second client)."""
+    return [(r.key or b"").decode() for r in await records(bootstrap, topic, isolation)]
 
 
 def truth_keys(

@@ -29,11 +29,11 @@ from aiokafka.errors import (
 
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.connection import KafkaConnection
-from producer.kafka.consume import read_topic
 from producer.kafka.outbox import MAX_SEALED_BATCHES, DeliveryAbandoned, PartitionOutbox
 from producer.kafka.output import KafkaOutput, worth_waiting_for
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage, TopicSpec
+from sandbox.kafka_reader import read_records_async
 
 PARTITIONS = 3
 SMALL_BATCH = 1024  # bytes: a few 300-byte messages fill a batch
@@ -50,7 +50,9 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 
 async def read(bootstrap: str, topic: str, partitions: list[int] | None = None) -> list[Any]:
-    return [r async for r in read_topic(bootstrap, topic, partitions=partitions)]
+    """What is on the topic (or some partitions), read by the second client."""
+    found = await read_records_async(bootstrap, topic)
+    return [r for r in found if partitions is None or r.partition in partitions]
 
 
 def message(name: str, size: int = 0, headers: list[tuple[str, bytes]] | None = None) -> OutMessage:

@@ -17,7 +17,6 @@ from yarl import URL
 from producer import partners
 from producer.config import PullSettings
 from producer.kafka.checkpoints import CheckpointStore, StoredState
-from producer.kafka.consume import read_topic
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
@@ -29,6 +28,7 @@ from producer.ocpi.versions import discover
 from producer.pull.assembly import partner_http, partner_limiter, pull_context
 from producer.pull.context import PullContext
 from sandbox.app import SandboxState
+from sandbox.kafka_reader import read_records_async
 from schemas.events import EventBase, parse_progress_event
 from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
 from tests.support import TOKEN, truth_keys
@@ -134,15 +134,14 @@ async def stored(ctx: PullContext) -> StoredState:
 async def events(ctx: PullContext) -> list[EventBase]:
     """The pull's progress events so far."""
     await ctx.progress.flush()
-    return [
-        parse_progress_event(r.value)
-        async for r in read_topic(ctx.kafka.connection, ctx.topics.progress)
-    ]
+    found = await read_records_async(ctx.kafka.bootstrap, ctx.topics.progress)
+    return [parse_progress_event(r.value or b"") for r in found]
 
 
 async def produced_keys(ctx: PullContext) -> list[str]:
     """Keys of every record on the objects topic."""
-    return [r.key.decode() async for r in read_topic(ctx.kafka.connection, ctx.topics.objects)]
+    found = await read_records_async(ctx.kafka.bootstrap, ctx.topics.objects)
+    return [(r.key or b"").decode() for r in found]
 
 
 def window_truth(state: SandboxState, spec: WindowSpec, module: str = "tokens") -> list[str]:
