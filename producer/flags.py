@@ -197,6 +197,11 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
     add_flag(g, "--transaction-pages", "exactly-once: acknowledged pages per transaction",
              type=int)  # fmt: skip
     add_flag(g, "--transaction-ms", "exactly-once: milliseconds per transaction", type=int)
+    add_kafka_security_flags(g)
+
+
+def add_kafka_security_flags(g: argparse._ArgumentGroup) -> None:
+    """How to log in to Kafka: the same flags for `pull` and every command that reads Kafka."""
     add_flag(g, "--kafka-security-protocol", "how to talk to the brokers",
              choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))  # fmt: skip
     add_flag(g, "--kafka-sasl-mechanism", "SASL mechanism",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from producer.flags import add_flag, concurrency_value, log_level
+from producer.flags import add_flag, add_kafka_security_flags, concurrency_value, log_level
 from producer.ocpi.modules import MODULES, OcpiVersion
 
 Group = argparse._ArgumentGroup
@@ -17,13 +17,7 @@ def kafka_connection_flags(p: argparse.ArgumentParser) -> None:
     k = p.add_argument_group("kafka")
     add_flag(k, "--bootstrap-servers", "Kafka bootstrap servers")
     add_flag(k, "--topic-prefix", "topics are <prefix>.<module>, <prefix>.progress, …")
-    add_flag(k, "--kafka-security-protocol", "how to talk to the brokers",
-             choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))  # fmt: skip
-    add_flag(k, "--kafka-sasl-mechanism", "SASL mechanism",
-             choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))  # fmt: skip
-    add_flag(k, "--kafka-sasl-username", "SASL user name")
-    add_flag(k, "--kafka-sasl-password", "SASL password (prefer the environment variable)")
-    add_flag(k, "--kafka-ssl-cafile", "CA certificates to verify the brokers with")
+    add_kafka_security_flags(k)
 
 
 def command_output_flags(p: argparse.ArgumentParser) -> None:

@@ -27,6 +27,8 @@ KAFKA_FLAGS = (
     "kafka_sasl_username",
     "kafka_sasl_password",
     "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
 )
 
 

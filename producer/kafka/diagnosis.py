@@ -156,7 +156,7 @@ def refusal(
     """A KafkaAuthError naming the missing permission if `error` is an authorization refusal
     of `what` ("WRITE on topic x"), else None."""
     if isinstance(error, kafka_errors.TransactionalIdAuthorizationFailed):
-        missing = "WRITE and DESCRIBE on the TransactionalId"
+        missing = what
     elif isinstance(error, kafka_errors.ClusterAuthorizationFailedError):
         missing = "IDEMPOTENT_WRITE on the cluster (or WRITE on the topics)"
     elif isinstance(error, kafka_errors.GroupAuthorizationFailedError):

@@ -23,9 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, ProducerFenced
+from aiokafka.errors import (
+    InvalidTransactionTimeout,
+    KafkaConnectionError,
+    KafkaError,
+    ProducerFenced,
+)
 
-from producer.errors import FencedError, KafkaUnavailableError
+from producer.errors import ConfigError, FencedError, KafkaUnavailableError
+from producer.kafka.diagnosis import refusal
 from producer.kafka.lifecycle import (
     close_producer,
     fatal_error,
@@ -37,7 +43,14 @@ from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage
 from producer.kafka.units import Routed
 
-TRANSACTION_TIMEOUT_MS = 60_000
+# Kafka's transaction.timeout.ms asked for: a unit's time (--transaction-ms) and a minute more
+# to send and commit it. A broker whose transaction.max.timeout.ms is lower refuses it at start.
+TRANSACTION_SLACK_MS = 60_000
+
+
+def transaction_timeout_ms(transaction_ms: int) -> int:
+    """The transaction timeout a pull with `--transaction-ms` asks Kafka for."""
+    return transaction_ms + TRANSACTION_SLACK_MS
 
 
 def transactional_id(prefix: str, partner: str, module: str, pull_id: str, shard: int) -> str:
@@ -60,10 +73,12 @@ class Transactor:
         transactional_id: str,
         *,
         connect_timeout_s: float = 30.0,
+        transaction_ms: int = 2000,
     ) -> None:
         self._kafka = kafka
         self.transactional_id = transactional_id
         self._connect_timeout_s = connect_timeout_s
+        self._transaction_ms = transaction_ms
         self._wait_s = kafka.ack_timeout_s
         self._producer: AIOKafkaProducer | None = None
         # When connections to the broker broke: a restarting broker may lose what it had just
@@ -80,7 +95,7 @@ class Transactor:
         producer = AIOKafkaProducer(
             **self._kafka.producer_options(
                 transactional_id=self.transactional_id,
-                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                transaction_timeout_ms=transaction_timeout_ms(self._transaction_ms),
                 client_id=f"ocpi-puller-{self.transactional_id}"[:200],
             )
         )
@@ -92,6 +107,7 @@ class Transactor:
         except BaseException as error:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 await asyncio.wait_for(producer.stop(), 5)
+            self._refused(error)
             if isinstance(error, (KafkaError, OSError, TimeoutError)):
                 raise KafkaUnavailableError(
                     f"Kafka at {self._kafka.bootstrap} did not start transactional producer "
@@ -100,6 +116,21 @@ class Transactor:
                 ) from None
             raise
         return producer
+
+    def _refused(self, error: BaseException) -> None:
+        """Raise what no retry cures: a missing ACL, a timeout the broker does not allow."""
+        connection = self._kafka.connection
+        refused = refusal(error, connection, f"WRITE on TransactionalId {self.transactional_id}")
+        if refused is not None:
+            raise refused from None
+        if isinstance(error, InvalidTransactionTimeout):
+            asked = transaction_timeout_ms(self._transaction_ms)
+            raise ConfigError(
+                f"Kafka at {connection.bootstrap_servers} refuses transactions of {asked} ms "
+                f"(--transaction-ms {self._transaction_ms} + {TRANSACTION_SLACK_MS // 1000} s), "
+                "more than its transaction.max.timeout.ms: lower --transaction-ms or raise "
+                "transaction.max.timeout.ms"
+            ) from None
 
     def _connection_lost(self, producer: AIOKafkaProducer) -> None:
         self.outages.append(time.monotonic())

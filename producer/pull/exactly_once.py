@@ -71,7 +71,12 @@ class ExactlyOnce:
         tid = transactional_id(
             settings.topic_prefix, partner, module, pull_id, settings.shard_index
         )
-        self.transactor = Transactor(kafka, tid, connect_timeout_s=settings.kafka_connect_timeout_s)
+        self.transactor = Transactor(
+            kafka,
+            tid,
+            connect_timeout_s=settings.kafka_connect_timeout_s,
+            transaction_ms=settings.transaction_ms,
+        )
         self.committer = UnitCommitter(
             kafka,
             self.transactor,
