@@ -196,6 +196,8 @@ class UnitCommitter:
         attempt = 0
         while True:
             if self._outage_noticed():
+                if self._transactor.halted:  # a lost connection halts it: renew it now
+                    await self._renew(KafkaUnavailableError("connection lost"), 0, give_up)
                 await self._verify(None, give_up)
             sent_ms, started = int(time.time() * 1000), time.monotonic()
             try:
@@ -260,7 +262,8 @@ class UnitCommitter:
         another process wrote this id's checkpoints after this one."""
         since = self._unverified_since
         checked: list[Remembered] = []
-        if since is not None:  # what was committed shortly before the outage, and since
+        if since is not None and self._may_have_forgotten(since):
+            # What was committed shortly before the outage, and since.
             checked = [r for r in self._recent if r.committed_at >= since - self._verify_s]
         candidates = list(checked)
         if unsure is not None:
@@ -284,6 +287,15 @@ class UnitCommitter:
         if landed:
             self._recent.append(candidates[-1])
         return landed
+
+    def _may_have_forgotten(self, since: float) -> bool:
+        """Whether Kafka may have lost transactions it confirmed before the outage that began at
+        `since`. Not if the transaction coordinator kept this transactional id through it: the
+        producer renewed since then got the same producer id (with a bumped epoch), which a
+        coordinator that restarted without its transaction log cannot give (noida-db gives a new
+        one). Unknown until a renewal after the outage: then assume it may have."""
+        renewals = [kept for at, kept in self._transactor.renewed if at >= since]
+        return not renewals or not all(renewals)
 
     async def _read_back(
         self, candidates: list[Remembered], give_up: float

@@ -44,6 +44,7 @@ class PartitionOutbox:
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        on_ack: Callable[[AIOKafkaProducer], None] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
@@ -52,6 +53,7 @@ class PartitionOutbox:
         self._near_limit = max_message_bytes - 65_536
         self._on_slow_ack = on_slow_ack
         self._on_failure = on_failure
+        self._on_ack = on_ack
         self._topic = topic
         self._partition = partition
         self._open: Any = None
@@ -122,7 +124,8 @@ class PartitionOutbox:
                 builder.close()  # a closed batch is ready at once (no linger)
                 try:
                     submitted = time.monotonic()
-                    delivery = await self._producer().send_batch(
+                    producer = self._producer()
+                    delivery = await producer.send_batch(
                         builder, self._topic, partition=self._partition
                     )
                 except (KafkaError, OSError) as error:
@@ -131,9 +134,16 @@ class PartitionOutbox:
                     if not done.done():
                         done.set_exception(error)
                     continue
+                on_ack = None if self._on_ack is None else functools.partial(self._on_ack, producer)
                 delivery.add_done_callback(
                     functools.partial(
-                        _settle, done, submitted, self._topic, self._on_slow_ack, self._on_failure
+                        _settle,
+                        done,
+                        submitted,
+                        self._topic,
+                        self._on_slow_ack,
+                        self._on_failure,
+                        on_ack,
                     )
                 )
                 if not self._sealed:
@@ -170,11 +180,14 @@ def _settle(
     topic: str,
     on_slow_ack: Callable[[str, float], None] | None,
     on_failure: Callable[[], None] | None,
+    on_ack: Callable[[], None] | None,
     delivery: asyncio.Future[Any],
 ) -> None:
     failed = delivery.cancelled() or delivery.exception() is not None
     if failed and on_failure is not None:
         on_failure()
+    if not failed and on_ack is not None:
+        on_ack()
     waited = time.monotonic() - submitted
     if on_slow_ack is not None and waited >= SLOW_ACK_S and not delivery.cancelled():
         on_slow_ack(topic, waited)

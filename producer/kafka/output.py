@@ -36,6 +36,7 @@ from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.diagnosis import diagnose, refusal
+from producer.kafka.kept import KeptWrites
 from producer.kafka.lifecycle import close_producer, watch_connections
 from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
@@ -124,6 +125,9 @@ class KafkaOutput:
         self._renewing: asyncio.Lock | None = None
         # Which producer an attempt used: a failure of an older one's is no reason to renew.
         self._generation = 0
+        self._generations: dict[int, int] = {}  # id(producer) -> its generation
+        # Whether the broker kept what it acknowledged before each outage (see kept.py).
+        self._kept = KeptWrites()
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self._last_slow_report = 0.0
         # Start times (monotonic) of broker outages: writes acknowledged shortly before one may
@@ -166,6 +170,8 @@ class KafkaOutput:
 
     async def _started_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(**self._producer_options)
+        # The generation it will have once in use (start() and renewals bump it after this).
+        self._generations[id(producer)] = self._generation + (1 if self._started else 0)
         watch_connections(producer, self._connection_lost)
         try:
             await producer.start()
@@ -200,6 +206,17 @@ class KafkaOutput:
         if self._healthy:
             self._healthy = False
             self.outages.append(at)
+            self._kept.outage(at, self._generation)
+
+    def _batch_acknowledged(self, topic: str, partition: int, producer: AIOKafkaProducer) -> None:
+        generation = self._generations.get(id(producer), -1)
+        self._kept.acknowledged((topic, partition), generation, time.monotonic())
+
+    def may_have_lost(self, outages: list[float], replay_s: float) -> list[float]:
+        """Those of `outages` after which the broker has not shown, through this producer's
+        sequence numbers, that it kept what it acknowledged in the `replay_s` before them
+        (kept.py): only these call for a re-read. Against a correct broker, none."""
+        return self._kept.unproven(outages, replay_s)
 
     def _acknowledged(self) -> None:
         self._healthy = True
@@ -352,6 +369,7 @@ class KafkaOutput:
                 partition,
                 on_slow_ack=self._slow_ack,
                 on_failure=lambda: self._outage_began(time.monotonic()),
+                on_ack=lambda producer: self._batch_acknowledged(topic, partition, producer),
             )
             self._outboxes[(topic, partition)] = outbox
         return outbox

@@ -85,11 +85,28 @@ class Transactor:
         # acknowledged, commits included.
         self.outages: list[float] = []
         self.renewals = 0
+        # The producer id Kafka's transaction coordinator gave, and per renewal whether it gave
+        # the same one again (with a bumped epoch): a coordinator that kept this transactional
+        # id through an outage kept the transactions it confirmed (see committer.py).
+        self.producer_id: int | None = None
+        self.renewed: list[tuple[float, bool]] = []
 
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
         when the broker cannot be reached within the connect timeout)."""
         self._producer = await self._started()
+        self.producer_id = self._producer._txn_manager.producer_id
+
+    @property
+    def halted(self) -> bool:
+        """Whether the producer can no longer commit (halted after a lost connection, fenced,
+        or failed): `renew()` it first."""
+        producer = self._producer
+        return (
+            producer is None
+            or fatal_error(producer) is not None
+            or producer._txn_manager.is_fatal_error()
+        )
 
     async def _started(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -158,6 +175,8 @@ class Transactor:
             await self.stop()
         self.renewals += 1
         self._producer = await self._started()
+        before, self.producer_id = self.producer_id, self._producer._txn_manager.producer_id
+        self.renewed.append((time.monotonic(), before is not None and before == self.producer_id))
 
     def fenced(self) -> FencedError:
         return FencedError(

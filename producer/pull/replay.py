@@ -30,7 +30,9 @@ async def replay_after_outages(
     by_index = {w.index: w for w in windows}
     seen_outages = outages_before
     for _round in range(MAX_REPLAY_ROUNDS):
-        outages = ctx.kafka.outages[seen_outages:]
+        # Only outages after which the broker did not show it kept its acknowledged writes
+        # (a correct broker shows it: kafka/kept.py); noida-db's restarts do not.
+        outages = ctx.kafka.may_have_lost(ctx.kafka.outages[seen_outages:], replay_s)
         seen_outages = len(ctx.kafka.outages)
         if not outages or replay_s <= 0:
             return results
