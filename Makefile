@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench chaos schemas clean image-smoke
+.PHONY: test lint demo bench chaos schemas clean image-smoke kafka trace-smoke
 
 # Set-up talks on stderr only, so `make bench > bench.json` gets nothing but the JSON.
 $(STAMP): pyproject.toml
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
 	@touch $(STAMP)
 
+# Two halves at once (tests/halves.py): noida-db and everything that needs no broker, and every
+# Kafka-facing test again on Apache Kafka 4.x (KAFKA_VERSIONS=3.9 or all adds 3.9; it needs Java
+# 17+ and Maven, and says in one line when it is skipped). PYTEST_ARGS go to both halves.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m tests.halves $(PYTEST_ARGS)
+
+# An Apache Kafka broker by hand (KRaft, PLAINTEXT, SASL, TLS, mTLS listeners; Ctrl-C stops it):
+# KAFKA_ARGS="--version 3.9" for 3.9, "--data-dir DIR" to keep its data.
+kafka: $(STAMP)
+	@$(BIN)/python -m sandbox.apache_kafka $(KAFKA_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check producer sandbox schemas tests bench
@@ -36,8 +44,11 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
+# BROKER=apache runs every variant on Apache Kafka 4.x (200,000 tokens), its JVM killed -9.
+BROKER ?= noida
+CHAOS_TOKENS ?= $(if $(filter apache,$(BROKER)),200000,1000000)
 chaos: $(STAMP)
-	$(BIN)/python -m sandbox.chaos --tokens 1000000 --concurrency 8
+	$(BIN)/python -m sandbox.chaos --tokens $(CHAOS_TOKENS) --concurrency 8 --broker $(BROKER)
 
 demo: $(STAMP)
 	$(BIN)/ocpi-puller demo

@@ -93,6 +93,7 @@ async def run_pulls(
         connect_timeout_s=settings.kafka_connect_timeout_s,
         request_timeout_ms=int(settings.kafka_request_timeout_s * 1000),
         on_wait=on_wait,
+        tracer=telemetry.tracer,
     )
     try:
         await kafka.start()

@@ -15,6 +15,7 @@ broker (same data directory). Then it checks Kafka against the sandbox's ground 
   (`duplicates_read_committed`, must be 0).
 
 Variants: both link styles, each at least once and exactly once (`--link-style`, `--delivery`).
+`--broker apache` runs them on Apache Kafka 4.x, whose JVM is killed (-9) instead of stopped.
 
 It prints one JSON line of figures.
 """
@@ -37,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from sandbox.apache_kafka.broker import ApacheKafka, start_apache_kafka
 from sandbox.app import running_sandbox
 from sandbox.broker import BrokerProcess, start_broker
 from sandbox.config import SandboxConfig
@@ -68,6 +70,7 @@ class ChaosOptions:
     broker_down_s: float = 3.0
     seed: int = 7
     delivery: str = "at-least-once"
+    broker: str = "noida"  # or "apache": Apache Kafka 4.x, whose JVM is killed (-9), not stopped
 
 
 @dataclass(slots=True)
@@ -77,6 +80,7 @@ class ChaosReport:
     link_style: str
     tokens: int
     delivery: str = "at-least-once"
+    broker: str = "noida"
     objects_expected: int = 0
     objects_found: int = 0
     objects_missing: int = 0
@@ -217,10 +221,14 @@ async def verify(
 
 async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
     """One chaos run; the report says whether it passed."""
-    report = ChaosReport(options.link_style, options.tokens, options.delivery)
+    report = ChaosReport(options.link_style, options.tokens, options.delivery, options.broker)
     started = time.monotonic()
     variant = f"{options.link_style}-{'eos' if options.delivery == 'exactly-once' else 'alo'}"
-    broker: BrokerProcess = start_broker(work_dir / f"kafka-{variant}")
+    broker: BrokerProcess | ApacheKafka
+    if options.broker == "apache":
+        broker = start_apache_kafka(work_dir / f"kafka-{variant}")
+    else:
+        broker = start_broker(work_dir / f"kafka-{variant}")
     prefix, pull_id = f"chaos-{variant}", f"chaos-{variant}-1"
     pages_total = max(1, options.tokens // PAGE_SIZE)
     summaries: list[dict[str, Any]] = []
@@ -234,7 +242,9 @@ async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
             report.exit_codes.append(first.returncode or 0)
             second = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
             if await wait_pages(state, int(pages_total * options.broker_restart_at), second):
-                await asyncio.to_thread(broker.stop)
+                # noida-db is stopped (a kill loses its snapshot); Apache Kafka's JVM is killed.
+                apache = options.broker == "apache"
+                await asyncio.to_thread(broker.kill if apache else broker.stop)
                 await asyncio.sleep(options.broker_down_s)
                 await asyncio.to_thread(broker.restart)
                 report.broker_restarted = True
@@ -289,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--delivery", choices=("at-least-once", "exactly-once", "both"), default="both"
     )
+    parser.add_argument(
+        "--broker",
+        choices=("noida", "apache"),
+        default="noida",
+        help="the embedded noida-db (stopped and restarted), or Apache Kafka 4.x (killed -9 "
+        "and restarted on the same log directories)",
+    )
     args = parser.parse_args(argv)
     styles = ["absolute", "one-shot"] if args.link_style == "both" else [args.link_style]
     deliveries = ["at-least-once", "exactly-once"] if args.delivery == "both" else [args.delivery]
@@ -301,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                         concurrency=args.concurrency,
                         link_style=s,
                         delivery=d,
+                        broker=args.broker,
                     ),
                     Path(work),
                 )

@@ -27,6 +27,23 @@ from sandbox.broker import start_broker
 
 NOIDA = "noida"
 EXTERNAL = "external"
+# `--brokers`: all (default), noida (the embedded broker and every test that needs none), or
+# apache (the Kafka-facing tests on Apache Kafka only): `make test` runs the two halves at once.
+FAMILIES = ("all", "noida", "apache")
+_family = "all"
+
+
+def choose_family(family: str) -> None:
+    """Which half of the suite this session runs (`--brokers`)."""
+    global _family
+    if family not in FAMILIES:
+        raise pytest.UsageError(f"--brokers must be one of {', '.join(FAMILIES)}")
+    _family = family
+
+
+def runs_without_broker() -> bool:
+    """Whether tests that reach no broker run in this session (not in the apache half)."""
+    return _family != "apache"
 
 
 class RunningBroker(Protocol):
@@ -66,7 +83,7 @@ def apache_lines() -> list[str]:
 
 def apache_skipped_because() -> str | None:
     """Why the Apache Kafka half does not run on this machine, or None."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _family == "noida":
         return None
     if not apache_lines():
         return None
@@ -77,8 +94,8 @@ def broker_kinds() -> list[str]:
     """Every broker kind this session runs the Kafka-facing tests against."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return [EXTERNAL]
-    kinds = [NOIDA]
-    if missing_tools() is None:
+    kinds = [NOIDA] if _family != "apache" else []
+    if missing_tools() is None and _family != "noida":
         kinds += [f"kafka-{line}" for line in apache_lines()]
     return kinds
 

@@ -19,15 +19,31 @@ import pytest
 
 from tests.brokers import (
     EXTERNAL,
+    FAMILIES,
     NOIDA,
     RunningBroker,
     apache_skipped_because,
+    choose_family,
     kinds_for,
+    runs_without_broker,
     start_kind,
 )
 
+PLACEHOLDER = "no-broker"  # a single-family test in a run without that family
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--brokers",
+        default="all",
+        choices=FAMILIES,
+        help="all: every test on every broker; noida: the embedded broker and the tests that "
+        "need none; apache: the Kafka-facing tests on Apache Kafka only",
+    )
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    choose_family(config.getoption("--brokers"))
     config.addinivalue_line(
         "markers",
         "only_broker(family, reason): a Kafka-facing test that holds on one broker family only "
@@ -46,8 +62,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = [pytest.param(kind, id=kind) for kind in kinds]
     if not params:
         why = apache_skipped_because() or "no broker of that family in this run"
-        params = [pytest.param("kafka", id="kafka", marks=pytest.mark.skip(reason=why))]
+        params = [pytest.param(PLACEHOLDER, id=PLACEHOLDER, marks=pytest.mark.skip(reason=why))]
     metafunc.parametrize("broker_kind", params, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def kind(item: pytest.Item) -> str | None:
+        callspec = getattr(item, "callspec", None)
+        return None if callspec is None else callspec.params.get("broker_kind")
+
+    if config.getoption("--brokers") == "all":
+        return
+    # One half of the suite: the apache half only runs tests that reach a broker, and neither
+    # half lists the other's single-family tests as skipped (the other half runs them).
+    wanted = runs_without_broker()
+    keep = [
+        item
+        for item in items
+        if kind(item) != PLACEHOLDER
+        and (wanted or "broker_kind" in getattr(item, "fixturenames", ()))
+    ]
+    dropped = [item for item in items if item not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -149,7 +149,16 @@ async def _speaks_tls(host: str, port: int) -> bool:
     return True
 
 
-# Authorization errors of requests → the permission they lack.
+def permission_for(what: str) -> str:
+    """The permission an action needs: "produce to t" → WRITE on topic t, and so on."""
+    for verb, permission in (("produce to ", "WRITE"), ("metadata of ", "DESCRIBE")):
+        if what.startswith(verb):
+            return f"{permission} on topic {what.removeprefix(verb)}"
+    if what == "create topics":
+        return "CREATE on the topics (or the cluster)"
+    return f"the permission to {what}"
+
+
 def refusal(
     error: BaseException, connection: KafkaConnection | None, what: str
 ) -> KafkaAuthError | None:

@@ -16,66 +16,43 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
     KafkaError,
     KafkaTimeoutError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
 )
+from opentelemetry import trace
 
 from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
-from producer.kafka.diagnosis import diagnose, refusal
+from producer.kafka.diagnosis import diagnose, permission_for, refusal
+from producer.kafka.failures import (
+    PRODUCER_IDENTITY_LOST,
+    KafkaWait,
+    describe_failure,
+    worth_waiting_for,
+)
 from producer.kafka.kept import KeptWrites
 from producer.kafka.lifecycle import close_producer, watch_connections
 from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.permissions import check_permissions
 from producer.kafka.records import OutMessage, TopicSpec
+from producer.kafka.spans import end_span, failure_of, produce_span
+
+# KafkaWait and worth_waiting_for live in failures.py; callers know them from here too.
+__all__ = ["PRODUCER_IDENTITY_LOST", "KafkaOutput", "KafkaWait", "worth_waiting_for"]
 
 log = logging.getLogger("ocpi_puller")
 
 MAX_BATCH_BYTES = 1 << 20
 KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
 SLOW_ACK_REPORT_EVERY_S = 30.0
-# The broker no longer knows this producer (e.g. it restarted without its producer state): only a
-# new producer, with a new id, can produce again.
-PRODUCER_IDENTITY_LOST = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    ProducerFenced,
-)
-
-
-def worth_waiting_for(error: BaseException) -> bool:
-    """Whether the broker may yet accept: retriable Kafka errors, timeouts, a lost connection, or
-    a lost producer identity (renewed). Anything else (authorization, a record too large, a bad
-    configuration) fails the same way again."""
-    if isinstance(error, (TimeoutError, OSError, KafkaTimeoutError, *PRODUCER_IDENTITY_LOST)):
-        return True
-    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaWait:
-    """The broker did not acknowledge (or acknowledged late): `wait_s` waited or to wait."""
-
-    topic: str
-    attempt: int
-    wait_s: float
-    reason: str
 
 
 class KafkaOutput:
@@ -93,8 +70,11 @@ class KafkaOutput:
         request_timeout_ms: int = 30_000,
         on_wait: Callable[[KafkaWait], None] | None = None,
         producer_options: dict[str, Any] | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.connection = as_connection(connection)
+        # A `kafka.produce` span per send, from the call to the last acknowledgement.
+        self.tracer: trace.Tracer = tracer or trace.NoOpTracer()
         self._client_id = client_id
         self._partitions = partitions
         self._replication = replication_factor
@@ -273,17 +253,17 @@ class KafkaOutput:
                 return result
             except (TimeoutError, KafkaError, OSError) as error:
                 if not worth_waiting_for(error):
-                    refused = refusal(error, self.connection, _permission(what))
+                    refused = refusal(error, self.connection, permission_for(what))
                     if refused is not None:
                         raise refused from None
                     raise KafkaUnavailableError(
-                        f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
+                        f"Kafka at {self.bootstrap} refused to {what}: {describe_failure(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
                 if isinstance(error, PRODUCER_IDENTITY_LOST):
                     with contextlib.suppress(KafkaError, OSError, TimeoutError):
                         await self._renew_producer(error, generation)
-                reason = _describe(error)
+                reason = describe_failure(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
@@ -332,7 +312,12 @@ class KafkaOutput:
 
         Waits (backpressure) while a partition already holds too many full batches.
         """
-        partitions = await self.partition_count(topic)
+        span = produce_span(self.tracer, topic, len(messages))
+        try:
+            partitions = await self.partition_count(topic)
+        except BaseException as error:
+            end_span(span, error)
+            raise
         waits: set[asyncio.Future[None]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
         for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
@@ -341,6 +326,7 @@ class KafkaOutput:
                 await outbox.wait_for_room()
             waits.add(outbox.append(message))
         acked = asyncio.ensure_future(_all_acked(list(waits)))
+        acked.add_done_callback(lambda done: end_span(span, failure_of(done)))
         self._waiting.add(acked)
         acked.add_done_callback(self._waiting.discard)
         acked.add_done_callback(_retrieve)  # a timed-out wait is abandoned, not forgotten
@@ -406,18 +392,3 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _permission(what: str) -> str:
-    """The permission an action needs: "produce to t" → WRITE on topic t, and so on."""
-    for verb, permission in (("produce to ", "WRITE"), ("metadata of ", "DESCRIBE")):
-        if what.startswith(verb):
-            return f"{permission} on topic {what.removeprefix(verb)}"
-    if what == "create topics":
-        return "CREATE on the topics (or the cluster)"
-    return f"the permission to {what}"
-
-
-def _describe(error: BaseException) -> str:
-    name, text = type(error).__name__, str(error)
-    return (text if text.startswith(name) else f"{name}: {text}")[:200]

@@ -29,6 +29,7 @@ from aiokafka.errors import (
     KafkaError,
     ProducerFenced,
 )
+from opentelemetry import trace
 
 from producer.errors import ConfigError, FencedError, KafkaUnavailableError
 from producer.kafka.diagnosis import refusal
@@ -195,6 +196,18 @@ class Transactor:
         producer = self._producer
         if producer is None:
             raise CommitUnsure("no producer (renew it)")
+        with self._kafka.tracer.start_as_current_span(
+            "kafka.transaction",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.name": "send",
+                "messaging.batch.message_count": len(records),
+            },
+        ):
+            await self._commit(producer, records)
+
+    async def _commit(self, producer: AIOKafkaProducer, records: Sequence[Routed]) -> None:
         try:
             self._check(producer)
             async with asyncio.timeout(self._wait_s):
