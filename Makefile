@@ -58,6 +58,12 @@ demo: $(STAMP)
 image-smoke: $(STAMP)
 	$(BIN)/python -m tests.deploy.image_smoke $(SMOKE_ARGS)
 
+# Builds Jaeger v2 from the Go module proxy (pinned in tests/deploy/jaeger/go.mod, cached in
+# ~/.cache/ocpi-puller/jaeger), runs a pull with OTLP to it and reads the trace back from its
+# query API; never part of `make test`. Needs Go.
+trace-smoke: $(STAMP)
+	$(BIN)/python -m tests.deploy.trace_smoke $(SMOKE_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 

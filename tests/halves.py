@@ -33,7 +33,12 @@ def pytest(*args: str) -> list[str]:
 def run_half(name: str, command: list[str], counts: Counter[str], codes: dict[str, int]) -> None:
     """Run one half, echoing its output line by line with its name, and keep its tally."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # lines as they come, not in blocks
     )
     assert process.stdout is not None
     last = ""
