@@ -136,7 +136,8 @@ KILL_POINTS = {
     "before-first-commit": ("100000", "600000"),
     "between-units": ("4", "600000"),
     "mid-unit": ("6", "600000"),
-    "transaction-open": ("20", "600000"),
+    # Small units, many transactions: more chances to catch one open on a busy machine.
+    "transaction-open": ("8", "600000"),
 }
 
 
@@ -146,7 +147,7 @@ async def test_sigkill_at_any_point_then_again_commits_each_key_once(
 ) -> None:
     pages, ms = KILL_POINTS[point]
     pull_id = f"eos-{point}"
-    latency = 40 if point == "transaction-open" else 20  # more time between commits to catch one
+    latency = 60 if point == "transaction-open" else 20  # more time between commits to catch one
     async with sandbox(sizes={"tokens": SIZE}, max_limit=PAGE, latency_ms=latency) as (base, state):
         args = pull_args(
             base, bootstrap, prefix, pull_id, "--transaction-pages", pages, "--transaction-ms", ms
