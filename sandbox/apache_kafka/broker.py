@@ -15,8 +15,8 @@ ACLs are enforced (`StandardAuthorizer`, nothing allowed without an ACL) for eve
 the super users: ANONYMOUS, `admin`, `puller` and the client certificate's CN. `limited` is the
 user with no rights of its own, for least-privilege tests.
 
-The broker is started as `java … kafka.Kafka server.properties` in a session of its own, and
-is ready when its log says the server started and every listener answers ApiVersions.
+The broker is started as `java … kafka.Kafka server.properties` in the caller's process group,
+and is ready when its log says the server started and every listener answers ApiVersions.
 """
 
 from __future__ import annotations
@@ -194,7 +194,8 @@ def _launch(lib: Path, data_dir: Path, log_file: Path) -> subprocess.Popen[bytes
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            # In the caller's process group: whatever stops the group (Ctrl-C, `kill -- -PGID`)
+            # stops the broker too, even if the caller dies before it can.
         )
 
 
