@@ -202,7 +202,9 @@ async def test_a_second_process_with_the_same_pull_and_shard_fences_the_first(
     bootstrap: str, prefix: str
 ) -> None:
     pull_id = "eos-fenced"
-    async with sandbox(sizes={"tokens": SIZE}, max_limit=PAGE, latency_ms=120) as (base, state):
+    # Slow pages: the first must still be pulling when the second has started (a process's
+    # start takes seconds on a busy machine; at 120 ms a page the first sometimes had finished).
+    async with sandbox(sizes={"tokens": SIZE}, max_limit=PAGE, latency_ms=300) as (base, state):
         args = pull_args(base, bootstrap, prefix, pull_id, "--transaction-pages", "4")
         first = await start_puller(args)
 
