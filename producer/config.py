@@ -194,7 +194,9 @@ class PullSettings(BaseSettings, PartnerOptions):
         description="after a broker outage, re-read what was acknowledged this long before it",
     )
     kafka_request_timeout_s: float = Field(
-        default=30.0, gt=0, description="a produce not acknowledged in this time is retried"
+        default=30.0,
+        gt=0,
+        description="an ack slower than this is reported, and waited for (never resent)",
     )
     delivery: Literal["at-least-once", "exactly-once"] = Field(
         default="at-least-once",

@@ -186,8 +186,8 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
     add_flag(g, "--kafka-connect-timeout-s", "how long a broker never reached is waited for",
              type=float)  # fmt: skip
     add_flag(g, "--kafka-deadline-s", "how long an outage during a pull is waited out", type=float)
-    add_flag(g, "--kafka-request-timeout-s", "a produce not acknowledged this long is retried",
-             type=float)  # fmt: skip
+    add_flag(g, "--kafka-request-timeout-s", "an acknowledgement slower than this is reported, "
+             "then waited for up to the deadline (never resent)", type=float)  # fmt: skip
     add_flag(g, "--kafka-replay-s", "after a lost broker, re-read what it acknowledged this long "
              "before (0: off)", type=float)  # fmt: skip
     add_flag(g, "--delivery", "exactly-once: Kafka transactions, for read_committed consumers",

@@ -2,10 +2,15 @@
 
 Messages go to per-partition outboxes (see outbox.py) on the partition Kafka's default
 partitioner would choose. A page counts as produced only when every batch holding its messages is
-acknowledged (acks=all, idempotent). When the broker is unreachable, a produce is retried with
-backoff until a deadline; when the broker has lost this producer's identity (a restarted broker
-answers OutOfOrderSequenceNumber or UnknownProducerId), the producer is replaced by a new one and
-the unacknowledged messages are produced again (duplicates are harmless: messages are keyed).
+acknowledged (acks=all, idempotent).
+
+A slow broker is waited for, never resent to: aiokafka would time a produce request out after its
+request timeout, drop the connection and send the batch again, which a busy broker may take for a
+sequence gap (OutOfOrderSequenceNumber) and a lost producer. So our producer's requests may take
+the whole outage deadline; `--kafka-request-timeout-s` is when a late acknowledgement is reported.
+When the broker has lost this producer's identity anyway (a restarted broker answers
+OutOfOrderSequenceNumber or UnknownProducerId), the producer is replaced by a new one and only the
+batches it had not acknowledged are produced again (duplicates are harmless: messages are keyed).
 """
 
 from __future__ import annotations
@@ -20,15 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    KafkaError,
-    KafkaTimeoutError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
-)
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
@@ -36,7 +33,7 @@ from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.lifecycle import close_producer, watch_connections
-from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
+from producer.kafka.outbox import PRODUCER_IDENTITY_LOST, DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage, TopicSpec
 
@@ -45,15 +42,6 @@ log = logging.getLogger("ocpi_puller")
 MAX_BATCH_BYTES = 1 << 20
 KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
 SLOW_ACK_REPORT_EVERY_S = 30.0
-# The broker no longer knows this producer (e.g. it restarted without its producer state): only a
-# new producer, with a new id, can produce again.
-PRODUCER_IDENTITY_LOST = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    ProducerFenced,
-)
 
 
 def worth_waiting_for(error: BaseException) -> bool:
@@ -114,14 +102,19 @@ class KafkaOutput:
         }
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
         self._producer: AIOKafkaProducer | None = None  # built by start()
-        # aiokafka never expires a batch while the broker is unreachable: every wait for an
-        # acknowledgement is bounded by this, then retried (until the deadline).
+        self._generation = 0  # of the producer in use: a renewal makes a new one
+        # An acknowledgement slower than this is reported (and waited for, to the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
+        # aiokafka gives up a request after its request timeout and sends it again on a new
+        # connection: for our producer, that is the whole deadline (see the module's doc).
+        self._patient_timeout_ms = max(request_timeout_ms, int(deadline_s * 1000))
         self._waiting: set[asyncio.Future[None]] = set()
         self._started = False
-        self._renewing: asyncio.Lock | None = None
+        self._renewal: asyncio.Task[None] | None = None
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self._last_slow_report = 0.0
+        self._last_slow_wait = 0.0
+        self._slow_waits = 0
         # Start times (monotonic) of broker outages: writes acknowledged shortly before one may
         # be lost by a broker that restarts (see Pull's replay).
         self.outages: list[float] = []
@@ -148,13 +141,16 @@ class KafkaOutput:
         a broker never reached is a KafkaUnavailableError, and nothing is left open."""
 
         async def connect() -> None:
-            self._producer = await self._started_producer()
+            async with asyncio.timeout(self._connect_timeout_s):
+                self._producer = await self._started_producer()
 
         await self._until_deadline("connect", connect, deadline_s=self._connect_timeout_s)
         self._started = True
 
     async def _started_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(**self._producer_options)
+        producer = AIOKafkaProducer(
+            **self.producer_options(request_timeout_ms=self._patient_timeout_ms)
+        )
         watch_connections(producer, self._connection_lost)
         try:
             await producer.start()
@@ -163,6 +159,27 @@ class KafkaOutput:
                 await producer.stop()
             raise
         return producer
+
+    # -- the producer source of the outboxes (outbox.ProducerSource) ---------------------------
+
+    def current(self) -> tuple[AIOKafkaProducer, int]:
+        """The producer in use and its generation."""
+        return self.producer, self._generation
+
+    async def settled(self) -> None:
+        """Return once no renewal of the producer is under way; a renewal that failed for good
+        (the broker away past the deadline) raises its KafkaUnavailableError."""
+        renewal = self._renewal
+        if renewal is not None:
+            await asyncio.shield(renewal)
+
+    def identity_lost(self, error: BaseException, generation: int) -> None:
+        """The broker no longer knows the producer of `generation`: replace it, once."""
+        if not self._started or generation != self._generation:
+            return  # replaced already, or stopping
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.create_task(self._renew_producer(error))
+            self._renewal.add_done_callback(_retrieve)
 
     def _connection_lost(self) -> None:
         # A broker that restarts may lose what it acknowledged just before (see Pull's replay).
@@ -174,6 +191,9 @@ class KafkaOutput:
         """Flush what is buffered and disconnect."""
         if self._started:
             self._started = False
+            if self._renewal is not None and not self._renewal.done():
+                self._renewal.cancel()
+                await asyncio.gather(self._renewal, return_exceptions=True)
             for waiting in list(self._waiting):
                 waiting.cancel()
             outboxes = list(self._outboxes.values())
@@ -202,20 +222,29 @@ class KafkaOutput:
             log.info("Kafka acknowledged %s after %.1f s (a busy broker)", topic, waited_s)
 
     async def _renew_producer(self, error: BaseException) -> None:
-        """Replace a producer the broker no longer knows; its pending messages fail and are
-        produced again by their senders."""
-        if self._renewing is None:
-            self._renewing = asyncio.Lock()
-        async with self._renewing:
-            if not isinstance(error, PRODUCER_IDENTITY_LOST) or not self._started:
-                return
-            # The broker is still away when this fails: the old one is kept for now.
-            fresh = await self._started_producer()
-            old, self._producer = self.producer, fresh
-            for outbox in self._outboxes.values():
-                outbox.fail_pending(error)
-            log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
-            await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
+        """Replace a producer the broker no longer knows. What it had not acknowledged fails as
+        it closes, and its outboxes deliver those batches again through the new one. A broker
+        still away is tried again until the deadline."""
+        log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
+        deadline = time.monotonic() + self._deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                    fresh = await self._started_producer()
+                break
+            except (KafkaError, OSError) as failure:
+                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
+                if time.monotonic() + wait > deadline:
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.bootstrap} unavailable for {self._deadline_s:.0f} s "
+                        f"(a new producer: {_describe(failure)})"
+                    ) from None
+                await asyncio.sleep(wait)
+        old, self._producer = self.producer, fresh
+        self._generation += 1
+        await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
     async def _until_deadline(
         self,
@@ -240,9 +269,9 @@ class KafkaOutput:
                         f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
-                if isinstance(error, PRODUCER_IDENTITY_LOST):
-                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        await self._renew_producer(error)
+                if isinstance(error, PRODUCER_IDENTITY_LOST) and self._started:
+                    self.identity_lost(error, self._generation)
+                    await self.settled()
                 reason = _describe(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
@@ -304,25 +333,51 @@ class KafkaOutput:
         acked.add_done_callback(_retrieve)  # a timed-out wait is abandoned, not forgotten
         return acked
 
-    async def wait_acked(self, acks: Sequence[asyncio.Future[None]]) -> None:
-        """Wait for acknowledgements, at most `ack_timeout_s`; a timeout is a KafkaTimeoutError.
+    async def wait_acked(
+        self, acks: Sequence[asyncio.Future[None]], *, report: bool = True
+    ) -> None:
+        """Wait for acknowledgements, however slow, for at most the deadline: a slow broker is
+        waited for, never sent the records again. A failed delivery raises its error; nothing
+        acknowledged by the deadline raises KafkaUnavailableError.
 
         The futures are not cancelled on timeout: a batch may hold other pages' messages too.
         """
-        if not acks:
+        pending = set(acks)
+        started = time.monotonic()
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=self.ack_timeout_s)
+            for future in done:
+                future.result()
+            if not pending:
+                return
+            waited = time.monotonic() - started
+            if waited >= self._deadline_s:
+                raise KafkaUnavailableError(
+                    f"Kafka at {self.bootstrap} acknowledged nothing for {waited:.0f} s"
+                )
+            if report:
+                self._slow_broker(waited)
+
+    def _slow_broker(self, waited_s: float) -> None:
+        """A wait past the request timeout: reported at most once per request timeout for the
+        whole output (every page waits at once; each report is an event to deliver too)."""
+        now = time.monotonic()
+        if now - self._last_slow_wait < self.ack_timeout_s:
             return
-        done, pending = await asyncio.wait(acks, timeout=self.ack_timeout_s)
-        if pending:
-            self._outage_began(time.monotonic() - self.ack_timeout_s)
-            raise KafkaTimeoutError(f"no acknowledgement within {self.ack_timeout_s:.0f} s")
-        for future in done:
-            future.result()
+        self._last_slow_wait = now
+        self._slow_waits += 1
+        reason = (
+            f"no acknowledgement for {waited_s:.0f} s (a slow broker): waiting up to "
+            f"{self._deadline_s:.0f} s, nothing is sent again"
+        )
+        self._report(KafkaWait("produce", self._slow_waits, self.ack_timeout_s, reason))
+        log.warning("Kafka: %s", reason)
 
     def _outbox(self, topic: str, partition: int) -> PartitionOutbox:
         outbox = self._outboxes.get((topic, partition))
         if outbox is None:
             outbox = PartitionOutbox(
-                lambda: self.producer,
+                self,
                 topic,
                 partition,
                 on_slow_ack=self._slow_ack,
@@ -343,7 +398,7 @@ class KafkaOutput:
             return
 
         async def attempt() -> None:
-            await self.wait_acked([await self.send(topic, messages)])
+            await self.wait_acked([await self.send(topic, messages)], report=report)
 
         await self._until_deadline(f"produce to {topic}", attempt, report=report)
 
