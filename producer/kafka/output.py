@@ -16,7 +16,6 @@ batches it had not acknowledged are produced again (duplicates are harmless: mes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -27,12 +26,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
-from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
-from producer.kafka.lifecycle import close_producer, watch_connections
+from producer.kafka.lifecycle import KAFKA_BACKOFF, RenewableProducer
 from producer.kafka.outbox import PRODUCER_IDENTITY_LOST, DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage, TopicSpec
@@ -40,7 +38,6 @@ from producer.kafka.records import OutMessage, TopicSpec
 log = logging.getLogger("ocpi_puller")
 
 MAX_BATCH_BYTES = 1 << 20
-KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
 SLOW_ACK_REPORT_EVERY_S = 30.0
 
 
@@ -101,16 +98,18 @@ class KafkaOutput:
             **(producer_options or {}),
         }
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
-        self._producer: AIOKafkaProducer | None = None  # built by start()
-        self._generation = 0  # of the producer in use: a renewal makes a new one
         # An acknowledgement slower than this is reported (and waited for, to the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
         # aiokafka gives up a request after its request timeout and sends it again on a new
         # connection: for our producer, that is the whole deadline (see the module's doc).
-        self._patient_timeout_ms = max(request_timeout_ms, int(deadline_s * 1000))
+        patient_timeout_ms = max(request_timeout_ms, int(deadline_s * 1000))
         self._waiting: set[asyncio.Future[None]] = set()
         self._started = False
-        self._renewal: asyncio.Task[None] | None = None
+        self.producers = RenewableProducer(
+            self.producer_options(request_timeout_ms=patient_timeout_ms),
+            on_lost=self._connection_lost,
+            deadline_s=deadline_s,
+        )
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self._last_slow_report = 0.0
         self._last_slow_wait = 0.0
@@ -133,8 +132,7 @@ class KafkaOutput:
     @property
     def producer(self) -> AIOKafkaProducer:
         """The producer in use (it is replaced when the broker forgets it)."""
-        assert self._producer is not None, "KafkaOutput.start() first"
-        return self._producer
+        return self.producers.producer
 
     async def start(self) -> None:
         """Connect, retrying for at most the connect timeout (the broker may still be starting);
@@ -142,44 +140,10 @@ class KafkaOutput:
 
         async def connect() -> None:
             async with asyncio.timeout(self._connect_timeout_s):
-                self._producer = await self._started_producer()
+                await self.producers.start()
 
         await self._until_deadline("connect", connect, deadline_s=self._connect_timeout_s)
         self._started = True
-
-    async def _started_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            **self.producer_options(request_timeout_ms=self._patient_timeout_ms)
-        )
-        watch_connections(producer, self._connection_lost)
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
-            raise
-        return producer
-
-    # -- the producer source of the outboxes (outbox.ProducerSource) ---------------------------
-
-    def current(self) -> tuple[AIOKafkaProducer, int]:
-        """The producer in use and its generation."""
-        return self.producer, self._generation
-
-    async def settled(self) -> None:
-        """Return once no renewal of the producer is under way; a renewal that failed for good
-        (the broker away past the deadline) raises its KafkaUnavailableError."""
-        renewal = self._renewal
-        if renewal is not None:
-            await asyncio.shield(renewal)
-
-    def identity_lost(self, error: BaseException, generation: int) -> None:
-        """The broker no longer knows the producer of `generation`: replace it, once."""
-        if not self._started or generation != self._generation:
-            return  # replaced already, or stopping
-        if self._renewal is None or self._renewal.done():
-            self._renewal = asyncio.create_task(self._renew_producer(error))
-            self._renewal.add_done_callback(_retrieve)
 
     def _connection_lost(self) -> None:
         # A broker that restarts may lose what it acknowledged just before (see Pull's replay).
@@ -191,14 +155,11 @@ class KafkaOutput:
         """Flush what is buffered and disconnect."""
         if self._started:
             self._started = False
-            if self._renewal is not None and not self._renewal.done():
-                self._renewal.cancel()
-                await asyncio.gather(self._renewal, return_exceptions=True)
             for waiting in list(self._waiting):
                 waiting.cancel()
             outboxes = list(self._outboxes.values())
             await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await close_producer(self.producer, flush_timeout_s=self.ack_timeout_s)
+            await self.producers.stop(flush_timeout_s=self.ack_timeout_s)
 
     def _report(self, wait: KafkaWait) -> None:
         self.waits += 1
@@ -220,31 +181,6 @@ class KafkaOutput:
         if now - self._last_slow_report >= SLOW_ACK_REPORT_EVERY_S:
             self._last_slow_report = now
             log.info("Kafka acknowledged %s after %.1f s (a busy broker)", topic, waited_s)
-
-    async def _renew_producer(self, error: BaseException) -> None:
-        """Replace a producer the broker no longer knows. What it had not acknowledged fails as
-        it closes, and its outboxes deliver those batches again through the new one. A broker
-        still away is tried again until the deadline."""
-        log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
-        deadline = time.monotonic() + self._deadline_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
-                    fresh = await self._started_producer()
-                break
-            except (KafkaError, OSError) as failure:
-                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
-                if time.monotonic() + wait > deadline:
-                    raise KafkaUnavailableError(
-                        f"Kafka at {self.bootstrap} unavailable for {self._deadline_s:.0f} s "
-                        f"(a new producer: {_describe(failure)})"
-                    ) from None
-                await asyncio.sleep(wait)
-        old, self._producer = self.producer, fresh
-        self._generation += 1
-        await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
     async def _until_deadline(
         self,
@@ -270,8 +206,8 @@ class KafkaOutput:
                     ) from None
                 self._outage_began(time.monotonic())
                 if isinstance(error, PRODUCER_IDENTITY_LOST) and self._started:
-                    self.identity_lost(error, self._generation)
-                    await self.settled()
+                    self.producers.identity_lost(error, self.producers.current()[1])
+                    await self.producers.settled()
                 reason = _describe(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
@@ -377,7 +313,7 @@ class KafkaOutput:
         outbox = self._outboxes.get((topic, partition))
         if outbox is None:
             outbox = PartitionOutbox(
-                self,
+                self.producers,
                 topic,
                 partition,
                 on_slow_ack=self._slow_ack,

@@ -70,7 +70,7 @@ async def test_a_lost_identity_resends_only_the_batch_not_acknowledged(
     proxy.produce_errors.append(OutOfOrderSequenceNumber.errno)
     try:
         await kafka.wait_acked([await kafka.send(topic, sent)])
-        generation = kafka.current()[1]
+        generation = kafka.producers.current()[1]
     finally:
         await kafka.stop()
     records = await read(bootstrap, topic)
