@@ -7,8 +7,10 @@ built from the settings (`--url`, `--token`, ...) or, for many partners, from a 
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -292,17 +294,36 @@ def default_partner_name(settings: PullSettings) -> str:
     return name or "partner"
 
 
-def describe_validation_error(error: ValidationError, *, flags: bool = False) -> str:
+def describe_validation_error(
+    error: ValidationError, *, flags: bool = False, given: Collection[str] = ()
+) -> str:
     """One line for every pydantic error, joined: `where: message`. With `flags`, a setting is
-    named by its flag and its environment variable (the operator set one of them)."""
+    named the way the operator set it: its flag when `given` on the command line, else the
+    environment variable that is set (`JOB_COMPLETION_INDEX`, not the alias it stands for)."""
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in item["loc"])
-        if flags and location in PullSettings.model_fields:
-            location = f"{flag_name(location)} / {' / '.join(env_names(location))}"
+        field = _field_named(location) if flags else None
+        if field is not None:
+            location = _where_set(field, given)
         message = str(item["msg"]).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+def _field_named(location: str) -> str | None:
+    """The setting an error location names: a field, or one of its environment variables."""
+    if location in PullSettings.model_fields:
+        return location
+    return next((f for f in PullSettings.model_fields if location in env_names(f)), None)
+
+
+def _where_set(field: str, given: Collection[str]) -> str:
+    if field in given:
+        return flag_name(field)
+    names = env_names(field)
+    chosen = [name for name in names if name in os.environ] or [flag_name(field), *names]
+    return " / ".join(chosen)
 
 
 def flag_name(field: str) -> str:

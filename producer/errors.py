@@ -6,6 +6,9 @@ Messages never contain the credentials token.
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 from typing import ClassVar
 
 
@@ -104,3 +107,41 @@ class InterruptedPullError(PullError):
 
     exit_code = 130
     kind = "interrupted"
+
+
+# How a failed connection reads, whatever library raised it (errno, or the exception's class).
+_CONNECT_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ETIMEDOUT: "timed out",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed",
+}
+
+
+def connect_failure(error: BaseException | None) -> str:
+    """Why a connection failed, in an operator's words: `connection refused`, `timed out`,
+    `name not known`, … (never a library's class name). Looks through the exception's causes
+    and the `os_error` aiohttp wraps."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            return "name not known"
+        if isinstance(error, TimeoutError):
+            return "timed out"
+        if isinstance(error, ssl.SSLError):
+            return "TLS handshake failed"
+        if isinstance(error, OSError) and error.errno in _CONNECT_ERRNOS:
+            return _CONNECT_ERRNOS[error.errno]
+        inner = getattr(error, "os_error", None)
+        error = inner if isinstance(inner, BaseException) else error.__cause__ or error.__context__
+    return "connection failed"
+
+
+def cannot_connect(host: str | None, port: int | None, error: BaseException | None) -> str:
+    """`cannot connect to HOST:PORT: <why>` (see `connect_failure`)."""
+    where = host if port is None else f"{host}:{port}"
+    return f"cannot connect to {where}: {connect_failure(error)}"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
@@ -33,6 +33,7 @@ from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.lifecycle import KAFKA_BACKOFF, RenewableProducer
 from producer.kafka.outbox import PRODUCER_IDENTITY_LOST, DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
+from producer.kafka.reach import unreachable
 from producer.kafka.records import OutMessage, TopicSpec
 
 log = logging.getLogger("ocpi_puller")
@@ -208,7 +209,7 @@ class KafkaOutput:
                 if isinstance(error, PRODUCER_IDENTITY_LOST) and self._started:
                     self.producers.identity_lost(error, self.producers.current()[1])
                     await self.producers.settled()
-                reason = _describe(error)
+                reason = await self._reason(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
@@ -224,6 +225,15 @@ class KafkaOutput:
                 else:
                     log.debug("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
                 await asyncio.sleep(wait)
+
+    async def _reason(self, error: BaseException) -> str:
+        """What went wrong, as the operator should read it: a broker that cannot be reached says
+        why (aiokafka does not), anything else its error."""
+        if isinstance(error, (KafkaConnectionError, OSError)):
+            found = await asyncio.to_thread(unreachable, self.bootstrap)
+            if found is not None:
+                return found
+        return _describe(error)
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet (partitions/replication as configured)."""

@@ -113,7 +113,7 @@ class ProgressReporter:
         """`pull_started`, and the bar appears."""
         self.expected_total = fields.get("total_reported")
         self._emit(PullStarted, **fields)
-        self._handle = self._view.add(self._label, self.expected_total)
+        self._handle = self._view.add(self._label, self.expected_total, str(self._base["pull_id"]))
         log.info(
             "pull started pull=%s partner=%s module=%s windows=%s total=%s",
             self._base["pull_id"],
@@ -188,7 +188,7 @@ class ProgressReporter:
     def warning(self, code: str, message: str, window: int | None = None) -> None:
         """A partner quirk the operator should see."""
         self._emit(Warning_, code=code, message=message, window=window)
-        log.warning("%s: %s (pull=%s)", code, message, self._base["pull_id"])
+        log.warning("warning pull=%s %s: %s", self._base["pull_id"], code, message)
 
     def window_done(self, **fields: Any) -> None:
         """`window_completed`."""

@@ -295,8 +295,9 @@ class OcpiHttp:
         where = self.redact(url)
         if failed.failure.kind == "bad_body":
             return PartnerProtocolError(f"{failed.reason} at {where} ({attempts} attempts)")
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return PartnerUnavailableError(
-            f"partner kept failing at {where}: {failed.reason} ({attempts} attempts)"
+            f"partner kept failing at {where}: {failed.reason} ({tries})"
         )
 
     # -- what callers use ------------------------------------------------------------------------

@@ -9,7 +9,12 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from producer.errors import PartnerProtocolError, PartnerTlsError
+from producer.errors import (
+    PartnerProtocolError,
+    PartnerTlsError,
+    cannot_connect,
+    connect_failure,
+)
 from producer.ocpi.redirects import REDIRECT_STATUSES, RedirectMemory, redirect_target
 from producer.ocpi.retry import Failure
 
@@ -57,29 +62,45 @@ async def get_once(
                     continue
                 body = await _read_body(response, max_bytes)
                 answer = Answer(response.status, response.headers, body, current)
+        except aiohttp.ConnectionTimeoutError as error:
+            raise AttemptFailed(
+                Failure("timeout"), cannot_connect(current.host, current.port, error)
+            ) from None
         except TimeoutError:
-            raise AttemptFailed(Failure("timeout"), "timeout") from None
+            raise AttemptFailed(
+                Failure("timeout"),
+                f"no whole answer from {_where(current)} within the request timeout",
+            ) from None
         except aiohttp.ClientConnectorCertificateError as error:
             reason = getattr(error.certificate_error, "verify_message", None) or "not trusted"
             raise PartnerTlsError(
                 f"TLS certificate of {url.host}:{url.port} failed verification ({reason}); "
                 "give the partner's CA with --ca-bundle"
             ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
             raise AttemptFailed(
-                Failure("connection"), f"connection dropped: {type(error).__name__}"
+                Failure("connection"), f"{_where(current)} closed the connection mid-answer"
+            ) from None
+        except aiohttp.ClientConnectorError as error:
+            raise AttemptFailed(
+                Failure("connection"), cannot_connect(current.host, current.port, error)
             ) from None
         except aiohttp.ClientConnectionError as error:
             raise AttemptFailed(
-                Failure("connection"), f"connection failed: {type(error).__name__}"
+                Failure("connection"),
+                f"connection to {_where(current)} lost: {connect_failure(error)}",
             ) from None
-        except aiohttp.ClientError as error:
+        except aiohttp.ClientError:
             raise AttemptFailed(
-                Failure("connection"), f"HTTP error: {type(error).__name__}"
+                Failure("connection"), f"the HTTP exchange with {_where(current)} failed"
             ) from None
         if hops:
             redirects.remember(url, current)
         return answer
+
+
+def _where(url: URL) -> str:
+    return f"{url.host}:{url.port}"
 
 
 async def _read_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
