@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.modules import Module, OcpiVersion
 from producer.ocpi.repair import LinkRepairSetting
+from producer.warning_kinds import parse_fail_on
 from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
@@ -47,6 +48,15 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 MAX_CONCURRENCY = 256
+
+
+def _fail_on(value: object) -> str:
+    """`--fail-on`: kinds separated by commas (a list in a partners file), or `all`."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(item) for item in value)
+    if not isinstance(value, str):
+        raise ValueError("must be warning kinds separated by commas, or all")
+    return ",".join(parse_fail_on(value))
 
 
 def _concurrency(value: object) -> object:
@@ -85,6 +95,9 @@ class PartnerOptions(BaseModel):
     max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     validation: ValidationMode = Field(
         default="lenient", description="lenient reads the dialects partners write; strict refuses"
+    )
+    fail_on: Annotated[str, BeforeValidator(_fail_on)] = Field(
+        default="", description="warning kinds that fail a complete pull (exit 5), or all"
     )
 
     @property

@@ -62,6 +62,13 @@ class IncompletePullError(PullError):
     kind = "incomplete"
 
 
+class WarningFailure(PullError):
+    """The pull is complete, but it reported a warning the operator named in `--fail-on`."""
+
+    exit_code = 5
+    kind = "warning"
+
+
 class PartnerProtocolError(PullError):
     """The partner answered with something that is not OCPI (bad JSON, envelope, headers)."""
 

@@ -15,6 +15,7 @@ from pydantic_core import PydanticUndefined
 
 from producer.config import PullSettings
 from producer.ocpi.modules import MODULES, OcpiVersion
+from producer.warning_kinds import KINDS
 from schemas.validation import VALIDATION_MODES
 
 ENV_PREFIX = "OCPI_PULLER_"
@@ -26,7 +27,8 @@ EXIT_CODES = """exit codes:
   2    bad usage or configuration (flags, environment, partners file)
   3    the partner refused us or the endpoint does not exist (token, URL, version)
   4    the partner was unreachable or kept failing (TLS included): try again later
-  5    a pull is incomplete (shortfall, unusable pagination, refused link): resume or re-run
+  5    a pull is incomplete (shortfall, unusable pagination, refused link): resume or re-run;
+       or it reported a warning named by --fail-on
   6    Kafka unavailable, refused, or this pull was fenced by a newer process
   130  interrupted (SIGINT/SIGTERM): resume with the same --pull-id"""
 
@@ -207,6 +209,13 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     """What the operator sees."""
     g = p.add_argument_group("output")
+    add_flag(
+        g,
+        "--fail-on",
+        "warning kinds that make a complete pull exit 5 (error_kind warning), separated by "
+        f"commas, or all (every kind but the notices): {', '.join(k.name for k in KINDS)}",
+        metavar="WARNING[,WARNING…]",
+    )
     add_flag(g, "--output", "text for people, json for one summary line", choices=("text", "json"))
     add_flag(
         g,

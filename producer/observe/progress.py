@@ -73,6 +73,8 @@ class ProgressReporter:
         self.objects_emitted = 0
         self.dead_lettered = 0
         self.pages = 0
+        # Warning codes this pull reported, each with its first message (for --fail-on).
+        self.warnings: dict[str, str] = {}
 
     def set_version(self, ocpi_version: str) -> None:
         """Every later event carries the version."""
@@ -187,6 +189,7 @@ class ProgressReporter:
 
     def warning(self, code: str, message: str, window: int | None = None) -> None:
         """A partner quirk the operator should see."""
+        self.warnings.setdefault(code, message)
         self._emit(Warning_, code=code, message=message, window=window)
         log.warning("warning pull=%s %s: %s", self._base["pull_id"], code, message)
 
