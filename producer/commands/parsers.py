@@ -24,16 +24,26 @@ def add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p = commands.add_parser(
         "status",
         help="show recent pulls per partner/module from the progress topic",
-        description="Read <prefix>.progress and show each recent pull: state, objects so far, "
-        "total reported, rate, ETA, windows, last problem and age of the last event.",
+        description="Read <prefix>.progress and show each recent pull, one row per pull and "
+        "shard: state, objects so far of the total reported, rate, ETA, windows, how long ago "
+        "its last event came, the last problem. Long texts are cut to the terminal's width and "
+        "shown whole under the table.",
     )
     flags.kafka_connection_flags(p)
     p.add_argument("--since", type=_duration, default=timedelta(hours=24), help="e.g. 30m, 24h")
     p.add_argument("--partner")
     p.add_argument("--module")
-    p.add_argument("--follow", action="store_true", help="keep reading and redraw")
-    add_flag(p.add_argument_group("output"), "--output", "text or one JSON line",
-             choices=("text", "json"))  # fmt: skip
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading: on a terminal the table is redrawn; elsewhere, and for json and "
+        "tsv, one line per pull whose row changed",
+    )
+    o = p.add_argument_group("output")
+    add_flag(o, "--output", "text; json: one object per pull and shard, one a line; tsv: "
+             "a header, then one line per pull and shard",
+             choices=("text", "json", "tsv"))  # fmt: skip
+    o.add_argument("--wide", action="store_true", help="every text whole in the table")
     p.set_defaults(run=_run_status)
 
 
