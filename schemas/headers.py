@@ -12,3 +12,5 @@ SOURCE_OFFSET: Final = "source-offset"
 TRACEPARENT: Final = "traceparent"  # W3C trace context of the page span that fetched the object
 
 ALL: Final = (OCPI_VERSION, OCPI_MODULE, PARTNER, PULL_ID, SOURCE_OFFSET, TRACEPARENT)
+# Only on an object produced again from a dead letter (`ocpi-puller redrive`): which redrive.
+REDRIVE_ID: Final = "redrive-id"

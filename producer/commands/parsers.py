@@ -112,6 +112,28 @@ def _run_verify(args: argparse.Namespace) -> int:
     return verify.run(args, settings_from_args)
 
 
+def add_redrive_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "redrive",
+        help="validate a pull's dead letters again and produce those that now pass",
+        description="Read the pull's dead letters from <prefix>.deadletter, validate each again "
+        "under the current models and --validation, and produce those that now pass to the "
+        "object topic (the same key; headers as a pull gives them, plus redrive-id). The rest "
+        "stay. A letter whose key was written after it failed is left (superseded). Prints the "
+        "counts; --dry-run only counts.",
+    )
+    flags.redrive_flags(p)
+    flags.kafka_connection_flags(p)
+    flags.command_output_flags(p)
+    p.set_defaults(run=_run_redrive)
+
+
+def _run_redrive(args: argparse.Namespace) -> int:
+    from producer.commands import redrive
+
+    return redrive.run(args, settings_from_args)
+
+
 def add_reset_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "reset",
