@@ -134,6 +134,41 @@ def _run_redrive(args: argparse.Namespace) -> int:
     return redrive.run(args, settings_from_args)
 
 
+def add_broker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "broker",
+        help="run the embedded Kafka-protocol broker (noida-db) on loopback, for trying things",
+        description="Start the embedded Kafka-protocol broker (noida-db) on 127.0.0.1, print its "
+        "bootstrap address, and serve until Ctrl-C or SIGTERM, which stop every process it "
+        "started. Data stays in --data-dir. For trying the puller on one machine, not for "
+        "production. Needs the broker extra: pip install 'ocpi-puller[broker]'.",
+    )
+    p.add_argument("--port", type=_port, default=9092, help="the port to listen on (default 9092)")
+    p.add_argument(
+        "--data-dir",
+        help="where the broker keeps its data (default .ocpi-puller-broker in the working "
+        "directory)",
+    )
+    flags.command_output_flags(p)
+    p.set_defaults(run=_run_broker)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from producer.commands import broker
+
+    return broker.run(args)
+
+
 def add_reset_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "reset",
