@@ -144,6 +144,8 @@ async def _serve_page(
             headers["Link"] = next_link(request, state, query, next_offset)
         elif "empty-last" in defects:
             headers["Link"] = ""
+    if config.rate_limit is not None and config.rate_limit_headers:
+        headers.update(state.rate_limit_headers(time.monotonic()))
     state.stats.objects_served += len(entries)
     state.stats.objects_served_by_module[query.module] += len(entries)
     state.stats.pages_served += 1

@@ -248,6 +248,12 @@ def _add_fault_flags(g: argparse._ArgumentGroup) -> None:
         type=positive_float,
         help="answer 429 above this many page requests per second (with or without Retry-After)",
     )
+    g.add_argument(
+        "--no-rate-limit-headers",
+        dest="rate_limit_headers",
+        action="store_false",
+        help="do not advertise --rate-limit in X-RateLimit-*/RateLimit-Policy headers",
+    )
     g.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
     g.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
     g.add_argument("--stall-seconds", type=non_negative_float, default=60.0)
@@ -345,6 +351,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         retry_after_seconds=args.retry_after_seconds,
         throttle_sends_retry_after=not args.throttle_without_retry_after,
         rate_limit=args.rate_limit,
+        rate_limit_headers=args.rate_limit_headers,
         invalid_rate=args.invalid_rate,
         mutation_rate=args.mutation_rate,
         mutations_per_s=args.mutations_per_s,

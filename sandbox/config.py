@@ -86,6 +86,9 @@ class SandboxConfig:
     throttle_sends_retry_after: bool = True
     # Answer 429 when a client sends more than this many page requests per second (P9).
     rate_limit: float | None = None
+    # ... and say so in every page answer (X-RateLimit-Limit/-Remaining/-Reset, RateLimit-Policy),
+    # as most rate-limited APIs do; False: the limit shows only as 429s.
+    rate_limit_headers: bool = True
     invalid_rate: float = 0.0
     # Mutations per object served, applied to the module just served (a busy partner).
     mutation_rate: float = 0.0

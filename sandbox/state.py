@@ -151,6 +151,18 @@ class SandboxState:
             recent.popleft()
         return len(recent) > limit
 
+    def rate_limit_headers(self, now: float) -> dict[str, str]:
+        """The rate limit as a rate-limited API advertises it: per second, what is left of it."""
+        limit = self.config.rate_limit
+        assert limit is not None
+        used = sum(1 for at in self._recent_requests if now - at <= 1.0)
+        return {
+            "X-RateLimit-Limit": f"{limit:g}",
+            "X-RateLimit-Remaining": str(max(0, int(limit) - used)),
+            "X-RateLimit-Reset": "1",
+            "RateLimit-Policy": f"{limit:g};w=1",
+        }
+
     def mutate_after_serving(self, module: str, served: int) -> None:
         """Apply `mutation_rate` mutations per object served to the module being served."""
         rate = self.config.mutation_rate
