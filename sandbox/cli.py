@@ -102,13 +102,14 @@ def comma_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 
 class _OneLineErrors:
-    """`ArgumentParser.error` that prints one line naming the flag, without the long usage."""
+    """`ArgumentParser.error` as the puller's one line (`ocpi-puller: config: …`, exit 2; one
+    JSON line under --output json), naming the flag, without the long usage."""
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self._parser = parser
 
     def __call__(self, message: str) -> NoReturn:
-        self._parser.exit(2, f"{self._parser.prog}: error: {message} (see --help)\n")
+        raise ConfigError(f"{message} (see {self._parser.prog} --help)")
 
 
 def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
