@@ -120,8 +120,7 @@ class OcpiHttp:
         self._limiter = limiter or AdaptiveLimiter.fixed(connections)
         self._redirects = RedirectMemory()
         self.retries: Counter[str] = Counter()
-        # Told of every answer as it arrives, before it is judged (plan reads rate-limit headers).
-        self.on_answer: Callable[[Answer], None] | None = None
+        self.on_answer: Callable[[Answer], None] = lambda _: None  # plan hears rate limits
 
     async def __aenter__(self) -> OcpiHttp:
         connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._tls)
@@ -178,8 +177,7 @@ class OcpiHttp:
         answer = await get_once(
             self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
         )
-        if self.on_answer is not None:
-            self.on_answer(answer)
+        self.on_answer(answer)  # every answer, before it is judged
         self._judge_status(answer, follow)
         return replace(answer, request_id=request_id)
 
