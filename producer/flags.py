@@ -122,7 +122,15 @@ def add_scope_flags(p: argparse.ArgumentParser) -> None:
         default_text="if one exists",
         action=argparse.BooleanOptionalAction,
     )
-    _switch(g, "--probe-past-end", "a full page without Link is not the end: read to an empty one")
+    add_flag(
+        g,
+        "--probe-past-end",
+        "read past a page without Link: auto where totals or links are missing or contradict "
+        "what arrived, on past every full page, off never (the flag alone: on)",
+        nargs="?",
+        const="on",
+        choices=("auto", "on", "off"),
+    )
     _switch(g, "--emit-tombstones", "tombstone keys a complete full pull no longer finds")
     _switch(g, "--skip-unchanged", "produce only objects whose content changed")
     add_flag(

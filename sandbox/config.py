@@ -101,6 +101,14 @@ class SandboxConfig:
     history_start_ms: int = DEFAULT_HISTORY_START_MS
     # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.
     broken_total: bool = False
+    # A server that slices its list by offset/limit and sends no X-Total-Count, X-Limit or Link.
+    no_paging_headers: bool = False
+    # The partner applies date filters this many seconds later than written (a time zone read
+    # wrongly): `date_from=a&date_to=b` lists [a + s, b + s).
+    date_filter_shift_s: int = 0
+    # The partner's clock runs this many seconds ahead (negative: behind): its envelope
+    # timestamps, its HTTP Date and the last_updated of every change it makes.
+    clock_skew_s: int = 0
     one_shot_capacity: int = 100_000
     # Next-link and paging-header defects of real servers (sandbox/links.py); () is spec-perfect.
     link_defects: tuple[LinkDefect, ...] = ()

@@ -151,6 +151,10 @@ class SandboxState:
             recent.popleft()
         return len(recent) > limit
 
+    def now_ms(self) -> int:
+        """The partner's clock (`clock_skew_s` off the wall clock): what it stamps changes with."""
+        return now_ms() + self.config.clock_skew_s * 1000
+
     def mutate_after_serving(self, module: str, served: int) -> None:
         """Apply `mutation_rate` mutations per object served to the module being served."""
         rate = self.config.mutation_rate
@@ -160,7 +164,7 @@ class SandboxState:
         dataset = self.datasets[module]
         while credit >= 1.0:
             credit -= 1.0
-            dataset.mutate_randomly(self.mutation_rng, now_ms(), self.config.mutation_kinds)
+            dataset.mutate_randomly(self.mutation_rng, self.now_ms(), self.config.mutation_kinds)
         self.mutation_credit[module] = credit
 
     def dialect_writer(self, module: str, version: str) -> DialectWriter:

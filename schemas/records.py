@@ -67,6 +67,9 @@ class PullPlan(BaseModel):
     completed: bool = False
     window_size: int | None = Field(default=None, description="target objects per window")
     limit: int | None = Field(default=None, description="page size asked for")
+    totals_reported: bool = Field(
+        default=True, description="whether the partner sent X-Total-Count when planning"
+    )
 
 
 class WindowCheckpoint(BaseModel):

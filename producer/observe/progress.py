@@ -73,6 +73,7 @@ class ProgressReporter:
         self.objects_emitted = 0
         self.dead_lettered = 0
         self.pages = 0
+        self.warnings_told: dict[str, str] = {}
 
     def set_version(self, ocpi_version: str) -> None:
         """Every later event carries the version."""
@@ -189,6 +190,8 @@ class ProgressReporter:
         """A partner quirk the operator should see."""
         self._emit(Warning_, code=code, message=message, window=window)
         log.warning("%s: %s (pull=%s)", code, message, self._base["pull_id"])
+        # The first message of each kind, for the summary (every warning told is also in it).
+        self.warnings_told.setdefault(code, message)
 
     def window_done(self, **fields: Any) -> None:
         """`window_completed`."""

@@ -202,11 +202,12 @@ class PageDriver:
             self._repair.links_without_rel += 1
         link_present = page.next_url is not None or page.refused_next is not None
         must_repair = page.refused_next is not None or self._repair.links_unusable
+        asked = self._asked(request)
         if link_present and must_repair and self._repair.enabled:
             self._repair.repaired(self._shown(page))
             end = request.offset + count
             repaired = self._query.url(end)
-            return PageOutcome(count, page.total, page.limit, str(repaired), end), None
+            return PageOutcome(count, page.total, page.limit, str(repaired), end, asked), None
         next_url = page.next_url
         outcome = PageOutcome(
             count=count,
@@ -214,8 +215,16 @@ class PageDriver:
             limit=page.limit,
             next_url=None if next_url is None else str(next_url),
             next_offset=None if next_url is None else plain_offset_of(next_url, self._base_url),
+            asked=asked,
         )
         return outcome, page.refused_next
+
+    def _asked(self, request: PageRequest) -> int | None:
+        """The `limit` a request asked for: ours, or a followed link's own (when it has one)."""
+        if request.url is None:
+            return request.limit or self._query.limit
+        written = URL(request.url, encoded=True).query.get("limit", "")
+        return int(written) if written.isdigit() and len(written) < 10 else None
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

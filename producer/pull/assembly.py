@@ -112,6 +112,7 @@ def pull_context(
         options=options,
         limit=options.limit or DEFAULT_LIMIT,
         pinned_date_to=plan.date_to,
+        totals_reported=plan.totals_reported,
         http=http,
         kafka=kafka,
         builder=MessageBuilder(
@@ -140,7 +141,7 @@ def announce(
     state: StoredState,
 ) -> None:
     """`pull_started`, and the summary's plan fields."""
-    total = sum(w.expected for w in windows) if windows else 0
+    total = sum(w.expected for w in windows) if plan.totals_reported else None
     summary.total_reported = total
     summary.kind = plan.kind
     summary.windows = len(windows)

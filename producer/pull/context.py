@@ -30,6 +30,7 @@ class PullCounters:
     skipped_unchanged: int = 0
     resent_objects: int = 0
     full_page_without_link: int = 0
+    totals_unreliable: int = 0  # windows whose X-Total-Count a page contradicted
     # objects produced per dialect (lenient validation), and one example of each
     dialects: Counter[str] = field(default_factory=Counter)
     dialect_examples: dict[str, str] = field(default_factory=dict)
@@ -52,6 +53,8 @@ class PullContext:
     progress: ProgressReporter
     topics: PullTopics
     unacked_pages: asyncio.Semaphore
+    # Whether the plan's window counts are the partner's X-Total-Count (else there were none).
+    totals_reported: bool = True
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
     repair: LinkRepair = field(default_factory=LinkRepair)

@@ -110,9 +110,10 @@ async def plan_or_wait(
         created_at=datetime.now(UTC),
         window_size=target.options.window_size,
         limit=target.options.limit,
+        totals_reported=planned.totals_reported,
     )
     await store.save_plan(plan)
-    return plan, ["partner_ignores_date_filters"] if planned.filters_ignored else []
+    return plan, []
 
 
 def shard_windows(plan: PullPlan, settings: PullSettings) -> list[WindowSpec]:

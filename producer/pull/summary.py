@@ -96,7 +96,16 @@ class PullSummary:
         self.found_by_probing = counters.found_by_probing
         self.skipped_unchanged = counters.skipped_unchanged
         self.resent_objects = counters.resent_objects
+        if counters.totals_unreliable:
+            self.total_reported = None  # a page contradicted it: the partner's totals mean nothing
         self.warnings.extend(p for p in verdict.problems if p not in self.warnings)
+
+    def take_warnings(self, progress: ProgressReporter) -> None:
+        """Every warning told (logged and sent as an event) is in the summary too, once per
+        kind, as `kind: the first message`."""
+        for kind, message in progress.warnings_told.items():
+            if not any(_names(warning, kind) for warning in self.warnings):
+                self.warnings.append(f"{kind}: {message}")
 
     def incomplete_message(self) -> str:
         """The one line an incomplete pull ends with."""
@@ -112,6 +121,13 @@ class PullSummary:
         self.error = str(error)
         self.error_kind = error.kind
         self.exit_code = error.exit_code
+
+
+def _names(warning: str, kind: str) -> bool:
+    """Whether a summary warning is of `kind` (`dialect_x` is written `dialect x: …`)."""
+    if kind.startswith("dialect_"):
+        return warning.startswith(f"dialect {kind.removeprefix('dialect_')}:")
+    return warning == kind or warning.startswith((f"{kind}:", f"{kind} "))
 
 
 def warn_about_partner(
@@ -159,6 +175,7 @@ def warn_about_partner(
 
 def report_end(summary: PullSummary, progress: ProgressReporter, duration_s: float) -> None:
     """`pull_completed` with the summary's figures."""
+    summary.take_warnings(progress)
     progress.completed(
         complete=summary.complete,
         objects_emitted=summary.objects_emitted,
@@ -179,6 +196,7 @@ def report_failure(
     summary: PullSummary, progress: ProgressReporter, error: PullError, duration_s: float
 ) -> None:
     """`pull_failed`, unless `pull_completed(complete=false)` already said it."""
+    summary.take_warnings(progress)
     if isinstance(error, IncompletePullError) and error.kind == "incomplete":
         return
     progress.failed(

@@ -141,6 +141,7 @@ class WindowPull:
                 max_ahead=ctx.options.fanout,
                 probe_past_end=ctx.options.probe_past_end,
                 stop_at=self._stop_at,
+                earlier_total=self._planned_total(),
             )
             problem = None
             try:
@@ -169,6 +170,14 @@ class WindowPull:
             )
             start_offset, start_total = 0, None
 
+    def _planned_total(self) -> int | None:
+        """The window's count when the pull was planned: no page may end beyond it. (A 2.1.1
+        window asks from a second before its start, which the count did not.)"""
+        ctx = self._ctx
+        if not ctx.totals_reported or ctx.endpoint.ocpi_version.startswith("2.1"):
+            return None
+        return self._spec.expected
+
     def _count_dialects(self, messages: PageMessages) -> None:
         counters = self._ctx.counters
         for dialect, count in messages.dialect_counts().items():
@@ -179,6 +188,14 @@ class WindowPull:
 
     def _count(self, walk: WindowWalk) -> None:
         counters = self._ctx.counters
+        if walk.total_unreliable is not None:
+            counters.totals_unreliable += 1
+            self._ctx.progress.warning(
+                "total_unreliable",
+                f"window {self._spec.index}: {walk.total_unreliable}; the partner's totals are "
+                "ignored and the window was read to an empty page",
+                window=self._spec.index,
+            )
         counters.step_backs += walk.patches
         counters.found_by_probing += walk.found_by_probing
         if self._stop_at is None and walk.ended_full_without_link:
