@@ -38,6 +38,15 @@ def from_epoch(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+def asked_date_from(date_from: datetime | None, ocpi_version: str) -> datetime | None:
+    """The `date_from` a window asks for: its own, a second early in OCPI 2.1.1 (which does not
+    say whether `date_from` is inclusive: duplicates at the boundary are harmless, a lost
+    boundary object is not)."""
+    if date_from is not None and ocpi_version.startswith("2.1"):
+        return date_from - ONE_SECOND
+    return date_from
+
+
 def page_url(
     endpoint: URL,
     *,
@@ -60,9 +69,7 @@ def page_url(
         if k not in ("offset", "limit", "date_from", "date_to")
     ]
     query += [("offset", str(offset)), ("limit", str(limit))]
-    start = date_from
-    if start is not None and overlap_211 and ocpi_version.startswith("2.1"):
-        start = start - ONE_SECOND
+    start = asked_date_from(date_from, ocpi_version) if overlap_211 else date_from
     if start is None and module == "sessions":
         start = EPOCH
     if start is not None:

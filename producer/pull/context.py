@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,6 +60,6 @@ class PullContext:
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
     repair: LinkRepair = field(default_factory=LinkRepair)
     # Exactly-once only: the commit units, and (after a resume) what this pull committed before,
-    # as hash((hash(key), hash(value))) of each object.
+    # as hash(key) -> hash(value) of the latest committed value of each key.
     units: UnitCommitter | None = None
-    committed: frozenset[int] | None = None
+    committed: Mapping[int, int] | None = None

@@ -117,11 +117,11 @@ class ExactlyOnce:
         if any(not c.done for c in state.windows.values()):
             ctx.committed = await self.committed_objects(plan)
 
-    async def committed_objects(self, plan: PullPlan) -> frozenset[int]:
-        """hash((hash(key), hash(value))) of every object this pull has committed."""
+    async def committed_objects(self, plan: PullPlan) -> dict[int, int]:
+        """hash(key) -> hash(value) of the latest value of every object this pull committed."""
         since = int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
         pull_id = self._pull_id.encode()
-        found: set[int] = set()
+        found: dict[int, int] = {}
         async for record in read_committed(
             self._kafka.connection,
             self._topics.objects,
@@ -129,8 +129,8 @@ class ExactlyOnce:
             deadline_s=self._deadline_s,
         ):
             if record.value is not None and dict(record.headers).get(h.PULL_ID) == pull_id:
-                found.add(hash((hash(record.key.decode()), hash(record.value))))
-        return frozenset(found)
+                found[hash(record.key.decode())] = hash(record.value)
+        return found
 
     async def pull_windows(
         self,

@@ -48,6 +48,9 @@ class PageMessages:
     # first example of each dialect on the page
     dialects: dict[int, frozenset[Dialect]] = field(default_factory=dict)
     examples: dict[Dialect, str] = field(default_factory=dict)
+    # aligned with `dead_letters`: a hash of each dead object's identity and content (a dead
+    # letter's record differs every time it is made; the object it carries does not)
+    dead_contents: list[int] = field(default_factory=list)
 
     def dialect_counts(self) -> Counter[Dialect]:
         """How many of the objects produced used each dialect."""
@@ -123,6 +126,10 @@ class MessageBuilder:
             for i, key, reasons in dead
         ]
         identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
+        contents = [
+            hash((identity, dumps(items[i])))
+            for identity, (i, _, _) in zip(identities, dead, strict=True)
+        ]
         return PageMessages(
             objects,
             dead_letters,
@@ -133,6 +140,7 @@ class MessageBuilder:
             [key for _, key, _ in dead if key is not None],
             dialects=report.dialects,
             examples=report.examples,
+            dead_contents=contents,
         )
 
     def _dead_letter(

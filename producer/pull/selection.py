@@ -1,16 +1,24 @@
-"""Which of a page's records a window produces. Pure (the key state is read, not written).
+"""Which of a page's records a window produces, and when an object counts as seen. Pure (the key
+state is read, not written).
 
-Dropped: objects this window already produced unchanged (a step-back or a re-read pass meets them
-again), objects whose `last_updated` lies outside the window (a 2.1.1 window starts a second early,
-and some partners treat `date_to` as inclusive: the neighbouring window produces those), and with
---skip-unchanged objects whose content is what was produced before (P8).
+Two memories, kept apart on purpose:
+* what the partner *listed* (every object of every page fetched, valid or not, in the window's
+  date range or not): the window's count of received objects, checked against its total;
+* what is *durable*: objects whose page Kafka acknowledged (at-least-once) or whose page went into
+  a commit unit (exactly-once, where units commit in order, all or nothing). Only a durable,
+  identical copy lets a window skip an object it meets again (a step-back, a page fetched ahead,
+  a second pass): an object is seen when the page that carries it is in Kafka, never when it was
+  fetched, so a checkpoint can never pass an object whose only copy is still on its way.
+
+Objects listed outside the window's date range are produced like any other (the key decides;
+compaction absorbs a copy the neighbouring window also produces) and counted apart. With
+--skip-unchanged, objects whose content is what was produced before are dropped (P8).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +30,8 @@ from producer.pull.records import PageMessages
 
 
 class WindowSelection:
-    """One window's memory of what it received, and the filter every page passes."""
+    """One window's memory of what it was listed and what is durable, and the filter every page
+    passes."""
 
     def __init__(
         self,
@@ -31,7 +40,7 @@ class WindowSelection:
         *,
         keystate: KeyState | None = None,
         skip_unchanged: bool = False,
-        committed: AbstractSet[int] | None = None,
+        committed: Mapping[int, int] | None = None,
     ) -> None:
         self._from_s = None if date_from is None else date_from.timestamp()
         self._to_s = date_to.timestamp()
@@ -39,60 +48,83 @@ class WindowSelection:
         self._to_text = format_ocpi_datetime(date_to)
         self._keystate = keystate
         self._skip_unchanged = skip_unchanged
-        # key hash -> value hash of every object this window received (for the completeness
-        # check, and to not produce an unchanged object twice).
-        self._seen: dict[int, int] = {}
+        # Hashes of every key (or, keyless, identity) the partner listed in this window.
+        self._listed: set[int] = set()
         # A partner listing one key twice in a page fills two list slots: count the extra ones,
         # per key the most any one page listed it (a page read again must not count them again).
         self._extra_slots: dict[int, int] = {}
-        self._skipped_unchanged = 0
-        # Exactly-once, resumed: objects this pull committed before (a step-back or a re-read
-        # meets them again), as hash((hash(key), hash(value))); they are not produced again.
+        # Key hashes listed with a last_updated outside the window's range.
+        self._outside: set[int] = set()
+        # key hash -> value hash of every object of this window that is durable in Kafka, and
+        # the content hashes of its durable dead letters.
+        self._durable: dict[int, int] = {}
+        self._durable_dead: set[int] = set()
+        # Exactly-once, resumed: key hash -> value hash of what this pull committed before (a
+        # step-back or a re-read meets it again): durable as well.
         self._committed = committed
+        self._skipped_unchanged = 0
 
     @property
     def received(self) -> int:
-        """Distinct objects received (valid or not), plus keys a page listed more than once."""
-        return len(self._seen) + sum(self._extra_slots.values())
+        """Distinct objects listed (valid or not), plus keys a page listed more than once."""
+        return len(self._listed) + sum(self._extra_slots.values())
 
     @property
     def distinct(self) -> int:
-        """Distinct objects received (valid or not)."""
-        return len(self._seen)
+        """Distinct objects listed (valid or not)."""
+        return len(self._listed)
+
+    @property
+    def out_of_window(self) -> int:
+        """Distinct objects listed whose last_updated lies outside the window's range."""
+        return len(self._outside)
 
     def take_skipped_unchanged(self) -> int:
         """Objects skipped as unchanged since the last call."""
         skipped, self._skipped_unchanged = self._skipped_unchanged, 0
         return skipped
 
-    def select(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
-        """The records of this page that the window produces (dead letters always are)."""
+    def listed(self, items: Sequence[Any], messages: PageMessages) -> None:
+        """A page as the partner listed it (when it is fetched): what the window received."""
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
+        listed = self._listed
+        for key, position in zip(messages.keys, messages.positions, strict=True):
+            hashed = hash(key)
+            listed.add(hashed)
+            if not self._inside(items[position]):
+                self._outside.add(hashed)
+        for identity in messages.dead_identities:
+            listed.add(hash(identity))  # received, just not valid: it counts all the same
+        if self._keystate is not None:
+            # Everything the partner listed exists there, produced or not: never tombstone it.
+            self._keystate.mark_seen([key_hash(k) for k in (*messages.keys, *messages.dead_keys)])
+
+    def select(self, messages: PageMessages) -> PageMessages:
+        """The records of a page to produce: every object and dead letter but those with an
+        identical copy already durable. (`dead_identities` and `dead_keys` stay as listed.)"""
         kept: list[OutMessage] = []
         kept_keys: list[str] = []
         kept_positions: list[int] = []
+        durable, committed = self._durable, self._committed
         for message, key, position in zip(
             messages.objects, messages.keys, messages.positions, strict=True
         ):
-            seen_key, seen_value = hash(key), hash(message.value)
-            if self._seen.get(seen_key) == seen_value:
-                continue
-            self._seen[seen_key] = seen_value
-            if not self._inside(items[position]):
+            hashed, value = hash(key), hash(message.value)
+            if durable.get(hashed) == value or (
+                committed is not None and committed.get(hashed) == value
+            ):
                 continue
             kept.append(message)
             kept_keys.append(key)
             kept_positions.append(position)
-        if self._committed:
-            kept, kept_keys, kept_positions = self._not_committed(kept, kept_keys, kept_positions)
-        for identity in messages.dead_identities:
-            # Received, just not valid: it counts toward the window's total all the same.
-            self._seen.setdefault(hash(identity), 0)
+        dead_letters, dead_contents = messages.dead_letters, messages.dead_contents
+        if self._durable_dead and dead_contents:
+            fresh = [i for i, c in enumerate(dead_contents) if c not in self._durable_dead]
+            dead_letters = [dead_letters[i] for i in fresh]
+            dead_contents = [dead_contents[i] for i in fresh]
         digests: list[int] = []
         if self._keystate is not None:
-            # Everything the partner listed exists there, produced or not: never tombstone it.
-            self._keystate.mark_seen([key_hash(k) for k in (*messages.keys, *messages.dead_keys)])
             digests = [content_digest(m.value or b"") for m in kept]
             if self._skip_unchanged:
                 kept, kept_keys, kept_positions, digests = self._changed_only(
@@ -100,7 +132,7 @@ class WindowSelection:
                 )
         return PageMessages(
             kept,
-            messages.dead_letters,
+            dead_letters,
             kept_keys,
             kept_positions,
             messages.duplicate_keys,
@@ -109,21 +141,15 @@ class WindowSelection:
             digests,
             messages.dialects,
             messages.examples,
+            dead_contents,
         )
 
-    def _not_committed(
-        self, kept: list[OutMessage], keys: list[str], positions: list[int]
-    ) -> tuple[list[OutMessage], list[str], list[int]]:
-        committed = self._committed
-        assert committed is not None
-        out: tuple[list[OutMessage], list[str], list[int]] = ([], [], [])
-        for message, key, position in zip(kept, keys, positions, strict=True):
-            if hash((hash(key), hash(message.value))) in committed:
-                continue
-            out[0].append(message)
-            out[1].append(key)
-            out[2].append(position)
-        return out
+    def made_durable(self, messages: PageMessages) -> None:
+        """These records are in Kafka (acknowledged, or in a commit unit): seen from now on."""
+        durable = self._durable
+        for message, key in zip(messages.objects, messages.keys, strict=True):
+            durable[hash(key)] = hash(message.value)
+        self._durable_dead.update(messages.dead_contents)
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:
         for key, listed in Counter(keys).items():

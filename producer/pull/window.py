@@ -23,8 +23,10 @@ from producer.errors import PaginationLoop, PullError
 from producer.kafka.checkpoints import StoredState
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.query import asked_date_from
 from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
 from producer.pull.context import PullContext
+from producer.pull.ledger import AckedPages
 from producer.pull.records import PageMessages
 from producer.pull.selection import WindowSelection
 from producer.pull.transacted import TransactedPass
@@ -110,7 +112,7 @@ class WindowPull:
         self._stop_at = stop_at
         self._query = ListQuery(ctx.endpoint, spec.date_from, spec.date_to, ctx.limit)
         self._selection = WindowSelection(
-            spec.date_from,
+            asked_date_from(spec.date_from, ctx.endpoint.ocpi_version),
             spec.date_to,
             keystate=ctx.keystate,
             skip_unchanged=ctx.options.skip_unchanged,
@@ -212,15 +214,18 @@ class WindowPull:
             repair=ctx.repair,
         )
         if ctx.units is not None:  # exactly-once: pages go into commit units
-            transacted = TransactedPass(ctx, self._spec.index, walk, self._covered)
+            transacted = TransactedPass(
+                ctx, self._spec.index, walk, self._selection, self._covered, self._count_dialects
+            )
             await transacted.read(driver, self._messages)
             return
+        ledger = AckedPages(walk, self._selection)
         acks: set[asyncio.Task[None]] = set()
         try:
             async with contextlib.aclosing(driver.pages()) as pages:
                 async for fetched in pages:
                     _raise_first_failure(acks)
-                    acks.add(asyncio.create_task(await self._produce(walk, fetched)))
+                    acks.add(asyncio.create_task(await self._produce(walk, ledger, fetched)))
         except PullError:
             # Whatever was produced still gets acknowledged and checkpointed before failing.
             await asyncio.gather(*acks, return_exceptions=True)
@@ -236,27 +241,26 @@ class WindowPull:
                 raise result
 
     def _messages(self, fetched: WindowPage) -> PageMessages:
-        """The records of a page that this window produces."""
+        """The records a page makes (before the ledger chooses which of them to send)."""
         ctx = self._ctx
         page = fetched.page
-        messages = ctx.builder.build(
+        return ctx.builder.build(
             fetched.items, fetched.offset, ctx.http.redact(page.url), page.traceparent
         )
-        ctx.counters.duplicate_keys += messages.duplicate_keys
-        messages = self._selection.select(fetched.items, messages)
-        if messages.dialects:
-            self._count_dialects(messages)
-        return messages
 
     def _covered(self, walk: WindowWalk, objects: int) -> WindowCheckpoint:
         """Exactly-once: pages holding `objects` are settled; the checkpoint that covers them."""
         self._emitted += objects
         return self._checkpoint(walk, done=False)
 
-    async def _produce(self, walk: WindowWalk, fetched: WindowPage) -> Coroutine[Any, Any, None]:
+    async def _produce(
+        self, walk: WindowWalk, ledger: AckedPages, fetched: WindowPage
+    ) -> Coroutine[Any, Any, None]:
         """Queue a page's records; returns the wait for their acknowledgement."""
         ctx = self._ctx
-        messages = self._messages(fetched)
+        messages = ledger.fetched(fetched.items, self._messages(fetched))
+        if messages.dialects:
+            self._count_dialects(messages)
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
@@ -268,11 +272,12 @@ class WindowPull:
         # The wait holds the page's records (bytes), never the parsed page: unacknowledged pages
         # are what a pull keeps in memory.
         placed = Placed(fetched.request.request_id, fetched.offset, page_end)
-        return self._await_acks(walk, placed, messages, [objects_ack, dead_ack])
+        return self._await_acks(walk, ledger, placed, messages, [objects_ack, dead_ack])
 
     async def _await_acks(
         self,
         walk: WindowWalk,
+        ledger: AckedPages,
         placed: Placed,
         messages: PageMessages,
         acks: list[asyncio.Future[None]],
@@ -298,8 +303,7 @@ class WindowPull:
             ]
             await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
         self._emitted += len(messages.objects)
-        before = walk.checkpoint
-        walk.on_acked(placed.request_id)
+        moved = ledger.acknowledged(placed.request_id, messages)
         self._furthest_acked = max(self._furthest_acked, placed.end)
         position = walk.checkpoint
         self._ack_history.append(
@@ -310,7 +314,7 @@ class WindowPull:
             # the window's checkpoint, which its first reading finished, as it is.
             ctx.counters.resent_objects += len(messages.objects)
             return
-        if position != before:  # a step-back link may end where the last one did, fresher
+        if moved:  # a step-back link may end where the last one did, fresher
             await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
