@@ -70,6 +70,10 @@ class PullPlan(BaseModel):
     totals_reported: bool = Field(
         default=True, description="whether the partner sent X-Total-Count when planning"
     )
+    date_to_behind_s: float = Field(
+        default=0.0,
+        description="how far before our clock date_to was pinned: the partner's clock lagged",
+    )
 
 
 class WindowCheckpoint(BaseModel):

@@ -31,6 +31,7 @@ from producer.errors import (
 )
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
+from producer.ocpi.clock import PartnerClock
 from producer.ocpi.envelope import Envelope, parse_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
@@ -120,6 +121,7 @@ class OcpiHttp:
         self._limiter = limiter or AdaptiveLimiter.fixed(connections)
         self._redirects = RedirectMemory()
         self.retries: Counter[str] = Counter()
+        self.clock = PartnerClock()  # what the partner's answers say about its clock
 
     async def __aenter__(self) -> OcpiHttp:
         connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._tls)
@@ -305,18 +307,21 @@ class OcpiHttp:
         """GET a versions/details endpoint and return its successful envelope."""
 
         def parse(answer: Answer, span: trace.Span) -> Envelope:
-            return self._envelope_or_retry(answer.body, list_data=False)
+            return self._envelope_or_retry(answer, list_data=False)
 
         result: Envelope = await self._with_retries(
             url, PageContext(), module_request=False, follow=False, parse=parse
         )
         return result
 
-    def _envelope_or_retry(self, body: bytes, *, list_data: bool = True) -> Envelope:
+    def _envelope_or_retry(self, answer: Answer, *, list_data: bool = True) -> Envelope:
         try:
-            envelope = parse_envelope(body, list_data=list_data)
+            envelope = parse_envelope(answer.body, list_data=list_data)
         except PartnerProtocolError as error:
             raise AttemptFailed(Failure("bad_body"), str(error)) from None
+        self.clock.heard_answer(
+            envelope.timestamp, answer.headers.get("Date"), answer.sent_at, answer.received_at
+        )
         if not envelope.is_success:
             code = envelope.status_code
             if code == 3000 and self._encoding.may_switch and not self._any_page:
@@ -336,7 +341,7 @@ class OcpiHttp:
         """GET one list page, retrying what is retryable; checks envelope and next link."""
 
         def parse(answer: Answer, span: trace.Span) -> FetchedPage:
-            envelope = self._envelope_or_retry(answer.body)
+            envelope = self._envelope_or_retry(answer)
             headers = answer.headers
             pagination = read_pagination(
                 answer.url,

@@ -23,9 +23,13 @@ def format_ocpi_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pin_now() -> datetime:
-    """The pull's snapshot instant: now, truncated to whole seconds."""
-    return datetime.now(UTC).replace(microsecond=0)
+def pin_now(partner_behind_s: float = 0.0) -> datetime:
+    """The pull's snapshot instant: now, truncated to whole seconds; as the partner's clock
+    reads it when that is behind ours (by at least `partner_behind_s`), so that every change the
+    partner makes after the pin carries a later last_updated."""
+    return (datetime.now(UTC) - timedelta(seconds=max(0.0, partner_behind_s))).replace(
+        microsecond=0
+    )
 
 
 def to_epoch(value: datetime | None) -> int | None:

@@ -32,6 +32,7 @@ class PullCounters:
     resent_objects: int = 0
     full_page_without_link: int = 0
     totals_unreliable: int = 0  # windows whose X-Total-Count a page contradicted
+    out_of_window: int = 0  # objects listed with a last_updated outside their window
     # objects produced per dialect (lenient validation), and one example of each
     dialects: Counter[str] = field(default_factory=Counter)
     dialect_examples: dict[str, str] = field(default_factory=dict)

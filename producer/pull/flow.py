@@ -42,6 +42,7 @@ from producer.pull.summary import (
     PullSummary,
     report_end,
     report_failure,
+    warn_about_clock,
     warn_about_partner,
 )
 from producer.pull.tombstones import tombstones_after
@@ -258,6 +259,7 @@ class Pull:
         verdict = judge_pull(results, (w.index for w in windows))
         self.summary.apply(verdict, ctx.counters)
         warn_about_partner(self.summary, ctx.counters, ctx.repair, self.progress)
+        warn_about_clock(ctx.http.clock.estimate, plan, self.progress)
         self.summary.take_counts(self.progress, self._retries())
         self.summary.take_concurrency(self.limiter.summary())
 
@@ -266,6 +268,7 @@ class Pull:
         tombstones, refused = await tombstones_after(
             ctx, plan, complete=self.summary.complete, resumed=self.summary.resumed,
             shard_count=self.settings.shard_count,
+            overlap_s=self.settings.incremental_overlap_s,
         )  # fmt: skip
         self.summary.tombstones = tombstones
         self.summary.link_repairs = ctx.repair.repairs  # the catch-up read's count too

@@ -41,11 +41,12 @@ NO_PREVIOUS_PULL = "no complete pull of this partner module is recorded; pulling
 
 
 def snapshot_bounds(
-    settings: PullSettings, sync: SyncState | None
+    settings: PullSettings, sync: SyncState | None, partner_behind_s: float = 0.0
 ) -> tuple[datetime | None, datetime, Literal["full", "incremental"]]:
     """`date_from`, the pinned `date_to` and the kind of a new plan: `--incremental` starts at
-    the last complete pull's date_to (less the overlap), or pulls everything without one."""
-    date_to = settings.date_to or pin_now()
+    the last complete pull's date_to (less the overlap), or pulls everything without one. Now
+    is read off the partner's clock when it lags ours (`partner_behind_s`)."""
+    date_to = settings.date_to or pin_now(partner_behind_s)
     if settings.incremental and sync is not None:
         overlap = timedelta(seconds=settings.incremental_overlap_s)
         return sync.date_to - overlap, date_to, "incremental"
@@ -69,7 +70,9 @@ async def plan_or_wait(
         waited = await store.wait_for_plan(pull_id, settings.plan_wait_s)
         assert waited.plan is not None
         return waited.plan, []
-    date_from, date_to, kind = snapshot_bounds(settings, state.sync)
+    skew = http.clock.estimate
+    behind = 0.0 if skew is None or settings.date_to is not None else skew.behind_s
+    date_from, date_to, kind = snapshot_bounds(settings, state.sync, behind)
     if settings.incremental and state.sync is None:
         progress.warning("no_previous_pull", NO_PREVIOUS_PULL)
 
@@ -111,6 +114,7 @@ async def plan_or_wait(
         window_size=target.options.window_size,
         limit=target.options.limit,
         totals_reported=planned.totals_reported,
+        date_to_behind_s=round(behind, 3),
     )
     await store.save_plan(plan)
     return plan, []

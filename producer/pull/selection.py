@@ -79,6 +79,11 @@ class WindowSelection:
         """Distinct objects listed whose last_updated lies outside the window's range."""
         return len(self._outside)
 
+    @property
+    def duplicate_keys(self) -> int:
+        """List slots filled by a key the same page listed before (each counted once)."""
+        return sum(self._extra_slots.values())
+
     def take_skipped_unchanged(self) -> int:
         """Objects skipped as unchanged since the last call."""
         skipped, self._skipped_unchanged = self._skipped_unchanged, 0

@@ -9,11 +9,13 @@ from typing import Any
 
 from producer.errors import IncompletePullError, PullError
 from producer.observe.progress import ProgressReporter
+from producer.ocpi.clock import SkewEstimate
 from producer.ocpi.concurrency import ConcurrencySummary
 from producer.ocpi.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect
+from schemas.records import PullPlan
 
 # The warning of a pull id that was completed before (the text summary says so plainly).
 ALREADY_COMPLETE = "pull was already complete; nothing to do"
@@ -47,6 +49,7 @@ class PullSummary:
     shortfall: int = 0
     step_backs: int = 0
     duplicate_keys: int = 0
+    out_of_window: int = 0
     found_by_probing: int = 0
     replayed_windows: int = 0
     replayed_objects: int = 0
@@ -93,6 +96,7 @@ class PullSummary:
         self.complete = verdict.complete
         self.step_backs = counters.step_backs
         self.duplicate_keys = counters.duplicate_keys
+        self.out_of_window = counters.out_of_window
         self.found_by_probing = counters.found_by_probing
         self.skipped_unchanged = counters.skipped_unchanged
         self.resent_objects = counters.resent_objects
@@ -171,6 +175,28 @@ def warn_about_partner(
             f"{counters.full_page_without_link} window(s) ended on a full page with no Link; "
             "if the partner's totals are broken (P2), pull with --probe-past-end",
         )
+
+
+def warn_about_clock(skew: SkewEstimate | None, plan: PullPlan, progress: ProgressReporter) -> None:
+    """`partner_clock_skew`: the partner's clock is notably off ours, and what that means."""
+    if skew is None or not skew.notable:
+        return
+    meaning = (
+        "date_to was pinned by its clock"
+        if skew.behind_s and plan.date_to_behind_s
+        else (
+            "changes it made while the pull ran may carry a last_updated before date_to and be "
+            f"missed by windows already read: pull again incrementally with "
+            f"--incremental-overlap-s {int(skew.behind_s) + 60} or more"
+            if skew.behind_s
+            else "changes it made shortly before date_to by our clock belong to the next pull"
+        )
+    )
+    progress.warning(
+        "partner_clock_skew",
+        f"the partner's clock is {skew.describe()} (from its answers' timestamps and Date "
+        f"headers; {round(skew.skew_s)} s): {meaning}",
+    )
 
 
 def report_end(summary: PullSummary, progress: ProgressReporter, duration_s: float) -> None:

@@ -188,6 +188,22 @@ class WindowPull:
             if example is not None:
                 counters.dialect_examples.setdefault(dialect.value, example)
 
+    def _count_listing(self) -> None:
+        """What the window's listing showed, counted once per window however often it was
+        read: keys listed twice, and objects listed outside the window's range."""
+        ctx, selection = self._ctx, self._selection
+        ctx.counters.duplicate_keys += selection.duplicate_keys
+        if selection.out_of_window:
+            ctx.counters.out_of_window += selection.out_of_window
+            spec = self._spec
+            ctx.progress.warning(
+                "out_of_window",
+                f"window {spec.index}: {selection.out_of_window} objects listed for "
+                f"[{_iso(spec.date_from)}, {_iso(spec.date_to)}) have a last_updated outside "
+                "it (produced all the same; is the partner's date filter shifted?)",
+                window=spec.index,
+            )
+
     def _count(self, walk: WindowWalk) -> None:
         counters = self._ctx.counters
         if walk.total_unreliable is not None:
@@ -326,6 +342,8 @@ class WindowPull:
 
     async def _finish(self, walk: WindowWalk, verdict: WindowVerdict, passes: int) -> WindowResult:
         ctx, spec = self._ctx, self._spec
+        if self._stop_at is None:
+            self._count_listing()
         result = WindowResult(
             spec.index,
             verdict.complete,
@@ -386,6 +404,10 @@ class WindowPull:
             objects_emitted=self._emitted,
             updated_at=datetime.now(UTC),
         )
+
+
+def _iso(moment: datetime | None) -> str:
+    return "…" if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def _raise_first_failure(tasks: set[asyncio.Task[None]]) -> None:
