@@ -22,7 +22,8 @@ def test_a_lagging_clock_is_bounded_by_its_answers() -> None:
         clock.heard(sent - 120, 1.0, sent, sent + 0.2)
     estimate = clock.estimate
     assert estimate is not None
-    assert estimate.low_s is not None and estimate.high_s is not None
+    assert estimate.low_s is not None
+    assert estimate.high_s is not None
     assert -120.3 <= estimate.low_s <= estimate.skew_s <= estimate.high_s <= -119.0
     assert estimate.notable
     assert 119 <= estimate.behind_s <= 120.3
@@ -85,5 +86,6 @@ def test_the_bounds_always_hold_the_true_skew(
         at = received + 1
     estimate = clock.estimate
     assert estimate is not None
-    assert estimate.low_s is not None and estimate.high_s is not None
+    assert estimate.low_s is not None
+    assert estimate.high_s is not None
     assert estimate.low_s - 1e-6 <= skew <= estimate.high_s + 1e-6
