@@ -99,6 +99,12 @@ class WindowCheckpoint(BaseModel):
     objects_emitted: int = 0
     updated_at: datetime
 
+    @property
+    def finished(self) -> bool:
+        """Done and complete: a resume leaves this window alone (one that ended short is
+        pulled again)."""
+        return self.done and self.complete
+
 
 class SyncState(BaseModel):
     """The last complete pull of a partner's module: an incremental pull starts at its date_to."""

@@ -99,8 +99,10 @@ async def read_topic(
     *,
     partitions: Iterable[int] | None = None,
     isolation_level: str = "read_uncommitted",
+    from_timestamp_ms: int | None = None,
 ) -> AsyncIterator[Any]:
-    """Every record of `topic` (or of some of its partitions) up to its end when the read starts.
+    """Every record of `topic` (or of some of its partitions) up to its end when the read starts,
+    from the beginning or from the first record at `from_timestamp_ms`.
 
     Yields aiokafka ConsumerRecords (key, value, headers, partition, offset).
     """
@@ -110,7 +112,7 @@ async def read_topic(
         if partitions is not None:
             chosen = set(partitions)
             found = [tp for tp in found if tp.partition in chosen]
-        async for record in read_to_end(consumer, found):
+        async for record in read_to_end(consumer, found, from_timestamp_ms=from_timestamp_ms):
             yield record
     finally:
         await consumer.stop()

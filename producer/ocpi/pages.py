@@ -91,8 +91,11 @@ class PageDriver:
         slots: asyncio.Semaphore | None = None,
         window: int | None = None,
         repair: LinkRepair | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._http = http
+        # Once set, no more pages are fetched: the iterator ends (the window drains).
+        self._stop = stop
         self._query = query
         self._walk = walk
         self._slots = slots
@@ -111,20 +114,30 @@ class PageDriver:
         """Every page the walk asks for, as it arrives, until the chain is complete.
 
         Raises what ends the window: a `PaginationLoop` from the walk, a refused next link (after
-        its page was yielded: the page itself is good), or the HTTP client's errors.
+        its page was yielded: the page itself is good), or the HTTP client's errors. Ends early,
+        the walk unfinished, when the driver's stop is set (pages in flight are abandoned).
         """
         walk = self._walk
         fetches: dict[asyncio.Task[FetchedPage], PageRequest] = {}
+        stopped = None if self._stop is None else asyncio.ensure_future(self._stop.wait())
         try:
             while True:
+                if stopped is not None and stopped.done():
+                    return
                 for request in walk.next_requests():
                     fetches[asyncio.create_task(self._fetch(request))] = request
                 if walk.finished and not fetches:
                     return
                 if not fetches:
                     raise PartnerProtocolError("pagination stalled: nothing left to fetch")
-                done, _ = await asyncio.wait(fetches, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: fetches[t].offset):
+                waiting: set[asyncio.Future[Any]] = set(fetches)
+                if stopped is not None:
+                    waiting.add(stopped)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stopped is not None and stopped in done:
+                    return
+                arrived = [task for task in fetches if task in done]
+                for task in sorted(arrived, key=lambda t: fetches[t].offset):
                     request = fetches.pop(task)
                     try:
                         page = task.result()
@@ -139,7 +152,7 @@ class PageDriver:
                     if refused is not None:
                         raise refused
         finally:
-            await _cancel_all(fetches)
+            await _cancel_all([*fetches, *([stopped] if stopped is not None else [])])
 
     async def _fetch(self, request: PageRequest) -> FetchedPage:
         follow = request.url is not None

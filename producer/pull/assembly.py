@@ -159,7 +159,7 @@ def announce(
     )
     if summary.resumed:
         mine = {w.index for w in windows}
-        done = sum(1 for w in windows if (c := state.windows.get(w.index)) and c.done)
+        done = sum(1 for w in windows if (c := state.windows.get(w.index)) and c.finished)
         progress.objects_emitted = sum(
             c.objects_emitted for i, c in state.windows.items() if i in mine
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from producer.config import PartnerOptions
 from producer.kafka.checkpoints import CheckpointStore
 from producer.kafka.committer import UnitCommitter
+from producer.kafka.inventory import WrittenBefore
 from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
@@ -19,6 +19,7 @@ from producer.ocpi.client import OcpiHttp
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
+from producer.pull.stop import StopRequest
 
 
 @dataclass(slots=True)
@@ -60,7 +61,9 @@ class PullContext:
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
     repair: LinkRepair = field(default_factory=LinkRepair)
-    # Exactly-once only: the commit units, and (after a resume) what this pull committed before,
-    # as hash(key) -> hash(value) of the latest committed value of each key.
+    # Exactly-once only: the commit units.
     units: UnitCommitter | None = None
-    committed: Mapping[int, int] | None = None
+    # After a resume: what this pull already has in Kafka (committed, with exactly-once).
+    written_before: WrittenBefore | None = None
+    # A signal asks the windows to stop fetching and drain (see stop.py).
+    stop: StopRequest = field(default_factory=StopRequest)

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from producer.config import PullSettings
 from producer.errors import PullError
 from producer.kafka.checkpoints import StoredState
-from producer.kafka.committed import read_committed
 from producer.kafka.committed_checkpoints import CommittedCheckpoints
 from producer.kafka.committer import CommittedStateLost, UnitCommitter
 from producer.kafka.output import KafkaOutput, KafkaWait
@@ -33,17 +32,14 @@ from producer.kafka.transactions import Transactor, transactional_id
 from producer.kafka.units import CommitUnit, UnitPolicy
 from producer.observe.progress import ProgressReporter
 from producer.pull.context import PullContext
+from producer.pull.plan import read_back_written
 from producer.pull.summary import PullSummary
 from producer.pull.transacted import PageNote
 from producer.pull.verdict import WindowResult
 from producer.pull.window import first_pull_error
-from schemas import headers as h
 from schemas.records import PullPlan, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
-
-# Records are stamped by the producer's clock, the plan by ours: the same clock, give or take.
-CLOCK_MARGIN_MS = 5_000
 
 PullWindows = Callable[[PullContext, list[WindowSpec], StoredState], Awaitable[list[WindowResult]]]
 
@@ -111,26 +107,9 @@ class ExactlyOnce:
                     total=note.total,
                 )
 
-    async def prepare(self, ctx: PullContext, plan: PullPlan, state: StoredState) -> None:
-        """Windows commit through the units; a resumed pull learns what it committed before."""
+    def prepare(self, ctx: PullContext) -> None:
+        """Windows commit through the units."""
         ctx.units = self.committer
-        if any(not c.done for c in state.windows.values()):
-            ctx.committed = await self.committed_objects(plan)
-
-    async def committed_objects(self, plan: PullPlan) -> dict[int, int]:
-        """hash(key) -> hash(value) of the latest value of every object this pull committed."""
-        since = int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
-        pull_id = self._pull_id.encode()
-        found: dict[int, int] = {}
-        async for record in read_committed(
-            self._kafka.connection,
-            self._topics.objects,
-            from_timestamp_ms=since,
-            deadline_s=self._deadline_s,
-        ):
-            if record.value is not None and dict(record.headers).get(h.PULL_ID) == pull_id:
-                found[hash(record.key.decode())] = hash(record.value)
-        return found
 
     async def pull_windows(
         self,
@@ -176,12 +155,8 @@ class ExactlyOnce:
         on from the committed checkpoints, as after a resume."""
         self.committer.discard_open()
         state = await ctx.store.load(self._pull_id)
-        ctx.committed = await self.committed_objects(plan)
-        mine = {w.index for w in windows}
-        self._progress.objects_emitted = sum(
-            c.objects_emitted for i, c in state.windows.items() if i in mine
-        )
-        again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.done)]
+        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
+        again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.finished)]
         summary.replayed_windows += len(again)
         message = (
             "Kafka lost transactions it had confirmed (a broker restart): going on from what it "

@@ -33,6 +33,7 @@ from producer.pull.plan import (
     load_state,
     pinned_flag_warnings,
     plan_or_wait,
+    read_back_written,
     record_if_all_done,
     shard_windows,
 )
@@ -93,6 +94,7 @@ class Pull:
         )
         self.http: OcpiHttp | None = None
         self.stop = stop or StopRequest()
+        self.stop.drain_s = settings.kafka_deadline_s
         self.limiter = limiter or assembly.partner_limiter(target.options)
         self.progress.concurrency = lambda: self.limiter.permits
         self.eos: ExactlyOnce | None = None  # with --delivery exactly-once
@@ -162,6 +164,7 @@ class Pull:
                 self.target, self.settings, self.kafka, self.progress, self.pull_id, http,
                 endpoint, topics, store, plan,
             )  # fmt: skip
+            ctx.stop = self.stop
             ctx.keystate = await assembly.load_keystate(
                 self.kafka, topics, self.target, endpoint,
                 committed_within_s=None if self.eos is None else self.settings.kafka_deadline_s,
@@ -231,8 +234,16 @@ class Pull:
     ) -> list[WindowResult]:
         """This shard's windows, then (at-least-once) what a broker outage may have lost; with
         exactly-once, a lost commit is read again from Kafka's committed state instead."""
+        task = asyncio.current_task()
+        if task is not None:  # a signal now drains this pull instead of cancelling it
+            self.stop.draining.add(task)
+        if self.summary.resumed:
+            await read_back_written(
+                ctx, plan, state, windows, self.progress,
+                None if self.eos is None else self.settings.kafka_deadline_s,
+            )  # fmt: skip
         if self.eos is not None:
-            await self.eos.prepare(ctx, plan, state)
+            self.eos.prepare(ctx)
             return await self.eos.pull_windows(
                 ctx, plan, windows, state, pull_windows, self.summary
             )

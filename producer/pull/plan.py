@@ -11,6 +11,7 @@ from yarl import URL
 from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.inventory import written_before
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.planning import plan_windows
@@ -18,6 +19,7 @@ from producer.ocpi.query import pin_now
 from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
 from producer.ocpi.windows import windows_for_shard
+from producer.pull.context import PullContext
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
 
 
@@ -169,3 +171,39 @@ def pinned_flag_warnings(settings: PullSettings, target: PullTarget, plan: PullP
                 f"resumed: --{name.replace('_', '-')} ignored; the plan of this pull pins {shown}"
             )
     return warnings
+
+
+# Records are stamped by the producer's clock, the plan by ours: the same clock, give or take.
+CLOCK_MARGIN_MS = 5_000
+
+
+async def read_back_written(
+    ctx: PullContext,
+    plan: PullPlan,
+    state: StoredState,
+    windows: list[WindowSpec],
+    progress: ProgressReporter,
+    committed_deadline_s: float | None,
+) -> None:
+    """A resumed pull reads back what it already has in Kafka (with exactly-once, what is
+    committed): its windows do not produce it again, and its counts start from it. (A shard
+    cannot tell the other shards' objects from its own: its counts start from its windows'
+    checkpoints.)"""
+    before = await written_before(
+        ctx.kafka.connection,
+        ctx.topics.objects,
+        ctx.topics.deadletter,
+        pull_id=ctx.pull_id,
+        partner=ctx.partner,
+        since_ms=int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS,
+        committed_deadline_s=committed_deadline_s,
+    )
+    ctx.written_before = before
+    if len(windows) == len(plan.windows):
+        progress.objects_emitted = len(before.objects)
+        progress.dead_lettered = len(before.dead_letters)
+    else:
+        mine = {w.index for w in windows}
+        progress.objects_emitted = sum(
+            c.objects_emitted for i, c in state.windows.items() if i in mine
+        )

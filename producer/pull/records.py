@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from producer.kafka.digests import dead_content_hash
 from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
 from schemas import headers as h
 from schemas.dialects import Dialect
@@ -127,7 +128,7 @@ class MessageBuilder:
         ]
         identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
         contents = [
-            hash((identity, dumps(items[i])))
+            dead_content_hash(identity, dumps(items[i]))
             for identity, (i, _, _) in zip(identities, dead, strict=True)
         ]
         return PageMessages(

@@ -18,11 +18,12 @@ compaction absorbs a copy the neighbouring window also produces) and counted apa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from producer.kafka.digests import content_digest, key_hash
+from producer.kafka.inventory import WrittenBefore
 from producer.kafka.keystate import KeyState
 from producer.kafka.records import OutMessage
 from producer.ocpi.query import format_ocpi_datetime, parse_last_updated
@@ -40,7 +41,7 @@ class WindowSelection:
         *,
         keystate: KeyState | None = None,
         skip_unchanged: bool = False,
-        committed: Mapping[int, int] | None = None,
+        written_before: WrittenBefore | None = None,
     ) -> None:
         self._from_s = None if date_from is None else date_from.timestamp()
         self._to_s = date_to.timestamp()
@@ -59,9 +60,11 @@ class WindowSelection:
         # the content hashes of its durable dead letters.
         self._durable: dict[int, int] = {}
         self._durable_dead: set[int] = set()
-        # Exactly-once, resumed: key hash -> value hash of what this pull committed before (a
-        # step-back or a re-read meets it again): durable as well.
-        self._committed = committed
+        # Resumed: what this pull wrote before (a step-back or a re-read meets it again):
+        # durable as well.
+        self._committed = None if written_before is None else written_before.objects
+        if written_before is not None:
+            self._durable_dead.update(written_before.dead_letters)
         self._skipped_unchanged = 0
 
     @property

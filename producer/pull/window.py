@@ -46,9 +46,11 @@ async def pull_windows(
 
     async def one(spec: WindowSpec) -> None:
         checkpoint = state.windows.get(spec.index)
-        if checkpoint is not None and checkpoint.done:
+        if checkpoint is not None and checkpoint.finished:
             results.append(result_from_checkpoint(checkpoint))
             return
+        if checkpoint is not None and checkpoint.done:
+            checkpoint = None  # it ended short: read it again, whole
         async with slots:
             results.append(await WindowPull(ctx, spec, checkpoint).run())
 
@@ -116,7 +118,7 @@ class WindowPull:
             spec.date_to,
             keystate=ctx.keystate,
             skip_unchanged=ctx.options.skip_unchanged,
-            committed=ctx.committed,
+            written_before=ctx.written_before,
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
@@ -150,6 +152,9 @@ class WindowPull:
                 await self._read(walk)
             except PaginationLoop as loop:
                 problem = f"{loop.reason}: {loop}"
+            if ctx.stop.stopping.is_set():
+                # Drained: what was sent is acknowledged and checkpointed; a resume goes on.
+                raise ctx.stop.error()
             verdict = judge_window(
                 walk_complete=walk.complete,
                 first_total=walk.first_total,
@@ -228,6 +233,7 @@ class WindowPull:
             walk,
             window=self._spec.index,
             repair=ctx.repair,
+            stop=ctx.stop.stopping,
         )
         if ctx.units is not None:  # exactly-once: pages go into commit units
             transacted = TransactedPass(

@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from producer.kafka.inventory import WrittenBefore
 from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.walk import PageOutcome, PageRequest
 from producer.pull.ledger import AckedPages, CommittedPages
@@ -81,10 +82,10 @@ class WindowUnderKills(RuleBasedStateMachine):
     def _new_process(self) -> Process:
         start, total = self.checkpoint or (0, None)
         walk = WindowWalk(start, total, max_ahead=self.max_ahead, max_patches=10_000)
-        committed = None
-        if self.exactly_once:  # a resumed exactly-once pull reads what it committed
-            committed = {hash(k): hash(v) for k, v in self.log}
-        selection = WindowSelection(DATE_FROM, DATE_TO, committed=committed)
+        before = None
+        if self.kills:  # a resumed pull reads back what it wrote (exactly-once: committed)
+            before = WrittenBefore(objects={hash(k): hash(v) for k, v in self.log})
+        selection = WindowSelection(DATE_FROM, DATE_TO, written_before=before)
         process = Process(
             walk, selection, AckedPages(walk, selection), CommittedPages(walk, selection)
         )

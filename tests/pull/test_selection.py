@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from producer.kafka.inventory import WrittenBefore
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.selection import WindowSelection
 from sandbox.generator import ObjectFactory, Party
@@ -171,7 +172,7 @@ def test_what_this_pull_committed_before_a_resume_is_not_produced_again() -> Non
     committed = {
         hash(k): hash(m.value) for k, m in zip(messages.keys[:4], messages.objects[:4], strict=True)
     }
-    window = WindowSelection(DATE_FROM, DATE_TO, committed=committed)
+    window = WindowSelection(DATE_FROM, DATE_TO, written_before=WrittenBefore(objects=committed))
     assert produced(window, page) == [key(t) for t in page[4:]]
     # Committed or not, every object was received: it counts toward the window's total.
     assert window.received == 6
