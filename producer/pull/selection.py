@@ -10,8 +10,10 @@ Two memories, kept apart on purpose:
   a second pass): an object is seen when the page that carries it is in Kafka, never when it was
   fetched, so a checkpoint can never pass an object whose only copy is still on its way.
 
-Objects listed outside the window's date range are produced like any other (the key decides;
-compaction absorbs a copy the neighbouring window also produces) and counted apart. With
+Objects listed outside the range the window asked for are produced like any other (the key
+decides; compaction absorbs a copy the neighbouring window also produces) and counted apart.
+Only an OCPI 2.1.1 window asks from a second before its own start (2.1.1 leaves date_from's
+inclusiveness open): objects of that second are the neighbouring window's to produce. With
 --skip-unchanged, objects whose content is what was produced before are dropped (P8).
 """
 
@@ -42,11 +44,16 @@ class WindowSelection:
         keystate: KeyState | None = None,
         skip_unchanged: bool = False,
         written_before: WrittenBefore | None = None,
+        asked_from: datetime | None = None,
     ) -> None:
-        self._from_s = None if date_from is None else date_from.timestamp()
+        self._own_from_s = None if date_from is None else date_from.timestamp()
+        asked = date_from if asked_from is None else asked_from
+        self._from_s = None if asked is None else asked.timestamp()
         self._to_s = date_to.timestamp()
-        self._from_text = None if date_from is None else format_ocpi_datetime(date_from)
+        self._from_text = None if asked is None else format_ocpi_datetime(asked)
         self._to_text = format_ocpi_datetime(date_to)
+        # Keys listed in the second a 2.1.1 window asks before its own start.
+        self._neighbours: set[int] = set()
         self._keystate = keystate
         self._skip_unchanged = skip_unchanged
         # Hashes of every key (or, keyless, identity) the partner listed in this window.
@@ -100,8 +107,11 @@ class WindowSelection:
         for key, position in zip(messages.keys, messages.positions, strict=True):
             hashed = hash(key)
             listed.add(hashed)
-            if not self._inside(items[position]):
+            stamp = self._asked_stamp(items[position])
+            if stamp is False:
                 self._outside.add(hashed)
+            elif stamp is not True and self._own_from_s is not None and stamp < self._own_from_s:
+                self._neighbours.add(hashed)
         for identity in messages.dead_identities:
             listed.add(hash(identity))  # received, just not valid: it counts all the same
         if self._keystate is not None:
@@ -114,11 +124,13 @@ class WindowSelection:
         kept: list[OutMessage] = []
         kept_keys: list[str] = []
         kept_positions: list[int] = []
-        durable, committed = self._durable, self._committed
+        durable, committed, neighbours = self._durable, self._committed, self._neighbours
         for message, key, position in zip(
             messages.objects, messages.keys, messages.positions, strict=True
         ):
             hashed, value = hash(key), hash(message.value)
+            if hashed in neighbours:
+                continue
             if durable.get(hashed) == value or (
                 committed is not None and committed.get(hashed) == value
             ):
@@ -188,14 +200,24 @@ class WindowSelection:
             out[3].append(digest)
         return out
 
-    def _inside(self, item: Any) -> bool:
+    def _asked_stamp(self, item: Any) -> int | bool:
+        """False when an object's last_updated lies outside the range the window asked for;
+        else its epoch seconds where that may lie before the window's own start (2.1.1), else
+        True."""
         value = item.get("last_updated") if isinstance(item, dict) else None
-        if type(value) is str and len(value) == 20 and value[10] == "T" and value[19] == "Z":
+        lead = self._own_from_s is not None and self._own_from_s != self._from_s
+        if (
+            not lead
+            and type(value) is str
+            and len(value) == 20
+            and value[10] == "T"
+            and value[19] == "Z"
+        ):
             # The canonical form sorts as text exactly as it does as time.
             return (self._from_text is None or value >= self._from_text) and value < self._to_text
         stamp = parse_last_updated(item)
         if stamp is None:
             return True
-        if self._from_s is not None and stamp < self._from_s:
+        if (self._from_s is not None and stamp < self._from_s) or stamp >= self._to_s:
             return False
-        return stamp < self._to_s
+        return stamp if lead else True

@@ -114,8 +114,9 @@ class WindowPull:
         self._stop_at = stop_at
         self._query = ListQuery(ctx.endpoint, spec.date_from, spec.date_to, ctx.limit)
         self._selection = WindowSelection(
-            asked_date_from(spec.date_from, ctx.endpoint.ocpi_version),
+            spec.date_from,
             spec.date_to,
+            asked_from=asked_date_from(spec.date_from, ctx.endpoint.ocpi_version),
             keystate=ctx.keystate,
             skip_unchanged=ctx.options.skip_unchanged,
             written_before=ctx.written_before,

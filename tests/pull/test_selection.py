@@ -8,7 +8,7 @@ counts toward its total.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -180,3 +180,16 @@ def test_what_this_pull_committed_before_a_resume_is_not_produced_again() -> Non
     changed = token(0, uid_note="x")
     changed["uid"] = page[0]["uid"]
     assert produced(window, [changed]) == [key(changed)]
+
+
+def test_a_2_1_1_window_leaves_its_lead_second_to_the_window_before() -> None:
+    """A 2.1.1 window asks from a second before its own start: objects of that second are
+    listed (they count toward its total), produced by the window they belong to, and not out of
+    the window either."""
+    window = WindowSelection(DATE_FROM, DATE_TO, asked_from=DATE_FROM - timedelta(seconds=1))
+    lead = token(0, "2023-12-31T23:59:59Z")
+    own = token(1, "2024-01-01T00:00:00Z")
+    before = token(2, "2023-12-31T23:59:58Z")
+    assert produced(window, [lead, own, before]) == [key(own), key(before)]
+    assert window.received == 3
+    assert window.out_of_window == 1
