@@ -125,12 +125,15 @@ class WindowSelection:
         kept_keys: list[str] = []
         kept_positions: list[int] = []
         durable, committed, neighbours = self._durable, self._committed, self._neighbours
+        # An identical repeat within the page travels with its first copy.
+        in_page: dict[int, int] = {}
         for message, key, position in zip(
             messages.objects, messages.keys, messages.positions, strict=True
         ):
             hashed, value = hash(key), hash(message.value)
-            if hashed in neighbours:
+            if hashed in neighbours or in_page.get(hashed) == value:
                 continue
+            in_page[hashed] = value
             if durable.get(hashed) == value or (
                 committed is not None and committed.get(hashed) == value
             ):

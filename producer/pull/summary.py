@@ -181,6 +181,13 @@ def warn_about_clock(skew: SkewEstimate | None, plan: PullPlan, progress: Progre
     """`partner_clock_skew`: the partner's clock is notably off ours, and what that means."""
     if skew is None or not skew.notable:
         return
+    if not skew.credible:
+        progress.warning(
+            "partner_clock_skew",
+            f"the partner's answers (their {skew.source}) put its clock {skew.describe()}: not "
+            "a clock's drift but wrong timestamps (a time zone? a constant?); date_to is ours",
+        )
+        return
     meaning = (
         "date_to was pinned by its clock"
         if skew.behind_s and plan.date_to_behind_s
@@ -194,8 +201,8 @@ def warn_about_clock(skew: SkewEstimate | None, plan: PullPlan, progress: Progre
     )
     progress.warning(
         "partner_clock_skew",
-        f"the partner's clock is {skew.describe()} (from its answers' timestamps and Date "
-        f"headers; {round(skew.skew_s)} s): {meaning}",
+        f"the partner's clock is {skew.describe()} (from its answers' {skew.source}; "
+        f"{round(skew.skew_s)} s): {meaning}",
     )
 
 

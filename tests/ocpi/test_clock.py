@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,15 +50,37 @@ def test_a_synchronised_clock_is_not_notable() -> None:
     assert estimate.behind_s == 0.0
 
 
-def test_answers_that_disagree_fall_back_to_the_median_and_claim_no_bounds() -> None:
+def test_a_source_whose_answers_disagree_is_not_believed() -> None:
     clock = PartnerClock()
     clock.heard(NOW - 100, 0.001, NOW, NOW + 0.1)
     clock.heard(NOW + 1 + 100, 0.001, NOW + 1, NOW + 1.1)  # a jump: no skew fits both
-    clock.heard(NOW + 2 - 99, 0.001, NOW + 2, NOW + 2.1)
+    assert clock.estimate is None
+    assert clock.inconsistent == ["date"]
+
+
+def test_a_fixed_envelope_timestamp_gives_way_to_the_date_header() -> None:
+    """A partner whose envelope always says the same instant (a copied example, a cache): its
+    Date header, the server's own clock, is believed."""
+    clock = PartnerClock()
+    for i in range(3):
+        sent = NOW + 2 * i
+        date = datetime.fromtimestamp(sent, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        clock.heard_answer("2015-06-29T20:39:09Z", date, sent, sent + 0.1)
     estimate = clock.estimate
     assert estimate is not None
-    assert (estimate.low_s, estimate.high_s) == (None, None)
-    assert -100 < estimate.skew_s < -98
+    assert estimate.source == "date"
+    assert not estimate.notable
+    assert "timestamp" in clock.inconsistent
+
+
+def test_a_skew_of_hours_is_not_a_clock_and_never_moves_the_pin() -> None:
+    clock = PartnerClock()
+    clock.heard(NOW - 3600, 1.0, NOW, NOW + 0.1)
+    estimate = clock.estimate
+    assert estimate is not None
+    assert estimate.notable
+    assert not estimate.credible
+    assert estimate.behind_s == 0.0
 
 
 def test_unreadable_times_are_ignored() -> None:
