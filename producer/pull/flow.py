@@ -183,6 +183,7 @@ class Pull:
         plan = None if resumed is None else resumed.plan
         if plan is not None:
             for warning in pinned_flag_warnings(self.settings, self.target, plan):
+                self.summary.warnings.append(warning)
                 self.progress.warning("resumed_with_other_flags", warning)
             if plan.completed:
                 assembly.already_complete(self.summary, plan)

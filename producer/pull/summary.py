@@ -108,7 +108,7 @@ class PullSummary:
         """Every warning told (logged and sent as an event) is in the summary too, once per
         kind, as `kind: the first message`."""
         for kind, message in progress.warnings_told.items():
-            if not any(_names(warning, kind) for warning in self.warnings):
+            if not any(_names(warning, kind) or message in warning for warning in self.warnings):
                 self.warnings.append(f"{kind}: {message}")
 
     def incomplete_message(self) -> str:
