@@ -91,6 +91,13 @@ class KafkaUnavailableError(PullError):
     kind = "kafka_unavailable"
 
 
+class KafkaLostWritesError(KafkaUnavailableError):
+    """Kafka no longer holds writes it acknowledged, and writing them again did not make it
+    keep them: the pull is not complete, whatever the windows said."""
+
+    kind = "kafka_lost_writes"
+
+
 class FencedError(PullError):
     """Another process took over this pull's shard (same --pull-id and shard, exactly-once):
     this one stops at once, keeping nothing uncommitted; the newer process carries on."""

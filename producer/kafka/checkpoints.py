@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from producer.errors import ConfigError
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_to_end, read_topic, started_consumer
-from producer.kafka.output import KafkaOutput
+from producer.kafka.output import KafkaOutput, Marks
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from schemas.records import (
@@ -146,7 +146,7 @@ class CheckpointStore:
         self.topic = topic
         self.partner, self.module = partner, module
         self._scope = f"{partner}/{module}"
-        self._pending: list[asyncio.Future[None]] = []
+        self._pending: list[asyncio.Future[Marks]] = []
         # The latest record per key, re-sent by flush() if an outage swallowed any of them.
         self._latest: dict[str, bytes] = {}
 

@@ -116,3 +116,20 @@ async def read_topic(
             yield record
     finally:
         await consumer.stop()
+
+
+async def end_offsets(
+    connection: KafkaConnection | str,
+    partitions: Iterable[tuple[str, int]],
+    *,
+    isolation_level: str = "read_uncommitted",
+) -> dict[tuple[str, int], int]:
+    """The end offset of each `(topic, partition)` now: the high watermark, or with
+    read_committed the last stable offset (what is committed lies before it)."""
+    consumer = await started_consumer(connection, isolation_level=isolation_level)
+    try:
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        ends = await consumer.end_offsets(wanted) if wanted else {}
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}

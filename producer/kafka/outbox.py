@@ -7,6 +7,7 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -18,6 +19,15 @@ from producer.kafka.records import MAX_MESSAGE_BYTES, OutMessage, message_bytes
 SLOW_ACK_S = 2.0
 
 MAX_SEALED_BATCHES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """A batch Kafka acknowledged: where its last record is (offset -1 if not told)."""
+
+    topic: str
+    partition: int
+    last_offset: int
 
 
 class DeliveryAbandoned(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
@@ -44,6 +54,7 @@ class PartitionOutbox:
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        on_acked: Callable[[str, int, int, int], None] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
@@ -52,11 +63,13 @@ class PartitionOutbox:
         self._near_limit = max_message_bytes - 65_536
         self._on_slow_ack = on_slow_ack
         self._on_failure = on_failure
+        # Told of every acknowledged batch: (topic, partition, base offset, records).
+        self._on_acked = on_acked
         self._topic = topic
         self._partition = partition
         self._open: Any = None
-        self._open_done: asyncio.Future[None] | None = None
-        self._sealed: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self._open_done: asyncio.Future[Acked] | None = None
+        self._sealed: deque[tuple[Any, asyncio.Future[Acked]]] = deque()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -74,7 +87,7 @@ class PartitionOutbox:
             self._room.clear()
             await self._room.wait()
 
-    def append(self, message: OutMessage) -> asyncio.Future[None]:
+    def append(self, message: OutMessage) -> asyncio.Future[Acked]:
         """Add a message to the open batch; returns that batch's acknowledgement future.
 
         A message larger than a batch is refused here (ValueError): aiokafka would put it alone
@@ -120,6 +133,7 @@ class PartitionOutbox:
                 builder, done = self._sealed.popleft()
                 self._room.set()
                 builder.close()  # a closed batch is ready at once (no linger)
+                records = builder.record_count()
                 try:
                     submitted = time.monotonic()
                     delivery = await self._producer().send_batch(
@@ -133,7 +147,13 @@ class PartitionOutbox:
                     continue
                 delivery.add_done_callback(
                     functools.partial(
-                        _settle, done, submitted, self._topic, self._on_slow_ack, self._on_failure
+                        _settle,
+                        done,
+                        submitted,
+                        (self._topic, self._partition, records),
+                        self._on_slow_ack,
+                        self._on_failure,
+                        self._on_acked,
                     )
                 )
                 if not self._sealed:
@@ -165,13 +185,15 @@ class PartitionOutbox:
 
 
 def _settle(
-    done: asyncio.Future[None],
+    done: asyncio.Future[Acked],
     submitted: float,
-    topic: str,
+    batch: tuple[str, int, int],
     on_slow_ack: Callable[[str, float], None] | None,
     on_failure: Callable[[], None] | None,
+    on_acked: Callable[[str, int, int, int], None] | None,
     delivery: asyncio.Future[Any],
 ) -> None:
+    topic, partition, records = batch
     failed = delivery.cancelled() or delivery.exception() is not None
     if failed and on_failure is not None:
         on_failure()
@@ -187,4 +209,7 @@ def _settle(
     elif (error := delivery.exception()) is not None:
         done.set_exception(error)
     else:
-        done.set_result(None)
+        base = getattr(delivery.result(), "offset", -1)
+        if on_acked is not None:
+            on_acked(topic, partition, base, records)
+        done.set_result(Acked(topic, partition, base + records - 1))

@@ -35,12 +35,17 @@ from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.consume import end_offsets
+from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
 from producer.kafka.lifecycle import close_producer, watch_connections
-from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
+from producer.kafka.outbox import Acked, DeliveryAbandoned, PartitionOutbox
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage, TopicSpec
 
 log = logging.getLogger("ocpi_puller")
+
+# Where acknowledged messages ended: (topic, partition) -> the offset of the last of them.
+Marks = dict[TopicPartitionKey, int]
 
 MAX_BATCH_BYTES = 1 << 20
 KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
@@ -117,7 +122,7 @@ class KafkaOutput:
         # aiokafka never expires a batch while the broker is unreachable: every wait for an
         # acknowledgement is bounded by this, then retried (until the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
-        self._waiting: set[asyncio.Future[None]] = set()
+        self._waiting: set[asyncio.Future[Marks]] = set()
         self._started = False
         self._renewing: asyncio.Lock | None = None
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
@@ -127,6 +132,9 @@ class KafkaOutput:
         self.outages: list[float] = []
         self._healthy = True
         self.waits = 0
+        # Every batch acknowledged, by offset: whether Kafka still holds them is checked
+        # against it (durability.py).
+        self.acked = AckedOffsets()
 
     @property
     def bootstrap(self) -> str:
@@ -285,13 +293,14 @@ class KafkaOutput:
             self._partition_counts[topic] = count
         return count
 
-    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
-        """Queue messages; the returned future resolves when Kafka acknowledged all of them.
+    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[Marks]:
+        """Queue messages; the returned future resolves when Kafka acknowledged all of them,
+        to where they ended on each partition.
 
         Waits (backpressure) while a partition already holds too many full batches.
         """
         partitions = await self.partition_count(topic)
-        waits: set[asyncio.Future[None]] = set()
+        waits: set[asyncio.Future[Acked]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
         for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
             outbox = self._outbox(topic, partition)
@@ -304,19 +313,42 @@ class KafkaOutput:
         acked.add_done_callback(_retrieve)  # a timed-out wait is abandoned, not forgotten
         return acked
 
-    async def wait_acked(self, acks: Sequence[asyncio.Future[None]]) -> None:
+    async def wait_acked(self, acks: Sequence[asyncio.Future[Marks]]) -> Marks:
         """Wait for acknowledgements, at most `ack_timeout_s`; a timeout is a KafkaTimeoutError.
+        Where the acknowledged messages ended, per partition.
 
         The futures are not cancelled on timeout: a batch may hold other pages' messages too.
         """
+        marks: Marks = {}
         if not acks:
-            return
+            return marks
         done, pending = await asyncio.wait(acks, timeout=self.ack_timeout_s)
         if pending:
             self._outage_began(time.monotonic() - self.ack_timeout_s)
             raise KafkaTimeoutError(f"no acknowledgement within {self.ack_timeout_s:.0f} s")
         for future in done:
-            future.result()
+            for partition, last in future.result().items():
+                marks[partition] = max(last, marks.get(partition, -1))
+        return marks
+
+    async def lost_writes(self, topics: Sequence[str]) -> dict[TopicPartitionKey, LostWrites]:
+        """Writes to `topics` Kafka acknowledged but no longer holds (offsets reused since, or
+        an end offset not past them), taken: whoever asks writes them again."""
+        wanted = [p for p in self.acked.highest if p[0] in topics]
+        if wanted:
+            ends = await self._until_deadline(
+                "read end offsets", lambda: end_offsets(self.connection, wanted)
+            )
+            self.acked.check_ends(ends, time.monotonic())
+        lost = self.acked.take_lost()
+        kept = {p: gone for p, gone in lost.items() if p[0] in topics}
+        for partition, gone in lost.items():
+            if partition[0] not in topics:
+                self.acked.lost[partition] = gone  # for whoever asks about that topic
+        return kept
+
+    def _batch_acked(self, topic: str, partition: int, base: int, records: int) -> None:
+        self.acked.acknowledged((topic, partition), base, records, time.monotonic())
 
     def _outbox(self, topic: str, partition: int) -> PartitionOutbox:
         outbox = self._outboxes.get((topic, partition))
@@ -327,30 +359,33 @@ class KafkaOutput:
                 partition,
                 on_slow_ack=self._slow_ack,
                 on_failure=lambda: self._outage_began(time.monotonic()),
+                on_acked=self._batch_acked,
             )
             self._outboxes[(topic, partition)] = outbox
         return outbox
 
     async def send_and_wait(
         self, topic: str, messages: Sequence[OutMessage], *, report: bool = True
-    ) -> None:
+    ) -> Marks:
         """Produce and wait for every acknowledgement, retrying the lot until the deadline.
 
         `report=False` keeps the retries quiet: progress events must not report waits of their
         own delivery (each report being another event to deliver).
         """
         if not messages:
-            return
+            return {}
 
-        async def attempt() -> None:
-            await self.wait_acked([await self.send(topic, messages)])
+        async def attempt() -> Marks:
+            return await self.wait_acked([await self.send(topic, messages)])
 
-        await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        marks: Marks = await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        return marks
 
 
-async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
+async def _all_acked(futures: list[asyncio.Future[Acked]]) -> Marks:
+    marks: Marks = {}
     if not futures:
-        return
+        return marks
     # Wait for all (so no failure goes unretrieved), then raise the first failure.
     results = await asyncio.gather(*futures, return_exceptions=True)
     for result in results:
@@ -358,6 +393,9 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
             raise DeliveryAbandoned("acknowledgement abandoned")  # a failed produce, to retry
         if isinstance(result, BaseException):
             raise result
+        partition = (result.topic, result.partition)
+        marks[partition] = max(result.last_offset, marks.get(partition, -1))
+    return marks
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

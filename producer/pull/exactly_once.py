@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from producer.config import PullSettings
-from producer.errors import PullError
+from producer.errors import KafkaLostWritesError, PullError
 from producer.kafka.checkpoints import StoredState
 from producer.kafka.committed_checkpoints import CommittedCheckpoints
 from producer.kafka.committer import CommittedStateLost, UnitCommitter
@@ -40,6 +40,9 @@ from producer.pull.window import first_pull_error
 from schemas.records import PullPlan, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
+
+# Rounds of reading every window again after Kafka lost committed writes.
+MAX_REWINDS = 2
 
 PullWindows = Callable[[PullContext, list[WindowSpec], StoredState], Awaitable[list[WindowResult]]]
 
@@ -121,15 +124,29 @@ class ExactlyOnce:
         summary: PullSummary,
     ) -> list[WindowResult]:
         """Pull the windows while their units are committed; after Kafka lost commits, again
-        from what it has committed."""
+        from what it has committed. Before they count as done, Kafka must still hold every
+        confirmed commit; windows it lost writes of are read again from their start."""
+        rewinds = 0
         while True:
             try:
-                return await self._pull_and_commit(ctx, windows, state, pull)
+                results = await self._pull_and_commit(ctx, windows, state, pull)
             except BaseExceptionGroup as group:
                 lost, rest = group.split(CommittedStateLost)
                 if lost is None or rest is not None:
                     raise first_pull_error(rest or group) from None
-            state = await self._from_committed(ctx, plan, windows, summary)
+                state = await self._from_committed(ctx, plan, windows, summary)
+                continue
+            gone = await self.committer.lost_commits()
+            if not gone:
+                return results
+            rewinds += 1
+            where = ", ".join(f"{t}[{p}]" for t, p in sorted(gone)[:6])
+            if rewinds > MAX_REWINDS:
+                raise KafkaLostWritesError(
+                    f"Kafka keeps losing committed writes ({where}): check the broker, then run "
+                    "the pull again"
+                )
+            state = await self._rewind(ctx, plan, windows, summary, where)
 
     async def _pull_and_commit(
         self, ctx: PullContext, windows: list[WindowSpec], state: StoredState, pull: PullWindows
@@ -147,6 +164,27 @@ class ExactlyOnce:
             finally:
                 self.committer.close()
         return results
+
+    async def _rewind(
+        self,
+        ctx: PullContext,
+        plan: PullPlan,
+        windows: list[WindowSpec],
+        summary: PullSummary,
+        where: str,
+    ) -> StoredState:
+        """Kafka no longer holds writes of confirmed commits: every window is read again from its
+        start, and what Kafka still holds committed is not produced again."""
+        message = (
+            f"Kafka no longer holds writes of commits it confirmed ({where}): reading the "
+            f"{len(windows)} window(s) again from their start"
+        )
+        summary.warnings.append(f"kafka_lost_writes: {message}")
+        self._progress.warning("kafka_lost_writes", message)
+        summary.replayed_windows += len(windows)
+        state = await ctx.store.load(self._pull_id)
+        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
+        return StoredState(plan=state.plan, sync=state.sync)
 
     async def _from_committed(
         self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], summary: PullSummary

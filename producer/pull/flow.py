@@ -37,7 +37,7 @@ from producer.pull.plan import (
     record_if_all_done,
     shard_windows,
 )
-from producer.pull.replay import replay_after_outages
+from producer.pull.replay import replay_after_outages, replay_lost_writes
 from producer.pull.stop import StopRequest
 from producer.pull.summary import (
     PullSummary,
@@ -250,10 +250,11 @@ class Pull:
             )
         outages_before = len(self.kafka.outages)
         results = await pull_windows(ctx, windows, state)
-        return await replay_after_outages(
+        results = await replay_after_outages(
             ctx, plan, windows, results, outages_before=outages_before,
             replay_s=self.settings.kafka_replay_s, summary=self.summary,
         )  # fmt: skip
+        return await replay_lost_writes(ctx, plan, windows, results, summary=self.summary)
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module

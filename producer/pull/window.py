@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from producer.errors import PaginationLoop, PullError
 from producer.kafka.checkpoints import StoredState
+from producer.kafka.output import Marks
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.query import asked_date_from
@@ -123,7 +124,7 @@ class WindowPull:
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
-        self._ack_history: list[AckMark] = [(time.monotonic(), start[0], start[1], start[0])]
+        self._ack_history: list[AckMark] = [AckMark(time.monotonic(), start[0], start[1], start[0])]
         self._furthest_acked = start[0]
 
     async def run(self) -> WindowResult:
@@ -303,19 +304,21 @@ class WindowPull:
         ledger: AckedPages,
         placed: Placed,
         messages: PageMessages,
-        acks: list[asyncio.Future[None]],
+        acks: list[asyncio.Future[Marks]],
     ) -> None:
         ctx = self._ctx
         try:
             try:
-                await ctx.kafka.wait_acked(acks)
+                marks = await ctx.kafka.wait_acked(acks)
             except KafkaError as error:
                 # Never count a page as done that Kafka did not acknowledge: produce it again
                 # (duplicates are harmless) until the broker is back or the deadline passes.
                 log.warning("Kafka did not acknowledge a page (%s); producing it again", error)
                 ctx.counters.resent_objects += len(messages.objects)
-                await ctx.kafka.send_and_wait(ctx.topics.objects, messages.objects)
-                await ctx.kafka.send_and_wait(ctx.topics.deadletter, messages.dead_letters)
+                marks = await ctx.kafka.send_and_wait(ctx.topics.objects, messages.objects)
+                marks.update(
+                    await ctx.kafka.send_and_wait(ctx.topics.deadletter, messages.dead_letters)
+                )
         finally:
             ctx.unacked_pages.release()
         if ctx.keystate is not None and messages.objects:
@@ -330,7 +333,7 @@ class WindowPull:
         self._furthest_acked = max(self._furthest_acked, placed.end)
         position = walk.checkpoint
         self._ack_history.append(
-            (time.monotonic(), position.end, position.total, self._furthest_acked)
+            AckMark(time.monotonic(), position.end, position.total, self._furthest_acked, marks)
         )
         if self._stop_at is not None:
             # Re-reading a stretch after an outage: what it sends was sent before. It leaves
