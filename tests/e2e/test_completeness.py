@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from aiohttp import web
 
+from tests.scripted_partner import relay
 from tests.support import keys, pinned_ms, pull, records, sandbox, truth_keys
 
 
@@ -114,3 +116,46 @@ async def test_a_lagging_partner_clock_pins_date_to_by_its_clock(
             continue
         stamp = orjson.loads(value)["last_updated"]
         assert int(datetime.fromisoformat(stamp).timestamp() * 1000) >= last_updated_ms - 999, key
+
+
+async def test_a_resume_pulls_again_the_window_that_ended_short(
+    bootstrap: str, prefix: str
+) -> None:
+    """The partner leaves one object out of its pages while its totals count it: the window
+    ends short (exit 5) and is saved so. The partner is then fixed; the same command resumes,
+    reads that window again whole, and exits 0."""
+    hiding = {"on": True}
+
+    def hide_one(
+        request: web.Request, status: int, headers: dict[str, str], body: bytes
+    ) -> web.StreamResponse:
+        envelope = orjson.loads(body)
+        data = envelope.get("data")
+        if hiding["on"] and isinstance(data, list) and request.query.get("offset") == "0":
+            envelope["data"] = data[1:]
+        return web.Response(
+            status=status,
+            body=orjson.dumps(envelope),
+            headers=headers,
+            content_type="application/json",
+        )
+
+    async with (
+        sandbox(sizes={"tokens": 1_200}) as (base, state),
+        relay(base, hide_one) as partner,
+    ):
+        url = f"{partner}/ocpi/emsp/2.2.1/tokens"
+        first = await pull_tokens(partner, bootstrap, prefix, url=url, limit=200, pull_id="short-1")
+        hiding["on"] = False
+        resumed = await pull_tokens(
+            partner, bootstrap, prefix, url=url, limit=200, pull_id="short-1"
+        )
+        expected = truth_keys(state, "tokens", "2.2.1", pinned_ms(resumed))
+    assert first.exit_code == 5, first.summaries[0]
+    assert first.summaries[0].windows_incomplete == 1
+    summary = resumed.summaries[0]
+    assert resumed.exit_code == 0, summary
+    assert summary.resumed
+    assert summary.complete
+    assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
+    assert summary.objects_emitted == len(expected) == 1_200
