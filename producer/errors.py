@@ -37,6 +37,19 @@ class PartnerAuthError(PullError):
     kind = "partner_auth"
 
 
+class PartnerNotFoundError(PartnerAuthError):
+    """The endpoint does not exist (HTTP 404, or a module the partner does not list): fix the
+    URL or the module."""
+
+    kind = "partner_not_found"
+
+
+class VersionNotOfferedError(PartnerAuthError):
+    """The partner does not offer the OCPI version asked for (or none we speak)."""
+
+    kind = "version_not_offered"
+
+
 class PartnerUnavailableError(PullError):
     """The partner could not be reached or kept failing after every retry: try again later."""
 

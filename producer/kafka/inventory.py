@@ -65,6 +65,8 @@ async def take_inventory(
                 continue
             key = record.key.decode()
             if headers.get(h.PULL_ID) == ours:
+                if record.timestamp < since[scope]:
+                    continue  # an earlier run of the same id, reset since
                 if record.value is None:
                     inventory.tombstones += 1
                 else:
@@ -78,7 +80,7 @@ async def take_inventory(
             continue
         scope = (headers.get(h.PARTNER, b"").decode(), headers.get(h.OCPI_MODULE, b"").decode())
         inventory = found.get(scope)
-        if inventory is None:
+        if inventory is None or record.timestamp < since[scope]:
             continue
         inventory.dead_letters += 1
         try:

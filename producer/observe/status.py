@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -82,12 +82,19 @@ class PullStatus:
     total_reported: int | None = None
     rate_per_s: float | None = None
     eta_s: float | None = None
-    windows_done: int = 0
     windows_total: int | None = None
+    # Windows that ended, by index (a window read again ends again; it is still one window).
+    windows_ended: set[int] = field(default_factory=set)
     retries: int = 0
     last_problem: str | None = None
     duration_s: float | None = None
     heartbeat_s: float | None = None
+
+    @property
+    def windows_done(self) -> int:
+        """Windows ended, never more than planned."""
+        done = len(self.windows_ended)
+        return done if self.windows_total is None else min(done, self.windows_total)
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the last event."""
@@ -151,9 +158,13 @@ def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
     elif isinstance(event, Warning_):
         status.last_problem = f"{event.code}: {event.message}"
     elif isinstance(event, WindowCompleted):
-        status.windows_done += 1
+        status.windows_ended.add(event.window)
     elif isinstance(event, PullCompleted):
         status.state = "complete" if event.complete else "incomplete"
+        if event.complete and status.windows_total is not None:
+            # Complete means every window is: those ended before a resume (or before the
+            # events read) included.
+            status.windows_ended = set(range(status.windows_total))
         status.objects_emitted = event.objects_emitted
         status.dead_lettered = event.dead_lettered
         status.duration_s = event.duration_s
@@ -287,7 +298,15 @@ def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
 
 def status_json(statuses: Iterable[PullStatus], now: datetime) -> str:
     """One JSON line: every pull with its age."""
-    pulls = [{**asdict(s), "state": s.state_at(now), "age_s": s.age_s(now)} for s in statuses]
+    pulls = [
+        {
+            **{k: v for k, v in asdict(s).items() if k != "windows_ended"},
+            "windows_done": s.windows_done,
+            "state": s.state_at(now),
+            "age_s": s.age_s(now),
+        }
+        for s in statuses
+    ]
     return json.dumps({"at": now.isoformat(), "pulls": pulls}, separators=(",", ":"))
 
 

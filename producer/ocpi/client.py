@@ -25,6 +25,7 @@ from yarl import URL
 
 from producer.errors import (
     PartnerAuthError,
+    PartnerNotFoundError,
     PartnerProtocolError,
     PartnerUnavailableError,
     PullError,
@@ -199,7 +200,7 @@ class OcpiHttp:
         if follow and status in BROKEN_LINK_STATUSES:
             raise LinkGoneError(f"next link {where} answered HTTP {status}", status)
         if status == 404:
-            raise PartnerAuthError(f"partner endpoint not found (HTTP 404): {where}")
+            raise PartnerNotFoundError(f"partner endpoint not found (HTTP 404): {where}")
         failure = Failure("http_status", http_status=status)
         retry_after = None
         if status == 429:

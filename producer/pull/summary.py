@@ -237,5 +237,5 @@ def report_failure(
         message=str(error),
         objects_emitted=summary.objects_emitted,
         duration_s=duration_s,
-        resumable=error.kind not in ("config", "partner_auth"),
+        resumable=error.exit_code not in (2, 3),
     )
