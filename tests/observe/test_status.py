@@ -137,23 +137,10 @@ def test_a_complete_pull_has_every_window_done() -> None:
     statuses: Statuses = {}
     fold(statuses, started(T0, resumed=True))
     fold(statuses, window_done(T0, 1))
-    fold(
-        statuses,
-        PullCompleted(
-            **BASE,
-            at=T0,
-            complete=True,
-            objects_emitted=10,
-            pages=2,
-            dead_lettered=0,
-            retries=0,
-            total_reported=10,
-            duration_s=1.0,
-            windows_complete=2,
-            windows_incomplete=0,
-            shortfall=0,
-            skipped_unchanged=0,
-            tombstones=0,
-        ),  # fmt: skip
-    )
+    completed = PullCompleted(
+        **BASE, at=T0, complete=True, objects_emitted=10, pages=2, dead_lettered=0,
+        retries=0, total_reported=10, duration_s=1.0, windows_complete=2,
+        windows_incomplete=0, shortfall=0, skipped_unchanged=0, tombstones=0,
+    )  # fmt: skip
+    fold(statuses, completed)
     assert only(statuses).windows_done == 2
