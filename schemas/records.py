@@ -98,6 +98,10 @@ class WindowCheckpoint(BaseModel):
     passes: int = 1
     objects_emitted: int = 0
     updated_at: datetime
+    # The window's figures so far, for a resumed pull's summary of the whole pull.
+    dialects: dict[str, int] = Field(default_factory=dict, description="objects per dialect")
+    duplicate_keys: int = 0
+    resent_objects: int = 0
 
     @property
     def finished(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
 from producer.pull.stop import StopRequest
+from schemas.records import WindowCheckpoint
 
 
 @dataclass(slots=True)
@@ -37,6 +39,16 @@ class PullCounters:
     # objects produced per dialect (lenient validation), and one example of each
     dialects: Counter[str] = field(default_factory=Counter)
     dialect_examples: dict[str, str] = field(default_factory=dict)
+
+    def add_earlier(self, checkpoints: Iterable[WindowCheckpoint]) -> None:
+        """A resumed pull's figures start with those its windows had reached (a window that
+        ended short is read again whole: its figures start afresh)."""
+        for checkpoint in checkpoints:
+            if checkpoint.done and not checkpoint.complete:
+                continue
+            self.dialects.update(checkpoint.dialects)
+            self.duplicate_keys += checkpoint.duplicate_keys
+            self.resent_objects += checkpoint.resent_objects
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +124,10 @@ class WindowPull:
             written_before=ctx.written_before,
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
+        # This window's own figures, carried by its checkpoints (a resume goes on from them).
+        self._dialects: Counter[str] = Counter({} if resume is None else resume.dialects)
+        self._duplicates_before = 0 if resume is None else resume.duplicate_keys
+        self._resent = 0 if resume is None else resume.resent_objects
         start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
         self._ack_history: list[AckMark] = [AckMark(time.monotonic(), start[0], start[1], start[0])]
         self._furthest_acked = start[0]
@@ -191,6 +196,7 @@ class WindowPull:
         counters = self._ctx.counters
         for dialect, count in messages.dialect_counts().items():
             counters.dialects[dialect.value] += count
+            self._dialects[dialect.value] += count
             example = messages.examples.get(dialect)
             if example is not None:
                 counters.dialect_examples.setdefault(dialect.value, example)
@@ -283,8 +289,6 @@ class WindowPull:
         """Queue a page's records; returns the wait for their acknowledgement."""
         ctx = self._ctx
         messages = ledger.fetched(fetched.items, self._messages(fetched))
-        if messages.dialects:
-            self._count_dialects(messages)
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
@@ -315,6 +319,7 @@ class WindowPull:
                 # (duplicates are harmless) until the broker is back or the deadline passes.
                 log.warning("Kafka did not acknowledge a page (%s); producing it again", error)
                 ctx.counters.resent_objects += len(messages.objects)
+                self._resent += len(messages.objects)
                 marks = await ctx.kafka.send_and_wait(ctx.topics.objects, messages.objects)
                 marks.update(
                     await ctx.kafka.send_and_wait(ctx.topics.deadletter, messages.dead_letters)
@@ -329,7 +334,7 @@ class WindowPull:
             ]
             await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
         self._emitted += len(messages.objects)
-        moved = ledger.acknowledged(placed.request_id, messages)
+        ledger.acknowledged(placed.request_id, messages)
         self._furthest_acked = max(self._furthest_acked, placed.end)
         position = walk.checkpoint
         self._ack_history.append(
@@ -340,8 +345,10 @@ class WindowPull:
             # the window's checkpoint, which its first reading finished, as it is.
             ctx.counters.resent_objects += len(messages.objects)
             return
-        if moved:  # a step-back link may end where the last one did, fresher
-            await ctx.store.save_window(self._checkpoint(walk, done=False))
+        if messages.dialects:
+            self._count_dialects(messages)  # counted once in Kafka, as the checkpoint says
+        # Saved at every acknowledgement, moved or not: its figures count what Kafka has.
+        await ctx.store.save_window(self._checkpoint(walk, done=False))
         ctx.progress.page(
             window=self._spec.index,
             offset=placed.offset,
@@ -413,6 +420,9 @@ class WindowPull:
             passes=passes,
             objects_emitted=self._emitted,
             updated_at=datetime.now(UTC),
+            dialects=dict(self._dialects),
+            duplicate_keys=self._duplicates_before + self._selection.duplicate_keys,
+            resent_objects=self._resent,
         )
 
 
