@@ -173,13 +173,13 @@ class PartitionOutbox:
         self._open, self._open_done = None, None
         self._room.set()
 
-    async def close(self) -> None:
-        """Submit what is left and stop the submitter."""
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Submit what is left and stop the submitter (given up after `timeout_s`)."""
         self._closing = True
         self._seal()
         self._wakeup.set()
         try:
-            await asyncio.wait_for(self._task, timeout=30)
+            await asyncio.wait_for(self._task, timeout=timeout_s)
         except TimeoutError:
             self._task.cancel()
 

@@ -184,9 +184,16 @@ class KafkaOutput:
             self._started = False
             for waiting in list(self._waiting):
                 waiting.cancel()
+            # A broker gone for longer than the deadline gets no more time to take what is left.
+            left = self._outage_over_s(self._deadline_s)
+            gone = left is not None and left <= 0
+            grace_s = 0.1 if gone else self.ack_timeout_s
             outboxes = list(self._outboxes.values())
-            await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await close_producer(self.producer, flush_timeout_s=self.ack_timeout_s)
+            await asyncio.gather(
+                *(o.close(timeout_s=grace_s if gone else 30.0) for o in outboxes),
+                return_exceptions=True,
+            )
+            await close_producer(self.producer, flush_timeout_s=grace_s)
 
     def _report(self, wait: KafkaWait) -> None:
         self.waits += 1
@@ -200,6 +207,14 @@ class KafkaOutput:
 
     def _acknowledged(self) -> None:
         self._healthy = True
+
+    def _outage_over_s(self, limit_s: float) -> float | None:
+        """Seconds until the current outage has lasted `limit_s` (negative: it has), or None
+        when there is none: every wait during one outage ends by the same deadline, however
+        many waits there are and whenever they began."""
+        if self._healthy or not self.outages:
+            return None
+        return self.outages[-1] + limit_s - time.monotonic()
 
     def _slow_ack(self, topic: str, waited_s: float) -> None:
         # A busy broker is not a lost one: only a lost connection or a failed produce counts as
@@ -235,6 +250,8 @@ class KafkaOutput:
     ) -> Any:
         limit_s = self._deadline_s if deadline_s is None else deadline_s
         deadline = time.monotonic() + limit_s
+        if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+            deadline = time.monotonic() + max(0.0, left)  # the outage began before this wait
         attempt = 0
         while True:
             attempt += 1
@@ -248,6 +265,8 @@ class KafkaOutput:
                         f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
+                if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+                    deadline = min(deadline, time.monotonic() + left)
                 if isinstance(error, PRODUCER_IDENTITY_LOST):
                     with contextlib.suppress(KafkaError, OSError, TimeoutError):
                         await self._renew_producer(error)
@@ -322,7 +341,10 @@ class KafkaOutput:
         marks: Marks = {}
         if not acks:
             return marks
-        done, pending = await asyncio.wait(acks, timeout=self.ack_timeout_s)
+        timeout = self.ack_timeout_s
+        if (left := self._outage_over_s(self._deadline_s)) is not None:
+            timeout = min(timeout, max(0.001, left))  # no wait outlives the outage's deadline
+        done, pending = await asyncio.wait(acks, timeout=timeout)
         if pending:
             self._outage_began(time.monotonic() - self.ack_timeout_s)
             raise KafkaTimeoutError(f"no acknowledgement within {self.ack_timeout_s:.0f} s")
