@@ -100,6 +100,8 @@ class WrittenBefore:
 
     objects: dict[int, int] = field(default_factory=dict)
     dead_letters: set[int] = field(default_factory=set)
+    # The distinct keys of each date window (by the `pull-window` header).
+    window_keys: dict[int, set[int]] = field(default_factory=dict)
 
 
 async def written_before(
@@ -130,7 +132,11 @@ async def written_before(
         if record.value is None or headers.get(h.PULL_ID) != ours or record.key is None:
             continue
         if headers.get(h.PARTNER) == whose:
-            found.objects[hash(record.key.decode())] = hash(record.value)
+            hashed = hash(record.key.decode())
+            found.objects[hashed] = hash(record.value)
+            window = headers.get(h.PULL_WINDOW, b"")
+            if window.isdigit():
+                found.window_keys.setdefault(int(window), set()).add(hashed)
     async for record in records(deadletter_topic):
         headers = _headers(record)
         if headers.get(h.PULL_ID) != ours or headers.get(h.PARTNER) != whose:

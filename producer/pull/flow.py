@@ -239,12 +239,12 @@ class Pull:
         if task is not None:  # a signal now drains this pull instead of cancelling it
             self.stop.draining.add(task)
         if self.summary.resumed:
-            mine = {w.index for w in windows}
-            ctx.counters.add_earlier(c for i, c in state.windows.items() if i in mine)
             await read_back_written(
                 ctx, plan, state, windows, self.progress,
                 None if self.eos is None else self.settings.kafka_deadline_s,
             )  # fmt: skip
+            mine = {w.index for w in windows}
+            ctx.counters.add_earlier(c for i, c in state.windows.items() if i in mine)
         if self.eos is not None:
             self.eos.prepare(ctx)
             return await self.eos.pull_windows(

@@ -37,13 +37,12 @@ class AckedPages:
         self._selection.listed(items, messages)
         return self._selection.select(messages)
 
-    def acknowledged(self, request_id: int, sent: PageMessages) -> bool:
+    def acknowledged(self, request_id: int, sent: PageMessages) -> int:
         """Kafka acknowledged a page's records: they are durable, and the checkpoint may pass the
-        page. Whether the checkpoint moved."""
-        self._selection.made_durable(sent)
-        before = self._walk.checkpoint
+        page. How many keys the window wrote for the first time."""
+        new = self._selection.made_durable(sent)
         self._walk.on_acked(request_id)
-        return self._walk.checkpoint != before
+        return new
 
 
 class CommittedPages(Generic[Page]):
@@ -56,18 +55,18 @@ class CommittedPages(Generic[Page]):
 
     def fetched(
         self, request_id: int, page: Page, items: Sequence[Any], messages: PageMessages
-    ) -> list[tuple[Page, PageMessages]]:
+    ) -> list[tuple[Page, PageMessages, int]]:
         """A page in hand: the pages the checkpoint now passes, in arrival order, each with the
-        records it puts into the open unit (now durable). The caller adds them to the unit with
-        the walk's checkpoint before anything else can happen."""
+        records it puts into the open unit (now durable) and how many keys the window writes
+        for the first time. The caller adds them to the unit with the walk's checkpoint before
+        anything else can happen."""
         self._selection.listed(items, messages)
         self._held.hold(request_id, (page, messages))
         self._walk.on_acked(request_id)
-        settled: list[tuple[Page, PageMessages]] = []
+        settled: list[tuple[Page, PageMessages, int]] = []
         for held_page, records in self._held.release(self._walk.settled):
             chosen = self._selection.select(records)
-            self._selection.made_durable(chosen)
-            settled.append((held_page, chosen))
+            settled.append((held_page, chosen, self._selection.made_durable(chosen)))
         return settled
 
     def drop(self) -> int:

@@ -188,7 +188,11 @@ async def read_back_written(
     """A resumed pull reads back what it already has in Kafka (with exactly-once, what is
     committed): its windows do not produce it again, and its counts start from it. (A shard
     cannot tell the other shards' objects from its own: its counts start from its windows'
-    checkpoints.)"""
+    checkpoints.)
+
+    A window whose checkpoint counts more objects than Kafka holds for it (by `pull-window`)
+    lost writes Kafka had acknowledged (a broker that restarted, a run killed before it could
+    tell): its checkpoint is dropped from `state`, and it is read again from its start."""
     before = await written_before(
         ctx.kafka.connection,
         ctx.topics.objects,
@@ -199,6 +203,20 @@ async def read_back_written(
         committed_deadline_s=committed_deadline_s,
     )
     ctx.written_before = before
+    for window in windows:
+        checkpoint = state.windows.get(window.index)
+        if checkpoint is None or (checkpoint.done and not checkpoint.complete):
+            continue
+        kept = len(before.window_keys.get(window.index, ()))
+        if kept < checkpoint.objects_emitted:
+            del state.windows[window.index]
+            progress.warning(
+                "kafka_lost_writes",
+                f"window {window.index}: Kafka holds {kept} of the {checkpoint.objects_emitted} "
+                "objects it wrote before this run (it lost acknowledged writes): reading the "
+                "window again from its start",
+                window=window.index,
+            )
     if len(windows) == len(plan.windows):
         progress.objects_emitted = len(before.objects)
         progress.dead_lettered = len(before.dead_letters)

@@ -90,13 +90,21 @@ class MessageBuilder:
         ]
 
     def build(
-        self, items: Sequence[Any], first_offset: int, source_url: str, traceparent: str | None
+        self,
+        items: Sequence[Any],
+        first_offset: int,
+        source_url: str,
+        traceparent: str | None,
+        window: int | None = None,
     ) -> PageMessages:
-        """Records for a page's `data` items; `first_offset` is the page's position in the list."""
+        """Records for a page's `data` items; `first_offset` is the page's position in the list,
+        `window` the pull's date window it belongs to."""
         report = self._validator.check_items(items)
         errors: dict[int, list[str]] = {bad.index: list(bad.errors) for bad in report.invalid}
         readings = report.readings  # our logic reads the canonical form; the value stays as sent
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
+        if window is not None:
+            trace.insert(0, (h.PULL_WINDOW, str(window).encode()))
         common = self._common
         make_key = self._key
         dumps = orjson.dumps

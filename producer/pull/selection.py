@@ -167,12 +167,18 @@ class WindowSelection:
             dead_contents,
         )
 
-    def made_durable(self, messages: PageMessages) -> None:
-        """These records are in Kafka (acknowledged, or in a commit unit): seen from now on."""
-        durable = self._durable
+    def made_durable(self, messages: PageMessages) -> int:
+        """These records are in Kafka (acknowledged, or in a commit unit): seen from now on.
+        How many of their keys this window had not written before."""
+        durable, committed = self._durable, self._committed
+        new = 0
         for message, key in zip(messages.objects, messages.keys, strict=True):
-            durable[hash(key)] = hash(message.value)
+            hashed = hash(key)
+            if hashed not in durable and (committed is None or hashed not in committed):
+                new += 1
+            durable[hashed] = hash(message.value)
         self._durable_dead.update(messages.dead_contents)
+        return new
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:
         for key, listed in Counter(keys).items():

@@ -81,7 +81,7 @@ class TransactedPass:
         plain: list[Routed] = []
         notes: list[object] = []
         objects = 0
-        for page, records in settled:
+        for page, records, new in settled:
             self._chosen(records)
             plain += [(ctx.topics.objects, m) for m in records.objects]
             plain += [(ctx.topics.deadletter, m) for m in records.dead_letters]
@@ -91,7 +91,7 @@ class TransactedPass:
                     (keystate.topic, keystate.digest_record(key, digest))
                     for key, digest in zip(records.keys, records.digests, strict=True)
                 ]
-            objects += len(records.objects)
+            objects += new
             notes.append(
                 PageNote(
                     self._window,

@@ -124,6 +124,10 @@ class WindowPull:
             written_before=ctx.written_before,
         )
         self._emitted = 0 if resume is None else resume.objects_emitted
+        if resume is not None and ctx.written_before is not None:
+            # What Kafka holds of this window (read back): exact, where the checkpoint may lag
+            # behind acknowledgements a killed run never recorded.
+            self._emitted = len(ctx.written_before.window_keys.get(spec.index, ()))
         # This window's own figures, carried by its checkpoints (a resume goes on from them).
         self._dialects: Counter[str] = Counter({} if resume is None else resume.dialects)
         self._duplicates_before = 0 if resume is None else resume.duplicate_keys
@@ -275,7 +279,11 @@ class WindowPull:
         ctx = self._ctx
         page = fetched.page
         return ctx.builder.build(
-            fetched.items, fetched.offset, ctx.http.redact(page.url), page.traceparent
+            fetched.items,
+            fetched.offset,
+            ctx.http.redact(page.url),
+            page.traceparent,
+            self._spec.index,
         )
 
     def _covered(self, walk: WindowWalk, objects: int) -> WindowCheckpoint:
@@ -333,8 +341,7 @@ class WindowPull:
                 for key, digest in zip(messages.keys, messages.digests, strict=True)
             ]
             await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
-        self._emitted += len(messages.objects)
-        ledger.acknowledged(placed.request_id, messages)
+        self._emitted += ledger.acknowledged(placed.request_id, messages)
         self._furthest_acked = max(self._furthest_acked, placed.end)
         position = walk.checkpoint
         self._ack_history.append(

@@ -199,7 +199,7 @@ class WindowUnderKills(RuleBasedStateMachine):
         process.walk.on_page(request, outcome)
         messages = BUILDER.build(items, request.offset, "https://partner/tokens", None)
         if self.exactly_once:
-            for _, chosen in process.committed.fetched(
+            for _, chosen, _ in process.committed.fetched(
                 request.request_id, request.request_id, items, messages
             ):
                 process.unit += [(m.key.decode(), m.value) for m in chosen.objects]
