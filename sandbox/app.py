@@ -28,7 +28,7 @@ from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
 from sandbox.discovery import redirect_to_slash, version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
-from sandbox.generator import MODULES, format_datetime
+from sandbox.generator import MODULES, format_datetime, mix64
 from sandbox.hooks import add_hook_routes
 from sandbox.links import next_link
 from sandbox.protocol import (
@@ -125,6 +125,20 @@ def _page_body(state: SandboxState, query: PageQuery, entries: list[Entry]) -> b
     return envelope(objects, timestamp=writer.timestamp(now))
 
 
+def _reordered(state: SandboxState, query: PageQuery, total: int) -> list[Entry]:
+    """The whole filtered list in the order `--sort-by`/`--unordered` give it."""
+    dataset = state.datasets[query.module]
+    entries = dataset.page(0, total, query.date_from_ms, query.date_to_ms)
+    config = state.config
+    if config.unordered:
+        state.order_rng.shuffle(entries)  # a new order for every request
+    elif config.sort_by == "id":
+        entries.sort(key=lambda e: dataset.factory.object_id(e.index))
+    elif config.sort_by == "none":
+        entries.sort(key=lambda e: mix64(e.index ^ config.seed))
+    return entries
+
+
 async def _serve_page(
     request: web.Request, state: SandboxState, query: PageQuery
 ) -> web.StreamResponse:
@@ -132,8 +146,11 @@ async def _serve_page(
     dataset = state.datasets[query.module]
     # A partner that ignores offset serves the first page, whatever was asked (pitfall).
     served_offset = 0 if config.ignore_offset is not None else query.offset
-    entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     total = dataset.count(query.date_from_ms, query.date_to_ms)
+    if config.unordered or config.sort_by != "last_updated":
+        entries = _reordered(state, query, total)[served_offset : served_offset + query.limit]
+    else:
+        entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     body = _page_body(state, query, entries)
     headers = echo_ids(request)
     defects = config.link_defects

@@ -230,6 +230,18 @@ def _add_paging_flags(g: argparse._ArgumentGroup) -> None:
         help="X-Total-Count = page length and no Link (partner pitfall P2)",
     )
     g.add_argument(
+        "--sort-by",
+        choices=("last_updated", "id", "none"),
+        default="last_updated",
+        help="how a list is ordered within its date filter (none: a fixed order of no meaning)",
+    )
+    g.add_argument(
+        "--unordered",
+        action="store_true",
+        help="every list request gets its date window in a new random order (a hub listing a "
+        "hash map): offsets skip some objects and repeat others",
+    )
+    g.add_argument(
         "--no-paging-headers",
         action="store_true",
         help="send no X-Total-Count, X-Limit or Link: the list is only sliced by offset/limit",
@@ -376,6 +388,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         spacing_ms=args.spacing_ms,
         broken_total=args.broken_total,
         no_paging_headers=args.no_paging_headers,
+        sort_by=args.sort_by,
+        unordered=args.unordered,
         date_filter_shift_s=args.date_filter_shift_s,
         clock_skew_s=args.clock_skew_s,
         link_defects=expand_link_defects(args.link_defects),

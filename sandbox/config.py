@@ -18,6 +18,7 @@ from sandbox.faults import FaultRates
 from sandbox.generator import VERSIONS, Module, Party
 
 LinkStyle = Literal["absolute", "relative", "one-shot"]
+SortBy = Literal["last_updated", "id", "none"]
 TokenEncoding = Literal["version", "base64", "plain", "any"]
 IgnoreOffset = Literal["with-link", "without-link"]
 REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
@@ -109,6 +110,11 @@ class SandboxConfig:
     # The partner's clock runs this many seconds ahead (negative: behind): its envelope
     # timestamps, its HTTP Date and the last_updated of every change it makes.
     clock_skew_s: int = 0
+    # How a list is ordered within its date filter: by last_updated (the default), by object id,
+    # or in a fixed order of no meaning; `unordered`: a new random order for every request (a
+    # hub listing a hash map), so offsets skip some objects and repeat others.
+    sort_by: SortBy = "last_updated"
+    unordered: bool = False
     one_shot_capacity: int = 100_000
     # Next-link and paging-header defects of real servers (sandbox/links.py); () is spec-perfect.
     link_defects: tuple[LinkDefect, ...] = ()

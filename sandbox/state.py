@@ -108,6 +108,7 @@ class SandboxState:
                 )
         self.fault_rng = random.Random(config.seed)
         self.mutation_rng = random.Random(config.seed + 1)
+        self.order_rng = random.Random(config.seed + 2)  # `--unordered`: each request's order
         self.mutation_credit: dict[str, float] = {}
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
         self._recent_requests: deque[float] = deque()

@@ -70,6 +70,7 @@ class PullPlan(BaseModel):
     totals_reported: bool = Field(
         default=True, description="whether the partner sent X-Total-Count when planning"
     )
+    planning_requests: int = Field(default=0, description="limit=1 count requests planning made")
     date_to_behind_s: float = Field(
         default=0.0,
         description="how far before our clock date_to was pinned: the partner's clock lagged",

@@ -26,6 +26,8 @@ class PlannedWindows:
     totals_reported: bool
     # Date-filtered counts came back as the unfiltered total: the partner ignores the filters.
     filters_ignored: bool
+    # The `limit=1` requests planning made (bounded by `planning_budget`).
+    requests: int = 0
 
 
 Probe = Callable[[URL], Awaitable[FetchedPage]]
@@ -69,9 +71,10 @@ async def plan_windows(
     assert end is not None
     root = TimeRange(end, start)
     first = await probe(url(root))
+    requests = 1
     if first.total is None:
         only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
-        return PlannedWindows([only], totals_reported=False, filters_ignored=False)
+        return PlannedWindows([only], totals_reported=False, filters_ignored=False, requests=1)
     hints = [first_last_updated(first)]
     if first.total > window_size:
         # The list's other end too: most partners list by last_updated (or its reverse), so the
@@ -79,16 +82,22 @@ async def plan_windows(
         # that refuses this one request is planned without it.
         # (Deep offsets are what windows avoid: a partner slow or failing there costs at most
         # HINT_PROBE_TIMEOUT_S.)
+        requests += 1
         with contextlib.suppress(*HINT_PROBE_FAILURES):
             async with asyncio.timeout(HINT_PROBE_TIMEOUT_S):
                 hints.append(first_last_updated(await probe(url(root, first.total - 1))))
     seen = [hint for hint in hints if hint is not None]
+    if len(seen) == 2 and seen[0] > seen[1]:
+        # The first object is newer than the last: the list is not ordered by last_updated,
+        # and its two ends say nothing of where the objects are.
+        seen = []
     planner = WindowPlanner(
         start,
         end,
         window_size,
         start_hint=min(seen, default=None),
         end_hint=max(seen) if len(seen) == 2 else None,
+        budget=planning_budget(first.total, window_size) - requests + 1,
     )
     planner.record(root, first.total)
     slots = asyncio.Semaphore(parallel)
@@ -111,7 +120,18 @@ async def plan_windows(
         )
         for w in planner.windows()
     ]
-    return PlannedWindows(specs, totals_reported=True, filters_ignored=planner.filters_ignored)
+    return PlannedWindows(
+        specs,
+        totals_reported=True,
+        filters_ignored=planner.filters_ignored,
+        requests=requests + planner.probes - 1,  # the first count is the planner's first
+    )
+
+
+def planning_budget(total: int, window_size: int) -> int:
+    """The most `limit=1` requests planning `total` objects into windows of `window_size` may
+    make, whatever the order of the partner's list: two per window it needs, and 16."""
+    return 2 * -(-total // max(1, window_size)) + 16
 
 
 def first_last_updated(page: FetchedPage) -> int | None:

@@ -62,6 +62,7 @@ class WindowPlanner:
         *,
         start_hint: int | None = None,
         end_hint: int | None = None,
+        budget: int | None = None,
     ) -> None:
         if target <= 0:
             raise ValueError("window target must be positive")
@@ -79,6 +80,14 @@ class WindowPlanner:
         self._end_hint = end_hint
         self.filters_ignored = False
         self._root = TimeRange(end, start)
+        # The most counts planning may ask (None: MAX_PROBES): a range whose parts would need
+        # more stays one window, however large (a window reads fine; only its size grows).
+        self._budget = MAX_PROBES if budget is None else max(1, budget)
+
+    @property
+    def probes(self) -> int:
+        """Counts recorded so far."""
+        return self._probes
 
     @property
     def done(self) -> bool:
@@ -94,17 +103,20 @@ class WindowPlanner:
         self._pending.remove(window)
         self._probes += 1
         self._probed[window] = count
-        if count <= self.target or self._probes >= MAX_PROBES:
+        if count <= self.target or self._probes >= self._budget:
             self._final[window] = count
             return
-        parts = self._split(window, count)
+        # Parts need a count each: never more than planning may still ask.
+        room = self._budget - self._probes - len(self._pending)
+        parts = self._split(window, count, room) if room >= 2 else None
         if parts is None:
-            self._final[window] = count  # a single second holds more than the target
+            # A single second holds more than the target, or planning may ask no more.
+            self._final[window] = count
             return
         self._children[window] = parts
         self._pending.extend(parts)
 
-    def _split(self, window: TimeRange, count: int) -> list[TimeRange] | None:
+    def _split(self, window: TimeRange, count: int, most: int) -> list[TimeRange] | None:
         start = window.start
         if start is None:
             # An open start has no width; split from a nominal start, pushed further back when
@@ -119,13 +131,15 @@ class WindowPlanner:
             nominal = start
             if window.end - start <= 1:
                 return None
-        parts = min(MAX_SPLIT_PARTS, max(2, math.ceil(count / self.target)))
+        parts = min(MAX_SPLIT_PARTS, most, max(2, math.ceil(count / self.target)))
         # Past the newest object seen there should be (next to) nothing: one part of its own.
         last = window.end
         if self._end_hint is not None and nominal < self._end_hint + 1 < window.end:
             last = self._end_hint + 1
         width = last - nominal
-        parts = min(parts, width)
+        if last < window.end:
+            parts = min(parts, most - 1)  # the part past the newest object needs a count too
+        parts = max(1, min(parts, width))
         cuts = [nominal + (width * k) // parts for k in range(1, parts)]
         if last < window.end:
             cuts.append(last)

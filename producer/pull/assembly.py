@@ -145,6 +145,7 @@ def announce(
     summary.total_reported = total
     summary.kind = plan.kind
     summary.windows = len(windows)
+    summary.planning_requests = plan.planning_requests
     summary.date_from = None if plan.date_from is None else plan.date_from.isoformat()
     summary.date_to = plan.date_to.isoformat()
     progress.started(

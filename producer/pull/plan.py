@@ -116,6 +116,7 @@ async def plan_or_wait(
         window_size=target.options.window_size,
         limit=target.options.limit,
         totals_reported=planned.totals_reported,
+        planning_requests=planned.requests,
         date_to_behind_s=round(behind, 3),
     )
     await store.save_plan(plan)

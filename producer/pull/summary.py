@@ -48,6 +48,9 @@ class PullSummary:
     windows_incomplete: int = 0
     shortfall: int = 0
     step_backs: int = 0
+    narrowed_windows: int = 0
+    planning_requests: int = 0
+    partner_order: str | None = None
     duplicate_keys: int = 0
     out_of_window: int = 0
     found_by_probing: int = 0
