@@ -88,6 +88,12 @@ class PartnerOptions(BaseModel):
     window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=50)
+    max_rereads: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="reads of a window piece whose order is unstable and cannot be split",
+    )
     rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
     rate_burst: float | None = Field(default=None, gt=0)
     probe_past_end: Annotated[ProbePastEnd, BeforeValidator(_probe_setting)] = Field(

@@ -177,6 +177,12 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     add_flag(
         g, "--max-attempts", "attempts per request before the partner counts as down", type=int
     )
+    add_flag(
+        g,
+        "--max-rereads",
+        "reads of an unsplittable piece of an unstable list, its keys unioned",
+        type=int,
+    )
     add_flag(g, "--max-page-bytes", "the largest page body accepted", type=int)
     add_flag(g, "--max-parallel-pulls", "partner modules pulled at once", type=int)
     add_flag(g, "--heartbeat-s", "seconds between heartbeat events of a running pull", type=float)

@@ -101,6 +101,9 @@ class WindowCheckpoint(BaseModel):
     updated_at: datetime
     # The window's figures so far, for a resumed pull's summary of the whole pull.
     dialects: dict[str, int] = Field(default_factory=dict, description="objects per dialect")
+    narrowed: bool = Field(
+        default=False, description="read as date pieces of one page each (an unstable order)"
+    )
     duplicate_keys: int = 0
     resent_objects: int = 0
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,11 +91,12 @@ class PageDriver:
         slots: asyncio.Semaphore | None = None,
         window: int | None = None,
         repair: LinkRepair | None = None,
-        stop: asyncio.Event | None = None,
+        stop: Sequence[asyncio.Event] = (),
     ) -> None:
         self._http = http
-        # Once set, no more pages are fetched: the iterator ends (the window drains).
-        self._stop = stop
+        # Once one is set, no more pages are fetched: the iterator ends (the window drains, or
+        # its reader has seen enough).
+        self._stop = tuple(stop)
         self._query = query
         self._walk = walk
         self._slots = slots
@@ -119,7 +120,7 @@ class PageDriver:
         """
         walk = self._walk
         fetches: dict[asyncio.Task[FetchedPage], PageRequest] = {}
-        stopped = None if self._stop is None else asyncio.ensure_future(self._stop.wait())
+        stopped = asyncio.ensure_future(_any_set(self._stop)) if self._stop else None
         try:
             while True:
                 if stopped is not None and stopped.done():
@@ -238,6 +239,16 @@ class PageDriver:
             return request.limit or self._query.limit
         written = URL(request.url, encoded=True).query.get("limit", "")
         return int(written) if written.isdigit() and len(written) < 10 else None
+
+
+async def _any_set(events: Sequence[asyncio.Event]) -> None:
+    """Returns once one of `events` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

@@ -77,6 +77,7 @@ class WindowWalk:
         # longer than that.
         self._total_when_asked: dict[int, int] = {}
         self._largest_page = 0
+        self._x_limit: int | None = None
         self._links_seen = False
         self._max_patches = max_patches
         # Re-reading a stretch only (after a broker outage): done once the chain passes it.
@@ -131,6 +132,12 @@ class WindowWalk:
     def offset_mode(self) -> bool:
         """Whether next links are plain offset URLs (so pages can be fetched ahead)."""
         return self._offset_mode
+
+    @property
+    def page_size(self) -> int | None:
+        """How many objects the partner serves at once: its `X-Limit`, else the largest page
+        seen (None before any page held an object)."""
+        return self._x_limit or self._largest_page or None
 
     @property
     def patches(self) -> int:
@@ -311,6 +318,8 @@ class WindowWalk:
         outcome = self._believed(request, outcome)
         if outcome.next_url is not None:
             self._links_seen = True
+        if outcome.limit is not None and outcome.limit > 0:
+            self._x_limit = max(self._x_limit or 0, outcome.limit)
         if self._first_total is None and self.total_unreliable is None:
             self._first_total = outcome.total
         if outcome.total is not None:

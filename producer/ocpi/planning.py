@@ -13,7 +13,7 @@ from yarl import URL
 from producer.errors import PartnerAuthError, PartnerProtocolError, PartnerUnavailableError
 from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
 from producer.ocpi.responses import FetchedPage
-from producer.ocpi.windows import TimeRange, WindowPlanner
+from producer.ocpi.windows import MAX_SPLIT_PARTS, TimeRange, WindowPlanner
 from schemas.records import WindowSpec
 
 
@@ -52,8 +52,12 @@ async def plan_windows(
     date_to: datetime,
     window_size: int,
     parallel: int,
+    span: tuple[int, int] | None = None,
+    parts_per_target: float = 1.0,
 ) -> PlannedWindows:
-    """Windows for `[date_from, date_to)` from `limit=1` count probes."""
+    """Windows for `[date_from, date_to)` from `limit=1` count probes. `span`: the oldest and
+    newest last_updated (epoch seconds) known to be in it, for hints, instead of asking the
+    list's two ends (which say nothing of a list in no order)."""
 
     def url(window: TimeRange, offset: int = 0) -> URL:
         return page_url(
@@ -75,8 +79,8 @@ async def plan_windows(
     if first.total is None:
         only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
         return PlannedWindows([only], totals_reported=False, filters_ignored=False, requests=1)
-    hints = [first_last_updated(first)]
-    if first.total > window_size:
+    hints: list[int | None] = [first_last_updated(first)] if span is None else list(span)
+    if first.total > window_size and span is None:
         # The list's other end too: most partners list by last_updated (or its reverse), so the
         # two bound where the objects are; if not, they only cost a few more probes. A partner
         # that refuses this one request is planned without it.
@@ -87,17 +91,21 @@ async def plan_windows(
             async with asyncio.timeout(HINT_PROBE_TIMEOUT_S):
                 hints.append(first_last_updated(await probe(url(root, first.total - 1))))
     seen = [hint for hint in hints if hint is not None]
-    if len(seen) == 2 and seen[0] > seen[1]:
+    ends_bound = len(seen) == 2
+    if ends_bound and span is None and seen[0] > seen[1]:
         # The first object is newer than the last: the list is not ordered by last_updated,
-        # and its two ends say nothing of where the objects are.
-        seen = []
+        # and its two ends do not bound the objects. They are still two of them: the oldest
+        # places the first cuts where objects are, nothing is cut at the newest.
+        ends_bound = False
     planner = WindowPlanner(
         start,
         end,
         window_size,
         start_hint=min(seen, default=None),
-        end_hint=max(seen) if len(seen) == 2 else None,
+        end_hint=max(seen) if ends_bound else None,
         budget=planning_budget(first.total, window_size) - requests + 1,
+        parts_per_target=parts_per_target,
+        most_parts=MAX_SPLIT_PARTS if parts_per_target == 1.0 else 4 * MAX_SPLIT_PARTS,
     )
     planner.record(root, first.total)
     slots = asyncio.Semaphore(parallel)

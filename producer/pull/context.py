@@ -36,6 +36,21 @@ class PullCounters:
     full_page_without_link: int = 0
     totals_unreliable: int = 0  # windows whose X-Total-Count a page contradicted
     out_of_window: int = 0  # objects listed with a last_updated outside their window
+    unstable_windows: int = 0  # windows whose first page came back in another order
+    narrowed_windows: int = 0  # windows read in date pieces of one page each
+    # Pages looked at for their order: True, ordered by last_updated; False, not.
+    pages_by_last_updated: Counter[bool] = field(default_factory=Counter)
+
+    @property
+    def partner_order(self) -> str | None:
+        """How the partner orders its lists, as far as seen: `unstable` (another order at
+        every request), `last_updated`, `other`; None before any page said."""
+        if self.unstable_windows:
+            return "unstable"
+        if self.pages_by_last_updated[False]:
+            return "other"
+        return "last_updated" if self.pages_by_last_updated[True] else None
+
     # objects produced per dialect (lenient validation), and one example of each
     dialects: Counter[str] = field(default_factory=Counter)
     dialect_examples: dict[str, str] = field(default_factory=dict)

@@ -108,6 +108,7 @@ class ExactlyOnce:
                     count=note.count,
                     dead=note.dead,
                     total=note.total,
+                    new=note.new,
                 )
 
     def prepare(self, ctx: PullContext) -> None:

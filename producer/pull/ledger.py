@@ -28,13 +28,16 @@ Page = TypeVar("Page")
 class AckedPages:
     """One window's at-least-once bookkeeping: fetched → sent → acknowledged → checkpoint."""
 
-    def __init__(self, walk: WindowWalk, selection: WindowSelection) -> None:
+    def __init__(
+        self, walk: WindowWalk, selection: WindowSelection, tally: set[int] | None = None
+    ) -> None:
         self._walk = walk
         self._selection = selection
+        self._tally = tally  # what this walk's pages listed, when counted apart
 
     def fetched(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
         """A page as fetched: counted as listed; the records to send now."""
-        self._selection.listed(items, messages)
+        self._selection.listed(items, messages, self._tally)
         return self._selection.select(messages)
 
     def acknowledged(self, request_id: int, sent: PageMessages) -> int:
@@ -48,9 +51,12 @@ class AckedPages:
 class CommittedPages(Generic[Page]):
     """One window pass's exactly-once bookkeeping: fetched → held → settled → commit unit."""
 
-    def __init__(self, walk: WindowWalk, selection: WindowSelection) -> None:
+    def __init__(
+        self, walk: WindowWalk, selection: WindowSelection, tally: set[int] | None = None
+    ) -> None:
         self._walk = walk
         self._selection = selection
+        self._tally = tally
         self._held: HeldPages[tuple[Page, PageMessages]] = HeldPages()
 
     def fetched(
@@ -60,7 +66,7 @@ class CommittedPages(Generic[Page]):
         records it puts into the open unit (now durable) and how many keys the window writes
         for the first time. The caller adds them to the unit with the walk's checkpoint before
         anything else can happen."""
-        self._selection.listed(items, messages)
+        self._selection.listed(items, messages, self._tally)
         self._held.hold(request_id, (page, messages))
         self._walk.on_acked(request_id)
         settled: list[tuple[Page, PageMessages, int]] = []

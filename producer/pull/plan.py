@@ -14,7 +14,7 @@ from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.kafka.inventory import written_before
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.client import OcpiHttp
-from producer.ocpi.planning import plan_windows
+from producer.ocpi.planning import PlannedWindows, plan_windows
 from producer.ocpi.query import pin_now
 from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
@@ -226,3 +226,32 @@ async def read_back_written(
         progress.objects_emitted = sum(
             c.objects_emitted for i, c in state.windows.items() if i in mine
         )
+
+
+async def plan_pieces(
+    ctx: PullContext, window: WindowSpec, page: int, span: tuple[int, int] | None
+) -> PlannedWindows:
+    """Date pieces of `window` holding at most `page` objects each, counted by `limit=1`
+    requests and split as planning splits (within its budget: a piece that one second fills
+    beyond a page stays one piece); `span`, the oldest and newest last_updated seen in it,
+    places the first cuts."""
+    endpoint = ctx.endpoint
+
+    async def probe(url: URL) -> FetchedPage:
+        return await ctx.http.fetch_page(
+            url, endpoint=endpoint.url, context=PageContext(window.index, 0, 1), follow=False
+        )
+
+    return await plan_windows(
+        probe,
+        endpoint.url,
+        module=endpoint.module,
+        ocpi_version=endpoint.ocpi_version,
+        date_from=window.date_from,
+        date_to=window.date_to,
+        window_size=max(1, page),
+        parallel=ctx.options.most_in_flight,
+        span=span,
+        # Pieces are read whole: one cut a little finer than the page is cheaper than a second.
+        parts_per_target=1.25,
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from producer.kafka.digests import content_digest, key_hash
@@ -30,6 +30,7 @@ from producer.kafka.keystate import KeyState
 from producer.kafka.records import OutMessage
 from producer.ocpi.query import format_ocpi_datetime, parse_last_updated
 from producer.pull.records import PageMessages
+from schemas.datetimes import epoch_seconds
 
 
 class WindowSelection:
@@ -54,6 +55,9 @@ class WindowSelection:
         self._to_text = format_ocpi_datetime(date_to)
         # Keys listed in the second a 2.1.1 window asks before its own start.
         self._neighbours: set[int] = set()
+        # The oldest and newest last_updated listed, as canonical text (which sorts as time).
+        self._oldest: str | None = None
+        self._newest: str | None = None
         self._keystate = keystate
         self._skip_unchanged = skip_unchanged
         # Hashes of every key (or, keyless, identity) the partner listed in this window.
@@ -99,21 +103,30 @@ class WindowSelection:
         skipped, self._skipped_unchanged = self._skipped_unchanged, 0
         return skipped
 
-    def listed(self, items: Sequence[Any], messages: PageMessages) -> None:
-        """A page as the partner listed it (when it is fetched): what the window received."""
+    def listed(
+        self, items: Sequence[Any], messages: PageMessages, tally: set[int] | None = None
+    ) -> None:
+        """A page as the partner listed it (when it is fetched): what the window received (and
+        `tally`, the hashes of a part of the window being counted apart, received too)."""
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
         listed = self._listed
         for key, position in zip(messages.keys, messages.positions, strict=True):
             hashed = hash(key)
             listed.add(hashed)
-            stamp = self._asked_stamp(items[position])
+            if tally is not None:
+                tally.add(hashed)
+            item = items[position]
+            self._span(item)
+            stamp = self._asked_stamp(item)
             if stamp is False:
                 self._outside.add(hashed)
             elif stamp is not True and self._own_from_s is not None and stamp < self._own_from_s:
                 self._neighbours.add(hashed)
         for identity in messages.dead_identities:
             listed.add(hash(identity))  # received, just not valid: it counts all the same
+            if tally is not None:
+                tally.add(hash(identity))
         if self._keystate is not None:
             # Everything the partner listed exists there, produced or not: never tombstone it.
             self._keystate.mark_seen([key_hash(k) for k in (*messages.keys, *messages.dead_keys)])
@@ -208,6 +221,27 @@ class WindowSelection:
             out[2].append(position)
             out[3].append(digest)
         return out
+
+    def seen_span(self) -> tuple[int, int] | None:
+        """The oldest and newest last_updated (epoch seconds) of what was listed, if any."""
+        if self._oldest is None or self._newest is None:
+            return None
+        oldest, newest = epoch_seconds(self._oldest), epoch_seconds(self._newest)
+        return None if oldest is None or newest is None else (oldest, newest)
+
+    def _span(self, item: Any) -> None:
+        value = item.get("last_updated") if isinstance(item, dict) else None
+        if type(value) is str and len(value) == 20 and value[10] == "T" and value[19] == "Z":
+            key = value
+        else:
+            stamp = parse_last_updated(item)
+            if stamp is None:
+                return
+            key = format_ocpi_datetime(datetime.fromtimestamp(stamp, UTC))
+        if self._oldest is None or key < self._oldest:
+            self._oldest = key
+        if self._newest is None or key > self._newest:
+            self._newest = key
 
     def _asked_stamp(self, item: Any) -> int | bool:
         """False when an object's last_updated lies outside the range the window asked for;

@@ -100,6 +100,8 @@ class PullSummary:
         self.step_backs = counters.step_backs
         self.duplicate_keys = counters.duplicate_keys
         self.out_of_window = counters.out_of_window
+        self.narrowed_windows = counters.narrowed_windows
+        self.partner_order = counters.partner_order
         self.found_by_probing = counters.found_by_probing
         self.skipped_unchanged = counters.skipped_unchanged
         self.resent_objects = counters.resent_objects

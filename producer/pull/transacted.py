@@ -33,6 +33,7 @@ class PageNote:
     count: int
     dead: int
     total: int | None
+    new: int | None = None  # objects the pull writes for the first time
 
 
 class TransactedPass:
@@ -46,6 +47,7 @@ class TransactedPass:
         selection: WindowSelection,
         covered: Callable[[WindowWalk, int], WindowCheckpoint],
         chosen: Callable[[PageMessages], None],
+        tally: set[int] | None = None,
     ) -> None:
         assert ctx.units is not None
         self._ctx = ctx
@@ -55,7 +57,7 @@ class TransactedPass:
         # Called with the objects of the pages settled now: counts them, returns the checkpoint.
         self._covered = covered
         self._chosen = chosen  # told of the records chosen for each settled page
-        self._ledger: CommittedPages[WindowPage] = CommittedPages(walk, selection)
+        self._ledger: CommittedPages[WindowPage] = CommittedPages(walk, selection, tally)
 
     async def read(
         self, driver: PageDriver, messages_of: Callable[[WindowPage], PageMessages]
@@ -99,6 +101,7 @@ class TransactedPass:
                     len(records.objects),
                     len(records.dead_letters),
                     self._walk.latest_total,
+                    new,
                 )
             )
         checkpoint = ctx.store.window_record(self._covered(self._walk, objects))
