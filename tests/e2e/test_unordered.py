@@ -7,10 +7,15 @@ completes; lists in a stable order of another kind page as before."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from producer.kafka.checkpoints import CheckpointStore
+from producer.kafka.output import KafkaOutput
+from producer.kafka.records import PullTopics
+from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
 from tests.support import keys, pinned_ms, pull, sandbox, truth_keys
 
 MODULE_VERSION = "2.2.1"
@@ -101,4 +106,65 @@ async def test_a_second_held_by_more_than_a_page_is_read_until_its_keys_are_all_
     summary = resumed.summaries[0]
     assert resumed.exit_code == 0, summary
     assert summary.resumed
+    assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
+
+
+async def test_a_pull_that_fell_short_on_such_a_partner_before_completes_when_resumed(
+    bootstrap: str, prefix: str
+) -> None:
+    """What the puller of before left after such a partner: its plan, and the window saved
+    done but short after three readings (exit 5). The same command resumes it: the window is
+    read again, narrowed, and the pull completes."""
+    async with sandbox(sizes={"tokens": 3_000}, max_limit=250, unordered=True) as (base, state):
+        pinned = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+        kafka = KafkaOutput(bootstrap, partitions=3)
+        await kafka.start()
+        try:
+            topics = PullTopics.of(prefix, "tokens")
+            await kafka.ensure_topics(topics.specs(digests=False))
+            store = CheckpointStore(kafka, topics.checkpoints, "sbx", "tokens")
+            spec = WindowSpec(index=0, date_from=None, date_to=pinned, expected=3_000)
+            await store.save_plan(
+                PullPlan(
+                    pull_id="before-1",
+                    partner="sbx",
+                    module="tokens",
+                    ocpi_version="2.2.1",
+                    kind="full",
+                    date_from=None,
+                    date_to=pinned,
+                    windows=[spec],
+                    created_at=pinned,
+                    window_size=20_000,
+                    limit=1000,
+                )  # fmt: skip
+            )
+            await store.save_window(
+                WindowCheckpoint(
+                    pull_id="before-1",
+                    partner="sbx",
+                    module="tokens",
+                    window=0,
+                    date_from=None,
+                    date_to=pinned,
+                    pinned_date_to=pinned,
+                    next_offset=3_000,
+                    total_at_offset=3_000,
+                    done=True,
+                    complete=False,
+                    shortfall=187,
+                    passes=3,
+                    objects_emitted=2_813,
+                    updated_at=pinned,
+                )  # fmt: skip
+            )
+            await store.flush()
+        finally:
+            await kafka.stop()
+        resumed = await pull_module(base, bootstrap, prefix, "tokens", pull_id="before-1")
+        expected = truth_keys(state, "tokens", MODULE_VERSION, pinned_ms(resumed))
+    summary = resumed.summaries[0]
+    assert resumed.exit_code == 0, summary
+    assert summary.resumed
+    assert summary.narrowed_windows == 1
     assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
