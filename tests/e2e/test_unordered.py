@@ -137,7 +137,7 @@ async def test_a_pull_that_fell_short_on_such_a_partner_before_completes_when_re
                     created_at=pinned,
                     window_size=20_000,
                     limit=1000,
-                )  # fmt: skip
+                )
             )
             await store.save_window(
                 WindowCheckpoint(
@@ -156,7 +156,7 @@ async def test_a_pull_that_fell_short_on_such_a_partner_before_completes_when_re
                     passes=3,
                     objects_emitted=2_813,
                     updated_at=pinned,
-                )  # fmt: skip
+                )
             )
             await store.flush()
         finally:
