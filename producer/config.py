@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.modules import Module, OcpiVersion
 from producer.ocpi.repair import LinkRepairSetting
+from producer.ocpi.walk import ProbePastEnd
 from producer.warning_kinds import parse_fail_on
 from schemas.validation import ValidationMode
 
@@ -72,6 +73,18 @@ def _concurrency(value: object) -> object:
     return number
 
 
+def _probe_setting(value: object) -> object:
+    """`auto`, `on` or `off`; a boolean (the older switch, partners files) is `on` or `off`."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(
+            text, text
+        )
+    return value
+
+
 class PartnerOptions(BaseModel):
     """Per-partner behaviour, settable per partner in the partners file."""
 
@@ -87,9 +100,18 @@ class PartnerOptions(BaseModel):
     window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=50)
+    max_rereads: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="reads of a window piece whose order is unstable and cannot be split",
+    )
     rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
     rate_burst: float | None = Field(default=None, gt=0)
-    probe_past_end: bool = False
+    probe_past_end: Annotated[ProbePastEnd, BeforeValidator(_probe_setting)] = Field(
+        default="auto",
+        description="read past a page without Link: auto where nothing shows it is the end",
+    )
     emit_tombstones: bool = False
     skip_unchanged: bool = False
     max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)

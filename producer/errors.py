@@ -40,6 +40,19 @@ class PartnerAuthError(PullError):
     kind = "partner_auth"
 
 
+class PartnerNotFoundError(PartnerAuthError):
+    """The endpoint does not exist (HTTP 404, or a module the partner does not list): fix the
+    URL or the module."""
+
+    kind = "partner_not_found"
+
+
+class VersionNotOfferedError(PartnerAuthError):
+    """The partner does not offer the OCPI version asked for (or none we speak)."""
+
+    kind = "version_not_offered"
+
+
 class PartnerUnavailableError(PullError):
     """The partner could not be reached or kept failing after every retry: try again later."""
 
@@ -99,6 +112,13 @@ class KafkaUnavailableError(PullError):
 
     exit_code = 6
     kind = "kafka_unavailable"
+
+
+class KafkaLostWritesError(KafkaUnavailableError):
+    """Kafka no longer holds writes it acknowledged, and writing them again did not make it
+    keep them: the pull is not complete, whatever the windows said."""
+
+    kind = "kafka_lost_writes"
 
 
 class FencedError(PullError):

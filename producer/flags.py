@@ -124,7 +124,15 @@ def add_scope_flags(p: argparse.ArgumentParser) -> None:
         default_text="if one exists",
         action=argparse.BooleanOptionalAction,
     )
-    _switch(g, "--probe-past-end", "a full page without Link is not the end: read to an empty one")
+    add_flag(
+        g,
+        "--probe-past-end",
+        "read past a page without Link: auto where totals or links are missing or contradict "
+        "what arrived, on past every full page, off never (the flag alone: on)",
+        nargs="?",
+        const="on",
+        choices=("auto", "on", "off"),
+    )
     _switch(g, "--emit-tombstones", "tombstone keys a complete full pull no longer finds")
     _switch(g, "--skip-unchanged", "produce only objects whose content changed")
     add_flag(
@@ -170,6 +178,12 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     add_flag(g, "--request-timeout-s", "seconds one partner request may take", type=float)
     add_flag(
         g, "--max-attempts", "attempts per request before the partner counts as down", type=int
+    )
+    add_flag(
+        g,
+        "--max-rereads",
+        "reads of an unsplittable piece of an unstable list, its keys unioned",
+        type=int,
     )
     add_flag(g, "--max-page-bytes", "the largest page body accepted", type=int)
     add_flag(g, "--max-parallel-pulls", "partner modules pulled at once", type=int)

@@ -51,7 +51,23 @@ KINDS: Final[tuple[WarningKind, ...]] = (
     ),
     WarningKind(
         "full_page_without_link",
-        "a window ended on a full page without Link (try --probe-past-end)",
+        "a window ended on a full page without Link (--probe-past-end off)",
+    ),
+    WarningKind(
+        "total_unreliable",
+        "a page ended beyond X-Total-Count: totals ignored, the window read to an empty page",
+    ),
+    WarningKind(
+        "out_of_window",
+        "objects came with a last_updated outside the window asked for (produced all the same)",
+    ),
+    WarningKind(
+        "window_narrowed",
+        "the partner lists in another order at every request: read in date pieces of a page",
+    ),
+    WarningKind(
+        "partner_clock_skew",
+        "the partner's clock is more than 5 s off ours (date_to pinned by it when it lags)",
     ),
     WarningKind(
         "dialect",
@@ -64,6 +80,10 @@ KINDS: Final[tuple[WarningKind, ...]] = (
         "the broker was lost during the pull: windows were read again from before it",
     ),
     WarningKind("kafka_lost_commits", "exactly-once: committed pages were lost and read again"),
+    WarningKind(
+        "kafka_lost_writes",
+        "Kafka no longer held writes it acknowledged: the windows concerned were written again",
+    ),
     WarningKind("tombstones_not_emitted", "--emit-tombstones could not tombstone (the reason)"),
     # -- what the run did
     WarningKind("resumed", "the pull went on from its checkpoints", notice=True),

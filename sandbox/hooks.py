@@ -15,7 +15,7 @@ from aiohttp import web
 from sandbox.dataset import Dataset, Mutation
 from sandbox.dialects import served_identity
 from sandbox.generator import format_datetime
-from sandbox.protocol import OcpiFailure, json_response, now_ms, parse_ocpi_datetime
+from sandbox.protocol import OcpiFailure, json_response, parse_ocpi_datetime
 from sandbox.state import STATE_KEY
 
 
@@ -61,7 +61,7 @@ async def truth_endpoint(request: web.Request) -> web.StreamResponse:
     dialects = request.app[STATE_KEY].config.dialects
     served_version = request.query.get("version", "2.2.1") if "lowercase" in dialects else None
     at_raw = request.query.get("at")
-    at_ms = now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
+    at_ms = request.app[STATE_KEY].now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     chunk: list[bytes] = []
@@ -102,7 +102,7 @@ async def mutate_endpoint(request: web.Request) -> web.Response:
         raise OcpiFailure(400, 2001, "Unknown module")
     rng = random.Random(spec["seed"]) if "seed" in spec else state.mutation_rng
     done: list[Mutation | None] = []
-    at = now_ms()
+    at = state.now_ms()
     for index in spec.get("delete_indices", []):
         done.append(dataset.delete(int(index), at))
     for index in spec.get("update_indices", []):

@@ -108,6 +108,7 @@ class SandboxState:
                 )
         self.fault_rng = random.Random(config.seed)
         self.mutation_rng = random.Random(config.seed + 1)
+        self.order_rng = random.Random(config.seed + 2)  # `--unordered`: each request's order
         self.mutation_credit: dict[str, float] = {}
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
         self._recent_requests: deque[float] = deque()
@@ -163,6 +164,10 @@ class SandboxState:
             "RateLimit-Policy": f"{limit:g};w=1",
         }
 
+    def now_ms(self) -> int:
+        """The partner's clock (`clock_skew_s` off the wall clock): what it stamps changes with."""
+        return now_ms() + self.config.clock_skew_s * 1000
+
     def mutate_after_serving(self, module: str, served: int) -> None:
         """Apply `mutation_rate` mutations per object served to the module being served."""
         rate = self.config.mutation_rate
@@ -172,7 +177,7 @@ class SandboxState:
         dataset = self.datasets[module]
         while credit >= 1.0:
             credit -= 1.0
-            dataset.mutate_randomly(self.mutation_rng, now_ms(), self.config.mutation_kinds)
+            dataset.mutate_randomly(self.mutation_rng, self.now_ms(), self.config.mutation_kinds)
         self.mutation_credit[module] = credit
 
     def dialect_writer(self, module: str, version: str) -> DialectWriter:

@@ -104,14 +104,18 @@ async def pull(
     )
 
 
-async def records(bootstrap: str, topic: str) -> list[Any]:
+async def records(
+    bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+) -> list[Any]:
     """Every record of a topic."""
-    return [record async for record in read_topic(bootstrap, topic)]
+    return [
+        record async for record in read_topic(bootstrap, topic, isolation_level=isolation_level)
+    ]
 
 
-async def keys(bootstrap: str, topic: str) -> list[str]:
+async def keys(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted") -> list[str]:
     """Keys of every record of a topic, in topic order per partition."""
-    return [r.key.decode() for r in await records(bootstrap, topic)]
+    return [r.key.decode() for r in await records(bootstrap, topic, isolation_level)]
 
 
 def truth_keys(

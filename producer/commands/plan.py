@@ -139,6 +139,8 @@ async def plan_target(target: PullTarget, settings: PullSettings) -> dict[str, A
         "page_size": page_size,
         **estimate,
         "probes": len(timings.probes),
+        # What a pull planning now spends: the summary's `planning_requests`.
+        "planning_requests": planned.requests,
         "probe_latency_ms": _round(timings.probe_ms()),
         "page_latency_ms": _round(None if timings.page_s is None else 1000 * timings.page_s),
         "warnings": warnings,
@@ -310,7 +312,7 @@ def plan_text(p: dict[str, Any]) -> list[str]:
         f"  latency: {p['probe_latency_ms']} ms per count probe ({p['probes']} probes), "
         f"{p['page_latency_ms']} ms per page",
         f"  estimate: {p['estimated_s']:,} s with {p['in_flight']} requests in flight "
-        f"(planning took {p['planning_s']} s)",
+        f"(planning took {p['planning_s']} s and {p['planning_requests']} count requests)",
         f"  rate limit: {_rate_text(p['rate_limit'])}",
     ]
     row = "  {:>6}  {:<25}  {:<25}  {:>10}  {:>8}  {:>5}"

@@ -50,6 +50,15 @@ PRODUCER_IDENTITY_LOST = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """A batch Kafka acknowledged: where its last record is (offset -1 if not told)."""
+
+    topic: str
+    partition: int
+    last_offset: int
+
+
 class DeliveryAbandoned(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """A batch's delivery was given up (its producer replaced or stopped): produce it again."""
 
@@ -103,7 +112,7 @@ def should_redeliver(error: BaseException, *, replaced: bool) -> bool:
 class _Batch:
     """Messages on their way in one aiokafka batch; `done` resolves when Kafka has them all."""
 
-    done: asyncio.Future[None]
+    done: asyncio.Future[Acked]
     builder: Any
     messages: list[OutMessage] = field(default_factory=list)
 
@@ -126,9 +135,12 @@ class PartitionOutbox:
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        on_acked: Callable[[str, int, int, int], None] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._source = FixedProducer(source) if isinstance(source, AIOKafkaProducer) else source
+        # Told of every acknowledged batch: (topic, partition, base offset, records).
+        self._on_acked = on_acked
         self._max_message_bytes = max_message_bytes
         # Headers are small: only a record this close to the limit needs them counted.
         self._near_limit = max_message_bytes - 65_536
@@ -157,7 +169,7 @@ class PartitionOutbox:
             self._room.clear()
             await self._room.wait()
 
-    def append(self, message: OutMessage) -> asyncio.Future[None]:
+    def append(self, message: OutMessage) -> asyncio.Future[Acked]:
         """Add a message to the open batch; returns that batch's acknowledgement future.
 
         A message larger than a batch is refused here (ValueError): aiokafka would put it alone
@@ -246,8 +258,12 @@ class PartitionOutbox:
         if self._on_slow_ack is not None and waited >= SLOW_ACK_S:
             self._on_slow_ack(self._topic, waited)
         self._redeliveries = 0
+        base = getattr(delivery.result(), "offset", -1)
+        records = batch.builder.record_count()
+        if self._on_acked is not None:
+            self._on_acked(self._topic, self._partition, base, records)
         if not batch.done.done():
-            batch.done.set_result(None)
+            batch.done.set_result(Acked(self._topic, self._partition, base + records - 1))
 
     def _failed(self, batch: _Batch, generation: int, error: BaseException) -> None:
         """A batch the broker did not take: delivered again when that can mend it (only its own
@@ -280,14 +296,14 @@ class PartitionOutbox:
         self._open = None
         self._room.set()
 
-    async def close(self) -> None:
-        """Submit what is left and stop the submitter; what is still undelivered after 30 s is
-        abandoned (its senders learn it)."""
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Submit what is left and stop the submitter; what is still undelivered after
+        `timeout_s` is abandoned (its senders learn it)."""
         self._closing = True
         self._seal()
         self._wakeup.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
         except TimeoutError:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -297,12 +313,14 @@ class PartitionOutbox:
                 batch.done.set_exception(abandoned)
 
 
-def _settle_with(done: asyncio.Future[None], parts: list[asyncio.Future[None]]) -> None:
-    """Resolve `done` as the futures of a batch's messages delivered again resolve."""
+def _settle_with(done: asyncio.Future[Acked], parts: list[asyncio.Future[Acked]]) -> None:
+    """Resolve `done` as the futures of a batch's messages delivered again resolve (where the
+    last of them is)."""
     distinct = list(dict.fromkeys(parts))
     remaining = [len(distinct)]
+    furthest: list[Acked] = []
 
-    def one_settled(part: asyncio.Future[None]) -> None:
+    def one_settled(part: asyncio.Future[Acked]) -> None:
         if done.done():
             if not part.cancelled():
                 part.exception()  # retrieved: the batch's senders already know
@@ -312,9 +330,12 @@ def _settle_with(done: asyncio.Future[None], parts: list[asyncio.Future[None]]) 
         elif (error := part.exception()) is not None:
             done.set_exception(error)
         else:
+            acked = part.result()
+            if not furthest or acked.last_offset > furthest[0].last_offset:
+                furthest[:] = [acked]
             remaining[0] -= 1
             if not remaining[0]:
-                done.set_result(None)
+                done.set_result(furthest[0])
 
     for part in distinct:
         part.add_done_callback(one_settled)

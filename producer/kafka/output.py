@@ -30,13 +30,23 @@ from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.consume import end_offsets
+from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
 from producer.kafka.lifecycle import KAFKA_BACKOFF, RenewableProducer
-from producer.kafka.outbox import PRODUCER_IDENTITY_LOST, DeliveryAbandoned, PartitionOutbox
+from producer.kafka.outbox import (
+    PRODUCER_IDENTITY_LOST,
+    Acked,
+    DeliveryAbandoned,
+    PartitionOutbox,
+)
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.reach import unreachable
 from producer.kafka.records import OutMessage, TopicSpec
 
 log = logging.getLogger("ocpi_puller")
+
+# Where acknowledged messages ended: (topic, partition) -> the offset of the last of them.
+Marks = dict[TopicPartitionKey, int]
 
 MAX_BATCH_BYTES = 1 << 20
 SLOW_ACK_REPORT_EVERY_S = 30.0
@@ -104,7 +114,7 @@ class KafkaOutput:
         # aiokafka gives up a request after its request timeout and sends it again on a new
         # connection: for our producer, that is the whole deadline (see the module's doc).
         patient_timeout_ms = max(request_timeout_ms, int(deadline_s * 1000))
-        self._waiting: set[asyncio.Future[None]] = set()
+        self._waiting: set[asyncio.Future[Marks]] = set()
         self._started = False
         self.producers = RenewableProducer(
             self.producer_options(request_timeout_ms=patient_timeout_ms),
@@ -119,6 +129,9 @@ class KafkaOutput:
         # be lost by a broker that restarts (see Pull's replay).
         self.outages: list[float] = []
         self._healthy = True
+        # Every batch acknowledged, by offset: whether Kafka still holds them is checked
+        # against it (durability.py).
+        self.acked = AckedOffsets()
         self.waits = 0
 
     @property
@@ -158,9 +171,15 @@ class KafkaOutput:
             self._started = False
             for waiting in list(self._waiting):
                 waiting.cancel()
+            # A broker gone for longer than the deadline gets no more time to take what is left.
+            left = self._outage_over_s(self._deadline_s)
+            gone = left is not None and left <= 0
             outboxes = list(self._outboxes.values())
-            await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await self.producers.stop(flush_timeout_s=self.ack_timeout_s)
+            await asyncio.gather(
+                *(o.close(timeout_s=0.1 if gone else 30.0) for o in outboxes),
+                return_exceptions=True,
+            )
+            await self.producers.stop(flush_timeout_s=0.1 if gone else self.ack_timeout_s)
 
     def _report(self, wait: KafkaWait) -> None:
         self.waits += 1
@@ -174,6 +193,14 @@ class KafkaOutput:
 
     def _acknowledged(self) -> None:
         self._healthy = True
+
+    def _outage_over_s(self, limit_s: float) -> float | None:
+        """Seconds until the current outage has lasted `limit_s` (negative: it has), or None
+        when there is none: every wait during one outage ends by the same deadline, however
+        many waits there are and whenever they began."""
+        if self._healthy or not self.outages:
+            return None
+        return self.outages[-1] + limit_s - time.monotonic()
 
     def _slow_ack(self, topic: str, waited_s: float) -> None:
         # A busy broker is not a lost one: only a lost connection or a failed produce counts as
@@ -193,6 +220,8 @@ class KafkaOutput:
     ) -> Any:
         limit_s = self._deadline_s if deadline_s is None else deadline_s
         deadline = time.monotonic() + limit_s
+        if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+            deadline = time.monotonic() + max(0.0, left)  # the outage began before this wait
         attempt = 0
         while True:
             attempt += 1
@@ -206,6 +235,8 @@ class KafkaOutput:
                         f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
+                if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+                    deadline = min(deadline, time.monotonic() + left)
                 if isinstance(error, PRODUCER_IDENTITY_LOST) and self._started:
                     self.producers.identity_lost(error, self.producers.current()[1])
                     await self.producers.settled()
@@ -260,13 +291,14 @@ class KafkaOutput:
             self._partition_counts[topic] = count
         return count
 
-    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
-        """Queue messages; the returned future resolves when Kafka acknowledged all of them.
+    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[Marks]:
+        """Queue messages; the returned future resolves when Kafka acknowledged all of them,
+        to where they ended on each partition.
 
         Waits (backpressure) while a partition already holds too many full batches.
         """
         partitions = await self.partition_count(topic)
-        waits: set[asyncio.Future[None]] = set()
+        waits: set[asyncio.Future[Acked]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
         for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
             outbox = self._outbox(topic, partition)
@@ -280,29 +312,56 @@ class KafkaOutput:
         return acked
 
     async def wait_acked(
-        self, acks: Sequence[asyncio.Future[None]], *, report: bool = True
-    ) -> None:
-        """Wait for acknowledgements, however slow, for at most the deadline: a slow broker is
-        waited for, never sent the records again. A failed delivery raises its error; nothing
-        acknowledged by the deadline raises KafkaUnavailableError.
+        self, acks: Sequence[asyncio.Future[Marks]], *, report: bool = True
+    ) -> Marks:
+        """Wait for acknowledgements, however slow, for at most the deadline (counted from when
+        the broker went away, if it did): a slow broker is waited for, never sent the records
+        again. A failed delivery raises its error; nothing acknowledged by the deadline raises
+        KafkaUnavailableError. Where the acknowledged messages ended, per partition.
 
         The futures are not cancelled on timeout: a batch may hold other pages' messages too.
         """
+        marks: Marks = {}
         pending = set(acks)
         started = time.monotonic()
         while pending:
-            done, pending = await asyncio.wait(pending, timeout=self.ack_timeout_s)
+            timeout = self.ack_timeout_s
+            if (left := self._outage_over_s(self._deadline_s)) is not None:
+                timeout = min(timeout, max(0.001, left))  # no wait outlives the outage's
+            done, pending = await asyncio.wait(pending, timeout=timeout)
             for future in done:
-                future.result()
+                for partition, last in future.result().items():
+                    marks[partition] = max(last, marks.get(partition, -1))
             if not pending:
-                return
+                return marks
             waited = time.monotonic() - started
-            if waited >= self._deadline_s:
+            left = self._outage_over_s(self._deadline_s)
+            if waited >= self._deadline_s or (left is not None and left <= 0):
                 raise KafkaUnavailableError(
                     f"Kafka at {self.bootstrap} acknowledged nothing for {waited:.0f} s"
                 )
             if report:
                 self._slow_broker(waited)
+        return marks
+
+    async def lost_writes(self, topics: Sequence[str]) -> dict[TopicPartitionKey, LostWrites]:
+        """Writes to `topics` Kafka acknowledged but no longer holds (offsets reused since, or
+        an end offset not past them), taken: whoever asks writes them again."""
+        wanted = [p for p in self.acked.highest if p[0] in topics]
+        if wanted:
+            ends = await self._until_deadline(
+                "read end offsets", lambda: end_offsets(self.connection, wanted)
+            )
+            self.acked.check_ends(ends, time.monotonic())
+        lost = self.acked.take_lost()
+        kept = {p: gone for p, gone in lost.items() if p[0] in topics}
+        for partition, gone in lost.items():
+            if partition[0] not in topics:
+                self.acked.lost[partition] = gone  # for whoever asks about that topic
+        return kept
+
+    def _batch_acked(self, topic: str, partition: int, base: int, records: int) -> None:
+        self.acked.acknowledged((topic, partition), base, records, time.monotonic())
 
     def _slow_broker(self, waited_s: float) -> None:
         """A wait past the request timeout: reported at most once per request timeout for the
@@ -328,30 +387,33 @@ class KafkaOutput:
                 partition,
                 on_slow_ack=self._slow_ack,
                 on_failure=lambda: self._outage_began(time.monotonic()),
+                on_acked=self._batch_acked,
             )
             self._outboxes[(topic, partition)] = outbox
         return outbox
 
     async def send_and_wait(
         self, topic: str, messages: Sequence[OutMessage], *, report: bool = True
-    ) -> None:
+    ) -> Marks:
         """Produce and wait for every acknowledgement, retrying the lot until the deadline.
 
         `report=False` keeps the retries quiet: progress events must not report waits of their
         own delivery (each report being another event to deliver).
         """
         if not messages:
-            return
+            return {}
 
-        async def attempt() -> None:
-            await self.wait_acked([await self.send(topic, messages)], report=report)
+        async def attempt() -> Marks:
+            return await self.wait_acked([await self.send(topic, messages)], report=report)
 
-        await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        marks: Marks = await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        return marks
 
 
-async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
+async def _all_acked(futures: list[asyncio.Future[Acked]]) -> Marks:
+    marks: Marks = {}
     if not futures:
-        return
+        return marks
     # Wait for all (so no failure goes unretrieved), then raise the first failure.
     results = await asyncio.gather(*futures, return_exceptions=True)
     for result in results:
@@ -359,6 +421,9 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
             raise DeliveryAbandoned("acknowledgement abandoned")  # a failed produce, to retry
         if isinstance(result, BaseException):
             raise result
+        partition = (result.topic, result.partition)
+        marks[partition] = max(result.last_offset, marks.get(partition, -1))
+    return marks
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

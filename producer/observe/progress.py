@@ -125,9 +125,19 @@ class ProgressReporter:
             self.expected_total,
         )
 
-    def page(self, *, window: int, offset: int, count: int, dead: int, total: int | None) -> None:
-        """A page's messages were acknowledged."""
-        self.objects_emitted += count
+    def page(
+        self,
+        *,
+        window: int,
+        offset: int,
+        count: int,
+        dead: int,
+        total: int | None,
+        new: int | None = None,
+    ) -> None:
+        """A page's messages were acknowledged: `count` objects, `new` of them (all, when not
+        given) written by the pull for the first time."""
+        self.objects_emitted += count if new is None else new
         self.dead_lettered += dead
         self.pages += 1
         if self._metrics is not None:

@@ -14,7 +14,7 @@ still count as a sign of life.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -76,8 +76,9 @@ class PullStatus:
     total_reported: int | None = None
     rate_per_s: float | None = None
     eta_s: float | None = None
-    windows_done: int = 0
     windows_total: int | None = None
+    # Windows that ended, by index (a window read again ends again; it is still one window).
+    windows_ended: set[int] = field(default_factory=set)
     retries: int = 0
     last_problem: str | None = None
     duration_s: float | None = None
@@ -85,6 +86,12 @@ class PullStatus:
     # Retries since the last start or end of a run: a run's discovery and planning retries come
     # before its `pull_started`, and count for it (as in its summary), not for the run before.
     retries_before_start: int = 0
+
+    @property
+    def windows_done(self) -> int:
+        """Windows ended, never more than planned."""
+        done = len(self.windows_ended)
+        return done if self.windows_total is None else min(done, self.windows_total)
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the last event."""
@@ -150,10 +157,14 @@ def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
     elif isinstance(event, Warning_):
         status.last_problem = f"{event.code}: {event.message}"
     elif isinstance(event, WindowCompleted):
-        status.windows_done += 1
+        status.windows_ended.add(event.window)
     elif isinstance(event, PullCompleted):
         status.retries_before_start = 0
         status.state = "complete" if event.complete else "incomplete"
+        if event.complete and status.windows_total is not None:
+            # Complete means every window is: those ended before a resume (or before the
+            # events read) included.
+            status.windows_ended = set(range(status.windows_total))
         status.objects_emitted = event.objects_emitted
         status.dead_lettered = event.dead_lettered
         status.duration_s = event.duration_s

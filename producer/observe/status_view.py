@@ -196,6 +196,8 @@ def record_of(s: PullStatus, now: datetime) -> dict[str, Any]:
     """One pull and shard for scripts: every field, its state now, its age."""
     fields = asdict(s)
     fields.pop("retries_before_start", None)  # bookkeeping of the fold, not the pull's
+    fields.pop("windows_ended", None)  # (as a count: windows_done)
+    fields["windows_done"] = s.windows_done
     age = s.age_s(now)
     return {
         "at": now.isoformat(),
@@ -241,7 +243,9 @@ def change_line(s: PullStatus, now: datetime) -> str:
 
 def signature(s: PullStatus, now: datetime) -> tuple[Any, ...]:
     """What makes a row change (its age aside)."""
-    return (*(v for k, v in asdict(s).items() if k != "last_event_at"), s.state_at(now))
+    fields = asdict(s)
+    fields["windows_ended"] = len(s.windows_ended)  # (hashable)
+    return (*(v for k, v in fields.items() if k != "last_event_at"), s.state_at(now))
 
 
 class StatusPrinter:

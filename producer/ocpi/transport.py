@@ -3,6 +3,7 @@ transport failures turned into what the retry policy judges. No OCPI knowledge h
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,10 @@ class Answer:
     body: bytes
     url: URL
     request_id: str = ""  # our X-Request-ID of the attempt that got this answer
+    # Our wall clock when the request went out and when the answer was in (epoch s): the times
+    # between which the partner stamped it (see clock.py).
+    sent_at: float = 0.0
+    received_at: float = 0.0
 
 
 async def get_once(
@@ -53,6 +58,7 @@ async def get_once(
     current = redirects.apply(url)
     hops = 0
     while True:
+        sent_at = time.time()
         try:
             async with session.get(current, headers=headers, allow_redirects=False) as response:
                 if response.status in REDIRECT_STATUSES:
@@ -61,7 +67,14 @@ async def get_once(
                     hops += 1
                     continue
                 body = await _read_body(response, max_bytes)
-                answer = Answer(response.status, response.headers, body, current)
+                answer = Answer(
+                    response.status,
+                    response.headers,
+                    body,
+                    current,
+                    sent_at=sent_at,
+                    received_at=time.time(),
+                )
         except aiohttp.ConnectionTimeoutError as error:
             raise AttemptFailed(
                 Failure("timeout"), cannot_connect(current.host, current.port, error)

@@ -42,7 +42,7 @@ def statuses(draw: st.DrawFn) -> PullStatus:
         total_reported=draw(st.none() | st.integers(0, 10**7)),
         rate_per_s=draw(st.none() | st.floats(0, 10**5)),
         eta_s=draw(st.none() | st.floats(0, 10**6)),
-        windows_done=draw(st.integers(0, 99)),
+        windows_ended=set(range(draw(st.integers(0, 99)))),
         windows_total=draw(st.none() | st.integers(0, 99)),
         last_problem=draw(problems),
     )
