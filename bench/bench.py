@@ -8,6 +8,7 @@ All on one machine (puller, sandbox partner and embedded broker share its CPUs),
 * `cpu_us_per_object`: the puller's CPU per object, fetch-only and end to end;
 * `adaptive` (bench/adaptive.py): the default pull against partners of finite capacity;
 * `churn` (bench/churn.py): pulls from a partner that updates objects while they are paged;
+* `unordered` (bench/unordered.py): a partner listing in another order at every request;
 * `exactly_once` (bench/exactly_once.py): exactly-once next to at-least-once at 0 and 50 ms;
 * `ratios`, `targets` and `target_check`: figures of this one run side by side, against the
   issues' targets.
@@ -52,8 +53,9 @@ from bench.throughput import (
     ratios_of,
     throughput_round,
 )
+from bench.unordered import unordered_report, unordered_section
 
-SECTIONS = ("throughput", "adaptive", "churn", "exactly_once", "validation")
+SECTIONS = ("throughput", "adaptive", "churn", "unordered", "exactly_once", "validation")
 CHURN_TOKENS = 50_000
 
 
@@ -101,6 +103,7 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
     adaptive: list[dict[str, Any]] = []
     churn: list[dict[str, Any]] = []
     exactly_once: list[dict[str, Any]] = []
+    unordered: list[dict[str, Any]] = []
     for index in range(repeat):
         first, no = index == 0, index + 1
         if "throughput" in sections:
@@ -116,6 +119,9 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
         if "churn" in sections:
             with clock.section("churn", no, repeat), fresh_broker() as broker:
                 churn.append(await churn_section(broker.bootstrap, CHURN_TOKENS, RATES))
+        if "unordered" in sections:
+            with clock.section("unordered", no, repeat), fresh_broker() as broker:
+                unordered.append(await unordered_section(broker.bootstrap))
         if "exactly_once" in sections:
             with clock.section("exactly_once", no, repeat):
                 exactly_once.append(exactly_once_round(tokens))
@@ -135,6 +141,8 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
         document["adaptive"] = adaptive_section(adaptive)
     if churn:
         document["churn"] = churn_report(churn)
+    if unordered:
+        document["unordered"] = unordered_report(unordered)
     if exactly_once:
         document["exactly_once"] = exactly_once_section(exactly_once)
     spread = merge_numbers(ratios)
@@ -164,6 +172,8 @@ def repeat_note(repeat: int, sections: set[str], memory: list[dict[str, Any]]) -
         once += [f"adaptive.{case.name}.concurrency_4" for case in CASES]
     if "churn" in sections:
         repeated.append("churn (every rate)")
+    if "unordered" in sections:
+        repeated.append("unordered (both orders)")
     if "exactly_once" in sections:
         repeated.append("exactly_once")
     if "validation" in sections:

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parsers.add_plan_parser(commands)
     parsers.add_verify_parser(commands)
     parsers.add_reset_parser(commands)
+    parsers.add_redrive_parser(commands)
+    parsers.add_broker_parser(commands)
     add_sandbox_parser(commands)
     _add_demo_parser(commands)
     return parser

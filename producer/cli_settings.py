@@ -22,4 +22,4 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
     try:
         return PullSettings(**given)
     except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, flags=True)) from None
+        raise ConfigError(describe_validation_error(error, flags=True, given=given)) from None

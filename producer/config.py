@@ -7,8 +7,10 @@ built from the settings (`--url`, `--token`, ...) or, for many partners, from a 
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,6 +31,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.modules import Module, OcpiVersion
 from producer.ocpi.repair import LinkRepairSetting
+from producer.ocpi.walk import ProbePastEnd
+from producer.warning_kinds import parse_fail_on
 from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
@@ -47,6 +51,15 @@ def _utc(value: datetime | None) -> datetime | None:
 MAX_CONCURRENCY = 256
 
 
+def _fail_on(value: object) -> str:
+    """`--fail-on`: kinds separated by commas (a list in a partners file), or `all`."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(item) for item in value)
+    if not isinstance(value, str):
+        raise ValueError("must be warning kinds separated by commas, or all")
+    return ",".join(parse_fail_on(value))
+
+
 def _concurrency(value: object) -> object:
     """`auto`, or a whole number of requests in flight: one clear message for anything else."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -58,6 +71,18 @@ def _concurrency(value: object) -> object:
     if isinstance(value, bool) or number is None or not 1 <= number <= MAX_CONCURRENCY:
         raise ValueError(f"must be auto or a whole number from 1 to {MAX_CONCURRENCY}")
     return number
+
+
+def _probe_setting(value: object) -> object:
+    """`auto`, `on` or `off`; a boolean (the older switch, partners files) is `on` or `off`."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(
+            text, text
+        )
+    return value
 
 
 class PartnerOptions(BaseModel):
@@ -75,14 +100,26 @@ class PartnerOptions(BaseModel):
     window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=50)
+    max_rereads: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="reads of a window piece whose order is unstable and cannot be split",
+    )
     rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
     rate_burst: float | None = Field(default=None, gt=0)
-    probe_past_end: bool = False
+    probe_past_end: Annotated[ProbePastEnd, BeforeValidator(_probe_setting)] = Field(
+        default="auto",
+        description="read past a page without Link: auto where nothing shows it is the end",
+    )
     emit_tombstones: bool = False
     skip_unchanged: bool = False
     max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     validation: ValidationMode = Field(
         default="lenient", description="lenient reads the dialects partners write; strict refuses"
+    )
+    fail_on: Annotated[str, BeforeValidator(_fail_on)] = Field(
+        default="", description="warning kinds that fail a complete pull (exit 5), or all"
     )
 
     @property
@@ -199,7 +236,9 @@ class PullSettings(BaseSettings, PartnerOptions):
         description="after a broker outage, re-read what was acknowledged this long before it",
     )
     kafka_request_timeout_s: float = Field(
-        default=30.0, gt=0, description="a produce not acknowledged in this time is retried"
+        default=30.0,
+        gt=0,
+        description="an ack slower than this is reported, and waited for (never resent)",
     )
     delivery: Literal["at-least-once", "exactly-once"] = Field(
         default="at-least-once",
@@ -312,17 +351,36 @@ def default_partner_name(settings: PullSettings) -> str:
     return name or "partner"
 
 
-def describe_validation_error(error: ValidationError, *, flags: bool = False) -> str:
+def describe_validation_error(
+    error: ValidationError, *, flags: bool = False, given: Collection[str] = ()
+) -> str:
     """One line for every pydantic error, joined: `where: message`. With `flags`, a setting is
-    named by its flag and its environment variable (the operator set one of them)."""
+    named the way the operator set it: its flag when `given` on the command line, else the
+    environment variable that is set (`JOB_COMPLETION_INDEX`, not the alias it stands for)."""
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in item["loc"])
-        if flags and location in PullSettings.model_fields:
-            location = f"{flag_name(location)} / {' / '.join(env_names(location))}"
+        field = _field_named(location) if flags else None
+        if field is not None:
+            location = _where_set(field, given)
         message = str(item["msg"]).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+def _field_named(location: str) -> str | None:
+    """The setting an error location names: a field, or one of its environment variables."""
+    if location in PullSettings.model_fields:
+        return location
+    return next((f for f in PullSettings.model_fields if location in env_names(f)), None)
+
+
+def _where_set(field: str, given: Collection[str]) -> str:
+    if field in given:
+        return flag_name(field)
+    names = env_names(field)
+    chosen = [name for name in names if name in os.environ] or [flag_name(field), *names]
+    return " / ".join(chosen)
 
 
 def flag_name(field: str) -> str:

@@ -6,6 +6,9 @@ Messages never contain the credentials token.
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 from typing import ClassVar
 
 
@@ -37,6 +40,19 @@ class PartnerAuthError(PullError):
     kind = "partner_auth"
 
 
+class PartnerNotFoundError(PartnerAuthError):
+    """The endpoint does not exist (HTTP 404, or a module the partner does not list): fix the
+    URL or the module."""
+
+    kind = "partner_not_found"
+
+
+class VersionNotOfferedError(PartnerAuthError):
+    """The partner does not offer the OCPI version asked for (or none we speak)."""
+
+    kind = "version_not_offered"
+
+
 class PartnerUnavailableError(PullError):
     """The partner could not be reached or kept failing after every retry: try again later."""
 
@@ -57,6 +73,13 @@ class IncompletePullError(PullError):
 
     exit_code = 5
     kind = "incomplete"
+
+
+class WarningFailure(PullError):
+    """The pull is complete, but it reported a warning the operator named in `--fail-on`."""
+
+    exit_code = 5
+    kind = "warning"
 
 
 class PartnerProtocolError(PullError):
@@ -91,6 +114,13 @@ class KafkaUnavailableError(PullError):
     kind = "kafka_unavailable"
 
 
+class KafkaLostWritesError(KafkaUnavailableError):
+    """Kafka no longer holds writes it acknowledged, and writing them again did not make it
+    keep them: the pull is not complete, whatever the windows said."""
+
+    kind = "kafka_lost_writes"
+
+
 class KafkaAuthError(PullError):
     """Kafka refused who we are or what we asked: a wrong SASL user, password or mechanism, or a
     missing ACL (the message names the permission). Not retried: it fails the same way again."""
@@ -120,3 +150,41 @@ class InterruptedPullError(PullError):
 
     exit_code = 130
     kind = "interrupted"
+
+
+# How a failed connection reads, whatever library raised it (errno, or the exception's class).
+_CONNECT_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ETIMEDOUT: "timed out",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed",
+}
+
+
+def connect_failure(error: BaseException | None) -> str:
+    """Why a connection failed, in an operator's words: `connection refused`, `timed out`,
+    `name not known`, … (never a library's class name). Looks through the exception's causes
+    and the `os_error` aiohttp wraps."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            return "name not known"
+        if isinstance(error, TimeoutError):
+            return "timed out"
+        if isinstance(error, ssl.SSLError):
+            return "TLS handshake failed"
+        if isinstance(error, OSError) and error.errno in _CONNECT_ERRNOS:
+            return _CONNECT_ERRNOS[error.errno]
+        inner = getattr(error, "os_error", None)
+        error = inner if isinstance(inner, BaseException) else error.__cause__ or error.__context__
+    return "connection failed"
+
+
+def cannot_connect(host: str | None, port: int | None, error: BaseException | None) -> str:
+    """`cannot connect to HOST:PORT: <why>` (see `connect_failure`)."""
+    where = host if port is None else f"{host}:{port}"
+    return f"cannot connect to {where}: {connect_failure(error)}"

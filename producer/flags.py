@@ -15,6 +15,7 @@ from pydantic_core import PydanticUndefined
 
 from producer.config import PullSettings
 from producer.ocpi.modules import MODULES, OcpiVersion
+from producer.warning_kinds import KINDS
 from schemas.validation import VALIDATION_MODES
 
 ENV_PREFIX = "OCPI_PULLER_"
@@ -26,7 +27,8 @@ EXIT_CODES = """exit codes:
   2    bad usage or configuration (flags, environment, partners file)
   3    the partner refused us or the endpoint does not exist (token, URL, version)
   4    the partner was unreachable or kept failing (TLS included): try again later
-  5    a pull is incomplete (shortfall, unusable pagination, refused link): resume or re-run
+  5    a pull is incomplete (shortfall, unusable pagination, refused link): resume or re-run;
+       or it reported a warning named by --fail-on
   6    Kafka unavailable, refused, or this pull was fenced by a newer process
   130  interrupted (SIGINT/SIGTERM): resume with the same --pull-id"""
 
@@ -124,7 +126,15 @@ def add_scope_flags(p: argparse.ArgumentParser) -> None:
         default_text="if one exists",
         action=argparse.BooleanOptionalAction,
     )
-    _switch(g, "--probe-past-end", "a full page without Link is not the end: read to an empty one")
+    add_flag(
+        g,
+        "--probe-past-end",
+        "read past a page without Link: auto where totals or links are missing or contradict "
+        "what arrived, on past every full page, off never (the flag alone: on)",
+        nargs="?",
+        const="on",
+        choices=("auto", "on", "off"),
+    )
     _switch(g, "--emit-tombstones", "tombstone keys a complete full pull no longer finds")
     _switch(g, "--skip-unchanged", "produce only objects whose content changed")
     add_flag(
@@ -171,6 +181,12 @@ def add_scale_flags(p: argparse.ArgumentParser) -> None:
     add_flag(
         g, "--max-attempts", "attempts per request before the partner counts as down", type=int
     )
+    add_flag(
+        g,
+        "--max-rereads",
+        "reads of an unsplittable piece of an unstable list, its keys unioned",
+        type=int,
+    )
     add_flag(g, "--max-page-bytes", "the largest page body accepted", type=int)
     add_flag(g, "--max-parallel-pulls", "partner modules pulled at once", type=int)
     add_flag(g, "--heartbeat-s", "seconds between heartbeat events of a running pull", type=float)
@@ -188,8 +204,8 @@ def add_kafka_flags(p: argparse.ArgumentParser) -> None:
     add_flag(g, "--kafka-connect-timeout-s", "how long a broker never reached is waited for",
              type=float)  # fmt: skip
     add_flag(g, "--kafka-deadline-s", "how long an outage during a pull is waited out", type=float)
-    add_flag(g, "--kafka-request-timeout-s", "a produce not acknowledged this long is retried",
-             type=float)  # fmt: skip
+    add_flag(g, "--kafka-request-timeout-s", "an acknowledgement slower than this is reported, "
+             "then waited for up to the deadline (never resent)", type=float)  # fmt: skip
     add_flag(g, "--kafka-replay-s", "after a lost broker, re-read what it acknowledged this long "
              "before (0: off)", type=float)  # fmt: skip
     add_flag(g, "--delivery", "exactly-once: Kafka transactions, for read_committed consumers",
@@ -217,6 +233,13 @@ def add_kafka_security_flags(g: argparse._ArgumentGroup) -> None:
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     """What the operator sees."""
     g = p.add_argument_group("output")
+    add_flag(
+        g,
+        "--fail-on",
+        "warning kinds that make a complete pull exit 5 (error_kind warning), separated by "
+        f"commas, or all (every kind but the notices): {', '.join(k.name for k in KINDS)}",
+        metavar="WARNING[,WARNING…]",
+    )
     add_flag(g, "--output", "text for people, json for one summary line", choices=("text", "json"))
     add_flag(
         g,

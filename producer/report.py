@@ -13,7 +13,7 @@ from producer.observe.tables import Row, show
 from producer.pull.summary import ALREADY_COMPLETE, PullSummary
 from producer.run import RunResult
 
-NUMERIC = frozenset({"objects", "total", "dead", "pages", "retries", "s"})
+NUMERIC = frozenset({"objects", "total", "dead", "pages", "retries", "duration"})
 
 
 def json_summary(result: RunResult) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def summary_row(s: PullSummary) -> Row:
         "dead": f"{s.dead_lettered:,}",
         "pages": f"{s.pages:,}",
         "retries": f"{s.retries:,}",
-        "s": f"{s.duration_s:.1f}",
+        "duration": f"{s.duration_s:.1f} s",
     }
 
 

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 
 from producer import partners
 from producer.config import PullSettings, PullTarget
-from producer.errors import KafkaUnavailableError, PullError
+from producer.errors import KafkaUnavailableError, PullError, WarningFailure
 from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.records import PullTopics, TopicSpec
 from producer.observe.telemetry import Telemetry, setup_telemetry
@@ -24,6 +24,7 @@ from producer.pull.assembly import partner_limiter
 from producer.pull.flow import Pull
 from producer.pull.stop import StopRequest
 from producer.pull.summary import PullSummary, new_pull_id
+from producer.warning_kinds import failing_warnings
 
 log = logging.getLogger("ocpi_puller")
 
@@ -112,7 +113,26 @@ async def run_pulls(
     for summary in summaries:
         if summary.exit_code == 0 and not summary.complete:
             summary.exit_code = 5
+    if len(pulls) == len(summaries):
+        for pull, summary in zip(pulls, summaries, strict=True):
+            fail_on_warnings(summary, pull.target.options.fail_on, pull.progress.warnings)
     return RunResult(summaries, max((s.exit_code for s in summaries), default=0))
+
+
+def fail_on_warnings(summary: PullSummary, fail_on: str, events: dict[str, str]) -> None:
+    """A pull that would exit 0 but reported a warning `--fail-on` names exits 5 instead
+    (`error_kind` `warning`); it stays `complete`: every object is in Kafka."""
+    if summary.exit_code != 0 or not fail_on:
+        return
+    found = failing_warnings(fail_on.split(","), summary.warnings, events)
+    if found:
+        kinds = ", ".join(kind for kind, _ in found)
+        error = WarningFailure(f"--fail-on {kinds}: {found[0][1]}")
+        summary.error, summary.error_kind, summary.exit_code = (
+            str(error),
+            error.kind,
+            error.exit_code,
+        )
 
 
 def partner_pulls(

@@ -28,7 +28,7 @@ from sandbox.config import SandboxConfig
 from sandbox.dataset import Entry
 from sandbox.discovery import redirect_to_slash, version_details, versions
 from sandbox.faults import FaultKind, choose_fault, latency_seconds
-from sandbox.generator import MODULES, format_datetime
+from sandbox.generator import MODULES, format_datetime, mix64
 from sandbox.hooks import add_hook_routes
 from sandbox.links import next_link
 from sandbox.protocol import (
@@ -39,7 +39,6 @@ from sandbox.protocol import (
     envelope,
     fastapi_invalid_query,
     json_response,
-    now_ms,
     parse_ocpi_datetime,
 )
 from sandbox.state import STATE_KEY, PageQuery, SandboxState
@@ -86,6 +85,10 @@ def _parse_query(request: web.Request, state: SandboxState, module: str, version
     if module == "sessions" and date_from is None:
         raise OcpiFailure(400, 2001, "date_from is required for the Sessions list")
     requested = _int_param(request, "limit", state.config.effective_default_limit)
+    shift_ms = state.config.date_filter_shift_s * 1000
+    if shift_ms:
+        date_from_ms = None if date_from_ms is None else date_from_ms + shift_ms
+        date_to_ms = None if date_to_ms is None else date_to_ms + shift_ms
     return PageQuery(
         module=module,
         version=version,
@@ -113,12 +116,27 @@ def _render_page(
 
 def _page_body(state: SandboxState, query: PageQuery, entries: list[Entry]) -> bytes:
     objects = _render_page(state, query, entries)
+    now = format_datetime(state.now_ms())
     if not state.config.dialects:
-        return envelope(objects)
+        return envelope(objects, timestamp=now)
     writer = state.dialect_writer(query.module, query.version)
     for entry, obj in zip(entries, objects, strict=True):
         writer.write(obj, entry.index)
-    return envelope(objects, timestamp=writer.timestamp(format_datetime(now_ms())))
+    return envelope(objects, timestamp=writer.timestamp(now))
+
+
+def _reordered(state: SandboxState, query: PageQuery, total: int) -> list[Entry]:
+    """The whole filtered list in the order `--sort-by`/`--unordered` give it."""
+    dataset = state.datasets[query.module]
+    entries = dataset.page(0, total, query.date_from_ms, query.date_to_ms)
+    config = state.config
+    if config.unordered:
+        state.order_rng.shuffle(entries)  # a new order for every request
+    elif config.sort_by == "id":
+        entries.sort(key=lambda e: dataset.factory.object_id(e.index))
+    elif config.sort_by == "none":
+        entries.sort(key=lambda e: mix64(e.index ^ config.seed))
+    return entries
 
 
 async def _serve_page(
@@ -128,13 +146,20 @@ async def _serve_page(
     dataset = state.datasets[query.module]
     # A partner that ignores offset serves the first page, whatever was asked (pitfall).
     served_offset = 0 if config.ignore_offset is not None else query.offset
-    entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     total = dataset.count(query.date_from_ms, query.date_to_ms)
+    if config.unordered or config.sort_by != "last_updated":
+        entries = _reordered(state, query, total)[served_offset : served_offset + query.limit]
+    else:
+        entries = dataset.page(served_offset, query.limit, query.date_from_ms, query.date_to_ms)
     body = _page_body(state, query, entries)
     headers = echo_ids(request)
     defects = config.link_defects
-    headers["X-Limit"] = str(query.requested_limit if "echo-limit" in defects else query.limit)
-    if config.broken_total:
+    # Without paging headers the list is only sliced by offset/limit: nothing says its length.
+    if not config.no_paging_headers:
+        headers["X-Limit"] = str(query.requested_limit if "echo-limit" in defects else query.limit)
+    if config.no_paging_headers:
+        pass
+    elif config.broken_total:
         headers["X-Total-Count"] = str(len(entries))
     else:
         headers["X-Total-Count"] = str(total)
@@ -144,6 +169,8 @@ async def _serve_page(
             headers["Link"] = next_link(request, state, query, next_offset)
         elif "empty-last" in defects:
             headers["Link"] = ""
+    if config.rate_limit is not None and config.rate_limit_headers:
+        headers.update(state.rate_limit_headers(time.monotonic()))
     state.stats.objects_served += len(entries)
     state.stats.objects_served_by_module[query.module] += len(entries)
     state.stats.pages_served += 1
@@ -272,6 +299,11 @@ async def ocpi_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+async def _skewed_date(request: web.Request, response: web.StreamResponse) -> None:
+    """The HTTP Date of a partner whose clock is off (`--clock-skew-s`)."""
+    response.headers["Date"] = formatdate(request.app[STATE_KEY].now_ms() / 1000, usegmt=True)
+
+
 def build_app(config: SandboxConfig) -> web.Application:
     """The sandbox as an aiohttp application (also used in-process by tests)."""
     state = SandboxState(config)
@@ -295,6 +327,8 @@ def build_app(config: SandboxConfig) -> web.Application:
         ):
             app.router.add_get(path, redirect_to_slash)
     add_hook_routes(app)
+    if config.clock_skew_s:
+        app.on_response_prepare.append(_skewed_date)
     if config.mutations_per_s > 0:
         app.cleanup_ctx.append(churn_context)
     return app

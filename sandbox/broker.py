@@ -6,6 +6,7 @@ the server's), on a free port, with a data directory, and is ready when it answe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,9 @@ def noida_binary() -> Path:
     try:
         import noida_db
     except ImportError as error:
-        raise RuntimeError("noida-db is not installed: `pip install -e '.[dev]'`") from error
+        raise RuntimeError(
+            "the embedded broker (noida-db) is not installed: pip install 'ocpi-puller[broker]'"
+        ) from error
     binary = Path(noida_db.__file__).parent / "noida-db"
     mode = binary.stat().st_mode
     if not mode & stat.S_IXUSR:
@@ -58,6 +61,9 @@ class BrokerProcess:
     process: subprocess.Popen[bytes]
     port: int
     data_dir: Path
+    # In a process group of its own: a signal to the caller's group (Ctrl-C) does not reach it,
+    # and stop() ends the whole group, whatever the broker may have started.
+    own_group: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -65,30 +71,42 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (it writes its snapshot), then SIGKILL if it lingers."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """SIGTERM (it writes its snapshot), then SIGKILL if it lingers; with `own_group`, to
+        every process of its group."""
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait()
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # anything it left behind
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
 
     def kill(self) -> None:
         """SIGKILL: no snapshot, as a crash."""
         if self.process.poll() is None:
-            self.process.kill()
+            self._signal(signal.SIGKILL)
         self.process.wait()
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop (or kill -9) and start again on the same port and data directory."""
         self.kill() if kill else self.stop()
-        fresh = start_broker(self.data_dir, self.port)
+        fresh = start_broker(self.data_dir, self.port, own_group=self.own_group)
         self.process = fresh.process
 
 
-def start_broker(data_dir: Path, port: int | None = None, timeout: float = 20.0) -> BrokerProcess:
+def start_broker(
+    data_dir: Path, port: int | None = None, timeout: float = 20.0, *, own_group: bool = False
+) -> BrokerProcess:
     """Start noida-db with only its Kafka listener and wait until it answers."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +127,7 @@ def start_broker(data_dir: Path, port: int | None = None, timeout: float = 20.0)
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        start_new_session=own_group,
     )
     log.close()
     deadline = time.monotonic() + timeout
@@ -116,7 +135,7 @@ def start_broker(data_dir: Path, port: int | None = None, timeout: float = 20.0)
         if process.poll() is not None:
             raise RuntimeError(f"noida-db exited ({process.returncode}); see {data_dir}/noida.log")
         if answers_api_versions("127.0.0.1", port):
-            return BrokerProcess(process, port, data_dir)
+            return BrokerProcess(process, port, data_dir, own_group)
         time.sleep(0.05)
-    process.kill()
+    BrokerProcess(process, port, data_dir, own_group).stop(timeout=1)
     raise RuntimeError(f"noida-db did not answer on port {port} within {timeout} s")

@@ -4,15 +4,19 @@
 with 5% 5xx, 1% 429 (both Retry-After forms), dropped connections, stalls longer than the
 client's timeout, OCPI 3000 envelopes, 1% invalid objects and data that changes during the
 pull; once with plain links and once with one-shot hub links. During each pull the harness
-SIGKILLs the puller and resumes it with the same pull id, and stops and restarts the embedded
-broker (same data directory). Then it checks Kafka against the sandbox's ground truth:
+SIGKILLs the puller and resumes it with the same pull id, stops and restarts the embedded
+broker (same data directory), then stops the resumed puller with SIGTERM (it drains: what it
+sent is acknowledged and checkpointed before it exits 130) and resumes it once more. Then it
+checks Kafka against the sandbox's ground truth:
 
 * every object that existed at the pinned instant and was not changed during the pull is in
   `<prefix>.tokens` (missing must be 0: the only pass);
 * every invalid such object is in `<prefix>.deadletter`;
 * duplicates stay within what the pages in flight at the kill, the broker outage and its replay
   can explain; with `--delivery exactly-once` a read_committed consumer sees none at all
-  (`duplicates_read_committed`, must be 0).
+  (`duplicates_read_committed`, must be 0);
+* the run resumed after the SIGTERM writes nothing that was there before it
+  (`duplicates_after_graceful_stop`, must be 0).
 
 Variants: both link styles, each at least once and exactly once (`--link-style`, `--delivery`).
 `--broker apache` runs them on Apache Kafka 4.x, whose JVM is killed (-9) instead of stopped.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -68,6 +73,7 @@ class ChaosOptions:
     kill_at: float = 0.30  # fraction of pages served when the puller is SIGKILLed
     broker_restart_at: float = 0.60  # ... when the broker is stopped (and restarted)
     broker_down_s: float = 3.0
+    graceful_stop_at: float = 0.80  # ... when the resumed puller is stopped with SIGTERM
     seed: int = 7
     delivery: str = "at-least-once"
     broker: str = "noida"  # or "apache": Apache Kafka 4.x, whose JVM is killed (-9), not stopped
@@ -99,7 +105,10 @@ class ChaosReport:
     retries: int = 0
     killed: bool = False
     broker_restarted: bool = False
+    gracefully_stopped: bool = False
+    duplicates_after_graceful_stop: int = 0
     exit_codes: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the last run's summary warnings
     complete: bool = False
     duration_s: float = 0.0
     passed: bool = False
@@ -161,6 +170,15 @@ def _index_of_contract(contract_id: str) -> int | None:
     # The sandbox's token contract ids end in the object's index (C000001234).
     tail = contract_id.rsplit("C", 1)[-1]
     return int(tail) if tail.isdigit() else None
+
+
+async def written(bootstrap: str, topic: str) -> Counter[tuple[bytes, bytes]]:
+    """Every (key, value) on a topic, with how often (tombstones left out)."""
+    found = Counter[tuple[bytes, bytes]]()
+    for record in await read_records_async(bootstrap, topic, isolation="read_uncommitted"):
+        if record.value is not None and record.key is not None:
+            found[(record.key, record.value)] += 1
+    return found
 
 
 async def verify(
@@ -236,8 +254,9 @@ async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
         async with running_sandbox(sandbox_config(options)) as (base_url, state):
             first = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
             if await wait_pages(state, int(pages_total * options.kill_at), first):
-                first.send_signal(signal.SIGKILL)
-                report.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    first.send_signal(signal.SIGKILL)
+                    report.killed = True
             await first.communicate()
             report.exit_codes.append(first.returncode or 0)
             second = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
@@ -248,14 +267,30 @@ async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
                 await asyncio.sleep(options.broker_down_s)
                 await asyncio.to_thread(broker.restart)
                 report.broker_restarted = True
-            out, err = await second.communicate()
+            if await wait_pages(state, int(pages_total * options.graceful_stop_at), second):
+                with contextlib.suppress(ProcessLookupError):  # it may have just finished
+                    second.send_signal(signal.SIGTERM)
+                    report.gracefully_stopped = True
+            await second.communicate()
             report.exit_codes.append(second.returncode or 0)
+            before = await written(broker.bootstrap, f"{prefix}.tokens")
+            third = await run_puller(base_url, broker.bootstrap, prefix, pull_id, options)
+            out, err = await third.communicate()
+            report.exit_codes.append(third.returncode or 0)
+            after = await written(broker.bootstrap, f"{prefix}.tokens")
+            # What the resumed run wrote that was in Kafka before it: what the stop made it
+            # repeat (its own step-backs over pages in flight are churn's, not the stop's).
+            added = after - before
+            report.duplicates_after_graceful_stop = sum(
+                count for pair, count in added.items() if pair in before
+            )
             lines = [line for line in out.decode().splitlines() if line.startswith("{")]
             if not lines:
                 raise RuntimeError(f"the puller printed no summary: {err.decode()[-500:]}")
             summaries.append(json.loads(lines[-1]))
             summary = summaries[-1]
             report.complete = bool(summary.get("complete"))
+            report.warnings = list(summary.get("warnings", []))
             report.retries = int(summary.get("retries", 0))
             report.replayed_objects = int(summary.get("replayed_objects", 0))
             report.resent_objects = int(summary.get("resent_objects", 0))
@@ -286,6 +321,7 @@ async def run_chaos(options: ChaosOptions, work_dir: Path) -> ChaosReport:
         and report.invalid_missing == 0
         and report.complete
         and no_excess
+        and report.duplicates_after_graceful_stop == 0
     )
     return report
 

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from sandbox.generator import MODULES
-from sandbox.protocol import now_ms
 from sandbox.state import STATE_KEY, SandboxState
 
 # Waking more often than this buys nothing: mutations are stamped in whole seconds anyway.
@@ -53,7 +52,7 @@ async def churn(state: SandboxState) -> None:
         elapsed = time.monotonic() - started
         due = mutations_due(elapsed, per_s)
         for _ in range(due - done):
-            stamp = now_ms()
+            stamp = state.now_ms()
             for module, rng in streams.items():
                 state.datasets[module].mutate_randomly(rng, stamp, config.mutation_kinds)
         done = due

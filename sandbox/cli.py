@@ -102,13 +102,14 @@ def comma_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 
 class _OneLineErrors:
-    """`ArgumentParser.error` that prints one line naming the flag, without the long usage."""
+    """`ArgumentParser.error` as the puller's one line (`ocpi-puller: config: …`, exit 2; one
+    JSON line under --output json), naming the flag, without the long usage."""
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self._parser = parser
 
     def __call__(self, message: str) -> NoReturn:
-        self._parser.exit(2, f"{self._parser.prog}: error: {message} (see --help)\n")
+        raise ConfigError(f"{message} (see {self._parser.prog} --help)")
 
 
 def add_sandbox_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -229,6 +230,31 @@ def _add_paging_flags(g: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="X-Total-Count = page length and no Link (partner pitfall P2)",
     )
+    g.add_argument(
+        "--sort-by",
+        choices=("last_updated", "id", "none"),
+        default="last_updated",
+        help="how a list is ordered within its date filter (none: a fixed order of no meaning)",
+    )
+    g.add_argument(
+        "--unordered",
+        action="store_true",
+        help="every list request gets its date window in a new random order (a hub listing a "
+        "hash map): offsets skip some objects and repeat others",
+    )
+    g.add_argument(
+        "--no-paging-headers",
+        action="store_true",
+        help="send no X-Total-Count, X-Limit or Link: the list is only sliced by offset/limit",
+    )
+    g.add_argument(
+        "--date-filter-shift-s",
+        type=_whole_number,
+        default=0,
+        metavar="S",
+        help="apply date filters S seconds later than written (a time zone read wrongly): "
+        "date_from=a&date_to=b lists [a+S, b+S)",
+    )
 
 
 def _add_fault_flags(g: argparse._ArgumentGroup) -> None:
@@ -247,6 +273,12 @@ def _add_fault_flags(g: argparse._ArgumentGroup) -> None:
         "--rate-limit",
         type=positive_float,
         help="answer 429 above this many page requests per second (with or without Retry-After)",
+    )
+    g.add_argument(
+        "--no-rate-limit-headers",
+        dest="rate_limit_headers",
+        action="store_false",
+        help="do not advertise --rate-limit in X-RateLimit-*/RateLimit-Policy headers",
     )
     g.add_argument("--reset-rate", type=_rate, default=0.0, help="connection dropped mid-body")
     g.add_argument("--stall-rate", type=_rate, default=0.0, help="no answer for --stall-seconds")
@@ -287,6 +319,14 @@ def _add_churn_flags(g: argparse._ArgumentGroup) -> None:
         metavar="LIST",
         help="what random mutations do, comma list of update, delete, insert, touch "
         "(default update,delete,insert: 70/15/15)",
+    )
+    g.add_argument(
+        "--clock-skew-s",
+        type=_whole_number,
+        default=0,
+        metavar="S",
+        help="the partner's clock runs S seconds ahead (negative: behind): envelope timestamps, "
+        "HTTP Date and the last_updated of its changes",
     )
     g.add_argument(
         "--order",
@@ -345,6 +385,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         retry_after_seconds=args.retry_after_seconds,
         throttle_sends_retry_after=not args.throttle_without_retry_after,
         rate_limit=args.rate_limit,
+        rate_limit_headers=args.rate_limit_headers,
         invalid_rate=args.invalid_rate,
         mutation_rate=args.mutation_rate,
         mutations_per_s=args.mutations_per_s,
@@ -354,6 +395,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         tls_key=args.tls_key,
         spacing_ms=args.spacing_ms,
         broken_total=args.broken_total,
+        no_paging_headers=args.no_paging_headers,
+        sort_by=args.sort_by,
+        unordered=args.unordered,
+        date_filter_shift_s=args.date_filter_shift_s,
+        clock_skew_s=args.clock_skew_s,
         link_defects=expand_link_defects(args.link_defects),
         foreign_origin=args.foreign_origin,
         ignore_offset=args.ignore_offset,

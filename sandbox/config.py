@@ -18,6 +18,7 @@ from sandbox.faults import FaultRates
 from sandbox.generator import VERSIONS, Module, Party
 
 LinkStyle = Literal["absolute", "relative", "one-shot"]
+SortBy = Literal["last_updated", "id", "none"]
 TokenEncoding = Literal["version", "base64", "plain", "any"]
 IgnoreOffset = Literal["with-link", "without-link"]
 REDIRECT_STATUSES: Final = (301, 302, 303, 307, 308)
@@ -86,6 +87,9 @@ class SandboxConfig:
     throttle_sends_retry_after: bool = True
     # Answer 429 when a client sends more than this many page requests per second (P9).
     rate_limit: float | None = None
+    # ... and say so in every page answer (X-RateLimit-Limit/-Remaining/-Reset, RateLimit-Policy),
+    # as most rate-limited APIs do; False: the limit shows only as 429s.
+    rate_limit_headers: bool = True
     invalid_rate: float = 0.0
     # Mutations per object served, applied to the module just served (a busy partner).
     mutation_rate: float = 0.0
@@ -101,6 +105,19 @@ class SandboxConfig:
     history_start_ms: int = DEFAULT_HISTORY_START_MS
     # Partner pitfall P2: X-Total-Count is the page length, so no Link is ever sent.
     broken_total: bool = False
+    # A server that slices its list by offset/limit and sends no X-Total-Count, X-Limit or Link.
+    no_paging_headers: bool = False
+    # The partner applies date filters this many seconds later than written (a time zone read
+    # wrongly): `date_from=a&date_to=b` lists [a + s, b + s).
+    date_filter_shift_s: int = 0
+    # The partner's clock runs this many seconds ahead (negative: behind): its envelope
+    # timestamps, its HTTP Date and the last_updated of every change it makes.
+    clock_skew_s: int = 0
+    # How a list is ordered within its date filter: by last_updated (the default), by object id,
+    # or in a fixed order of no meaning; `unordered`: a new random order for every request (a
+    # hub listing a hash map), so offsets skip some objects and repeat others.
+    sort_by: SortBy = "last_updated"
+    unordered: bool = False
     one_shot_capacity: int = 100_000
     # Next-link and paging-header defects of real servers (sandbox/links.py); () is spec-perfect.
     link_defects: tuple[LinkDefect, ...] = ()

@@ -273,6 +273,29 @@ class Dataset:
     def _is_alive(self, index: int) -> bool:
         return index not in self._deleted and index < self.spec.size + self._inserted
 
+    @property
+    def population(self) -> int:
+        """Objects ever created (the base ones and every insert), deleted ones included."""
+        return self.spec.size + self._inserted
+
+    def draw_alive(self, rng: random.Random, count: int) -> list[int]:
+        """`count` distinct objects that exist now (fewer if fewer do), drawn from `rng`: a
+        seeded draw repeats, and skips what an earlier call deleted."""
+        population = self.population
+        alive = population - len(self._deleted)
+        wanted = min(count, max(0, alive))
+        chosen: dict[int, None] = {}
+        tries = 0
+        while len(chosen) < wanted and tries < 20 * wanted + 100:
+            tries += 1
+            index = rng.randrange(population)
+            if self._is_alive(index):
+                chosen[index] = None
+        if len(chosen) < wanted:  # mostly deleted: draw from what is left
+            rest = [i for i in range(population) if self._is_alive(i) and i not in chosen]
+            chosen.update(dict.fromkeys(rng.sample(rest, wanted - len(chosen))))
+        return list(chosen)
+
     def _leave_slot(self, index: int) -> None:
         if index in self._moved_at:
             self._moved.remove((self._moved_at.pop(index), index))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox.generator import MODULES
+from sandbox.generator import MODULES, format_datetime
 from sandbox.links import base_url, foreign_origin
 from sandbox.protocol import ROLE_OF_MODULE, OcpiFailure, envelope, json_response
 from sandbox.state import STATE_KEY
@@ -18,7 +18,7 @@ async def versions(request: web.Request) -> web.Response:
     base = base_url(request)
     offered = state.config.ocpi_versions
     data = [{"version": v, "url": f"{base}/ocpi/versions/{v}"} for v in offered]
-    return json_response(envelope(data))
+    return json_response(envelope(data, timestamp=format_datetime(state.now_ms())))
 
 
 async def version_details(request: web.Request) -> web.Response:
@@ -36,7 +36,8 @@ async def version_details(request: web.Request) -> web.Response:
             endpoints.append({"identifier": module, "url": url})
         else:  # 2.2.1 and 2.3.0: the interface role; the sandbox only sends (GET lists)
             endpoints.append({"identifier": module, "role": "SENDER", "url": url})
-    return json_response(envelope({"version": version, "endpoints": endpoints}))
+    details = {"version": version, "endpoints": endpoints}
+    return json_response(envelope(details, timestamp=format_datetime(state.now_ms())))
 
 
 async def redirect_to_slash(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from aiohttp import web
 from sandbox.dataset import Dataset, Mutation
 from sandbox.dialects import served_identity
 from sandbox.generator import format_datetime
-from sandbox.protocol import OcpiFailure, json_response, now_ms, parse_ocpi_datetime
+from sandbox.protocol import OcpiFailure, json_response, parse_ocpi_datetime
 from sandbox.state import STATE_KEY
 
 
@@ -61,7 +61,7 @@ async def truth_endpoint(request: web.Request) -> web.StreamResponse:
     dialects = request.app[STATE_KEY].config.dialects
     served_version = request.query.get("version", "2.2.1") if "lowercase" in dialects else None
     at_raw = request.query.get("at")
-    at_ms = now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
+    at_ms = request.app[STATE_KEY].now_ms() if not at_raw else parse_ocpi_datetime(at_raw)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     chunk: list[bytes] = []
@@ -88,26 +88,33 @@ async def changes_endpoint(request: web.Request) -> web.Response:
 
 
 async def mutate_endpoint(request: web.Request) -> web.Response:
-    """POST /_sandbox/mutate {module, updates, deletes, inserts, indices?}: change data now."""
+    """POST /_sandbox/mutate {module, deletes, updates, touches, inserts, seed?, *_indices?}:
+    change data now.
+
+    `deletes`, `updates` and `touches` draw that many objects that exist now, fresh each call (a
+    second delete of 30 deletes 30 more): from `seed` when given (the same seed repeats the draw,
+    less what is gone), else from the sandbox's own stream. `*_indices` name objects outright.
+    """
     state = request.app[STATE_KEY]
     spec = await request.json()
     dataset = state.datasets.get(spec.get("module", ""))
     if dataset is None:
         raise OcpiFailure(400, 2001, "Unknown module")
-    rng = random.Random(spec.get("seed", 0))
+    rng = random.Random(spec["seed"]) if "seed" in spec else state.mutation_rng
     done: list[Mutation | None] = []
-    at = now_ms()
-    population = dataset.spec.size
+    at = state.now_ms()
     for index in spec.get("delete_indices", []):
         done.append(dataset.delete(int(index), at))
     for index in spec.get("update_indices", []):
         done.append(dataset.update(int(index), at))
     for index in spec.get("touch_indices", []):
         done.append(dataset.update(int(index), at, touch=True))
-    for _ in range(int(spec.get("deletes", 0))):
-        done.append(dataset.delete(rng.randrange(population), at))
-    for _ in range(int(spec.get("updates", 0))):
-        done.append(dataset.update(rng.randrange(population), at))
+    for index in dataset.draw_alive(rng, int(spec.get("deletes", 0))):
+        done.append(dataset.delete(index, at))
+    for index in dataset.draw_alive(rng, int(spec.get("updates", 0))):
+        done.append(dataset.update(index, at))
+    for index in dataset.draw_alive(rng, int(spec.get("touches", 0))):
+        done.append(dataset.update(index, at, touch=True))
     for _ in range(int(spec.get("inserts", 0))):
         done.append(dataset.insert(at))
     result = [

@@ -108,6 +108,7 @@ class SandboxState:
                 )
         self.fault_rng = random.Random(config.seed)
         self.mutation_rng = random.Random(config.seed + 1)
+        self.order_rng = random.Random(config.seed + 2)  # `--unordered`: each request's order
         self.mutation_credit: dict[str, float] = {}
         self.one_shot: OrderedDict[str, PageQuery] = OrderedDict()
         self._recent_requests: deque[float] = deque()
@@ -151,6 +152,22 @@ class SandboxState:
             recent.popleft()
         return len(recent) > limit
 
+    def rate_limit_headers(self, now: float) -> dict[str, str]:
+        """The rate limit as a rate-limited API advertises it: per second, what is left of it."""
+        limit = self.config.rate_limit
+        assert limit is not None
+        used = sum(1 for at in self._recent_requests if now - at <= 1.0)
+        return {
+            "X-RateLimit-Limit": f"{limit:g}",
+            "X-RateLimit-Remaining": str(max(0, int(limit) - used)),
+            "X-RateLimit-Reset": "1",
+            "RateLimit-Policy": f"{limit:g};w=1",
+        }
+
+    def now_ms(self) -> int:
+        """The partner's clock (`clock_skew_s` off the wall clock): what it stamps changes with."""
+        return now_ms() + self.config.clock_skew_s * 1000
+
     def mutate_after_serving(self, module: str, served: int) -> None:
         """Apply `mutation_rate` mutations per object served to the module being served."""
         rate = self.config.mutation_rate
@@ -160,7 +177,7 @@ class SandboxState:
         dataset = self.datasets[module]
         while credit >= 1.0:
             credit -= 1.0
-            dataset.mutate_randomly(self.mutation_rng, now_ms(), self.config.mutation_kinds)
+            dataset.mutate_randomly(self.mutation_rng, self.now_ms(), self.config.mutation_kinds)
         self.mutation_credit[module] = credit
 
     def dialect_writer(self, module: str, version: str) -> DialectWriter:

@@ -67,6 +67,14 @@ class PullPlan(BaseModel):
     completed: bool = False
     window_size: int | None = Field(default=None, description="target objects per window")
     limit: int | None = Field(default=None, description="page size asked for")
+    totals_reported: bool = Field(
+        default=True, description="whether the partner sent X-Total-Count when planning"
+    )
+    planning_requests: int = Field(default=0, description="limit=1 count requests planning made")
+    date_to_behind_s: float = Field(
+        default=0.0,
+        description="how far before our clock date_to was pinned: the partner's clock lagged",
+    )
 
 
 class WindowCheckpoint(BaseModel):
@@ -91,6 +99,19 @@ class WindowCheckpoint(BaseModel):
     passes: int = 1
     objects_emitted: int = 0
     updated_at: datetime
+    # The window's figures so far, for a resumed pull's summary of the whole pull.
+    dialects: dict[str, int] = Field(default_factory=dict, description="objects per dialect")
+    narrowed: bool = Field(
+        default=False, description="read as date pieces of one page each (an unstable order)"
+    )
+    duplicate_keys: int = 0
+    resent_objects: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Done and complete: a resume leaves this window alone (one that ended short is
+        pulled again)."""
+        return self.done and self.complete
 
 
 class SyncState(BaseModel):

@@ -55,6 +55,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 PURE = {
     "producer.backoff",
     "producer.errors",
+    "producer.ocpi.clock",
     "producer.ocpi.envelope",
     "producer.ocpi.headers",
     "producer.ocpi.links",
@@ -80,7 +81,9 @@ PURE = {
 }
 PURE_THIRD_PARTY = ("yarl", "orjson", "pydantic", "numpy", "schemas")
 
-MAX_MODULE_LINES = 400
+# Past ~400 lines a module asks whether it holds two ideas (a review question, not a reason to
+# split); past this many the test asks it.
+MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
 

@@ -67,7 +67,8 @@ def test_defaults() -> None:
         ("OCPI_PULLER_OCPI_VERSION", "2.1.1", "ocpi_version", "2.1.1"),
         ("OCPI_PULLER_CONCURRENCY", "7", "concurrency", 7),
         ("OCPI_PULLER_RATE_LIMIT", "2.5", "rate_limit", 2.5),
-        ("OCPI_PULLER_PROBE_PAST_END", "true", "probe_past_end", True),
+        ("OCPI_PULLER_PROBE_PAST_END", "true", "probe_past_end", "on"),
+        ("OCPI_PULLER_PROBE_PAST_END", "off", "probe_past_end", "off"),
         ("OCPI_PULLER_TOKEN_ENCODING", "plain", "token_encoding", "plain"),
         ("OCPI_PULLER_PARTNERS", "/etc/partners.yaml", "partners_file", Path("/etc/partners.yaml")),
         (
@@ -105,7 +106,7 @@ def test_token_from_the_environment_is_a_secret(monkeypatch: pytest.MonkeyPatch)
         ("OCPI_PULLER_CONCURRENCY", "2", "concurrency", 8),
         ("OCPI_PULLER_URL", "https://env/ocpi", "url", "https://flag/ocpi"),
         ("OCPI_PULLER_MODULE", "cdrs", "module", "tokens"),
-        ("OCPI_PULLER_PROBE_PAST_END", "true", "probe_past_end", False),
+        ("OCPI_PULLER_PROBE_PAST_END", "true", "probe_past_end", "off"),
         ("OCPI_PULLER_BOOTSTRAP_SERVERS", "env:9092", "bootstrap_servers", "flag:9092"),
         ("KAFKA_BOOTSTRAP_SERVERS", "env:9092", "bootstrap_servers", "flag:9092"),
         ("OCPI_PULLER_PARTNERS", "/env.yaml", "partners_file", Path("/flag.yaml")),

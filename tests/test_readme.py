@@ -80,3 +80,8 @@ def test_every_header_and_event_is_named() -> None:
         if isinstance(model, type) and "event" in getattr(model, "model_fields", {}):
             (name,) = typing.get_args(model.model_fields["event"].annotation)
             assert f"`{name}`" in README, name
+
+
+def test_the_operators_commands_of_issue_25_are_named() -> None:
+    for name in ("`broker", "`redrive", "`--fail-on`", "status --output"):
+        assert name in README, name

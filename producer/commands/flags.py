@@ -8,6 +8,7 @@ from typing import get_args
 
 from producer.flags import add_flag, add_kafka_security_flags, concurrency_value, log_level
 from producer.ocpi.modules import MODULES, OcpiVersion
+from schemas.validation import VALIDATION_MODES
 
 Group = argparse._ArgumentGroup
 
@@ -70,6 +71,21 @@ def listing_flags(p: argparse.ArgumentParser) -> None:
              metavar="auto|N")  # fmt: skip
     add_flag(s, "--rate-limit", "requests per second to the partner", type=float)
     _partner_connection(s)
+
+
+def redrive_flags(p: argparse.ArgumentParser) -> None:
+    """Which pull's dead letters, judged how, delivered how."""
+    r = p.add_argument_group("what to redrive")
+    add_flag(r, "--pull-id", "the pull whose dead letters to validate again")
+    add_flag(r, "--partner", "only this partner's dead letters")
+    add_flag(r, "--module", "only this module's dead letters", choices=MODULES)
+    add_flag(r, "--validation", "lenient reads the dialects real partners write; strict refuses",
+             choices=VALIDATION_MODES)  # fmt: skip
+    add_flag(r, "--partner-country", "the partner's country code (2.1.1 keys)")
+    add_flag(r, "--partner-party", "the partner's party id (2.1.1 keys)")
+    add_flag(r, "--delivery", "exactly-once: everything produced in one Kafka transaction",
+             choices=("at-least-once", "exactly-once"))  # fmt: skip
+    r.add_argument("--dry-run", action="store_true", help="count what would move; produce nothing")
 
 
 def reset_flags(p: argparse.ArgumentParser) -> None:

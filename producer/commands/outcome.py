@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from producer.config import PullSettings
 from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
 from producer.kafka.connection import KafkaConnection
+from producer.kafka.reach import unreachable
 
 SettingsOf = Callable[[argparse.Namespace], PullSettings]
 
@@ -61,13 +62,17 @@ def output_of(args: argparse.Namespace) -> str:
 
 @contextlib.contextmanager
 def kafka_errors(connection: KafkaConnection, what: str) -> Iterator[None]:
-    """A Kafka client's failure as one line (exit 6); its message may name the broker's
-    internals, never the SASL password (only the error's type is shown)."""
+    """A Kafka client's failure as one line (exit 6): why the broker cannot be reached, or the
+    error's type (its message may name the broker's internals, never the SASL password)."""
     try:
         yield
     except (KafkaError, OSError) as error:
+        reason = None
+        if isinstance(error, (KafkaConnectionError, OSError)):
+            reason = unreachable(connection.bootstrap_servers)  # why, which aiokafka never says
         raise KafkaUnavailableError(
-            f"cannot {what} Kafka at {connection.bootstrap_servers}: {type(error).__name__}"
+            f"cannot {what} Kafka at {connection.bootstrap_servers}: "
+            f"{reason or type(error).__name__}"
         ) from None
 
 

@@ -24,16 +24,26 @@ def add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     p = commands.add_parser(
         "status",
         help="show recent pulls per partner/module from the progress topic",
-        description="Read <prefix>.progress and show each recent pull: state, objects so far, "
-        "total reported, rate, ETA, windows, last problem and age of the last event.",
+        description="Read <prefix>.progress and show each recent pull, one row per pull and "
+        "shard: state, objects so far of the total reported, rate, ETA, windows, how long ago "
+        "its last event came, the last problem. Long texts are cut to the terminal's width and "
+        "shown whole under the table.",
     )
     flags.kafka_connection_flags(p)
     p.add_argument("--since", type=_duration, default=timedelta(hours=24), help="e.g. 30m, 24h")
     p.add_argument("--partner")
     p.add_argument("--module")
-    p.add_argument("--follow", action="store_true", help="keep reading and redraw")
-    add_flag(p.add_argument_group("output"), "--output", "text or one JSON line",
-             choices=("text", "json"))  # fmt: skip
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading: on a terminal the table is redrawn; elsewhere, and for json and "
+        "tsv, one line per pull whose row changed",
+    )
+    o = p.add_argument_group("output")
+    add_flag(o, "--output", "text; json: one object per pull and shard, one a line; tsv: "
+             "a header, then one line per pull and shard",
+             choices=("text", "json", "tsv"))  # fmt: skip
+    o.add_argument("--wide", action="store_true", help="every text whole in the table")
     p.set_defaults(run=_run_status)
 
 
@@ -100,6 +110,63 @@ def _run_verify(args: argparse.Namespace) -> int:
     from producer.commands import verify
 
     return verify.run(args, settings_from_args)
+
+
+def add_redrive_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "redrive",
+        help="validate a pull's dead letters again and produce those that now pass",
+        description="Read the pull's dead letters from <prefix>.deadletter, validate each again "
+        "under the current models and --validation, and produce those that now pass to the "
+        "object topic (the same key; headers as a pull gives them, plus redrive-id). The rest "
+        "stay. A letter whose key was written after it failed is left (superseded). Prints the "
+        "counts; --dry-run only counts.",
+    )
+    flags.redrive_flags(p)
+    flags.kafka_connection_flags(p)
+    flags.command_output_flags(p)
+    p.set_defaults(run=_run_redrive)
+
+
+def _run_redrive(args: argparse.Namespace) -> int:
+    from producer.commands import redrive
+
+    return redrive.run(args, settings_from_args)
+
+
+def add_broker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "broker",
+        help="run the embedded Kafka-protocol broker (noida-db) on loopback, for trying things",
+        description="Start the embedded Kafka-protocol broker (noida-db) on 127.0.0.1, print its "
+        "bootstrap address, and serve until Ctrl-C or SIGTERM, which stop every process it "
+        "started. Data stays in --data-dir. For trying the puller on one machine, not for "
+        "production. Needs the broker extra: pip install 'ocpi-puller[broker]'.",
+    )
+    p.add_argument("--port", type=_port, default=9092, help="the port to listen on (default 9092)")
+    p.add_argument(
+        "--data-dir",
+        help="where the broker keeps its data (default .ocpi-puller-broker in the working "
+        "directory)",
+    )
+    flags.command_output_flags(p)
+    p.set_defaults(run=_run_broker)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from producer.commands import broker
+
+    return broker.run(args)
 
 
 def add_reset_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

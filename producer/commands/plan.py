@@ -2,8 +2,10 @@
 
 Discovers the endpoint, probes `X-Total-Count` per date window (`plan_windows`, the pull's own
 planning), fetches one page at the pull's page size to learn its latency and the partner's page
-cap, and estimates the duration at that latency with the pull's requests in flight. Writes nothing
-to Kafka; reads it only for `--incremental` (where the last complete pull ended).
+cap, and estimates the duration at that latency with the pull's requests in flight, held to the
+partner's rate limit: the lowest of what its answers advertise (RateLimit-* and X-RateLimit-*
+headers), what it showed (a 429) and `--rate-limit`, saying which. Writes nothing to Kafka; reads
+it only for `--incremental` (where the last complete pull ended).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from producer.kafka.records import PullTopics
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.pages import ListQuery
 from producer.ocpi.planning import PlannedWindows, plan_windows
+from producer.ocpi.ratehints import RateHint, advertised, binding, observed
 from producer.ocpi.responses import FetchedPage, PageContext
+from producer.ocpi.transport import Answer
 from producer.ocpi.versions import ModuleEndpoint, discover
 from producer.ocpi.windows import windows_for_shard
 from producer.pull.assembly import DEFAULT_LIMIT
@@ -46,11 +50,24 @@ def run(args: argparse.Namespace, settings_of: SettingsOf) -> int:
 
 @dataclass(slots=True)
 class Timings:
-    """Latencies measured while planning."""
+    """Latencies measured while planning, and what the partner said of its rate limit."""
 
     started: float = field(default_factory=time.monotonic)
     probes: list[float] = field(default_factory=list)
     page_s: float | None = None
+    answers: list[tuple[float, int]] = field(default_factory=list)  # (when, HTTP status)
+    advertised: RateHint | None = None
+
+    def heard(self, answer: Answer) -> None:
+        """Every answer: its status (a 429 shows the limit), its rate-limit headers."""
+        self.answers.append((time.monotonic(), answer.status))
+        hint = advertised(answer.headers, time.time())
+        if hint is not None and (self.advertised is None or hint.per_s < self.advertised.per_s):
+            self.advertised = hint
+
+    def rate_limit(self, configured: float | None) -> RateHint | None:
+        """What will hold the pull's pace: advertised, observed or configured (the lowest)."""
+        return binding([self.advertised, observed(self.answers)], configured)
 
     def probe_ms(self) -> float | None:
         """Mean latency of the count probes."""
@@ -86,6 +103,7 @@ async def plan_target(target: PullTarget, settings: PullSettings) -> dict[str, A
     """Discover, probe and measure one partner module; its plan as JSON-able fields."""
     async with partner_session(target, settings) as http:
         timings = Timings()
+        http.on_answer = timings.heard
         endpoint = await discover(http, URL(target.url), target.module, target.ocpi_version)
         warnings = await _stored_plan_warning(settings, target.partner, endpoint.module)
         sync = None
@@ -121,6 +139,8 @@ async def plan_target(target: PullTarget, settings: PullSettings) -> dict[str, A
         "page_size": page_size,
         **estimate,
         "probes": len(timings.probes),
+        # What a pull planning now spends: the summary's `planning_requests`.
+        "planning_requests": planned.requests,
         "probe_latency_ms": _round(timings.probe_ms()),
         "page_latency_ms": _round(None if timings.page_s is None else 1000 * timings.page_s),
         "warnings": warnings,
@@ -225,12 +245,15 @@ def _estimate(
             )
     rows.sort(key=lambda r: r["index"])
     planning_s = time.monotonic() - timings.started
+    limit = timings.rate_limit(options.rate_limit)
     fetch_s = []
     for pages, windows in zip(shard_pages, shard_windows, strict=True):
         in_flight = max(1, min(options.most_in_flight, windows * options.fanout))
         seconds = pages * (timings.page_s or 0.0) / in_flight
-        if options.rate_limit is not None:
-            seconds = max(seconds, pages / options.rate_limit)
+        if limit is not None:
+            # --rate-limit paces each process; the partner's own limit, every shard together.
+            held = pages if limit.source == "configured" else sum(shard_pages)
+            seconds = max(seconds, held / limit.per_s)
         fetch_s.append(seconds)
     return {
         "windows": rows,
@@ -244,6 +267,9 @@ def _estimate(
         "in_flight": max(1, min(options.most_in_flight, len(rows) * options.fanout)),
         "planning_s": round(planning_s, 3),
         "estimated_s": round(planning_s + max(fetch_s), 3),
+        "rate_limit": None
+        if limit is None
+        else {"per_s": round(limit.per_s, 3), "source": limit.source, "detail": limit.detail},
     }
 
 
@@ -253,6 +279,22 @@ def _iso(value: datetime | None) -> str | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+RATE_SOURCES = {
+    "advertised": "advertised by the partner",
+    "observed": "observed (the partner answered 429)",
+    "configured": "configured",
+}
+
+
+def _rate_text(limit: dict[str, Any] | None) -> str:
+    if limit is None:
+        return "none advertised, observed or configured (the estimate assumes none)"
+    return (
+        f"{limit['per_s']:g} requests/s, {RATE_SOURCES[limit['source']]} ({limit['detail']}); "
+        "the estimate is held to it"
+    )
 
 
 def plan_text(p: dict[str, Any]) -> list[str]:
@@ -270,7 +312,8 @@ def plan_text(p: dict[str, Any]) -> list[str]:
         f"  latency: {p['probe_latency_ms']} ms per count probe ({p['probes']} probes), "
         f"{p['page_latency_ms']} ms per page",
         f"  estimate: {p['estimated_s']:,} s with {p['in_flight']} requests in flight "
-        f"(planning took {p['planning_s']} s)",
+        f"(planning took {p['planning_s']} s and {p['planning_requests']} count requests)",
+        f"  rate limit: {_rate_text(p['rate_limit'])}",
     ]
     row = "  {:>6}  {:<25}  {:<25}  {:>10}  {:>8}  {:>5}"
     lines.append(row.format("window", "from", "to", "expected", "pages", "shard"))

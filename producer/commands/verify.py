@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from yarl import URL
@@ -29,6 +30,7 @@ from producer.ocpi.listing import Listing, list_keys
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import discover
 from producer.pull.assembly import DEFAULT_LIMIT
+from producer.pull.plan import CLOCK_MARGIN_MS
 from schemas.keys import PartnerIdentity
 from schemas.records import PullPlan
 
@@ -72,10 +74,23 @@ async def read_pull(
     plans = [s.state.plan for s in stored if s.state.plan is not None]
     if not plans:
         raise ConfigError(_no_plan(pull_id, topic, stored))
-    since = [((p.partner, p.module), int(p.created_at.timestamp() * 1000)) for p in plans]
+    since = [
+        ((s.partner, s.module), run_began_ms(s.state.plan, s.state.reset_at))
+        for s in stored
+        if s.state.plan is not None
+    ]
     with kafka_errors(connection, "read the pull's messages from"):
         found = await take_inventory(connection, prefix, pull_id, since)
     return [PullInKafka(p, found[(p.partner, p.module)]) for p in plans]
+
+
+def run_began_ms(plan: PullPlan, reset_at: datetime | None) -> int:
+    """From when a pull's messages belong to its latest run: its plan (give or take the clocks
+    of the hosts that wrote them), never before the pull id was last reset."""
+    began = int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
+    if reset_at is not None:
+        began = max(began, int(reset_at.timestamp() * 1000))
+    return began
 
 
 def _no_plan(pull_id: str, topic: str, stored: list[StoredPull]) -> str:

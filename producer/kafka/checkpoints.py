@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from producer.errors import ConfigError
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_to_end, read_topic, started_consumer
-from producer.kafka.output import KafkaOutput
+from producer.kafka.output import KafkaOutput, Marks
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from schemas.records import (
@@ -49,6 +49,9 @@ class StoredState:
     windows: dict[int, WindowCheckpoint] = field(default_factory=dict)
     sync: SyncState | None = None
     reset: PullReset | None = None  # the pull was reset, and not planned again since
+    # The last reset of this pull id, planned again since or not: what was written before it
+    # belongs to a voided run.
+    reset_at: datetime | None = None
 
     def apply(self, key: bytes, kind: str, record: CheckpointRecord | None) -> None:
         """One record (None: a tombstone) under a plan, window or sync key, in topic order."""
@@ -61,7 +64,7 @@ class StoredState:
             self.sync = record if isinstance(record, SyncState) else None
         elif isinstance(record, PullReset):
             # Windows written before the reset belong to the voided plan.
-            self.plan, self.reset = None, record
+            self.plan, self.reset, self.reset_at = None, record, record.reset_at
             self.windows.clear()
         else:
             self.plan = record if isinstance(record, PullPlan) else None
@@ -146,7 +149,7 @@ class CheckpointStore:
         self.topic = topic
         self.partner, self.module = partner, module
         self._scope = f"{partner}/{module}"
-        self._pending: list[asyncio.Future[None]] = []
+        self._pending: list[asyncio.Future[Marks]] = []
         # The latest record per key, re-sent by flush() if an outage swallowed any of them.
         self._latest: dict[str, bytes] = {}
 

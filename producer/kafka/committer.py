@@ -28,6 +28,8 @@ from aiokafka.errors import KafkaError
 from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.committed import read_committed
+from producer.kafka.consume import end_offsets
+from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
 from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
@@ -78,6 +80,8 @@ class UnitCommitter:
         self._on_committed = on_committed
         self._on_wait = on_wait
         self._writer = f"{transactor.transactional_id}#{uuid.uuid4().hex[:12]}".encode()
+        # Every batch of every confirmed commit, by offset (durability.py).
+        self.committed = AckedOffsets()
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._room = asyncio.Event()
@@ -165,6 +169,15 @@ class UnitCommitter:
         self._unverified_since = None
         self._outages_seen = (len(self._kafka.outages), len(self._transactor.outages))
 
+    async def lost_commits(self) -> dict[TopicPartitionKey, LostWrites]:
+        """Committed writes Kafka no longer holds: a partition whose end is not past the
+        highest offset of a confirmed commit, or an offset given twice. (The high watermark, not
+        the last stable offset, which another process's open transaction holds back.)"""
+        if self.committed.highest:
+            ends = await end_offsets(self._kafka.connection, list(self.committed.highest))
+            self.committed.check_ends(ends, time.monotonic())
+        return self.committed.take_lost()
+
     async def _until_due(self) -> None:
         while not self._closing:
             now = time.monotonic()
@@ -201,7 +214,7 @@ class UnitCommitter:
                 await self._verify(None, give_up)
             sent_ms, started = int(time.time() * 1000), time.monotonic()
             try:
-                await self._transactor.commit(unit.records())
+                written = await self._transactor.commit(unit.records())
             except CommitUnsure as error:
                 attempt += 1
                 log.warning("Kafka transaction failed (%s); checking what Kafka kept", error)
@@ -212,6 +225,9 @@ class UnitCommitter:
                     return
                 continue
             self._remember(unit, sent_ms)
+            now = time.monotonic()
+            for topic, partition, base, count in written:
+                self.committed.acknowledged((topic, partition), base, count, now)
             return
 
     def _remember(self, unit: CommitUnit, sent_ms: int) -> None:

@@ -124,8 +124,10 @@ async def read_topic(
     *,
     partitions: Iterable[int] | None = None,
     isolation_level: str = "read_uncommitted",
+    from_timestamp_ms: int | None = None,
 ) -> AsyncIterator[Any]:
-    """Every record of `topic` (or of some of its partitions) up to its end when the read starts.
+    """Every record of `topic` (or of some of its partitions) up to its end when the read starts,
+    from the beginning or from the first record at `from_timestamp_ms`.
 
     Yields aiokafka ConsumerRecords (key, value, headers, partition, offset).
     """
@@ -135,7 +137,24 @@ async def read_topic(
         if partitions is not None:
             chosen = set(partitions)
             found = [tp for tp in found if tp.partition in chosen]
-        async for record in read_to_end(consumer, found):
+        async for record in read_to_end(consumer, found, from_timestamp_ms=from_timestamp_ms):
             yield record
     finally:
         await consumer.stop()
+
+
+async def end_offsets(
+    connection: KafkaConnection | str,
+    partitions: Iterable[tuple[str, int]],
+    *,
+    isolation_level: str = "read_uncommitted",
+) -> dict[tuple[str, int], int]:
+    """The end offset of each `(topic, partition)` now: the high watermark, or with
+    read_committed the last stable offset (what is committed lies before it)."""
+    consumer = await started_consumer(connection, isolation_level=isolation_level)
+    try:
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        ends = await consumer.end_offsets(wanted) if wanted else {}
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}

@@ -20,3 +20,10 @@ def content_digest(value: bytes) -> int:
         hashlib.blake2b(_LAST_UPDATED.sub(b"", value), digest_size=8).digest(), "little"
     )
     return digest or 1
+
+
+def dead_content_hash(identity: str, raw_object: bytes) -> int:
+    """A dead letter's identity (its key, else the object as JSON) with the object it carries:
+    the same for every dead letter made of the same object (the record itself carries the
+    instant it was made, so records differ)."""
+    return hash((identity, raw_object))

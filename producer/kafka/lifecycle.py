@@ -1,18 +1,120 @@
-"""A producer's life around aiokafka's internals: noticing lost connections, closing unflushed.
+"""A producer's life: the one in use and its renewal when the broker forgets it; and, around
+aiokafka's internals, noticing lost connections and closing unflushed.
 
-Both reach into aiokafka (pinned <0.15): the broker-restart and broker-outage tests cover them.
+The internals (pinned aiokafka <0.15) are covered by the broker-restart and broker-outage tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+from producer.backoff import Backoff
+from producer.errors import KafkaUnavailableError
+
+log = logging.getLogger("ocpi_puller")
+
+# Waits between attempts while the broker is away (retries of a produce, a renewal).
+KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+
+
+class RenewableProducer:
+    """The idempotent producer in use, replaced by a new one (a new producer id, the next
+    generation) when the broker no longer knows it. The outboxes' `ProducerSource`."""
+
+    def __init__(
+        self, options: dict[str, Any], *, on_lost: Callable[[], None], deadline_s: float
+    ) -> None:
+        self._options = options
+        self._on_lost = on_lost
+        self._deadline_s = deadline_s
+        self._producer: AIOKafkaProducer | None = None
+        self._generation = 0
+        self._renewal: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer in use."""
+        assert self._producer is not None, "start() first"
+        return self._producer
+
+    async def start(self) -> None:
+        """Start the first producer (raises what aiokafka raises; nothing is left open)."""
+        self._producer = await self._started()
+
+    async def _started(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._options)
+        watch_connections(producer, self._on_lost)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+            raise
+        return producer
+
+    def current(self) -> tuple[AIOKafkaProducer, int]:
+        """The producer in use and its generation."""
+        return self.producer, self._generation
+
+    async def settled(self) -> None:
+        """Return once no renewal is under way; a renewal that failed for good (the broker away
+        past the deadline) raises its KafkaUnavailableError."""
+        renewal = self._renewal
+        if renewal is not None:
+            await asyncio.shield(renewal)
+
+    def identity_lost(self, error: BaseException, generation: int) -> None:
+        """The broker no longer knows the producer of `generation`: replace it, once."""
+        if self._producer is None or generation != self._generation:
+            return  # replaced already, or stopped
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.create_task(self._renew(error))
+            self._renewal.add_done_callback(_retrieve)
+
+    async def _renew(self, error: BaseException) -> None:
+        """What the old producer had not acknowledged fails as it closes, and the outboxes
+        deliver those batches again through the new one. A broker still away is tried again
+        until the deadline."""
+        log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
+        deadline = time.monotonic() + self._deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                    fresh = await self._started()
+                break
+            except (KafkaError, OSError) as failure:
+                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
+                if time.monotonic() + wait > deadline:
+                    raise KafkaUnavailableError(
+                        f"Kafka unavailable for {self._deadline_s:.0f} s (a new producer: "
+                        f"{type(failure).__name__})"
+                    ) from None
+                await asyncio.sleep(wait)
+        old, self._producer = self.producer, fresh
+        self._generation += 1
+        await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
+
+    async def stop(self, *, flush_timeout_s: float) -> None:
+        """End any renewal and close the producer (flushing for at most `flush_timeout_s`)."""
+        if self._renewal is not None and not self._renewal.done():
+            self._renewal.cancel()
+            await asyncio.gather(self._renewal, return_exceptions=True)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await close_producer(producer, flush_timeout_s=flush_timeout_s)
 
 
 def watch_connections(producer: AIOKafkaProducer, on_lost: Callable[[], None]) -> None:

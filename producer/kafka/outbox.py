@@ -1,4 +1,11 @@
-"""Per-partition batching in front of aiokafka's batch API."""
+"""Per-partition batching in front of aiokafka's batch API, and re-delivery of what failed.
+
+A batch keeps its messages until the broker acknowledges it. When its delivery fails in a way a
+new attempt can mend (the producer's identity lost, the producer replaced, a retriable error),
+only its own messages are appended again, through the producer in use once any renewal is over:
+the batches the broker acknowledged are never sent twice, and the callers waiting for the batch
+see nothing but a later acknowledgement.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,107 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
+from producer.errors import KafkaUnavailableError
 from producer.kafka.records import MAX_MESSAGE_BYTES, OutMessage, message_bytes
 
 # An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
 SLOW_ACK_S = 2.0
 
 MAX_SEALED_BATCHES = 4
+# A batch delivered again waits this long first (doubling per attempt, at most the cap): a broker
+# that keeps refusing is not hammered while the caller's deadline runs.
+REDELIVERY_BACKOFF_S = 0.2
+REDELIVERY_BACKOFF_CAP_S = 5.0
+
+# The broker no longer knows this producer (e.g. it restarted without its producer state): only a
+# new producer, with a new id, can produce again.
+PRODUCER_IDENTITY_LOST = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """A batch Kafka acknowledged: where its last record is (offset -1 if not told)."""
+
+    topic: str
+    partition: int
+    last_offset: int
 
 
 class DeliveryAbandoned(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """A batch's delivery was given up (its producer replaced or stopped): produce it again."""
 
     retriable = True
+
+
+class ProducerSource(Protocol):
+    """Where an outbox gets its producer: the one in use, its generation (a new one replaces a
+    producer the broker forgot), and the renewal of a producer that lost its identity."""
+
+    def current(self) -> tuple[AIOKafkaProducer, int]:
+        """The producer in use and its generation."""
+        ...
+
+    async def settled(self) -> None:
+        """Return once no renewal is under way (raises if the renewal failed for good)."""
+        ...
+
+    def identity_lost(self, error: BaseException, generation: int) -> None:
+        """The producer of `generation` lost its identity: replace it (once)."""
+        ...
+
+
+@dataclass(slots=True)
+class FixedProducer:
+    """One producer that is never replaced (tests; short-lived writers)."""
+
+    producer: AIOKafkaProducer
+
+    def current(self) -> tuple[AIOKafkaProducer, int]:
+        """The producer, generation 0 for ever."""
+        return self.producer, 0
+
+    async def settled(self) -> None:
+        """Never renewing."""
+
+    def identity_lost(self, error: BaseException, generation: int) -> None:
+        """Nothing to renew: the batch is delivered again through the same producer."""
+
+
+def should_redeliver(error: BaseException, *, replaced: bool) -> bool:
+    """Whether a failed delivery is worth another one: always when its producer was replaced
+    since (whatever it said was about the abandoned producer), when the identity was lost, when
+    the delivery was abandoned, or when the broker called the error retriable."""
+    if replaced or isinstance(error, (DeliveryAbandoned, *PRODUCER_IDENTITY_LOST)):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Messages on their way in one aiokafka batch; `done` resolves when Kafka has them all."""
+
+    done: asyncio.Future[Acked]
+    builder: Any
+    messages: list[OutMessage] = field(default_factory=list)
 
 
 class PartitionOutbox:
@@ -38,31 +129,36 @@ class PartitionOutbox:
 
     def __init__(
         self,
-        producer: Callable[[], AIOKafkaProducer],
+        source: ProducerSource | AIOKafkaProducer,
         topic: str,
         partition: int,
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
-        on_ack: Callable[[AIOKafkaProducer], None] | None = None,
+        on_acked: Callable[[str, int, int, int], None] | None = None,
+        on_generation_acked: Callable[[int], None] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        self._producer = producer  # a getter: the producer may be replaced (see KafkaOutput)
+        self._source = FixedProducer(source) if isinstance(source, AIOKafkaProducer) else source
+        # Told of every acknowledged batch: (topic, partition, base offset, records).
+        self._on_acked = on_acked
+        # Told which producer generation a batch was acknowledged by (see kept.py).
+        self._on_generation_acked = on_generation_acked
         self._max_message_bytes = max_message_bytes
         # Headers are small: only a record this close to the limit needs them counted.
         self._near_limit = max_message_bytes - 65_536
         self._on_slow_ack = on_slow_ack
         self._on_failure = on_failure
-        self._on_ack = on_ack
         self._topic = topic
         self._partition = partition
-        self._open: Any = None
-        self._open_done: asyncio.Future[None] | None = None
-        self._sealed: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self._open: _Batch | None = None
+        self._sealed: deque[_Batch] = deque()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
+        self._redeliveries = 0
+        self.redelivered_messages = 0
         self._task = asyncio.create_task(self._submit_forever())
 
     @property
@@ -76,7 +172,7 @@ class PartitionOutbox:
             self._room.clear()
             await self._room.wait()
 
-    def append(self, message: OutMessage) -> asyncio.Future[None]:
+    def append(self, message: OutMessage) -> asyncio.Future[Acked]:
         """Add a message to the open batch; returns that batch's acknowledgement future.
 
         A message larger than a batch is refused here (ValueError): aiokafka would put it alone
@@ -88,29 +184,32 @@ class PartitionOutbox:
         batch = self._open if self._open is not None else self._start_batch()
         if not self._add(batch, message):
             self._seal()
-            self._add(self._start_batch(), message)  # an empty batch takes any message
+            batch = self._start_batch()
+            self._add(batch, message)  # an empty batch takes any message
         self._wakeup.set()
-        assert self._open_done is not None
-        return self._open_done
+        return batch.done
 
-    def _start_batch(self) -> Any:
-        self._open = self._producer().create_batch()
-        self._open_done = asyncio.get_running_loop().create_future()
+    def _start_batch(self) -> _Batch:
+        # A builder holds bytes only: any producer with the same options may send it.
+        producer, _ = self._source.current()
+        self._open = _Batch(asyncio.get_running_loop().create_future(), producer.create_batch())
         return self._open
 
     @staticmethod
-    def _add(batch: Any, message: OutMessage) -> bool:
+    def _add(batch: _Batch, message: OutMessage) -> bool:
         """Append to `batch`; False when it is full (aiokafka answers None then)."""
-        metadata = batch.append(
+        metadata = batch.builder.append(
             key=message.key, value=message.value, timestamp=None, headers=message.headers
         )
-        return metadata is not None
+        if metadata is None:
+            return False
+        batch.messages.append(message)
+        return True
 
     def _seal(self) -> None:
-        if self._open is not None and self._open.record_count():
-            assert self._open_done is not None
-            self._sealed.append((self._open, self._open_done))
-        self._open, self._open_done = None, None
+        if self._open is not None and self._open.messages:
+            self._sealed.append(self._open)
+        self._open = None
 
     async def _submit_forever(self) -> None:
         while True:
@@ -119,85 +218,129 @@ class PartitionOutbox:
             if not self._sealed:
                 self._seal()  # nothing full is waiting: send what has accumulated
             while self._sealed:
-                builder, done = self._sealed.popleft()
+                if self._redeliveries:
+                    await asyncio.sleep(self._redelivery_backoff())
+                batch = self._sealed.popleft()
                 self._room.set()
-                builder.close()  # a closed batch is ready at once (no linger)
-                try:
-                    submitted = time.monotonic()
-                    producer = self._producer()
-                    delivery = await producer.send_batch(
-                        builder, self._topic, partition=self._partition
-                    )
-                except (KafkaError, OSError) as error:
-                    if self._on_failure is not None:
-                        self._on_failure()
-                    if not done.done():
-                        done.set_exception(error)
-                    continue
-                on_ack = None if self._on_ack is None else functools.partial(self._on_ack, producer)
-                delivery.add_done_callback(
-                    functools.partial(
-                        _settle,
-                        done,
-                        submitted,
-                        self._topic,
-                        self._on_slow_ack,
-                        self._on_failure,
-                        on_ack,
-                    )
-                )
+                await self._submit(batch)
                 if not self._sealed:
                     self._seal()
             if self._closing and self._open is None and not self._sealed:
                 return
 
+    async def _submit(self, batch: _Batch) -> None:
+        try:
+            await self._source.settled()  # a producer being renewed: wait for the new one
+        except (KafkaError, OSError, KafkaUnavailableError) as error:
+            if not batch.done.done():
+                batch.done.set_exception(error)
+            return
+        producer, generation = self._source.current()
+        batch.builder.close()  # a closed batch is ready at once (no linger)
+        try:
+            submitted = time.monotonic()
+            delivery = await producer.send_batch(
+                batch.builder, self._topic, partition=self._partition
+            )
+        except (KafkaError, OSError) as error:
+            self._failed(batch, generation, error)
+            return
+        delivery.add_done_callback(functools.partial(self._settle, batch, generation, submitted))
+
+    def _settle(
+        self, batch: _Batch, generation: int, submitted: float, delivery: asyncio.Future[Any]
+    ) -> None:
+        if delivery.cancelled():
+            self._failed(batch, generation, DeliveryAbandoned("delivery abandoned"))
+            return
+        error = delivery.exception()
+        if error is not None:
+            self._failed(batch, generation, error)
+            return
+        waited = time.monotonic() - submitted
+        if self._on_slow_ack is not None and waited >= SLOW_ACK_S:
+            self._on_slow_ack(self._topic, waited)
+        self._redeliveries = 0
+        base = getattr(delivery.result(), "offset", -1)
+        records = batch.builder.record_count()
+        if self._on_acked is not None:
+            self._on_acked(self._topic, self._partition, base, records)
+        if self._on_generation_acked is not None:
+            self._on_generation_acked(generation)
+        if not batch.done.done():
+            batch.done.set_result(Acked(self._topic, self._partition, base + records - 1))
+
+    def _failed(self, batch: _Batch, generation: int, error: BaseException) -> None:
+        """A batch the broker did not take: delivered again when that can mend it (only its own
+        messages: the rest were acknowledged), else its senders learn the error."""
+        if self._on_failure is not None:
+            self._on_failure()
+        if batch.done.done():
+            return
+        _, current = self._source.current()
+        if isinstance(error, PRODUCER_IDENTITY_LOST):
+            self._source.identity_lost(error, generation)
+        if self._closing or not should_redeliver(error, replaced=generation != current):
+            batch.done.set_exception(error)
+            return
+        self._redeliveries += 1
+        self.redelivered_messages += len(batch.messages)
+        again = [self.append(message) for message in batch.messages]
+        _settle_with(batch.done, again)
+
+    def _redelivery_backoff(self) -> float:
+        doubled: float = REDELIVERY_BACKOFF_S * 2.0 ** min(self._redeliveries - 1, 10)
+        return min(REDELIVERY_BACKOFF_CAP_S, doubled)
+
     def fail_pending(self, error: BaseException) -> None:
-        """The producer is being replaced: batches not yet handed to it fail (their senders
-        produce them again through the new one)."""
-        for _, done in self._sealed:
-            if not done.done():
-                done.set_exception(error)
+        """Give up the batches not yet handed to the producer: their senders learn `error`."""
+        for batch in [*self._sealed, *([self._open] if self._open else [])]:
+            if not batch.done.done():
+                batch.done.set_exception(error)
         self._sealed.clear()
-        if self._open_done is not None and not self._open_done.done():
-            self._open_done.set_exception(error)
-        self._open, self._open_done = None, None
+        self._open = None
         self._room.set()
 
-    async def close(self) -> None:
-        """Submit what is left and stop the submitter."""
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Submit what is left and stop the submitter; what is still undelivered after
+        `timeout_s` is abandoned (its senders learn it)."""
         self._closing = True
         self._seal()
         self._wakeup.set()
         try:
-            await asyncio.wait_for(self._task, timeout=30)
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
         except TimeoutError:
             self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        abandoned = DeliveryAbandoned("the outbox closed before Kafka acknowledged")
+        for batch in [*self._sealed, *([self._open] if self._open else [])]:
+            if not batch.done.done():
+                batch.done.set_exception(abandoned)
 
 
-def _settle(
-    done: asyncio.Future[None],
-    submitted: float,
-    topic: str,
-    on_slow_ack: Callable[[str, float], None] | None,
-    on_failure: Callable[[], None] | None,
-    on_ack: Callable[[], None] | None,
-    delivery: asyncio.Future[Any],
-) -> None:
-    failed = delivery.cancelled() or delivery.exception() is not None
-    if failed and on_failure is not None:
-        on_failure()
-    if not failed and on_ack is not None:
-        on_ack()
-    waited = time.monotonic() - submitted
-    if on_slow_ack is not None and waited >= SLOW_ACK_S and not delivery.cancelled():
-        on_slow_ack(topic, waited)
-    if done.done():
-        return
-    if delivery.cancelled():
-        # The producer was replaced (or stopped) before the broker answered: that is a failed
-        # produce to retry, never a cancellation of the page waiting for it.
-        done.set_exception(DeliveryAbandoned("delivery abandoned by a replaced producer"))
-    elif (error := delivery.exception()) is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(None)
+def _settle_with(done: asyncio.Future[Acked], parts: list[asyncio.Future[Acked]]) -> None:
+    """Resolve `done` as the futures of a batch's messages delivered again resolve (where the
+    last of them is)."""
+    distinct = list(dict.fromkeys(parts))
+    remaining = [len(distinct)]
+    furthest: list[Acked] = []
+
+    def one_settled(part: asyncio.Future[Acked]) -> None:
+        if done.done():
+            if not part.cancelled():
+                part.exception()  # retrieved: the batch's senders already know
+            return
+        if part.cancelled():
+            done.set_exception(DeliveryAbandoned("delivery abandoned"))
+        elif (error := part.exception()) is not None:
+            done.set_exception(error)
+        else:
+            acked = part.result()
+            if not furthest or acked.last_offset > furthest[0].last_offset:
+                furthest[:] = [acked]
+            remaining[0] -= 1
+            if not remaining[0]:
+                done.set_result(furthest[0])
+
+    for part in distinct:
+        part.add_done_callback(one_settled)

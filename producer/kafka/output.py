@@ -2,57 +2,78 @@
 
 Messages go to per-partition outboxes (see outbox.py) on the partition Kafka's default
 partitioner would choose. A page counts as produced only when every batch holding its messages is
-acknowledged (acks=all, idempotent). When the broker is unreachable, a produce is retried with
-backoff until a deadline; when the broker has lost this producer's identity (a restarted broker
-answers OutOfOrderSequenceNumber or UnknownProducerId), the producer is replaced by a new one and
-the unacknowledged messages are produced again (duplicates are harmless: messages are keyed).
+acknowledged (acks=all, idempotent).
+
+A slow broker is waited for, never resent to: aiokafka would time a produce request out after its
+request timeout, drop the connection and send the batch again, which a busy broker may take for a
+sequence gap (OutOfOrderSequenceNumber) and a lost producer. So our producer's requests may take
+the whole outage deadline; `--kafka-request-timeout-s` is when a late acknowledgement is reported.
+When the broker has lost this producer's identity anyway (a restarted broker answers
+OutOfOrderSequenceNumber or UnknownProducerId), the producer is replaced by a new one and only the
+batches it had not acknowledged are produced again (duplicates are harmless: messages are keyed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    KafkaError,
-    KafkaTimeoutError,
-)
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from opentelemetry import trace
 
-from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
 from producer.kafka.compression import use_fast_lz4
 from producer.kafka.connection import KafkaConnection, as_connection
+from producer.kafka.consume import end_offsets
 from producer.kafka.diagnosis import diagnose, permission_for, refusal
-from producer.kafka.failures import (
-    PRODUCER_IDENTITY_LOST,
-    KafkaWait,
-    describe_failure,
-    worth_waiting_for,
-)
+from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
 from producer.kafka.kept import KeptWrites
-from producer.kafka.lifecycle import close_producer, watch_connections
-from producer.kafka.outbox import DeliveryAbandoned, PartitionOutbox
+from producer.kafka.lifecycle import KAFKA_BACKOFF, RenewableProducer
+from producer.kafka.outbox import (
+    PRODUCER_IDENTITY_LOST,
+    Acked,
+    DeliveryAbandoned,
+    PartitionOutbox,
+)
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.permissions import check_permissions
+from producer.kafka.reach import unreachable
 from producer.kafka.records import OutMessage, TopicSpec
 from producer.kafka.spans import end_span, failure_of, produce_span
 
-# KafkaWait and worth_waiting_for live in failures.py; callers know them from here too.
-__all__ = ["PRODUCER_IDENTITY_LOST", "KafkaOutput", "KafkaWait", "worth_waiting_for"]
-
 log = logging.getLogger("ocpi_puller")
 
+# Where acknowledged messages ended: (topic, partition) -> the offset of the last of them.
+Marks = dict[TopicPartitionKey, int]
+
 MAX_BATCH_BYTES = 1 << 20
-KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
 SLOW_ACK_REPORT_EVERY_S = 30.0
+
+
+def worth_waiting_for(error: BaseException) -> bool:
+    """Whether the broker may yet accept: retriable Kafka errors, timeouts, a lost connection, or
+    a lost producer identity (renewed). Anything else (authorization, a record too large, a bad
+    configuration) fails the same way again."""
+    if isinstance(error, (TimeoutError, OSError, KafkaTimeoutError, *PRODUCER_IDENTITY_LOST)):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaWait:
+    """The broker did not acknowledge (or acknowledged late): `wait_s` waited or to wait."""
+
+    topic: str
+    attempt: int
+    wait_s: float
+    reason: str
 
 
 class KafkaOutput:
@@ -75,6 +96,8 @@ class KafkaOutput:
         self.connection = as_connection(connection)
         # A `kafka.produce` span per send, from the call to the last acknowledgement.
         self.tracer: trace.Tracer = tracer or trace.NoOpTracer()
+        # Whether the broker kept what it acknowledged before each outage (see kept.py).
+        self._kept = KeptWrites()
         self._client_id = client_id
         self._partitions = partitions
         self._replication = replication_factor
@@ -96,24 +119,29 @@ class KafkaOutput:
             **(producer_options or {}),
         }
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
-        self._producer: AIOKafkaProducer | None = None  # built by start()
-        # aiokafka never expires a batch while the broker is unreachable: every wait for an
-        # acknowledgement is bounded by this, then retried (until the deadline).
+        # An acknowledgement slower than this is reported (and waited for, to the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
-        self._waiting: set[asyncio.Future[None]] = set()
+        # aiokafka gives up a request after its request timeout and sends it again on a new
+        # connection: for our producer, that is the whole deadline (see the module's doc).
+        patient_timeout_ms = max(request_timeout_ms, int(deadline_s * 1000))
+        self._waiting: set[asyncio.Future[Marks]] = set()
         self._started = False
-        self._renewing: asyncio.Lock | None = None
-        # Which producer an attempt used: a failure of an older one's is no reason to renew.
-        self._generation = 0
-        self._generations: dict[int, int] = {}  # id(producer) -> its generation
-        # Whether the broker kept what it acknowledged before each outage (see kept.py).
-        self._kept = KeptWrites()
+        self.producers = RenewableProducer(
+            self.producer_options(request_timeout_ms=patient_timeout_ms),
+            on_lost=self._connection_lost,
+            deadline_s=deadline_s,
+        )
         self._outboxes: dict[tuple[str, int], PartitionOutbox] = {}
         self._last_slow_report = 0.0
+        self._last_slow_wait = 0.0
+        self._slow_waits = 0
         # Start times (monotonic) of broker outages: writes acknowledged shortly before one may
         # be lost by a broker that restarts (see Pull's replay).
         self.outages: list[float] = []
         self._healthy = True
+        # Every batch acknowledged, by offset: whether Kafka still holds them is checked
+        # against it (durability.py).
+        self.acked = AckedOffsets()
         self.waits = 0
 
     @property
@@ -128,8 +156,7 @@ class KafkaOutput:
     @property
     def producer(self) -> AIOKafkaProducer:
         """The producer in use (it is replaced when the broker forgets it)."""
-        assert self._producer is not None, "KafkaOutput.start() first"
-        return self._producer
+        return self.producers.producer
 
     async def start(self) -> None:
         """Connect, retrying for at most the connect timeout (the broker may still be starting);
@@ -137,7 +164,8 @@ class KafkaOutput:
 
         async def connect() -> None:
             try:
-                self._producer = await self._started_producer()
+                async with asyncio.timeout(self._connect_timeout_s):
+                    await self.producers.start()
             except (KafkaError, OSError) as error:
                 # A refused login or certificate fails the same way again: say so now.
                 found = await diagnose(self.connection)
@@ -147,19 +175,6 @@ class KafkaOutput:
 
         await self._until_deadline("connect", connect, deadline_s=self._connect_timeout_s)
         self._started = True
-
-    async def _started_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(**self._producer_options)
-        # The generation it will have once in use (start() and renewals bump it after this).
-        self._generations[id(producer)] = self._generation + (1 if self._started else 0)
-        watch_connections(producer, self._connection_lost)
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
-            raise
-        return producer
 
     def _connection_lost(self) -> None:
         # A broker that restarts may lose what it acknowledged just before (see Pull's replay).
@@ -173,9 +188,15 @@ class KafkaOutput:
             self._started = False
             for waiting in list(self._waiting):
                 waiting.cancel()
+            # A broker gone for longer than the deadline gets no more time to take what is left.
+            left = self._outage_over_s(self._deadline_s)
+            gone = left is not None and left <= 0
             outboxes = list(self._outboxes.values())
-            await asyncio.gather(*(o.close() for o in outboxes), return_exceptions=True)
-            await close_producer(self.producer, flush_timeout_s=self.ack_timeout_s)
+            await asyncio.gather(
+                *(o.close(timeout_s=0.1 if gone else 30.0) for o in outboxes),
+                return_exceptions=True,
+            )
+            await self.producers.stop(flush_timeout_s=0.1 if gone else self.ack_timeout_s)
 
     def _report(self, wait: KafkaWait) -> None:
         self.waits += 1
@@ -186,11 +207,7 @@ class KafkaOutput:
         if self._healthy:
             self._healthy = False
             self.outages.append(at)
-            self._kept.outage(at, self._generation)
-
-    def _batch_acknowledged(self, topic: str, partition: int, producer: AIOKafkaProducer) -> None:
-        generation = self._generations.get(id(producer), -1)
-        self._kept.acknowledged((topic, partition), generation, time.monotonic())
+            self._kept.outage(at, self.producers.current()[1] if self._started else 0)
 
     def may_have_lost(self, outages: list[float], replay_s: float) -> list[float]:
         """Those of `outages` after which the broker has not shown, through this producer's
@@ -201,6 +218,14 @@ class KafkaOutput:
     def _acknowledged(self) -> None:
         self._healthy = True
 
+    def _outage_over_s(self, limit_s: float) -> float | None:
+        """Seconds until the current outage has lasted `limit_s` (negative: it has), or None
+        when there is none: every wait during one outage ends by the same deadline, however
+        many waits there are and whenever they began."""
+        if self._healthy or not self.outages:
+            return None
+        return self.outages[-1] + limit_s - time.monotonic()
+
     def _slow_ack(self, topic: str, waited_s: float) -> None:
         # A busy broker is not a lost one: only a lost connection or a failed produce counts as
         # an outage (and makes the pull re-read); a slow acknowledgement is only noted.
@@ -208,30 +233,6 @@ class KafkaOutput:
         if now - self._last_slow_report >= SLOW_ACK_REPORT_EVERY_S:
             self._last_slow_report = now
             log.info("Kafka acknowledged %s after %.1f s (a busy broker)", topic, waited_s)
-
-    async def _renew_producer(self, error: BaseException, generation: int) -> None:
-        """Replace a producer the broker no longer knows; its pending messages fail and are
-        produced again by their senders.
-
-        Only once per producer: an attempt that used a producer already replaced (`generation`)
-        renews nothing, or every renewal would fail the others' pending messages with the same
-        error and make them renew again, without end (seen against Apache Kafka)."""
-        if self._renewing is None:
-            self._renewing = asyncio.Lock()
-        async with self._renewing:
-            if not isinstance(error, PRODUCER_IDENTITY_LOST) or not self._started:
-                return
-            if generation != self._generation:
-                return
-            # The broker is still away when this fails: the old one is kept for now.
-            fresh = await self._started_producer()
-            old, self._producer = self.producer, fresh
-            self._generation += 1
-            abandoned = DeliveryAbandoned(f"producer replaced ({type(error).__name__})")
-            for outbox in self._outboxes.values():
-                outbox.fail_pending(abandoned)
-            log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
-            await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it
 
     async def _until_deadline(
         self,
@@ -243,10 +244,11 @@ class KafkaOutput:
     ) -> Any:
         limit_s = self._deadline_s if deadline_s is None else deadline_s
         deadline = time.monotonic() + limit_s
+        if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+            deadline = time.monotonic() + max(0.0, left)  # the outage began before this wait
         attempt = 0
         while True:
             attempt += 1
-            generation = self._generation
             try:
                 result = await action()
                 self._acknowledged()
@@ -257,13 +259,15 @@ class KafkaOutput:
                     if refused is not None:
                         raise refused from None
                     raise KafkaUnavailableError(
-                        f"Kafka at {self.bootstrap} refused to {what}: {describe_failure(error)}"
+                        f"Kafka at {self.bootstrap} refused to {what}: {_describe(error)}"
                     ) from None
                 self._outage_began(time.monotonic())
-                if isinstance(error, PRODUCER_IDENTITY_LOST):
-                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        await self._renew_producer(error, generation)
-                reason = describe_failure(error)
+                if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
+                    deadline = min(deadline, time.monotonic() + left)
+                if isinstance(error, PRODUCER_IDENTITY_LOST) and self._started:
+                    self.producers.identity_lost(error, self.producers.current()[1])
+                    await self.producers.settled()
+                reason = await self._reason(error)
                 wait = KAFKA_BACKOFF.delay(attempt, self._rng)
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
@@ -279,6 +283,15 @@ class KafkaOutput:
                 else:
                     log.debug("Kafka %s failed (%s); retrying in %.1f s", what, reason, wait)
                 await asyncio.sleep(wait)
+
+    async def _reason(self, error: BaseException) -> str:
+        """What went wrong, as the operator should read it: a broker that cannot be reached says
+        why (aiokafka does not), anything else its error."""
+        if isinstance(error, (KafkaConnectionError, OSError)):
+            found = await asyncio.to_thread(unreachable, self.bootstrap)
+            if found is not None:
+                return found
+        return _describe(error)
 
     async def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet (partitions/replication as configured)."""
@@ -307,8 +320,9 @@ class KafkaOutput:
             self._partition_counts[topic] = count
         return count
 
-    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
-        """Queue messages; the returned future resolves when Kafka acknowledged all of them.
+    async def send(self, topic: str, messages: Sequence[OutMessage]) -> asyncio.Future[Marks]:
+        """Queue messages; the returned future resolves when Kafka acknowledged all of them,
+        to where they ended on each partition.
 
         Waits (backpressure) while a partition already holds too many full batches.
         """
@@ -318,7 +332,7 @@ class KafkaOutput:
         except BaseException as error:
             end_span(span, error)
             raise
-        waits: set[asyncio.Future[None]] = set()
+        waits: set[asyncio.Future[Acked]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
         for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
             outbox = self._outbox(topic, partition)
@@ -332,54 +346,112 @@ class KafkaOutput:
         acked.add_done_callback(_retrieve)  # a timed-out wait is abandoned, not forgotten
         return acked
 
-    async def wait_acked(self, acks: Sequence[asyncio.Future[None]]) -> None:
-        """Wait for acknowledgements, at most `ack_timeout_s`; a timeout is a KafkaTimeoutError.
+    async def wait_acked(
+        self, acks: Sequence[asyncio.Future[Marks]], *, report: bool = True
+    ) -> Marks:
+        """Wait for acknowledgements, however slow, for at most the deadline (counted from when
+        the broker went away, if it did): a slow broker is waited for, never sent the records
+        again. A failed delivery raises its error; nothing acknowledged by the deadline raises
+        KafkaUnavailableError. Where the acknowledged messages ended, per partition.
 
         The futures are not cancelled on timeout: a batch may hold other pages' messages too.
         """
-        if not acks:
+        marks: Marks = {}
+        pending = set(acks)
+        started = time.monotonic()
+        while pending:
+            timeout = self.ack_timeout_s
+            if (left := self._outage_over_s(self._deadline_s)) is not None:
+                timeout = min(timeout, max(0.001, left))  # no wait outlives the outage's
+            done, pending = await asyncio.wait(pending, timeout=timeout)
+            for future in done:
+                for partition, last in future.result().items():
+                    marks[partition] = max(last, marks.get(partition, -1))
+            if not pending:
+                return marks
+            waited = time.monotonic() - started
+            left = self._outage_over_s(self._deadline_s)
+            if waited >= self._deadline_s or (left is not None and left <= 0):
+                raise KafkaUnavailableError(
+                    f"Kafka at {self.bootstrap} acknowledged nothing for {waited:.0f} s"
+                )
+            if report:
+                self._slow_broker(waited)
+        return marks
+
+    async def lost_writes(self, topics: Sequence[str]) -> dict[TopicPartitionKey, LostWrites]:
+        """Writes to `topics` Kafka acknowledged but no longer holds (offsets reused since, or
+        an end offset not past them), taken: whoever asks writes them again."""
+        wanted = [p for p in self.acked.highest if p[0] in topics]
+        if wanted:
+            ends = await self._until_deadline(
+                "read end offsets", lambda: end_offsets(self.connection, wanted)
+            )
+            self.acked.check_ends(ends, time.monotonic())
+        lost = self.acked.take_lost()
+        kept = {p: gone for p, gone in lost.items() if p[0] in topics}
+        for partition, gone in lost.items():
+            if partition[0] not in topics:
+                self.acked.lost[partition] = gone  # for whoever asks about that topic
+        return kept
+
+    def _batch_acked(self, topic: str, partition: int, base: int, records: int) -> None:
+        self.acked.acknowledged((topic, partition), base, records, time.monotonic())
+
+    def _slow_broker(self, waited_s: float) -> None:
+        """A wait past the request timeout: reported at most once per request timeout for the
+        whole output (every page waits at once; each report is an event to deliver too)."""
+        now = time.monotonic()
+        if now - self._last_slow_wait < self.ack_timeout_s:
             return
-        done, pending = await asyncio.wait(acks, timeout=self.ack_timeout_s)
-        if pending:
-            self._outage_began(time.monotonic() - self.ack_timeout_s)
-            raise KafkaTimeoutError(f"no acknowledgement within {self.ack_timeout_s:.0f} s")
-        for future in done:
-            future.result()
+        self._last_slow_wait = now
+        self._slow_waits += 1
+        reason = (
+            f"no acknowledgement for {waited_s:.0f} s (a slow broker): waiting up to "
+            f"{self._deadline_s:.0f} s, nothing is sent again"
+        )
+        self._report(KafkaWait("produce", self._slow_waits, self.ack_timeout_s, reason))
+        log.warning("Kafka: %s", reason)
 
     def _outbox(self, topic: str, partition: int) -> PartitionOutbox:
         outbox = self._outboxes.get((topic, partition))
         if outbox is None:
             outbox = PartitionOutbox(
-                lambda: self.producer,
+                self.producers,
                 topic,
                 partition,
                 on_slow_ack=self._slow_ack,
                 on_failure=lambda: self._outage_began(time.monotonic()),
-                on_ack=lambda producer: self._batch_acknowledged(topic, partition, producer),
+                on_acked=self._batch_acked,
+                on_generation_acked=lambda generation: self._kept.acknowledged(
+                    (topic, partition), generation, time.monotonic()
+                ),
             )
             self._outboxes[(topic, partition)] = outbox
         return outbox
 
     async def send_and_wait(
         self, topic: str, messages: Sequence[OutMessage], *, report: bool = True
-    ) -> None:
+    ) -> Marks:
         """Produce and wait for every acknowledgement, retrying the lot until the deadline.
 
         `report=False` keeps the retries quiet: progress events must not report waits of their
         own delivery (each report being another event to deliver).
         """
         if not messages:
-            return
+            return {}
 
-        async def attempt() -> None:
-            await self.wait_acked([await self.send(topic, messages)])
+        async def attempt() -> Marks:
+            return await self.wait_acked([await self.send(topic, messages)], report=report)
 
-        await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        marks: Marks = await self._until_deadline(f"produce to {topic}", attempt, report=report)
+        return marks
 
 
-async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
+async def _all_acked(futures: list[asyncio.Future[Acked]]) -> Marks:
+    marks: Marks = {}
     if not futures:
-        return
+        return marks
     # Wait for all (so no failure goes unretrieved), then raise the first failure.
     results = await asyncio.gather(*futures, return_exceptions=True)
     for result in results:
@@ -387,8 +459,16 @@ async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:
             raise DeliveryAbandoned("acknowledgement abandoned")  # a failed produce, to retry
         if isinstance(result, BaseException):
             raise result
+        partition = (result.topic, result.partition)
+        marks[partition] = max(result.last_offset, marks.get(partition, -1))
+    return marks
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _describe(error: BaseException) -> str:
+    name, text = type(error).__name__, str(error)
+    return (text if text.startswith(name) else f"{name}: {text}")[:200]

@@ -186,8 +186,9 @@ class Transactor:
             "process stops; nothing it had not committed is kept"
         )
 
-    async def commit(self, records: Sequence[Routed]) -> None:
-        """Commit `records` in one transaction.
+    async def commit(self, records: Sequence[Routed]) -> list[tuple[str, int, int, int]]:
+        """Commit `records` in one transaction; where its batches went: (topic, partition, base
+        offset, records) each.
 
         Raises FencedError when fenced, CommitUnsure for anything else short of a confirmed
         commit (call `renew()` before trying again), KafkaUnavailableError when Kafka refuses
@@ -205,19 +206,25 @@ class Transactor:
                 "messaging.batch.message_count": len(records),
             },
         ):
-            await self._commit(producer, records)
+            return await self._commit(producer, records)
 
-    async def _commit(self, producer: AIOKafkaProducer, records: Sequence[Routed]) -> None:
+    async def _commit(
+        self, producer: AIOKafkaProducer, records: Sequence[Routed]
+    ) -> list[tuple[str, int, int, int]]:
         try:
             self._check(producer)
             async with asyncio.timeout(self._wait_s):
                 await producer.begin_transaction()
             deliveries = await self._send(producer, records)
             async with asyncio.timeout(self._wait_s):
-                await asyncio.gather(*deliveries)
+                written = await asyncio.gather(*(delivery for delivery, _ in deliveries))
             self._check(producer)
             async with asyncio.timeout(self._wait_s):
                 await producer.commit_transaction()
+            return [
+                (meta.topic, meta.partition, meta.offset, count)
+                for meta, (_, count) in zip(written, deliveries, strict=True)
+            ]
         except ProducerFenced:
             raise self.fenced() from None
         except (KafkaError, OSError, TimeoutError, AssertionError) as error:
@@ -242,7 +249,7 @@ class Transactor:
 
     async def _send(
         self, producer: AIOKafkaProducer, records: Sequence[Routed]
-    ) -> list[asyncio.Future[Any]]:
+    ) -> list[tuple[asyncio.Future[Any], int]]:
         """Every record into batches, one partition after another within a topic partition
         (aiokafka queues one batch per partition), all partitions at once."""
         by_topic: dict[str, list[OutMessage]] = defaultdict(list)
@@ -266,8 +273,9 @@ class Transactor:
 
 async def _send_partition(
     producer: AIOKafkaProducer, topic: str, partition: int, messages: list[OutMessage]
-) -> list[asyncio.Future[Any]]:
-    deliveries: list[asyncio.Future[Any]] = []
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Each batch's delivery, and how many records it holds."""
+    deliveries: list[tuple[asyncio.Future[Any], int]] = []
     batch = producer.create_batch()
     for message in messages:
         appended = batch.append(
@@ -275,12 +283,14 @@ async def _send_partition(
         )
         if appended is None:  # full: send it and start the next
             batch.close()
-            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            count = batch.record_count()
+            deliveries.append((await producer.send_batch(batch, topic, partition=partition), count))
             batch = producer.create_batch()
             batch.append(
                 key=message.key, value=message.value, timestamp=None, headers=message.headers
             )
     if batch.record_count():
         batch.close()
-        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        count = batch.record_count()
+        deliveries.append((await producer.send_batch(batch, topic, partition=partition), count))
     return deliveries

@@ -73,6 +73,8 @@ class ProgressReporter:
         self.objects_emitted = 0
         self.dead_lettered = 0
         self.pages = 0
+        # Warning codes this pull reported, each with its first message (for --fail-on).
+        self.warnings: dict[str, str] = {}
 
     def set_version(self, ocpi_version: str) -> None:
         """Every later event carries the version."""
@@ -113,7 +115,7 @@ class ProgressReporter:
         """`pull_started`, and the bar appears."""
         self.expected_total = fields.get("total_reported")
         self._emit(PullStarted, **fields)
-        self._handle = self._view.add(self._label, self.expected_total)
+        self._handle = self._view.add(self._label, self.expected_total, str(self._base["pull_id"]))
         log.info(
             "pull started pull=%s partner=%s module=%s windows=%s total=%s",
             self._base["pull_id"],
@@ -123,9 +125,19 @@ class ProgressReporter:
             self.expected_total,
         )
 
-    def page(self, *, window: int, offset: int, count: int, dead: int, total: int | None) -> None:
-        """A page's messages were acknowledged."""
-        self.objects_emitted += count
+    def page(
+        self,
+        *,
+        window: int,
+        offset: int,
+        count: int,
+        dead: int,
+        total: int | None,
+        new: int | None = None,
+    ) -> None:
+        """A page's messages were acknowledged: `count` objects, `new` of them (all, when not
+        given) written by the pull for the first time."""
+        self.objects_emitted += count if new is None else new
         self.dead_lettered += dead
         self.pages += 1
         if self._metrics is not None:
@@ -187,8 +199,9 @@ class ProgressReporter:
 
     def warning(self, code: str, message: str, window: int | None = None) -> None:
         """A partner quirk the operator should see."""
+        self.warnings.setdefault(code, message)
         self._emit(Warning_, code=code, message=message, window=window)
-        log.warning("%s: %s (pull=%s)", code, message, self._base["pull_id"])
+        log.warning("warning pull=%s %s: %s", self._base["pull_id"], code, message)
 
     def window_done(self, **fields: Any) -> None:
         """`window_completed`."""

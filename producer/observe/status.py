@@ -2,7 +2,8 @@
 
 For operators who never see a job's terminal. Events are folded per pull and shard into one row:
 state, objects so far against the reported total, rate, ETA, the last problem, and how long ago
-the pull was last heard from. `--follow` keeps reading and redraws; `--output json` is for scripts.
+the pull was last heard from. How the rows are shown (a table that fits, JSON or TSV lines,
+`--follow`) is status_view.py's.
 
 A pull stopped by a signal is `interrupted` (resumable); a running pull not heard from for three
 heartbeats (`heartbeat_s` from its heartbeat events, else 30 s) is `stale`: its process is gone
@@ -13,22 +14,15 @@ still count as a sign of life.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, ConfigDict, ValidationError
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_to_end, started_consumer, topic_partitions
-from producer.observe.tables import Row, show
 from schemas.events import (
     Heartbeat,
     PageFetched,
@@ -82,12 +76,22 @@ class PullStatus:
     total_reported: int | None = None
     rate_per_s: float | None = None
     eta_s: float | None = None
-    windows_done: int = 0
     windows_total: int | None = None
+    # Windows that ended, by index (a window read again ends again; it is still one window).
+    windows_ended: set[int] = field(default_factory=set)
     retries: int = 0
     last_problem: str | None = None
     duration_s: float | None = None
     heartbeat_s: float | None = None
+    # Retries since the last start or end of a run: a run's discovery and planning retries come
+    # before its `pull_started`, and count for it (as in its summary), not for the run before.
+    retries_before_start: int = 0
+
+    @property
+    def windows_done(self) -> int:
+        """Windows ended, never more than planned."""
+        done = len(self.windows_ended)
+        return done if self.windows_total is None else min(done, self.windows_total)
 
     def age_s(self, now: datetime) -> float | None:
         """Seconds since the last event."""
@@ -127,13 +131,14 @@ def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
     elif isinstance(event, Heartbeat):
         status.heartbeat_s = event.heartbeat_s
     elif isinstance(event, PullStarted):
-        if not event.resumed:
+        if not event.resumed and status.started_at is not None:
             # The same id run afresh (after `reset`): nothing of the voided run counts.
             status = statuses[key] = PullStatus(
                 status.pull_id, status.partner, status.module, status.shard,
                 last_event_at=status.last_event_at, last_event=status.last_event,
-                heartbeat_s=status.heartbeat_s,
+                heartbeat_s=status.heartbeat_s, retries=status.retries_before_start,
             )  # fmt: skip
+        status.retries_before_start = 0
         status.state = "running"
         status.started_at = event.at.isoformat()
         status.total_reported = event.total_reported
@@ -147,18 +152,25 @@ def fold(statuses: Statuses, event: ProgressEvent | OtherEvent) -> None:
             status.total_reported = event.expected_total
     elif isinstance(event, RetryScheduled):
         status.retries += 1
+        status.retries_before_start += 1
         status.last_problem = f"retry: {event.reason}"
     elif isinstance(event, Warning_):
         status.last_problem = f"{event.code}: {event.message}"
     elif isinstance(event, WindowCompleted):
-        status.windows_done += 1
+        status.windows_ended.add(event.window)
     elif isinstance(event, PullCompleted):
+        status.retries_before_start = 0
         status.state = "complete" if event.complete else "incomplete"
+        if event.complete and status.windows_total is not None:
+            # Complete means every window is: those ended before a resume (or before the
+            # events read) included.
+            status.windows_ended = set(range(status.windows_total))
         status.objects_emitted = event.objects_emitted
         status.dead_lettered = event.dead_lettered
         status.duration_s = event.duration_s
         status.eta_s = None
     elif isinstance(event, PullFailed):
+        status.retries_before_start = 0
         status.state = "interrupted" if event.reason == "interrupted" else "failed"
         status.last_problem = f"{event.reason}: {event.message}"
         status.duration_s = event.duration_s
@@ -222,119 +234,3 @@ class ProgressFollower:
         for records in batches.values():
             applied += sum(self._apply(record.value) for record in records)
         return applied
-
-
-def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def status_rows(statuses: Iterable[PullStatus], now: datetime) -> list[Row]:
-    """One row per pull and shard, newest first, every value whole."""
-    return [
-        {
-            "partner": s.partner,
-            "module": s.module,
-            "pull": s.pull_id,
-            "shard": s.shard,
-            "state": s.state_at(now),
-            "objects": f"{s.objects_emitted:,}",
-            "total": "?" if s.total_reported is None else f"{s.total_reported:,}",
-            "rate/s": "-"
-            if s.rate_per_s is None or s.state != "running"
-            else f"{s.rate_per_s:,.0f}",
-            "ETA": _human(s.eta_s) if s.state == "running" else "-",
-            "windows": f"{s.windows_done}/{'?' if s.windows_total is None else s.windows_total}",
-            "last event": f"{_human(s.age_s(now))} ago",
-            "problem": s.last_problem or "",
-        }
-        for s in sorted(statuses, key=lambda s: s.last_event_at or "", reverse=True)
-    ]
-
-
-def render_table(statuses: Iterable[PullStatus], now: datetime) -> Table:
-    """The operator's view: one row per pull and shard, newest first."""
-    table = Table(title=f"ocpi-puller pulls ({now:%Y-%m-%d %H:%M:%S}Z)")
-    for column in (
-        "partner", "module", "pull", "shard", "state", "objects", "total", "rate/s", "ETA",
-        "windows", "last event", "problem",
-    ):  # fmt: skip
-        table.add_column(column, overflow="fold")
-    for s in sorted(statuses, key=lambda s: s.last_event_at or "", reverse=True):
-        state = s.state_at(now)
-        table.add_row(
-            s.partner,
-            s.module,
-            s.pull_id,
-            s.shard,
-            state,
-            f"{s.objects_emitted:,}",
-            "?" if s.total_reported is None else f"{s.total_reported:,}",
-            "-" if s.rate_per_s is None or state != "running" else f"{s.rate_per_s:,.0f}",
-            _human(s.eta_s) if state == "running" else "-",
-            f"{s.windows_done}/{s.windows_total if s.windows_total is not None else '?'}",
-            f"{_human(s.age_s(now))} ago",
-            (s.last_problem or "")[:80],
-        )
-    return table
-
-
-def status_json(statuses: Iterable[PullStatus], now: datetime) -> str:
-    """One JSON line: every pull with its age."""
-    pulls = [{**asdict(s), "state": s.state_at(now), "age_s": s.age_s(now)} for s in statuses]
-    return json.dumps({"at": now.isoformat(), "pulls": pulls}, separators=(",", ":"))
-
-
-def _filtered(statuses: Statuses, partner: str | None, module: str | None) -> list[PullStatus]:
-    return [
-        s
-        for s in statuses.values()
-        if (partner is None or s.partner == partner) and (module is None or s.module == module)
-    ]
-
-
-async def show_status(
-    connection: KafkaConnection | str,
-    topic_prefix: str,
-    *,
-    since: timedelta,
-    partner: str | None,
-    module: str | None,
-    follow: bool,
-    output: str,
-    refresh_s: float = 1.0,
-) -> dict[str, Any]:
-    """Print the statuses (once, or with `follow` until cancelled); returns how many."""
-    started = datetime.now(UTC)
-    async with ProgressFollower(
-        connection, f"{topic_prefix}.progress", started - since
-    ) as follower:
-        await follower.catch_up()
-        console = Console()
-        now = datetime.now(UTC)
-        rows = _filtered(follower.statuses, partner, module)
-        if not follow:
-            if output == "json":
-                print(status_json(rows, now), flush=True)
-            else:
-                title = f"ocpi-puller pulls ({now:%Y-%m-%d %H:%M:%S}Z)"
-                show(console, title, status_rows(rows, now), right=STATUS_NUMERIC)
-            return {"pulls": len(rows)}
-        if output == "json":
-            while True:
-                print(status_json(_filtered(follower.statuses, partner, module), now), flush=True)
-                deadline = time.monotonic() + refresh_s
-                while time.monotonic() < deadline:
-                    await follower.poll(timeout_ms=200)
-                now = datetime.now(UTC)
-        with Live(render_table(rows, now), console=console, refresh_per_second=4) as live:
-            while True:
-                await follower.poll(timeout_ms=int(refresh_s * 1000))
-                now = datetime.now(UTC)
-                live.update(render_table(_filtered(follower.statuses, partner, module), now))

@@ -29,7 +29,7 @@ LOG_EVERY_S = 5.0
 class View(Protocol):
     """Where progress is shown to a human."""
 
-    def add(self, label: str, total: int | None) -> int: ...
+    def add(self, label: str, total: int | None, pull_id: str = "") -> int: ...
     def update(self, handle: int, done: int, total: int | None, rate: float) -> None: ...
     def close(self) -> None: ...
 
@@ -92,7 +92,7 @@ class BarView:
         self._handler = ConsoleHandler(self._progress.console)
         self._moved = route_logs_to(self._handler)
 
-    def add(self, label: str, total: int | None) -> int:
+    def add(self, label: str, total: int | None, pull_id: str = "") -> int:
         task = self._progress.add_task(label, total=total, rate="-")
         handle = len(self._tasks)
         self._tasks[handle] = task
@@ -110,13 +110,15 @@ class LogView:
     """logfmt progress lines, throttled per pull."""
 
     def __init__(self) -> None:
-        self._labels: list[str] = []
+        self._names: list[str] = []
         self._last: list[float] = []
 
-    def add(self, label: str, total: int | None) -> int:
-        self._labels.append(label)
+    def add(self, label: str, total: int | None, pull_id: str = "") -> int:
+        # A pull is named one way in every log line: `pull=<id>`, then where it pulls from.
+        partner, _, module = label.partition("/")
+        self._names.append(f"pull={pull_id} partner={partner} module={module}")
         self._last.append(0.0)
-        return len(self._labels) - 1
+        return len(self._names) - 1
 
     def update(self, handle: int, done: int, total: int | None, rate: float) -> None:
         now = time.monotonic()
@@ -124,8 +126,8 @@ class LogView:
             return
         self._last[handle] = now
         log.info(
-            "progress pull=%s objects=%d total=%s rate=%.0f/s",
-            self._labels[handle],
+            "progress %s objects=%d total=%s rate=%.0f/s",
+            self._names[handle],
             done,
             "?" if total is None else total,
             rate,

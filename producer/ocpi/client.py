@@ -25,12 +25,14 @@ from yarl import URL
 
 from producer.errors import (
     PartnerAuthError,
+    PartnerNotFoundError,
     PartnerProtocolError,
     PartnerUnavailableError,
     PullError,
 )
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
+from producer.ocpi.clock import PartnerClock
 from producer.ocpi.envelope import Envelope, parse_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
@@ -120,6 +122,8 @@ class OcpiHttp:
         self._limiter = limiter or AdaptiveLimiter.fixed(connections)
         self._redirects = RedirectMemory()
         self.retries: Counter[str] = Counter()
+        self.on_answer: Callable[[Answer], None] = lambda _: None  # plan hears rate limits
+        self.clock = PartnerClock()  # what the partner's answers say about its clock
 
     async def __aenter__(self) -> OcpiHttp:
         connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._tls)
@@ -176,6 +180,7 @@ class OcpiHttp:
         answer = await get_once(
             self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
         )
+        self.on_answer(answer)  # every answer, before it is judged
         self._judge_status(answer, follow)
         return replace(answer, request_id=request_id)
 
@@ -197,7 +202,7 @@ class OcpiHttp:
         if follow and status in BROKEN_LINK_STATUSES:
             raise LinkGoneError(f"next link {where} answered HTTP {status}", status)
         if status == 404:
-            raise PartnerAuthError(f"partner endpoint not found (HTTP 404): {where}")
+            raise PartnerNotFoundError(f"partner endpoint not found (HTTP 404): {where}")
         failure = Failure("http_status", http_status=status)
         retry_after = None
         if status == 429:
@@ -295,8 +300,9 @@ class OcpiHttp:
         where = self.redact(url)
         if failed.failure.kind == "bad_body":
             return PartnerProtocolError(f"{failed.reason} at {where} ({attempts} attempts)")
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return PartnerUnavailableError(
-            f"partner kept failing at {where}: {failed.reason} ({attempts} attempts)"
+            f"partner kept failing at {where}: {failed.reason} ({tries})"
         )
 
     # -- what callers use ------------------------------------------------------------------------
@@ -305,18 +311,21 @@ class OcpiHttp:
         """GET a versions/details endpoint and return its successful envelope."""
 
         def parse(answer: Answer, span: trace.Span) -> Envelope:
-            return self._envelope_or_retry(answer.body, list_data=False)
+            return self._envelope_or_retry(answer, list_data=False)
 
         result: Envelope = await self._with_retries(
             url, PageContext(), module_request=False, follow=False, parse=parse
         )
         return result
 
-    def _envelope_or_retry(self, body: bytes, *, list_data: bool = True) -> Envelope:
+    def _envelope_or_retry(self, answer: Answer, *, list_data: bool = True) -> Envelope:
         try:
-            envelope = parse_envelope(body, list_data=list_data)
+            envelope = parse_envelope(answer.body, list_data=list_data)
         except PartnerProtocolError as error:
             raise AttemptFailed(Failure("bad_body"), str(error)) from None
+        self.clock.heard_answer(
+            envelope.timestamp, answer.headers.get("Date"), answer.sent_at, answer.received_at
+        )
         if not envelope.is_success:
             code = envelope.status_code
             if code == 3000 and self._encoding.may_switch and not self._any_page:
@@ -336,7 +345,7 @@ class OcpiHttp:
         """GET one list page, retrying what is retryable; checks envelope and next link."""
 
         def parse(answer: Answer, span: trace.Span) -> FetchedPage:
-            envelope = self._envelope_or_retry(answer.body)
+            envelope = self._envelope_or_retry(answer)
             headers = answer.headers
             pagination = read_pagination(
                 answer.url,

@@ -16,6 +16,7 @@ from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.verdict import judge_window
 from producer.ocpi.versions import ModuleEndpoint
+from producer.ocpi.walk import ProbePastEnd
 from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import WindowSpec
 
@@ -45,7 +46,7 @@ async def list_keys(
     identity: PartnerIdentity | None,
     parallel: int,
     fanout: int = 1,
-    probe_past_end: bool = False,
+    probe_past_end: ProbePastEnd = "auto",
     repair: LinkRepair | None = None,
 ) -> Listing:
     """Every key the partner lists in `windows`, `parallel` requests at a time."""

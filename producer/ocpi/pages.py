@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,8 +91,12 @@ class PageDriver:
         slots: asyncio.Semaphore | None = None,
         window: int | None = None,
         repair: LinkRepair | None = None,
+        stop: Sequence[asyncio.Event] = (),
     ) -> None:
         self._http = http
+        # Once one is set, no more pages are fetched: the iterator ends (the window drains, or
+        # its reader has seen enough).
+        self._stop = tuple(stop)
         self._query = query
         self._walk = walk
         self._slots = slots
@@ -111,20 +115,30 @@ class PageDriver:
         """Every page the walk asks for, as it arrives, until the chain is complete.
 
         Raises what ends the window: a `PaginationLoop` from the walk, a refused next link (after
-        its page was yielded: the page itself is good), or the HTTP client's errors.
+        its page was yielded: the page itself is good), or the HTTP client's errors. Ends early,
+        the walk unfinished, when the driver's stop is set (pages in flight are abandoned).
         """
         walk = self._walk
         fetches: dict[asyncio.Task[FetchedPage], PageRequest] = {}
+        stopped = asyncio.ensure_future(_any_set(self._stop)) if self._stop else None
         try:
             while True:
+                if stopped is not None and stopped.done():
+                    return
                 for request in walk.next_requests():
                     fetches[asyncio.create_task(self._fetch(request))] = request
                 if walk.finished and not fetches:
                     return
                 if not fetches:
                     raise PartnerProtocolError("pagination stalled: nothing left to fetch")
-                done, _ = await asyncio.wait(fetches, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: fetches[t].offset):
+                waiting: set[asyncio.Future[Any]] = set(fetches)
+                if stopped is not None:
+                    waiting.add(stopped)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stopped is not None and stopped in done:
+                    return
+                arrived = [task for task in fetches if task in done]
+                for task in sorted(arrived, key=lambda t: fetches[t].offset):
                     request = fetches.pop(task)
                     try:
                         page = task.result()
@@ -139,7 +153,7 @@ class PageDriver:
                     if refused is not None:
                         raise refused
         finally:
-            await _cancel_all(fetches)
+            await _cancel_all([*fetches, *([stopped] if stopped is not None else [])])
 
     async def _fetch(self, request: PageRequest) -> FetchedPage:
         follow = request.url is not None
@@ -202,11 +216,12 @@ class PageDriver:
             self._repair.links_without_rel += 1
         link_present = page.next_url is not None or page.refused_next is not None
         must_repair = page.refused_next is not None or self._repair.links_unusable
+        asked = self._asked(request)
         if link_present and must_repair and self._repair.enabled:
             self._repair.repaired(self._shown(page))
             end = request.offset + count
             repaired = self._query.url(end)
-            return PageOutcome(count, page.total, page.limit, str(repaired), end), None
+            return PageOutcome(count, page.total, page.limit, str(repaired), end, asked), None
         next_url = page.next_url
         outcome = PageOutcome(
             count=count,
@@ -214,8 +229,26 @@ class PageDriver:
             limit=page.limit,
             next_url=None if next_url is None else str(next_url),
             next_offset=None if next_url is None else plain_offset_of(next_url, self._base_url),
+            asked=asked,
         )
         return outcome, page.refused_next
+
+    def _asked(self, request: PageRequest) -> int | None:
+        """The `limit` a request asked for: ours, or a followed link's own (when it has one)."""
+        if request.url is None:
+            return request.limit or self._query.limit
+        written = URL(request.url, encoded=True).query.get("limit", "")
+        return int(written) if written.isdigit() and len(written) < 10 else None
+
+
+async def _any_set(events: Sequence[asyncio.Event]) -> None:
+    """Returns once one of `events` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

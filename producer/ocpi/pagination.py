@@ -21,17 +21,27 @@ Insertions before the cursor only cause duplicates, which keyed Kafka messages a
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from producer.errors import PaginationLoop
 from producer.ocpi.loops import LoopGuard
-from producer.ocpi.walk import ChainLink, PageOutcome, PageRequest
+from producer.ocpi.walk import ChainLink, PageOutcome, PageRequest, ProbePastEnd
 
 # Step-backs in a row that never extend the chain: the list shrinks faster than it can be read.
 MAX_PATCHES_WITHOUT_PROGRESS = 50
 # A patch starts at least this much before where the shrinkage says (it absorbs removals that
 # happen while it is on its way).
 MIN_PATCH_MARGIN = 4
+
+
+def probe_mode(setting: ProbePastEnd | bool) -> ProbePastEnd:
+    """The probing mode of a setting (`True`/`False` are the older switch's `on`/`off`)."""
+    if setting is True:
+        return "on"
+    if setting is False:
+        return "off"
+    return setting
 
 
 class WindowWalk:
@@ -48,14 +58,27 @@ class WindowWalk:
         start_total: int | None = None,
         *,
         max_ahead: int = 1,
-        probe_past_end: bool = False,
+        probe_past_end: ProbePastEnd | bool = "auto",
         max_patches: int = MAX_PATCHES_WITHOUT_PROGRESS,
         stop_at: int | None = None,
+        earlier_total: int | None = None,
     ) -> None:
         self._anchor = ChainLink(-1, start_offset, start_total)
         self._anchor_next_url: str | None = None
         self._max_ahead = max(1, max_ahead)
-        self._probe_past_end = probe_past_end
+        self._probe: ProbePastEnd = probe_mode(probe_past_end)
+        # A count served before any page of this walk (the plan's): the list only shrinks, so no
+        # page may end beyond it.
+        self._earlier_total = earlier_total
+        # Why the partner's totals cannot be believed (a page ended beyond one), else None; from
+        # then on totals are ignored and only an empty page ends the window.
+        self.total_unreliable: str | None = None
+        # The freshest total known when each request was made: the list it is served from is no
+        # longer than that.
+        self._total_when_asked: dict[int, int] = {}
+        self._largest_page = 0
+        self._x_limit: int | None = None
+        self._links_seen = False
         self._max_patches = max_patches
         # Re-reading a stretch only (after a broker outage): done once the chain passes it.
         # Objects only move left in a shrinking list, so everything once before `stop_at` is
@@ -111,6 +134,12 @@ class WindowWalk:
         return self._offset_mode
 
     @property
+    def page_size(self) -> int | None:
+        """How many objects the partner serves at once: its `X-Limit`, else the largest page
+        seen (None before any page held an object)."""
+        return self._x_limit or self._largest_page or None
+
+    @property
     def patches(self) -> int:
         """Step-back re-reads and hole fills fetched so far."""
         return self._patches
@@ -126,6 +155,9 @@ class WindowWalk:
         request = PageRequest(self._next_id, offset, url, limit)
         self._next_id += 1
         self._in_flight[request.request_id] = request
+        known = self._latest_total if self._latest_total is not None else self._earlier_total
+        if known is not None:
+            self._total_when_asked[request.request_id] = known
         return request
 
     def _required_offset(self) -> int:
@@ -213,31 +245,82 @@ class WindowWalk:
                 "re-reads in a row never caught up with it",
             )
 
-    @staticmethod
-    def _is_full(outcome: PageOutcome) -> bool:
-        return outcome.limit is not None and outcome.count >= outcome.limit > 0
+    def _is_full(self, outcome: PageOutcome) -> bool:
+        """A page holding as many objects as the partner serves at once: `X-Limit`, else the
+        `limit` asked for, else the largest page seen."""
+        if outcome.count == 0:
+            return False
+        if outcome.limit is not None and outcome.limit > 0:
+            return outcome.count >= outcome.limit
+        if outcome.asked is not None and outcome.asked > 0:
+            return outcome.count >= outcome.asked
+        return outcome.count >= self._largest_page
 
-    def _is_end(self, outcome: PageOutcome) -> bool:
+    def _is_end(self, request: PageRequest, outcome: PageOutcome) -> bool:
+        """Whether a page is the last one. A next link says it is not; without one, `off` takes
+        the page for the end and `on` reads past a full page. `auto` ends only where something
+        shows the end: an empty page; a page that reaches the list's total (a full one only
+        when the partner sends next links: a full page whose total is its own length is how
+        broken totals look); a short page of a partner that states its page size or links.
+        Once totals are shown wrong, only an empty page."""
         if outcome.next_url is not None:
             return False
-        # P2: a full page without Link may hide more; with probing only an empty page ends.
-        return not (self._probe_past_end and self._is_full(outcome))
+        if self._probe == "off":
+            return True
+        full = self._is_full(outcome)
+        if self._probe == "on" or outcome.count == 0:
+            return not full
+        if self.total_unreliable is not None:
+            return False  # wrong totals: only an empty page shows the end
+        if outcome.total is not None:
+            if request.offset + outcome.count < outcome.total:
+                return False  # the partner's own total says there is more
+            return not full or self._links_seen
+        return not full and (self._links_seen or outcome.limit is not None)
+
+    def _believed(self, request: PageRequest, outcome: PageOutcome) -> PageOutcome:
+        """The page's outcome with its total dropped once totals are shown to be wrong: a page
+        that ends beyond its own total, or beyond a count served before it (the list only
+        shrinks), proves the partner's totals are not the list's length (or that the list grows
+        under us, which no total can then describe)."""
+        end = request.offset + outcome.count
+        before = self._total_when_asked.pop(request.request_id, None)
+        if outcome.count and self.total_unreliable is None:
+            if outcome.total is not None and outcome.total < end:
+                self._distrust_totals(
+                    f"a page at offset {request.offset} held {outcome.count} objects where "
+                    f"its X-Total-Count said {outcome.total}"
+                )
+            elif before is not None and before < end:
+                self._distrust_totals(
+                    f"a page at offset {request.offset} held {outcome.count} objects where a "
+                    f"count taken before it said {before}"
+                )
+        if self.total_unreliable is None or outcome.total is None:
+            return outcome
+        return dataclasses.replace(outcome, total=None)
+
+    def _distrust_totals(self, why: str) -> None:
+        self.total_unreliable = why
+        self._first_total = None
+        self._latest_total = None
+        self._anchor = dataclasses.replace(self._anchor, total=None)
+        self._chain = deque(dataclasses.replace(link, total=None) for link in self._chain)
+        self._checkpoint = dataclasses.replace(self._checkpoint, total=None)
+        self._pending = {
+            rid: (r, dataclasses.replace(o, total=None)) for rid, (r, o) in self._pending.items()
+        }
 
     def on_page(self, request: PageRequest, outcome: PageOutcome) -> None:
         """Record a fetched page and extend the verified chain where the chain rule allows."""
         self._in_flight.pop(request.request_id, None)
         self._pages += 1
-        if (
-            outcome.count
-            and outcome.total is not None
-            and outcome.total < request.offset + outcome.count
-        ):
-            # The page's own objects exist, so this total cannot be true (P2: some partners
-            # report the page length). Treat it as not sent rather than steer by it.
-            outcome = PageOutcome(
-                outcome.count, None, outcome.limit, outcome.next_url, outcome.next_offset
-            )
-        if self._first_total is None:
+        outcome = self._believed(request, outcome)
+        if outcome.next_url is not None:
+            self._links_seen = True
+        if outcome.limit is not None and outcome.limit > 0:
+            self._x_limit = max(self._x_limit or 0, outcome.limit)
+        if self._first_total is None and self.total_unreliable is None:
             self._first_total = outcome.total
         if outcome.total is not None:
             # Pages arrive in any order, and one served earlier (with a larger total) may arrive
@@ -255,6 +338,7 @@ class WindowWalk:
                 self._stride = min(stride, outcome.limit) if outcome.limit else stride
         self._pending[request.request_id] = (request, outcome)
         self._connect()
+        self._largest_page = max(self._largest_page, outcome.count)
 
     def on_link_lost(self, request: PageRequest) -> None:
         """A one-shot link can no longer be fetched: re-read from its offset via the first URL."""
@@ -264,8 +348,8 @@ class WindowWalk:
     def _guard_loops(self, request: PageRequest, outcome: PageOutcome) -> None:
         self._loops.on_page(request, outcome)
         bound = max(self._first_total or 0, self._latest_total or 0)
-        if self._probe_past_end:
-            # Probing is for partners whose totals are wrong (P2): bound by what arrived.
+        if self._probe != "off":
+            # Probing is for partners whose totals are missing or wrong: bound by what arrived.
             bound = max(bound, self._loops.received)
         stride = max(1, self._stride or outcome.limit or outcome.count or 1)
         # Each step back can waste every page fetched ahead of it.
@@ -302,7 +386,7 @@ class WindowWalk:
                 if not self._connects(request, outcome):
                     continue
                 reach = self._reach(request, outcome)
-                if reach <= self._anchor.end and not self._is_end(outcome):
+                if reach <= self._anchor.end and not self._is_end(request, outcome):
                     continue
                 key = (reach, -(outcome.total or 0))
                 if best is None or key > best_key:
@@ -317,16 +401,15 @@ class WindowWalk:
             self._anchor_next_url = outcome.next_url
             if self._probing:
                 self.found_by_probing += outcome.count
-            self._probing = (
-                self._probe_past_end and outcome.next_url is None and self._is_full(outcome)
-            )
+            end = self._is_end(request, outcome)
+            self._probing = outcome.next_url is None and not end
             self._chain.append(self._anchor)
             self._patches_since_extension = 0
             self._advance_checkpoint()
             if self._stop_at is not None and self._anchor.end >= self._stop_at:
                 self._complete = True
                 break
-            if self._is_end(outcome):
+            if end:
                 self._complete = True
                 # P2's signature: a full last page whose "total" is just the page length.
                 self.ended_full_without_link = self._is_full(outcome) and (
@@ -336,7 +419,7 @@ class WindowWalk:
         for request_id in [
             rid
             for rid, (r, o) in self._pending.items()
-            if self._reach(r, o) <= self._anchor.end and not self._is_end(o)
+            if self._reach(r, o) <= self._anchor.end and not self._is_end(r, o)
         ]:
             del self._pending[request_id]
             self._acked.discard(request_id)

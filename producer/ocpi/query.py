@@ -23,9 +23,13 @@ def format_ocpi_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pin_now() -> datetime:
-    """The pull's snapshot instant: now, truncated to whole seconds."""
-    return datetime.now(UTC).replace(microsecond=0)
+def pin_now(partner_behind_s: float = 0.0) -> datetime:
+    """The pull's snapshot instant: now, truncated to whole seconds; as the partner's clock
+    reads it when that is behind ours (by at least `partner_behind_s`), so that every change the
+    partner makes after the pin carries a later last_updated."""
+    return (datetime.now(UTC) - timedelta(seconds=max(0.0, partner_behind_s))).replace(
+        microsecond=0
+    )
 
 
 def to_epoch(value: datetime | None) -> int | None:
@@ -36,6 +40,15 @@ def to_epoch(value: datetime | None) -> int | None:
 def from_epoch(value: int | None) -> datetime | None:
     """A UTC datetime from epoch seconds."""
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def asked_date_from(date_from: datetime | None, ocpi_version: str) -> datetime | None:
+    """The `date_from` a window asks for: its own, a second early in OCPI 2.1.1 (which does not
+    say whether `date_from` is inclusive: duplicates at the boundary are harmless, a lost
+    boundary object is not)."""
+    if date_from is not None and ocpi_version.startswith("2.1"):
+        return date_from - ONE_SECOND
+    return date_from
 
 
 def page_url(
@@ -60,9 +73,7 @@ def page_url(
         if k not in ("offset", "limit", "date_from", "date_to")
     ]
     query += [("offset", str(offset)), ("limit", str(limit))]
-    start = date_from
-    if start is not None and overlap_211 and ocpi_version.startswith("2.1"):
-        start = start - ONE_SECOND
+    start = asked_date_from(date_from, ocpi_version) if overlap_211 else date_from
     if start is None and module == "sessions":
         start = EPOCH
     if start is not None:

@@ -3,13 +3,19 @@ transport failures turned into what the retry policy judges. No OCPI knowledge h
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from producer.errors import PartnerProtocolError, PartnerTlsError
+from producer.errors import (
+    PartnerProtocolError,
+    PartnerTlsError,
+    cannot_connect,
+    connect_failure,
+)
 from producer.ocpi.redirects import REDIRECT_STATUSES, RedirectMemory, redirect_target
 from producer.ocpi.retry import Failure
 
@@ -34,6 +40,10 @@ class Answer:
     body: bytes
     url: URL
     request_id: str = ""  # our X-Request-ID of the attempt that got this answer
+    # Our wall clock when the request went out and when the answer was in (epoch s): the times
+    # between which the partner stamped it (see clock.py).
+    sent_at: float = 0.0
+    received_at: float = 0.0
 
 
 async def get_once(
@@ -48,6 +58,7 @@ async def get_once(
     current = redirects.apply(url)
     hops = 0
     while True:
+        sent_at = time.time()
         try:
             async with session.get(current, headers=headers, allow_redirects=False) as response:
                 if response.status in REDIRECT_STATUSES:
@@ -56,30 +67,53 @@ async def get_once(
                     hops += 1
                     continue
                 body = await _read_body(response, max_bytes)
-                answer = Answer(response.status, response.headers, body, current)
+                answer = Answer(
+                    response.status,
+                    response.headers,
+                    body,
+                    current,
+                    sent_at=sent_at,
+                    received_at=time.time(),
+                )
+        except aiohttp.ConnectionTimeoutError as error:
+            raise AttemptFailed(
+                Failure("timeout"), cannot_connect(current.host, current.port, error)
+            ) from None
         except TimeoutError:
-            raise AttemptFailed(Failure("timeout"), "timeout") from None
+            raise AttemptFailed(
+                Failure("timeout"),
+                f"no whole answer from {_where(current)} within the request timeout",
+            ) from None
         except aiohttp.ClientConnectorCertificateError as error:
             reason = getattr(error.certificate_error, "verify_message", None) or "not trusted"
             raise PartnerTlsError(
                 f"TLS certificate of {url.host}:{url.port} failed verification ({reason}); "
                 "give the partner's CA with --ca-bundle"
             ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
             raise AttemptFailed(
-                Failure("connection"), f"connection dropped: {type(error).__name__}"
+                Failure("connection"), f"{_where(current)} closed the connection mid-answer"
+            ) from None
+        except aiohttp.ClientConnectorError as error:
+            raise AttemptFailed(
+                Failure("connection"), cannot_connect(current.host, current.port, error)
             ) from None
         except aiohttp.ClientConnectionError as error:
             raise AttemptFailed(
-                Failure("connection"), f"connection failed: {type(error).__name__}"
+                Failure("connection"),
+                f"connection to {_where(current)} lost: {connect_failure(error)}",
             ) from None
-        except aiohttp.ClientError as error:
+        except aiohttp.ClientError:
             raise AttemptFailed(
-                Failure("connection"), f"HTTP error: {type(error).__name__}"
+                Failure("connection"), f"the HTTP exchange with {_where(current)} failed"
             ) from None
         if hops:
             redirects.remember(url, current)
         return answer
+
+
+def _where(url: URL) -> str:
+    return f"{url.host}:{url.port}"
 
 
 async def _read_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -13,7 +13,14 @@ from typing import Any
 
 from yarl import URL
 
-from producer.errors import ConfigError, PartnerAuthError, PartnerProtocolError, PullError
+from producer.errors import (
+    ConfigError,
+    PartnerAuthError,
+    PartnerNotFoundError,
+    PartnerProtocolError,
+    PullError,
+    VersionNotOfferedError,
+)
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
 
@@ -70,13 +77,13 @@ def choose_version(offered: dict[str, URL], wanted: str | None) -> tuple[str, UR
     listed = ", ".join(sorted(offered)) or "none"
     if wanted is not None:
         if wanted not in offered:
-            raise PartnerAuthError(f"partner does not offer OCPI {wanted} (offers: {listed})")
+            raise VersionNotOfferedError(f"partner does not offer OCPI {wanted} (offers: {listed})")
         return wanted, offered[wanted], f"pinned by --ocpi-version (partner offers {listed})"
     for version in VERSION_PREFERENCE:
         if version in offered:
             reason = f"the highest version both sides speak (partner offers {listed})"
             return version, offered[version], reason
-    raise PartnerAuthError(f"partner offers no OCPI version we speak (offers: {listed})")
+    raise VersionNotOfferedError(f"partner offers no OCPI version we speak (offers: {listed})")
 
 
 def _choose_endpoint(data: Any, module: str, version: str) -> URL:
@@ -94,7 +101,7 @@ def _choose_endpoint(data: Any, module: str, version: str) -> URL:
         if version.startswith("2.1") or role is None or role == "SENDER":
             candidates.append(URL(url))
     if not candidates:
-        raise PartnerAuthError(f"partner's OCPI {version} endpoints list no {module} SENDER")
+        raise PartnerNotFoundError(f"partner's OCPI {version} endpoints list no {module} SENDER")
     return candidates[0]
 
 

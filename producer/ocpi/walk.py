@@ -26,6 +26,7 @@ class PageOutcome:
     limit: int | None
     next_url: str | None  # resolved and checked by the shell; None when there is no next page
     next_offset: int | None  # the offset of `next_url` when it is a plain offset URL, else None
+    asked: int | None = None  # the `limit` the request asked for, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,5 +37,9 @@ class ChainLink:
     end: int
     total: int | None
 
+
+# Whether a page without a next link is read past: `auto` whenever nothing shows it is the end
+# (totals or links missing, or contradicting what arrived); `on` past every full page; `off` never.
+ProbePastEnd = Literal["auto", "on", "off"]
 
 LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]

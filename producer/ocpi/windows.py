@@ -18,6 +18,8 @@ from typing import Protocol, TypeVar
 SECONDS_PER_DAY = 86_400
 MAX_SPLIT_PARTS = 64
 MAX_PROBES = 20_000
+# The first geometric cut lies this far after the oldest object seen (then 4×, 16×, ...).
+GEOMETRIC_FROM_S = 60
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -62,6 +64,9 @@ class WindowPlanner:
         *,
         start_hint: int | None = None,
         end_hint: int | None = None,
+        budget: int | None = None,
+        parts_per_target: float = 1.0,
+        most_parts: int = MAX_SPLIT_PARTS,
     ) -> None:
         if target <= 0:
             raise ValueError("window target must be positive")
@@ -75,10 +80,23 @@ class WindowPlanner:
         self._probes = 0
         default_start = end - 365 * SECONDS_PER_DAY
         hint = default_start if start_hint is None else min(start_hint, end - 1)
+        self._start_hinted = start_hint is not None and start_hint < end - 1
         self._open_start_nominal = max(0, hint)
         self._end_hint = end_hint
         self.filters_ignored = False
         self._root = TimeRange(end, start)
+        # The most counts planning may ask (None: MAX_PROBES): a range whose parts would need
+        # more stays one window, however large (a window reads fine; only its size grows).
+        self._budget = MAX_PROBES if budget is None else max(1, budget)
+        # A range holding n targets' worth is cut into n × this many parts (more than one: each
+        # part likely fits at once, rather than being cut again), at most `most_parts`.
+        self._parts_per_target = parts_per_target
+        self._most_parts = most_parts
+
+    @property
+    def probes(self) -> int:
+        """Counts recorded so far."""
+        return self._probes
 
     @property
     def done(self) -> bool:
@@ -94,18 +112,25 @@ class WindowPlanner:
         self._pending.remove(window)
         self._probes += 1
         self._probed[window] = count
-        if count <= self.target or self._probes >= MAX_PROBES:
+        if count <= self.target or self._probes >= self._budget:
             self._final[window] = count
             return
-        parts = self._split(window, count)
+        # Parts need a count each: never more than planning may still ask.
+        room = self._budget - self._probes - len(self._pending)
+        parts = self._split(window, count, room) if room >= 2 else None
         if parts is None:
-            self._final[window] = count  # a single second holds more than the target
+            # A single second holds more than the target, or planning may ask no more.
+            self._final[window] = count
             return
         self._children[window] = parts
         self._pending.extend(parts)
 
-    def _split(self, window: TimeRange, count: int) -> list[TimeRange] | None:
+    def _split(self, window: TimeRange, count: int, most: int) -> list[TimeRange] | None:
         start = window.start
+        if start is None and window != self._root:
+            # Objects older than the oldest one seen (its list is in no order): cuts reaching
+            # back fourfold from the range's end find how far, in one round of counts.
+            return self._geometric_back(window, most)
         if start is None:
             # An open start has no width; split from a nominal start, pushed further back when
             # the objects turn out to be older than it.
@@ -119,17 +144,55 @@ class WindowPlanner:
             nominal = start
             if window.end - start <= 1:
                 return None
-        parts = min(MAX_SPLIT_PARTS, max(2, math.ceil(count / self.target)))
+        wanted = math.ceil(count * self._parts_per_target / self.target)
+        parts = min(self._most_parts, most, max(2, wanted))
+        if (
+            window == self._root
+            and self._end_hint is None
+            and self._start_hinted
+            and window.end - nominal > GEOMETRIC_FROM_S * 4 * parts
+        ):
+            # Objects lie from the oldest one seen on, but how far is unknown (no newest one):
+            # cuts growing fourfold from it find their extent in one round of counts, where
+            # even cuts over years would zoom in level by level.
+            return self._geometric(window, nominal, most)
         # Past the newest object seen there should be (next to) nothing: one part of its own.
         last = window.end
         if self._end_hint is not None and nominal < self._end_hint + 1 < window.end:
             last = self._end_hint + 1
         width = last - nominal
-        parts = min(parts, width)
+        if last < window.end:
+            parts = min(parts, most - 1)  # the part past the newest object needs a count too
+        parts = max(1, min(parts, width))
         cuts = [nominal + (width * k) // parts for k in range(1, parts)]
         if last < window.end:
             cuts.append(last)
         bounds: list[int | None] = [start, *cuts]
+        ends = [*cuts, window.end]
+        return [TimeRange(e, s) for s, e in zip(bounds, ends, strict=True)]
+
+    def _geometric(self, window: TimeRange, nominal: int, most: int) -> list[TimeRange] | None:
+        cuts: list[int] = []
+        step = GEOMETRIC_FROM_S
+        while nominal + step < window.end and len(cuts) + 1 < most:
+            cuts.append(nominal + step)
+            step *= 4
+        if not cuts:
+            return None
+        bounds: list[int | None] = [window.start, *cuts]
+        ends = [*cuts, window.end]
+        return [TimeRange(e, s) for s, e in zip(bounds, ends, strict=True)]
+
+    def _geometric_back(self, window: TimeRange, most: int) -> list[TimeRange] | None:
+        cuts: list[int] = []
+        step = GEOMETRIC_FROM_S
+        while window.end - step > 0 and len(cuts) + 1 < most:
+            cuts.append(window.end - step)
+            step *= 4
+        if not cuts:
+            return None
+        cuts.reverse()
+        bounds: list[int | None] = [None, *cuts]
         ends = [*cuts, window.end]
         return [TimeRange(e, s) for s, e in zip(bounds, ends, strict=True)]
 

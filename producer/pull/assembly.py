@@ -112,6 +112,7 @@ def pull_context(
         options=options,
         limit=options.limit or DEFAULT_LIMIT,
         pinned_date_to=plan.date_to,
+        totals_reported=plan.totals_reported,
         http=http,
         kafka=kafka,
         builder=MessageBuilder(
@@ -140,10 +141,11 @@ def announce(
     state: StoredState,
 ) -> None:
     """`pull_started`, and the summary's plan fields."""
-    total = sum(w.expected for w in windows) if windows else 0
+    total = sum(w.expected for w in windows) if plan.totals_reported else None
     summary.total_reported = total
     summary.kind = plan.kind
     summary.windows = len(windows)
+    summary.planning_requests = plan.planning_requests
     summary.date_from = None if plan.date_from is None else plan.date_from.isoformat()
     summary.date_to = plan.date_to.isoformat()
     progress.started(
@@ -158,7 +160,7 @@ def announce(
     )
     if summary.resumed:
         mine = {w.index for w in windows}
-        done = sum(1 for w in windows if (c := state.windows.get(w.index)) and c.done)
+        done = sum(1 for w in windows if (c := state.windows.get(w.index)) and c.finished)
         progress.objects_emitted = sum(
             c.objects_emitted for i, c in state.windows.items() if i in mine
         )

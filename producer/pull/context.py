@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from producer.config import PartnerOptions
 from producer.kafka.checkpoints import CheckpointStore
 from producer.kafka.committer import UnitCommitter
+from producer.kafka.inventory import WrittenBefore
 from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
@@ -18,6 +20,8 @@ from producer.ocpi.client import OcpiHttp
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
+from producer.pull.stop import StopRequest
+from schemas.records import WindowCheckpoint
 
 
 @dataclass(slots=True)
@@ -30,9 +34,36 @@ class PullCounters:
     skipped_unchanged: int = 0
     resent_objects: int = 0
     full_page_without_link: int = 0
+    totals_unreliable: int = 0  # windows whose X-Total-Count a page contradicted
+    out_of_window: int = 0  # objects listed with a last_updated outside their window
+    unstable_windows: int = 0  # windows whose first page came back in another order
+    narrowed_windows: int = 0  # windows read in date pieces of one page each
+    # Pages looked at for their order: True, ordered by last_updated; False, not.
+    pages_by_last_updated: Counter[bool] = field(default_factory=Counter)
+
+    @property
+    def partner_order(self) -> str | None:
+        """How the partner orders its lists, as far as seen: `unstable` (another order at
+        every request), `last_updated`, `other`; None before any page said."""
+        if self.unstable_windows:
+            return "unstable"
+        if self.pages_by_last_updated[False]:
+            return "other"
+        return "last_updated" if self.pages_by_last_updated[True] else None
+
     # objects produced per dialect (lenient validation), and one example of each
     dialects: Counter[str] = field(default_factory=Counter)
     dialect_examples: dict[str, str] = field(default_factory=dict)
+
+    def add_earlier(self, checkpoints: Iterable[WindowCheckpoint]) -> None:
+        """A resumed pull's figures start with those its windows had reached (a window that
+        ended short is read again whole: its figures start afresh)."""
+        for checkpoint in checkpoints:
+            if checkpoint.done and not checkpoint.complete:
+                continue
+            self.dialects.update(checkpoint.dialects)
+            self.duplicate_keys += checkpoint.duplicate_keys
+            self.resent_objects += checkpoint.resent_objects
 
 
 @dataclass(slots=True)
@@ -52,10 +83,14 @@ class PullContext:
     progress: ProgressReporter
     topics: PullTopics
     unacked_pages: asyncio.Semaphore
+    # Whether the plan's window counts are the partner's X-Total-Count (else there were none).
+    totals_reported: bool = True
     counters: PullCounters = field(default_factory=PullCounters)
     keystate: KeyState | None = None  # with --skip-unchanged or --emit-tombstones
     repair: LinkRepair = field(default_factory=LinkRepair)
-    # Exactly-once only: the commit units, and (after a resume) what this pull committed before,
-    # as hash((hash(key), hash(value))) of each object.
+    # Exactly-once only: the commit units.
     units: UnitCommitter | None = None
-    committed: frozenset[int] | None = None
+    # After a resume: what this pull already has in Kafka (committed, with exactly-once).
+    written_before: WrittenBefore | None = None
+    # A signal asks the windows to stop fetching and drain (see stop.py).
+    stop: StopRequest = field(default_factory=StopRequest)

@@ -22,9 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from producer.config import PullSettings
-from producer.errors import PullError
+from producer.errors import KafkaLostWritesError, PullError
 from producer.kafka.checkpoints import StoredState
-from producer.kafka.committed import read_committed
 from producer.kafka.committed_checkpoints import CommittedCheckpoints
 from producer.kafka.committer import CommittedStateLost, UnitCommitter
 from producer.kafka.output import KafkaOutput, KafkaWait
@@ -33,17 +32,17 @@ from producer.kafka.transactions import Transactor, transactional_id
 from producer.kafka.units import CommitUnit, UnitPolicy
 from producer.observe.progress import ProgressReporter
 from producer.pull.context import PullContext
+from producer.pull.plan import read_back_written
 from producer.pull.summary import PullSummary
 from producer.pull.transacted import PageNote
 from producer.pull.verdict import WindowResult
-from producer.pull.window import first_pull_error
-from schemas import headers as h
+from producer.pull.windows import first_pull_error
 from schemas.records import PullPlan, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
 
-# Records are stamped by the producer's clock, the plan by ours: the same clock, give or take.
-CLOCK_MARGIN_MS = 5_000
+# Rounds of reading every window again after Kafka lost committed writes.
+MAX_REWINDS = 2
 
 PullWindows = Callable[[PullContext, list[WindowSpec], StoredState], Awaitable[list[WindowResult]]]
 
@@ -114,28 +113,12 @@ class ExactlyOnce:
                     count=note.count,
                     dead=note.dead,
                     total=note.total,
+                    new=note.new,
                 )
 
-    async def prepare(self, ctx: PullContext, plan: PullPlan, state: StoredState) -> None:
-        """Windows commit through the units; a resumed pull learns what it committed before."""
+    def prepare(self, ctx: PullContext) -> None:
+        """Windows commit through the units."""
         ctx.units = self.committer
-        if any(not c.done for c in state.windows.values()):
-            ctx.committed = await self.committed_objects(plan)
-
-    async def committed_objects(self, plan: PullPlan) -> frozenset[int]:
-        """hash((hash(key), hash(value))) of every object this pull has committed."""
-        since = int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS
-        pull_id = self._pull_id.encode()
-        found: set[int] = set()
-        async for record in read_committed(
-            self._kafka.connection,
-            self._topics.objects,
-            from_timestamp_ms=since,
-            deadline_s=self._deadline_s,
-        ):
-            if record.value is not None and dict(record.headers).get(h.PULL_ID) == pull_id:
-                found.add(hash((hash(record.key.decode()), hash(record.value))))
-        return frozenset(found)
 
     async def pull_windows(
         self,
@@ -147,15 +130,29 @@ class ExactlyOnce:
         summary: PullSummary,
     ) -> list[WindowResult]:
         """Pull the windows while their units are committed; after Kafka lost commits, again
-        from what it has committed."""
+        from what it has committed. Before they count as done, Kafka must still hold every
+        confirmed commit; windows it lost writes of are read again from their start."""
+        rewinds = 0
         while True:
             try:
-                return await self._pull_and_commit(ctx, windows, state, pull)
+                results = await self._pull_and_commit(ctx, windows, state, pull)
             except BaseExceptionGroup as group:
                 lost, rest = group.split(CommittedStateLost)
                 if lost is None or rest is not None:
                     raise first_pull_error(rest or group) from None
-            state = await self._from_committed(ctx, plan, windows, summary)
+                state = await self._from_committed(ctx, plan, windows, summary)
+                continue
+            gone = await self.committer.lost_commits()
+            if not gone:
+                return results
+            rewinds += 1
+            where = ", ".join(f"{t}[{p}]" for t, p in sorted(gone)[:6])
+            if rewinds > MAX_REWINDS:
+                raise KafkaLostWritesError(
+                    f"Kafka keeps losing committed writes ({where}): check the broker, then run "
+                    "the pull again"
+                )
+            state = await self._rewind(ctx, plan, windows, summary, where)
 
     async def _pull_and_commit(
         self, ctx: PullContext, windows: list[WindowSpec], state: StoredState, pull: PullWindows
@@ -174,6 +171,27 @@ class ExactlyOnce:
                 self.committer.close()
         return results
 
+    async def _rewind(
+        self,
+        ctx: PullContext,
+        plan: PullPlan,
+        windows: list[WindowSpec],
+        summary: PullSummary,
+        where: str,
+    ) -> StoredState:
+        """Kafka no longer holds writes of confirmed commits: every window is read again from its
+        start, and what Kafka still holds committed is not produced again."""
+        message = (
+            f"Kafka no longer holds writes of commits it confirmed ({where}): reading the "
+            f"{len(windows)} window(s) again from their start"
+        )
+        summary.warnings.append(f"kafka_lost_writes: {message}")
+        self._progress.warning("kafka_lost_writes", message)
+        summary.replayed_windows += len(windows)
+        state = await ctx.store.load(self._pull_id)
+        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
+        return StoredState(plan=state.plan, sync=state.sync)
+
     async def _from_committed(
         self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], summary: PullSummary
     ) -> StoredState:
@@ -181,12 +199,8 @@ class ExactlyOnce:
         on from the committed checkpoints, as after a resume."""
         self.committer.discard_open()
         state = await ctx.store.load(self._pull_id)
-        ctx.committed = await self.committed_objects(plan)
-        mine = {w.index for w in windows}
-        self._progress.objects_emitted = sum(
-            c.objects_emitted for i, c in state.windows.items() if i in mine
-        )
-        again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.done)]
+        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
+        again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.finished)]
         summary.replayed_windows += len(again)
         message = (
             "Kafka lost transactions it had confirmed (a broker restart): going on from what it "

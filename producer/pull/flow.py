@@ -33,20 +33,22 @@ from producer.pull.plan import (
     load_state,
     pinned_flag_warnings,
     plan_or_wait,
+    read_back_written,
     record_if_all_done,
     shard_windows,
 )
-from producer.pull.replay import replay_after_outages
+from producer.pull.replay import replay_after_outages, replay_lost_writes
 from producer.pull.stop import StopRequest
 from producer.pull.summary import (
     PullSummary,
     report_end,
     report_failure,
+    warn_about_clock,
     warn_about_partner,
 )
 from producer.pull.tombstones import tombstones_after
 from producer.pull.verdict import WindowResult, judge_pull
-from producer.pull.window import pull_windows
+from producer.pull.windows import pull_windows
 from schemas.records import PullPlan, WindowSpec
 
 # On a stop, progress events get this long to reach Kafka before the process exits.
@@ -92,6 +94,7 @@ class Pull:
         )
         self.http: OcpiHttp | None = None
         self.stop = stop or StopRequest()
+        self.stop.drain_s = settings.kafka_deadline_s
         self.limiter = limiter or assembly.partner_limiter(target.options)
         self.progress.concurrency = lambda: self.limiter.permits
         self.eos: ExactlyOnce | None = None  # with --delivery exactly-once
@@ -161,6 +164,7 @@ class Pull:
                 self.target, self.settings, self.kafka, self.progress, self.pull_id, http,
                 endpoint, topics, store, plan,
             )  # fmt: skip
+            ctx.stop = self.stop
             ctx.keystate = await assembly.load_keystate(
                 self.kafka, topics, self.target, endpoint,
                 committed_within_s=None if self.eos is None else self.settings.kafka_deadline_s,
@@ -231,17 +235,28 @@ class Pull:
     ) -> list[WindowResult]:
         """This shard's windows, then (at-least-once) what a broker outage may have lost; with
         exactly-once, a lost commit is read again from Kafka's committed state instead."""
+        task = asyncio.current_task()
+        if task is not None:  # a signal now drains this pull instead of cancelling it
+            self.stop.draining.add(task)
+        if self.summary.resumed:
+            await read_back_written(
+                ctx, plan, state, windows, self.progress,
+                None if self.eos is None else self.settings.kafka_deadline_s,
+            )  # fmt: skip
+            mine = {w.index for w in windows}
+            ctx.counters.add_earlier(c for i, c in state.windows.items() if i in mine)
         if self.eos is not None:
-            await self.eos.prepare(ctx, plan, state)
+            self.eos.prepare(ctx)
             return await self.eos.pull_windows(
                 ctx, plan, windows, state, pull_windows, self.summary
             )
         outages_before = len(self.kafka.outages)
         results = await pull_windows(ctx, windows, state)
-        return await replay_after_outages(
+        results = await replay_after_outages(
             ctx, plan, windows, results, outages_before=outages_before,
             replay_s=self.settings.kafka_replay_s, summary=self.summary,
         )  # fmt: skip
+        return await replay_lost_writes(ctx, plan, windows, results, summary=self.summary)
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module
@@ -259,6 +274,7 @@ class Pull:
         verdict = judge_pull(results, (w.index for w in windows))
         self.summary.apply(verdict, ctx.counters)
         warn_about_partner(self.summary, ctx.counters, ctx.repair, self.progress)
+        warn_about_clock(ctx.http.clock.estimate, plan, self.progress)
         self.summary.take_counts(self.progress, self._retries())
         self.summary.take_concurrency(self.limiter.summary())
 
@@ -267,6 +283,7 @@ class Pull:
         tombstones, refused = await tombstones_after(
             ctx, plan, complete=self.summary.complete, resumed=self.summary.resumed,
             shard_count=self.settings.shard_count,
+            overlap_s=self.settings.incremental_overlap_s,
         )  # fmt: skip
         self.summary.tombstones = tombstones
         self.summary.link_repairs = ctx.repair.repairs  # the catch-up read's count too

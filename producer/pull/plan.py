@@ -11,13 +11,15 @@ from yarl import URL
 from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.inventory import written_before
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.client import OcpiHttp
-from producer.ocpi.planning import plan_windows
+from producer.ocpi.planning import PlannedWindows, plan_windows
 from producer.ocpi.query import pin_now
 from producer.ocpi.responses import FetchedPage, PageContext
 from producer.ocpi.versions import ModuleEndpoint
 from producer.ocpi.windows import windows_for_shard
+from producer.pull.context import PullContext
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
 
 
@@ -41,11 +43,12 @@ NO_PREVIOUS_PULL = "no complete pull of this partner module is recorded; pulling
 
 
 def snapshot_bounds(
-    settings: PullSettings, sync: SyncState | None
+    settings: PullSettings, sync: SyncState | None, partner_behind_s: float = 0.0
 ) -> tuple[datetime | None, datetime, Literal["full", "incremental"]]:
     """`date_from`, the pinned `date_to` and the kind of a new plan: `--incremental` starts at
-    the last complete pull's date_to (less the overlap), or pulls everything without one."""
-    date_to = settings.date_to or pin_now()
+    the last complete pull's date_to (less the overlap), or pulls everything without one. Now
+    is read off the partner's clock when it lags ours (`partner_behind_s`)."""
+    date_to = settings.date_to or pin_now(partner_behind_s)
     if settings.incremental and sync is not None:
         overlap = timedelta(seconds=settings.incremental_overlap_s)
         return sync.date_to - overlap, date_to, "incremental"
@@ -69,7 +72,9 @@ async def plan_or_wait(
         waited = await store.wait_for_plan(pull_id, settings.plan_wait_s)
         assert waited.plan is not None
         return waited.plan, []
-    date_from, date_to, kind = snapshot_bounds(settings, state.sync)
+    skew = http.clock.estimate
+    behind = 0.0 if skew is None or settings.date_to is not None else skew.behind_s
+    date_from, date_to, kind = snapshot_bounds(settings, state.sync, behind)
     if settings.incremental and state.sync is None:
         progress.warning("no_previous_pull", NO_PREVIOUS_PULL)
 
@@ -110,9 +115,12 @@ async def plan_or_wait(
         created_at=datetime.now(UTC),
         window_size=target.options.window_size,
         limit=target.options.limit,
+        totals_reported=planned.totals_reported,
+        planning_requests=planned.requests,
+        date_to_behind_s=round(behind, 3),
     )
     await store.save_plan(plan)
-    return plan, ["partner_ignores_date_filters"] if planned.filters_ignored else []
+    return plan, []
 
 
 def shard_windows(plan: PullPlan, settings: PullSettings) -> list[WindowSpec]:
@@ -164,3 +172,86 @@ def pinned_flag_warnings(settings: PullSettings, target: PullTarget, plan: PullP
                 f"resumed: --{name.replace('_', '-')} ignored; the plan of this pull pins {shown}"
             )
     return warnings
+
+
+# Records are stamped by the producer's clock, the plan by ours: the same clock, give or take.
+CLOCK_MARGIN_MS = 5_000
+
+
+async def read_back_written(
+    ctx: PullContext,
+    plan: PullPlan,
+    state: StoredState,
+    windows: list[WindowSpec],
+    progress: ProgressReporter,
+    committed_deadline_s: float | None,
+) -> None:
+    """A resumed pull reads back what it already has in Kafka (with exactly-once, what is
+    committed): its windows do not produce it again, and its counts start from it. (A shard
+    cannot tell the other shards' objects from its own: its counts start from its windows'
+    checkpoints.)
+
+    A window whose checkpoint counts more objects than Kafka holds for it (by `pull-window`)
+    lost writes Kafka had acknowledged (a broker that restarted, a run killed before it could
+    tell): its checkpoint is dropped from `state`, and it is read again from its start."""
+    before = await written_before(
+        ctx.kafka.connection,
+        ctx.topics.objects,
+        ctx.topics.deadletter,
+        pull_id=ctx.pull_id,
+        partner=ctx.partner,
+        since_ms=int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS,
+        committed_deadline_s=committed_deadline_s,
+    )
+    ctx.written_before = before
+    for window in windows:
+        checkpoint = state.windows.get(window.index)
+        if checkpoint is None or (checkpoint.done and not checkpoint.complete):
+            continue
+        kept = len(before.window_keys.get(window.index, ()))
+        if kept < checkpoint.objects_emitted:
+            del state.windows[window.index]
+            progress.warning(
+                "kafka_lost_writes",
+                f"window {window.index}: Kafka holds {kept} of the {checkpoint.objects_emitted} "
+                "objects it wrote before this run (it lost acknowledged writes): reading the "
+                "window again from its start",
+                window=window.index,
+            )
+    if len(windows) == len(plan.windows):
+        progress.objects_emitted = len(before.objects)
+        progress.dead_lettered = len(before.dead_letters)
+    else:
+        mine = {w.index for w in windows}
+        progress.objects_emitted = sum(
+            c.objects_emitted for i, c in state.windows.items() if i in mine
+        )
+
+
+async def plan_pieces(
+    ctx: PullContext, window: WindowSpec, page: int, span: tuple[int, int] | None
+) -> PlannedWindows:
+    """Date pieces of `window` holding at most `page` objects each, counted by `limit=1`
+    requests and split as planning splits (within its budget: a piece that one second fills
+    beyond a page stays one piece); `span`, the oldest and newest last_updated seen in it,
+    places the first cuts."""
+    endpoint = ctx.endpoint
+
+    async def probe(url: URL) -> FetchedPage:
+        return await ctx.http.fetch_page(
+            url, endpoint=endpoint.url, context=PageContext(window.index, 0, 1), follow=False
+        )
+
+    return await plan_windows(
+        probe,
+        endpoint.url,
+        module=endpoint.module,
+        ocpi_version=endpoint.ocpi_version,
+        date_from=window.date_from,
+        date_to=window.date_to,
+        window_size=max(1, page),
+        parallel=ctx.options.most_in_flight,
+        span=span,
+        # Pieces are read whole: one cut a little finer than the page is cheaper than a second.
+        parts_per_target=1.25,
+    )

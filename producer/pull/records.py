@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from producer.kafka.digests import dead_content_hash
 from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
 from schemas import headers as h
 from schemas.dialects import Dialect
@@ -48,6 +49,9 @@ class PageMessages:
     # first example of each dialect on the page
     dialects: dict[int, frozenset[Dialect]] = field(default_factory=dict)
     examples: dict[Dialect, str] = field(default_factory=dict)
+    # aligned with `dead_letters`: a hash of each dead object's identity and content (a dead
+    # letter's record differs every time it is made; the object it carries does not)
+    dead_contents: list[int] = field(default_factory=list)
 
     def dialect_counts(self) -> Counter[Dialect]:
         """How many of the objects produced used each dialect."""
@@ -86,13 +90,21 @@ class MessageBuilder:
         ]
 
     def build(
-        self, items: Sequence[Any], first_offset: int, source_url: str, traceparent: str | None
+        self,
+        items: Sequence[Any],
+        first_offset: int,
+        source_url: str,
+        traceparent: str | None,
+        window: int | None = None,
     ) -> PageMessages:
-        """Records for a page's `data` items; `first_offset` is the page's position in the list."""
+        """Records for a page's `data` items; `first_offset` is the page's position in the list,
+        `window` the pull's date window it belongs to."""
         report = self._validator.check_items(items)
         errors: dict[int, list[str]] = {bad.index: list(bad.errors) for bad in report.invalid}
         readings = report.readings  # our logic reads the canonical form; the value stays as sent
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
+        if window is not None:
+            trace.insert(0, (h.PULL_WINDOW, str(window).encode()))
         common = self._common
         make_key = self._key
         dumps = orjson.dumps
@@ -123,6 +135,10 @@ class MessageBuilder:
             for i, key, reasons in dead
         ]
         identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
+        contents = [
+            dead_content_hash(identity, dumps(items[i]))
+            for identity, (i, _, _) in zip(identities, dead, strict=True)
+        ]
         return PageMessages(
             objects,
             dead_letters,
@@ -133,6 +149,7 @@ class MessageBuilder:
             [key for _, key, _ in dead if key is not None],
             dialects=report.dialects,
             examples=report.examples,
+            dead_contents=contents,
         )
 
     def _dead_letter(

@@ -1,14 +1,25 @@
-"""After a broker outage: re-read what a restarted broker may have lost, though acknowledged."""
+"""After a broker outage: re-read what a restarted broker may have lost, though acknowledged.
+
+Two checks, one cheap and early, one exact and final. After an outage, the stretch acknowledged
+shortly before it is read again (`--kafka-replay-s`). Before the pull claims completeness, Kafka
+itself is asked: every partition written must still hold the highest offset acknowledged to it,
+and no acknowledgement may have reused an offset given before (kafka/durability.py). A window with
+writes Kafka lost is read again from its start; writes still lost after that end the pull with
+`kafka_lost_writes` (exit 6), never with exit 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from producer.errors import KafkaLostWritesError
+from producer.kafka.durability import LostWrites, TopicPartitionKey, lost_in
 from producer.pull.context import PullContext
 from producer.pull.summary import PullSummary
-from producer.pull.verdict import Replay, WindowResult, replay_stretch
+from producer.pull.verdict import AckMark, Replay, WindowResult, lost_stretch, replay_stretch
 from producer.pull.window import WindowPull
 from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
 
@@ -93,3 +104,75 @@ def _stretch_start(
 
 async def _same(result: WindowResult) -> WindowResult:
     return result
+
+
+async def replay_lost_writes(
+    ctx: PullContext,
+    plan: PullPlan,
+    windows: list[WindowSpec],
+    results: list[WindowResult],
+    *,
+    summary: PullSummary,
+) -> list[WindowResult]:
+    """Ask Kafka whether it still holds what it acknowledged; write again the windows whose
+    writes it lost (a few rounds at most). Raises KafkaLostWritesError when it keeps losing them,
+    or when what it lost belongs to no window."""
+    by_index = {w.index: w for w in windows}
+    topics = [ctx.topics.objects, ctx.topics.deadletter]
+    for _round in range(MAX_REPLAY_ROUNDS):
+        lost = await ctx.kafka.lost_writes(topics)
+        if not lost:
+            return results
+        hit = {
+            r.index: stretch
+            for r in results
+            if (stretch := lost_stretch(r.ack_history, _lost_by(lost))) is not None
+        }
+        if not hit:
+            raise KafkaLostWritesError(_lost_message(lost, "none of this pull's pages"))
+        summary.replayed_windows += len(hit)
+        message = _lost_message(lost, f"{len(hit)} window(s)") + ": writing them again"
+        if not any(w.startswith("kafka_lost_writes") for w in summary.warnings):
+            summary.warnings.append(f"kafka_lost_writes: {message}")
+        ctx.progress.warning("kafka_lost_writes", message)
+        slots = asyncio.Semaphore(ctx.options.windows_at_once)
+
+        async def again(
+            original: WindowResult, stretch: Replay, slots: asyncio.Semaphore = slots
+        ) -> WindowResult:
+            spec = by_index[original.index]
+            async with slots:
+                redone = await WindowPull(
+                    ctx, spec, _stretch_start(ctx, plan, spec, stretch), stop_at=stretch.stop_at
+                ).run()
+            summary.replayed_objects += redone.objects_emitted
+            return dataclasses.replace(
+                original,
+                complete=redone.complete and original.complete,
+                ack_history=redone.ack_history,
+            )
+
+        results = list(
+            await asyncio.gather(
+                *(again(r, hit[r.index]) if r.index in hit else _same(r) for r in results)
+            )
+        )
+    lost = await ctx.kafka.lost_writes(topics)
+    if lost:
+        raise KafkaLostWritesError(_lost_message(lost, "the windows written again"))
+    return results
+
+
+def _lost_by(lost: dict[TopicPartitionKey, LostWrites]) -> Callable[[AckMark], bool]:
+    def gone(entry: AckMark) -> bool:
+        return entry.marks is not None and lost_in(entry.marks, entry.at, lost)
+
+    return gone
+
+
+def _lost_message(lost: dict[TopicPartitionKey, LostWrites], whose: str) -> str:
+    where = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(lost)[:6])
+    return (
+        f"Kafka no longer holds writes it acknowledged ({where}{', …' if len(lost) > 6 else ''};"
+        f" {whose})"
+    )

@@ -9,11 +9,13 @@ from typing import Any
 
 from producer.errors import IncompletePullError, PullError
 from producer.observe.progress import ProgressReporter
+from producer.ocpi.clock import SkewEstimate
 from producer.ocpi.concurrency import ConcurrencySummary
 from producer.ocpi.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect
+from schemas.records import PullPlan
 
 # The warning of a pull id that was completed before (the text summary says so plainly).
 ALREADY_COMPLETE = "pull was already complete; nothing to do"
@@ -46,7 +48,11 @@ class PullSummary:
     windows_incomplete: int = 0
     shortfall: int = 0
     step_backs: int = 0
+    narrowed_windows: int = 0
+    planning_requests: int = 0
+    partner_order: str | None = None
     duplicate_keys: int = 0
+    out_of_window: int = 0
     found_by_probing: int = 0
     replayed_windows: int = 0
     replayed_objects: int = 0
@@ -93,10 +99,22 @@ class PullSummary:
         self.complete = verdict.complete
         self.step_backs = counters.step_backs
         self.duplicate_keys = counters.duplicate_keys
+        self.out_of_window = counters.out_of_window
+        self.narrowed_windows = counters.narrowed_windows
+        self.partner_order = counters.partner_order
         self.found_by_probing = counters.found_by_probing
         self.skipped_unchanged = counters.skipped_unchanged
         self.resent_objects = counters.resent_objects
+        if counters.totals_unreliable:
+            self.total_reported = None  # a page contradicted it: the partner's totals mean nothing
         self.warnings.extend(p for p in verdict.problems if p not in self.warnings)
+
+    def take_warnings(self, progress: ProgressReporter) -> None:
+        """Every warning told (logged and sent as an event) is in the summary too, once per
+        kind, as `kind: the first message`."""
+        for kind, message in progress.warnings.items():
+            if not any(_names(warning, kind) or message in warning for warning in self.warnings):
+                self.warnings.append(f"{kind}: {message}")
 
     def incomplete_message(self) -> str:
         """The one line an incomplete pull ends with."""
@@ -112,6 +130,13 @@ class PullSummary:
         self.error = str(error)
         self.error_kind = error.kind
         self.exit_code = error.exit_code
+
+
+def _names(warning: str, kind: str) -> bool:
+    """Whether a summary warning is of `kind` (`dialect_x` is written `dialect x: …`)."""
+    if kind.startswith("dialect_"):
+        return warning.startswith(f"dialect {kind.removeprefix('dialect_')}:")
+    return warning == kind or warning.startswith((f"{kind}:", f"{kind} "))
 
 
 def warn_about_partner(
@@ -157,8 +182,38 @@ def warn_about_partner(
         )
 
 
+def warn_about_clock(skew: SkewEstimate | None, plan: PullPlan, progress: ProgressReporter) -> None:
+    """`partner_clock_skew`: the partner's clock is notably off ours, and what that means."""
+    if skew is None or not skew.notable:
+        return
+    if not skew.credible:
+        progress.warning(
+            "partner_clock_skew",
+            f"the partner's answers (their {skew.source}) put its clock {skew.describe()}: not "
+            "a clock's drift but wrong timestamps (a time zone? a constant?); date_to is ours",
+        )
+        return
+    meaning = (
+        "date_to was pinned by its clock"
+        if skew.behind_s and plan.date_to_behind_s
+        else (
+            "changes it made while the pull ran may carry a last_updated before date_to and be "
+            f"missed by windows already read: pull again incrementally with "
+            f"--incremental-overlap-s {int(skew.behind_s) + 60} or more"
+            if skew.behind_s
+            else "changes it made shortly before date_to by our clock belong to the next pull"
+        )
+    )
+    progress.warning(
+        "partner_clock_skew",
+        f"the partner's clock is {skew.describe()} (from its answers' {skew.source}; "
+        f"{round(skew.skew_s)} s): {meaning}",
+    )
+
+
 def report_end(summary: PullSummary, progress: ProgressReporter, duration_s: float) -> None:
     """`pull_completed` with the summary's figures."""
+    summary.take_warnings(progress)
     progress.completed(
         complete=summary.complete,
         objects_emitted=summary.objects_emitted,
@@ -179,6 +234,7 @@ def report_failure(
     summary: PullSummary, progress: ProgressReporter, error: PullError, duration_s: float
 ) -> None:
     """`pull_failed`, unless `pull_completed(complete=false)` already said it."""
+    summary.take_warnings(progress)
     if isinstance(error, IncompletePullError) and error.kind == "incomplete":
         return
     progress.failed(
@@ -186,5 +242,5 @@ def report_failure(
         message=str(error),
         objects_emitted=summary.objects_emitted,
         duration_s=duration_s,
-        resumable=error.kind not in ("config", "partner_auth"),
+        resumable=error.exit_code not in (2, 3),
     )

@@ -14,7 +14,7 @@ A pull-only client sees a deletion only as absence from a complete full snapshot
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from producer.errors import PullError
 from producer.kafka.digests import key_hash
@@ -48,26 +48,36 @@ def tombstones_refused(
 
 
 async def tombstones_after(
-    ctx: PullContext, plan: PullPlan, *, complete: bool, resumed: bool, shard_count: int
+    ctx: PullContext,
+    plan: PullPlan,
+    *,
+    complete: bool,
+    resumed: bool,
+    shard_count: int,
+    overlap_s: float,
 ) -> tuple[int, str | None]:
-    """Tombstones for a pull that may emit them; (how many, or why none)."""
+    """Tombstones for a pull that may emit them; (how many, or why none). The catch-up read
+    reaches `overlap_s` before the pinned date_to, or as far as the partner's clock lags."""
     assert ctx.keystate is not None
     refused = tombstones_refused(
         complete=complete, plan=plan, shard_count=shard_count, resumed=resumed
     )
     if refused is not None:
         return 0, refused
-    return await emit_tombstones(ctx, ctx.keystate, plan)
+    skew = ctx.http.clock.estimate
+    margin = max(overlap_s, 0.0 if skew is None else abs(skew.skew_s))
+    return await emit_tombstones(ctx, ctx.keystate, plan.date_to - timedelta(seconds=margin))
 
 
 async def emit_tombstones(
-    ctx: PullContext, keystate: KeyState, plan: PullPlan
+    ctx: PullContext, keystate: KeyState, catch_up_from: datetime
 ) -> tuple[int, str | None]:
-    """Produce tombstones for the keys that disappeared; (how many, or why none).
+    """Produce tombstones for the keys that disappeared; (how many, or why none). Objects with a
+    last_updated from `catch_up_from` on exist whether or not the pull saw them.
 
     Never raises a PullError: a failed catch-up read or produce is a reason to skip."""
     try:
-        alive = await keys_changed_since(ctx, plan.date_to)
+        alive = await keys_changed_since(ctx, catch_up_from)
     except PullError as error:
         return 0, f"the catch-up read of objects updated during the pull failed: {error}"
     if isinstance(alive, str):

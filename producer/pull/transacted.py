@@ -1,10 +1,11 @@
 """One window pass under exactly-once delivery: pages → records → held → settled → commit unit.
 
-Each page's records are built as in the at-least-once loop, then held (see held.py): the walk is
-told the page is in hand, and the pages its checkpoint has now passed go into the open commit
-unit together with that checkpoint, in one synchronous step (so no commit can split them). What
-lies ahead of the window's unbroken run waits for a later unit. Progress (`page_fetched`) is
-reported once the unit holding the page is committed.
+Each page's records are built as in the at-least-once loop and handed to the ledger (ledger.py):
+the walk is told the page is in hand, and the pages its checkpoint has now passed go, with the
+records chosen for them, into the open commit unit together with that checkpoint, in one
+synchronous step (so no commit can split them). What lies ahead of the window's unbroken run
+waits for a later unit. Progress (`page_fetched`) is reported once the unit holding the page is
+committed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from producer.kafka.units import Routed
 from producer.ocpi.pages import PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
 from producer.pull.context import PullContext
-from producer.pull.held import HeldPages
+from producer.pull.ledger import CommittedPages
 from producer.pull.records import PageMessages
+from producer.pull.selection import WindowSelection
 from schemas.records import WindowCheckpoint
 
 
@@ -31,6 +33,7 @@ class PageNote:
     count: int
     dead: int
     total: int | None
+    new: int | None = None  # objects the pull writes for the first time
 
 
 class TransactedPass:
@@ -41,7 +44,10 @@ class TransactedPass:
         ctx: PullContext,
         window: int,
         walk: WindowWalk,
+        selection: WindowSelection,
         covered: Callable[[WindowWalk, int], WindowCheckpoint],
+        chosen: Callable[[PageMessages], None],
+        tally: set[int] | None = None,
     ) -> None:
         assert ctx.units is not None
         self._ctx = ctx
@@ -50,7 +56,8 @@ class TransactedPass:
         self._walk = walk
         # Called with the objects of the pages settled now: counts them, returns the checkpoint.
         self._covered = covered
-        self._held: HeldPages[tuple[WindowPage, PageMessages]] = HeldPages()
+        self._chosen = chosen  # told of the records chosen for each settled page
+        self._ledger: CommittedPages[WindowPage] = CommittedPages(walk, selection, tally)
 
     async def read(
         self, driver: PageDriver, messages_of: Callable[[WindowPage], PageMessages]
@@ -62,23 +69,22 @@ class TransactedPass:
                 async for fetched in pages:
                     await self.take(fetched, messages_of(fetched))
         finally:
-            self._held.drop()
+            self._ledger.drop()
 
     async def take(self, fetched: WindowPage, messages: PageMessages) -> None:
         """A page in hand: hold it; commit what the checkpoint now covers."""
-        request_id = fetched.request.request_id
-        self._held.hold(request_id, (fetched, messages))
-        self._walk.on_acked(request_id)
-        settled = self._held.release(self._walk.settled)
+        await self._units.room()
+        # From here on nothing awaits: the pages settled now, the records chosen for them and the
+        # checkpoint covering them share a unit.
+        settled = self._ledger.fetched(fetched.request.request_id, fetched, fetched.items, messages)
         if not settled:
             return
-        await self._units.room()
-        # From here on nothing awaits: the pages and the checkpoint covering them share a unit.
         ctx = self._ctx
         plain: list[Routed] = []
         notes: list[object] = []
         objects = 0
-        for page, records in settled:
+        for page, records, new in settled:
+            self._chosen(records)
             plain += [(ctx.topics.objects, m) for m in records.objects]
             plain += [(ctx.topics.deadletter, m) for m in records.dead_letters]
             if ctx.keystate is not None and records.objects:
@@ -87,7 +93,7 @@ class TransactedPass:
                     (keystate.topic, keystate.digest_record(key, digest))
                     for key, digest in zip(records.keys, records.digests, strict=True)
                 ]
-            objects += len(records.objects)
+            objects += new
             notes.append(
                 PageNote(
                     self._window,
@@ -95,6 +101,7 @@ class TransactedPass:
                     len(records.objects),
                     len(records.dead_letters),
                     self._walk.latest_total,
+                    new,
                 )
             )
         checkpoint = ctx.store.window_record(self._covered(self._walk, objects))

@@ -7,14 +7,22 @@ when every window is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from producer.errors import IncompletePullError
 
-# At an acknowledgement: (monotonic time, checkpoint position, total then, end of the furthest
-# page acknowledged).
-AckMark = tuple[float, int, int | None, int]
+
+class AckMark(NamedTuple):
+    """A window's state at one acknowledgement."""
+
+    at: float  # monotonic time
+    position: int  # the checkpoint position after it
+    total: int | None  # the total then
+    furthest: int  # the end of the furthest page acknowledged
+    # Where the page's records ended in Kafka: (topic, partition) -> last offset.
+    marks: Mapping[tuple[str, int], int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,7 @@ def replay_stretch(
         if not any(cutoff < entry[0] <= outage for entry in history):
             continue  # nothing was acknowledged in the suspect time
         before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
-        _, offset, total, _ = before[-1]
+        offset, total = before[-1][1], before[-1][2]
         at_outage = [entry for entry in history if entry[0] <= outage] or [history[0]]
         end = at_outage[-1][3]
         if end <= offset:
@@ -100,3 +108,13 @@ def replay_stretch(
             start = (offset, total)
         stop = max(stop, end)
     return None if start is None else Replay(start[0], start[1], stop)
+
+
+def lost_stretch(history: tuple[AckMark, ...], lost: Callable[[AckMark], bool]) -> Replay | None:
+    """What of a window to write again when Kafka lost acknowledged writes (`lost` says which
+    acknowledgements it lost), or None. The whole window read so far: a page whose records were
+    lost may hold objects that had shifted behind the checkpoint of its time (a step-back), so
+    nothing short of the window's start is sure to hold them."""
+    if not any(lost(entry) for entry in history):
+        return None
+    return Replay(0, None, max(entry.furthest for entry in history))

@@ -25,6 +25,8 @@ async def test_small_chaos_run_loses_nothing(link_style: str, tmp_path: Path) ->
     report = await run_chaos(ChaosOptions(tokens=40_000, link_style=link_style), tmp_path)
     assert report.killed
     assert report.broker_restarted
+    assert report.gracefully_stopped
+    assert report.duplicates_after_graceful_stop == 0, report
     assert set(report.faults) >= {"error", "throttle"}
     assert report.objects_missing == 0, report
     assert report.invalid_missing == 0, report

@@ -63,10 +63,10 @@ async def test_no_version_in_common_is_one_line_with_the_offer_still_shown() -> 
     assert (report["chosen"], report["endpoints"], report["error_kind"]) == (
         None,
         [],
-        "partner_auth",
+        "version_not_offered",
     )
     assert err.splitlines() == [
-        "ocpi-puller: partner_auth: partner does not offer OCPI 2.2.1 (offers: 2.1.1)"
+        "ocpi-puller: version_not_offered: partner does not offer OCPI 2.2.1 (offers: 2.1.1)"
     ]
 
 

@@ -47,17 +47,18 @@ async def test_429_without_retry_after_slows_down_and_completes(
     assert throttled < served
 
 
+@pytest.mark.parametrize("probe", ["auto", "on"])
 async def test_probe_past_end_pulls_everything_from_a_broken_total_partner(
-    bootstrap: str, prefix: str
+    bootstrap: str, prefix: str, probe: str
 ) -> None:
     async with sandbox(sizes={"tokens": 2500}, max_limit=100, broken_total=True) as (base, state):
-        without = await pull(base, bootstrap, f"{prefix}a")
-        probing = await pull(base, bootstrap, f"{prefix}b", probe_past_end=True)
+        without = await pull(base, bootstrap, f"{prefix}a", probe_past_end="off")
+        probing = await pull(base, bootstrap, f"{prefix}b", probe_past_end=probe)
         expected = truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000)
-    # Without the option: the first full page without Link looks like the end; it is reported.
+    # Off: the first full page without Link looks like the end; it is reported.
     assert without.summaries[0].objects_emitted == 100
     assert "full_page_without_link" in without.summaries[0].warnings
-    # With it: every object, and the summary says this partner needed it.
+    # Auto (the default) or on: every object, and the summary says this partner needed it.
     summary = probing.summaries[0]
     assert probing.exit_code == 0
     assert set(await keys(bootstrap, f"{prefix}b.tokens")) == set(expected)

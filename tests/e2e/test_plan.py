@@ -145,3 +145,53 @@ async def test_a_refused_token_is_one_line_and_one_json_line() -> None:
     report = json.loads(out)
     assert (report["command"], report["error_kind"]) == ("plan", "partner_auth")
     assert err.splitlines()[-1].startswith("ocpi-puller: partner_auth: partner refused")
+
+
+async def plan_json(base: str, bootstrap: str, prefix: str, *flags: str) -> dict[str, object]:
+    code, out, err = await run_cli(
+        "plan", "--url", f"{base}/ocpi/versions", "--module", "tokens", "--partner", "sbx",
+        "--limit", "100", "--window-size", "500", "--date-to", DATE_TO,
+        "--bootstrap-servers", bootstrap, "--topic-prefix", prefix, "--output", "json", *flags,
+        env={"OCPI_PULLER_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert code == 0, err
+    (planned,) = json.loads(out)["plans"]
+    assert isinstance(planned, dict)
+    return planned
+
+
+async def test_plan_holds_its_estimate_to_the_partners_rate_limit_and_says_whose(
+    bootstrap: str, prefix: str
+) -> None:
+    # A partner that advertises 4 requests/s (X-RateLimit-*, RateLimit-Policy), as it enforces.
+    async with sandbox(sizes={"tokens": 2000}, max_limit=100, rate_limit=4) as (base, _):
+        advertised = await plan_json(base, bootstrap, prefix)
+        configured = await plan_json(base, bootstrap, prefix, "--rate-limit", "2")
+    assert advertised["pages"] == 20
+    limit = advertised["rate_limit"]
+    assert isinstance(limit, dict)
+    assert (limit["per_s"], limit["source"]) == (4.0, "advertised")
+    assert "RateLimit-Policy: 4;w=1" in str(limit["detail"])
+    assert float(advertised["estimated_s"]) >= 20 / 4  # 20 pages at 4/s, whatever the latency
+    assert configured["rate_limit"] == {"per_s": 2.0, "source": "configured",
+                                        "detail": "--rate-limit 2"}  # fmt: skip
+    assert float(configured["estimated_s"]) >= 20 / 2
+    # The text says it too.
+    async with sandbox(sizes={"tokens": 2000}, max_limit=100, rate_limit=4) as (base, _):
+        code, text, _ = await run_cli(
+            "plan", "--url", f"{base}/ocpi/versions", "--module", "tokens", "--token", TOKEN,
+            "--limit", "100", "--date-to", DATE_TO,
+        )  # fmt: skip
+    assert code == 0
+    assert "  rate limit: 4 requests/s, advertised by the partner (" in text
+
+
+async def test_plan_learns_an_unadvertised_limit_from_a_429(bootstrap: str, prefix: str) -> None:
+    async with sandbox(sizes={"tokens": 3000}, max_limit=100, rate_limit=2,
+                       rate_limit_headers=False) as (base, _):  # fmt: skip
+        planned = await plan_json(base, bootstrap, prefix, "--window-size", "100")
+    limit = planned["rate_limit"]
+    assert isinstance(limit, dict)
+    assert limit["source"] == "observed"
+    assert str(limit["detail"]).startswith("HTTP 429 after ")
+    assert float(planned["estimated_s"]) >= int(planned["pages"]) / float(limit["per_s"])  # type: ignore[call-overload]

@@ -70,6 +70,15 @@ async def test_faults_are_retried_and_the_pull_is_still_complete(
     await assert_exactly_once(bootstrap, prefix, "tokens", set(expected))
 
 
+async def test_an_endpoint_that_does_not_exist_is_partner_not_found(
+    bootstrap: str, prefix: str
+) -> None:
+    async with sandbox(sizes={"tokens": 10}) as (base, _):
+        result = await pull(base, bootstrap, prefix, url=f"{base}/ocpi/emsp/2.2.1/nothing-here")
+    summary = result.summaries[0]
+    assert (result.exit_code, summary.error_kind) == (3, "partner_not_found"), summary
+
+
 async def test_wrong_token_fails_fast_with_the_auth_exit_code(bootstrap: str, prefix: str) -> None:
     async with sandbox(sizes={"tokens": 10}) as (base, state):
         result = await pull(base, bootstrap, prefix, token="not-the-token")

@@ -47,6 +47,7 @@ async def test_after_a_reset_the_same_pull_id_pulls_afresh(bootstrap: str, prefi
         pinned = datetime.fromisoformat(first.summaries[0].date_to or "").timestamp()
         await asyncio.sleep(max(0.0, pinned + 1.05 - time.time()))
         afresh = await pull(base, bootstrap, prefix, pull_id="daily")
+        verified = await run_cli("verify", "--pull-id", "daily", *kafka, "--output", "json")
         again = await run_cli("reset", "--pull-id", "daily", *kafka, "--output", "json")
         twice = await run_cli("reset", "--pull-id", "daily", *kafka, "--output", "json")
     assert first.summaries[0].objects_emitted == 1000
@@ -63,6 +64,11 @@ async def test_after_a_reset_the_same_pull_id_pulls_afresh(bootstrap: str, prefi
     summary = afresh.summaries[0]
     assert (afresh.exit_code, summary.objects_emitted, summary.resumed) == (0, 1000, False)
     assert summary.date_to != first.summaries[0].date_to  # a new snapshot, pinned anew
+    # verify counts the latest run only: the first run's 1,000 messages are not its own
+    code, out, err = verified
+    assert code == 0, err
+    (checked,) = json.loads(out)["pulls"]
+    assert (checked["messages"], checked["duplicates"]) == (1000, 0), checked
     code, out, _ = again
     assert code == 0
     (done,) = json.loads(out)["reset"]

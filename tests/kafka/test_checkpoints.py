@@ -299,7 +299,7 @@ async def test_a_reset_pull_loads_as_new(
     assert (reset.windows_cleared, reset.plan_completed, reset.plan_date_to) == (2, True, PINNED)
     after = await store.load("pull-1")
     # No plan, no windows: the next pull with this id plans afresh. The sync state stays.
-    assert after == StoredState(sync=sync("pull-1"), reset=reset)
+    assert after == StoredState(sync=sync("pull-1"), reset=reset, reset_at=reset.reset_at)
     # On the topic: a tombstone per window key, then the reset under the plan's key.
     found = await read_records_async(bootstrap, topic)
     written = [((r.key or b"").decode(), r.value) for r in found][-3:]
@@ -350,6 +350,6 @@ async def test_find_pull_reads_every_partner_module_of_one_pull_id(
         ("sbx", "locations"),
         ("sbx", "tokens"),
     ]
-    assert found[0].state == StoredState(reset=reset)
+    assert found[0].state == StoredState(reset=reset, reset_at=reset.reset_at)
     assert found[2].state == StoredState(plan("pull-1"), {0: window("pull-1", 0, 7)})
     assert await find_pull(kafka.connection, topic, "pull-2") == []

@@ -84,7 +84,7 @@ async def outbox_for(
     bootstrap: str, topic: str, partition: int, **options: Any
 ) -> AsyncIterator[PartitionOutbox]:
     async with started_producer(bootstrap, **options) as producer:
-        outbox = PartitionOutbox(lambda: producer, topic, partition)
+        outbox = PartitionOutbox(producer, topic, partition)
         try:
             yield outbox
         finally:
@@ -167,7 +167,7 @@ async def test_fail_pending_fails_unsent_batches_and_the_outbox_goes_on(
 
 async def test_close_submits_what_is_left(bootstrap: str, topic: str) -> None:
     async with started_producer(bootstrap) as producer:
-        outbox = PartitionOutbox(lambda: producer, topic, 1)
+        outbox = PartitionOutbox(producer, topic, 1)
         futures = [outbox.append(message(f"left-{i}")) for i in range(10)]
         await outbox.close()
         await asyncio.gather(*futures)
@@ -178,7 +178,7 @@ async def test_close_submits_what_is_left(bootstrap: str, topic: str) -> None:
 
 async def test_a_message_larger_than_a_batch_is_refused(bootstrap: str, topic: str) -> None:
     async with started_producer(bootstrap, max_batch_size=SMALL_BATCH) as producer:
-        outbox = PartitionOutbox(lambda: producer, topic, 0, max_message_bytes=SMALL_BATCH)
+        outbox = PartitionOutbox(producer, topic, 0, max_message_bytes=SMALL_BATCH)
         with pytest.raises(ValueError, match="exceeds the batch size"):
             outbox.append(message("huge", 4 * SMALL_BATCH))
         await outbox.close()

@@ -14,7 +14,7 @@ from producer.observe.status import (
     Statuses,
     fold,
 )
-from schemas.events import PullFailed, PullStarted, WindowCompleted
+from schemas.events import PullCompleted, PullFailed, PullStarted, WindowCompleted
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASE = {"pull_id": "p", "partner": "sbx", "module": "tokens"}
@@ -121,3 +121,26 @@ def test_a_pull_id_run_afresh_counts_from_zero_and_a_resume_does_not() -> None:
     fold(statuses, started(T0 + timedelta(hours=2)))  # the same id after `reset`
     assert only(statuses).windows_done == 0
     assert only(statuses).started_at == (T0 + timedelta(hours=2)).isoformat()
+
+
+def test_a_window_ended_twice_is_one_window_and_never_more_than_planned() -> None:
+    """A window read again (a resume, a rewind after Kafka lost commits) ends twice."""
+    statuses: Statuses = {}
+    fold(statuses, started(T0))
+    for index in (0, 0, 1, 1, 1):
+        fold(statuses, window_done(T0, index))
+    assert only(statuses).windows_done == 2
+
+
+def test_a_complete_pull_has_every_window_done() -> None:
+    """Windows that ended before a resume sent their events then; complete means all of them."""
+    statuses: Statuses = {}
+    fold(statuses, started(T0, resumed=True))
+    fold(statuses, window_done(T0, 1))
+    completed = PullCompleted(
+        **BASE, at=T0, complete=True, objects_emitted=10, pages=2, dead_lettered=0,
+        retries=0, total_reported=10, duration_s=1.0, windows_complete=2,
+        windows_incomplete=0, shortfall=0, skipped_unchanged=0, tombstones=0,
+    )  # fmt: skip
+    fold(statuses, completed)
+    assert only(statuses).windows_done == 2

@@ -283,7 +283,7 @@ def test_empty_pages_with_a_next_link_forever_is_a_loop() -> None:
 
 
 def test_full_page_without_link_ends_but_is_flagged() -> None:
-    walk = WindowWalk()
+    walk = WindowWalk(probe_past_end="off")
     (request,) = walk.next_requests()
     walk.on_page(
         request, PageOutcome(count=10, total=10, limit=10, next_url=None, next_offset=None)
@@ -406,3 +406,108 @@ def test_churn_costs_what_it_changes(seed: int, every: int) -> None:
             removed += 1
     assert set(partner.items) <= partner.seen
     assert served <= 10_000 * 1.15 + 10 * removed
+
+
+def _page(
+    count: int, total: int | None, limit: int | None, asked: int | None = None
+) -> PageOutcome:
+    return PageOutcome(count, total, limit, next_url=None, next_offset=None, asked=asked)
+
+
+def _feed(walk: WindowWalk, pages: list[PageOutcome]) -> list[int]:
+    """Serve `pages` in order to whatever the walk asks; the offsets it asked for."""
+    offsets: list[int] = []
+    for outcome in pages:
+        (request,) = walk.next_requests()
+        offsets.append(request.offset)
+        walk.on_page(request, outcome)
+        walk.on_acked(request.request_id)
+    return offsets
+
+
+def test_auto_reads_past_a_full_first_page_whose_total_is_its_own_length() -> None:
+    """One full page, total = its length, no Link ever: P2 looks exactly like this, so auto
+    asks the next offset; an empty page ends it."""
+    walk = WindowWalk()
+    assert _feed(walk, [_page(10, 10, 10), _page(0, 10, 10)]) == [0, 10]
+    assert walk.complete
+    assert walk.total_unreliable is None
+
+
+def test_auto_trusts_a_full_last_page_of_a_partner_that_links() -> None:
+    walk = WindowWalk()
+    first = PageOutcome(10, 20, 10, next_url="https://p/next", next_offset=None)
+    assert _feed(walk, [first, _page(10, 20, 10)]) == [0, 10]
+    assert walk.complete
+
+
+def test_auto_reads_on_without_any_paging_header_until_an_empty_page() -> None:
+    """No X-Total-Count, no X-Limit, no Link (a server slicing a list): neither a full nor a
+    short page shows the end, only an empty one does."""
+    walk = WindowWalk()
+    pages = [_page(1000, None, None, 1000), _page(500, None, None, 1000), _page(0, None, None)]
+    assert _feed(walk, pages) == [0, 1000, 1500]
+    assert walk.complete
+    assert walk.found_by_probing == 500
+    assert walk.first_total is None
+
+
+def test_auto_reads_past_a_page_short_of_its_own_total() -> None:
+    walk = WindowWalk()
+    assert _feed(walk, [_page(4, 10, 10), _page(6, 10, 10)]) == [0, 4]
+    assert walk.complete
+
+
+def test_more_objects_than_the_total_make_totals_unreliable() -> None:
+    """Sandbox --broken-total: every page says its own length. The second full page ends past
+    the total: from then on totals are ignored and only an empty page ends the window."""
+    walk = WindowWalk()
+    pages = [_page(10, 10, 10), _page(10, 10, 10), _page(4, 4, 10), _page(0, 0, 10)]
+    assert _feed(walk, pages) == [0, 10, 20, 24]
+    assert walk.complete
+    assert walk.total_unreliable is not None
+    assert walk.first_total is None
+    assert walk.checkpoint.total is None
+
+
+def test_a_page_beyond_the_count_taken_before_makes_totals_unreliable() -> None:
+    """The plan counted 1 (its probe asked limit=1 of a partner whose total is the page
+    length); the first page alone holds 10: the list cannot have grown."""
+    walk = WindowWalk(earlier_total=1)
+    assert _feed(walk, [_page(10, 10, 10), _page(0, 0, 10)]) == [0, 10]
+    assert walk.total_unreliable is not None
+
+
+def test_off_takes_a_page_without_link_for_the_end() -> None:
+    walk = WindowWalk(probe_past_end="off")
+    assert _feed(walk, [_page(1000, None, None, 1000)]) == [0]
+    assert walk.complete
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(0, 120),
+    page_cap=st.integers(1, 17),
+    limit=st.integers(1, 20),
+    headers=st.sampled_from(["none", "limit", "broken-total"]),
+)
+def test_auto_reads_every_object_whatever_headers_are_missing(
+    size: int, page_cap: int, limit: int, headers: str
+) -> None:
+    """A partner without Link (and without totals, or with broken ones) is read whole."""
+    items = list(range(size))
+    walk = WindowWalk()
+    seen: set[int] = set()
+    steps = 0
+    while not walk.finished:
+        steps += 1
+        assert steps < 1000
+        for request in walk.next_requests():
+            asked = request.limit or limit
+            page = items[request.offset : request.offset + min(asked, page_cap)]
+            seen.update(page)
+            total = {"none": None, "limit": None, "broken-total": len(page)}[headers]
+            x_limit = None if headers == "none" else min(asked, page_cap)
+            walk.on_page(request, _page(len(page), total, x_limit, asked))
+            walk.on_acked(request.request_id)
+    assert seen == set(items)

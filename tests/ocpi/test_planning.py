@@ -63,13 +63,15 @@ async def plan(probe: planning.Probe) -> planning.PlannedWindows:
     )  # fmt: skip
 
 
-def assert_tiles(planned: planning.PlannedWindows) -> None:
+def assert_tiles(planned: planning.PlannedWindows, *, within_target: bool = True) -> None:
     windows = planned.windows
     assert windows[0].date_from is None
     assert windows[-1].date_to == END
     assert all(a.date_to == b.date_from for a, b in itertools.pairwise(windows))
     assert sum(w.expected for w in windows) == len(STAMPS)
-    assert all(w.expected <= 20_000 for w in windows)
+    assert planned.requests <= planning.planning_budget(len(STAMPS), 20_000)
+    if within_target:
+        assert all(w.expected <= 20_000 for w in windows)
 
 
 async def test_the_newest_object_bounds_the_cuts() -> None:
@@ -93,8 +95,11 @@ async def test_a_partner_failing_the_hint_probe_is_planned_without_it(
 ) -> None:
     probe, asked = partner(deep)
     planned = await plan(probe)
-    assert_tiles(planned)
-    assert len(asked) > 9  # zoomed in from the oldest object alone, as before
+    # Zoomed in from the oldest object alone, within planning's budget: one day of data seven
+    # years back takes more counts to find than the budget allows for windows of the target
+    # size, so some windows are larger (a window reads fine; only its size grows).
+    assert_tiles(planned, within_target=False)
+    assert len(asked) == planned.requests > 9
 
 
 async def test_a_partner_slow_at_deep_offsets_costs_at_most_the_hint_timeout(
@@ -103,4 +108,4 @@ async def test_a_partner_slow_at_deep_offsets_costs_at_most_the_hint_timeout(
     monkeypatch.setattr(planning, "HINT_PROBE_TIMEOUT_S", 0.05)
     probe, _ = partner(lambda: asyncio.sleep(3600))
     planned = await asyncio.wait_for(plan(probe), 10)
-    assert_tiles(planned)
+    assert_tiles(planned, within_target=False)

@@ -53,17 +53,18 @@ async def test_a_2_1_1_module_url_with_the_partner_identity() -> None:
 
 async def test_a_list_that_ends_short_of_its_total_raises_when_strict() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
-        # X-Total-Count promises 1000, but the links stop after 300 objects.
+        # X-Total-Count promises 1000, but the links and the objects stop after 300.
         offset = offset_of(request)
         link = f'<{request.url.with_query(offset=offset + 100)}>; rel="next"'
-        return page(request, tokens(offset, 100), total="1000", link=link if offset < 200 else None)
+        objects = tokens(offset, 100) if offset < 300 else []
+        return page(request, objects, total="1000", link=link if offset < 200 else None)
 
     async with serve(handler) as base:
         async with PullClient(f"{base}{PATH}", token=TOKEN, limit=100) as client:
             with pytest.raises(IncompletePullError, match="300 distinct objects"):
                 await all_pages(client)
         async with PullClient(f"{base}{PATH}", token=TOKEN, limit=100, strict=False) as lenient:
-            assert len(await all_pages(lenient)) == 3
+            assert len(await all_pages(lenient)) == 4  # the fourth: the probe past the end
     assert lenient.outcome is not None
     assert not lenient.outcome.complete
     assert lenient.outcome.first_total == 1000

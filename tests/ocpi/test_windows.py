@@ -13,7 +13,7 @@ from producer.ocpi.windows import TimeRange, Window, WindowPlanner, windows_for_
 
 
 def plan(
-    timestamps: list[int], start: int | None, end: int, target: int, **kw: int
+    timestamps: list[int], start: int | None, end: int, target: int, **kw: int | None
 ) -> list[Window]:
     """Run the planner against a partner whose objects have these last_updated seconds."""
     ordered = sorted(timestamps)
@@ -29,6 +29,9 @@ def plan(
         assert rounds < 1000
         for window in planner.pending():
             planner.record(window, count(window))
+    budget = kw.get("budget")
+    if budget is not None:
+        assert planner.probes <= budget
     windows = planner.windows()
     for window in windows:
         assert window.expected == count(TimeRange(window.end, window.start))
@@ -144,3 +147,24 @@ def test_invalid_bounds_are_refused() -> None:
         WindowPlanner(10, 10, 5)
     with pytest.raises(ValueError, match="positive"):
         WindowPlanner(0, 10, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    timestamps=st.lists(st.integers(0, 10**9), min_size=1, max_size=3000),
+    target=st.integers(1, 500),
+    hints=st.tuples(st.none() | st.integers(0, 10**9), st.none() | st.integers(0, 10**9)),
+)
+def test_planning_never_asks_more_than_its_budget(
+    timestamps: list[int], target: int, hints: tuple[int | None, int | None]
+) -> None:
+    """Whatever the data and whatever the hints (an unordered list's two ends are any two
+    objects), planning asks at most two counts per window it needs and 16, and still tiles the
+    range with every object counted once."""
+    end = 10**9 + 1
+    budget = 2 * -(-len(timestamps) // target) + 16
+    windows = plan(
+        timestamps, None, end, target, start_hint=hints[0], end_hint=hints[1], budget=budget
+    )  # plan() checks the probes against the budget
+    assert_tiles(windows, None, end)
+    assert sum(w.expected for w in windows) == len(timestamps)

@@ -93,6 +93,7 @@ async def window_context(
                 date_to=pin_now(),
                 windows=[spec],
                 created_at=datetime.now(UTC),
+                totals_reported=spec.expected > 0,  # a window spec without a planned count
             )
             ctx = pull_context(
                 target, settings, kafka, progress, PULL_ID, http, endpoint, topics, store, plan

@@ -125,9 +125,10 @@ def test_every_record_names_version_module_partner_pull_and_position() -> None:
 
 
 def test_the_page_span_travels_in_a_traceparent_header() -> None:
-    page = builder().build(tokens(2), 0, URL, TRACEPARENT)
+    page = builder().build(tokens(2), 0, URL, TRACEPARENT, window=3)
     assert [headers(m)[h.TRACEPARENT] for m in page.objects] == [TRACEPARENT.encode()] * 2
     assert set(headers(page.objects[0])) == set(h.ALL)
+    assert headers(page.objects[0])[h.PULL_WINDOW] == b"3"
 
 
 def test_the_value_is_the_object_as_sent_in_compact_json() -> None:

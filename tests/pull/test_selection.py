@@ -1,17 +1,19 @@
 """Which of a page's records a window produces (`producer.pull.selection.WindowSelection`), pure.
 
-A window drops what it already produced unchanged (step-backs and re-read passes meet objects
-again) and objects whose `last_updated` lies outside `[date_from, date_to)` (the neighbouring
-window produces them); everything it received, valid or not, counts toward its total.
+A window drops what it already has durable in Kafka, unchanged (step-backs and re-read passes
+meet objects again), and nothing else: objects whose `last_updated` lies outside
+`[date_from, date_to)` are produced and counted apart. Everything it was listed, valid or not,
+counts toward its total.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from producer.kafka.inventory import WrittenBefore
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.selection import WindowSelection
 from sandbox.generator import ObjectFactory, Party
@@ -40,10 +42,15 @@ def selection(date_from: datetime | None = DATE_FROM) -> WindowSelection:
     return WindowSelection(date_from, DATE_TO)
 
 
-def produced(window: WindowSelection, items: list[Any]) -> list[str]:
-    """Keys of what the window produces from a page of `items`."""
-    kept = window.select(items, build(items))
+def produced(window: WindowSelection, items: list[Any], *, acked: bool = True) -> list[str]:
+    """Keys of what the window produces from a page of `items` (acknowledged by Kafka at once,
+    unless `acked` is False)."""
+    messages = build(items)
+    window.listed(items, messages)
+    kept = window.select(messages)
     assert len(kept.objects) == len(kept.keys) == len(kept.positions)
+    if acked:
+        window.made_durable(kept)
     return kept.keys
 
 
@@ -58,6 +65,18 @@ def test_a_page_read_again_unchanged_produces_nothing_more() -> None:
     # A step-back (or a second pass) meets the same objects: nothing is produced twice.
     assert produced(window, page) == []
     assert window.received == window.distinct == 5
+
+
+def test_an_object_met_again_before_its_first_copy_is_acknowledged_is_produced_again() -> None:
+    """Seen at commit: a page fetched ahead holds X, a step-back page meets X before the first
+    page is acknowledged. Skipping X there would let the checkpoint pass X while its only copy
+    may still be lost."""
+    window = selection()
+    page = [token(i) for i in range(3)]
+    assert produced(window, page, acked=False) == [key(t) for t in page]
+    assert produced(window, page[1:]) == [key(t) for t in page[1:]]
+    assert produced(window, page) == [key(page[0])]
+    assert window.received == 3
 
 
 def test_an_object_that_changed_since_it_was_read_is_produced_again() -> None:
@@ -90,12 +109,13 @@ def test_an_object_that_changed_since_it_was_read_is_produced_again() -> None:
         ("2023-12-31T23:59:59", False),
     ],
 )
-def test_objects_outside_the_window_are_received_but_not_produced(
+def test_objects_outside_the_window_are_produced_and_counted_apart(
     last_updated: str, inside: bool
 ) -> None:
     window = selection()
     item = token(1, last_updated)
-    assert produced(window, [item]) == ([key(item)] if inside else [])
+    assert produced(window, [item]) == [key(item)]
+    assert window.out_of_window == (0 if inside else 1)
     # Either way it filled a slot of this window's list.
     assert window.received == 1
 
@@ -104,7 +124,8 @@ def test_without_date_from_everything_before_date_to_is_inside() -> None:
     window = selection(date_from=None)
     items = [token(0, "1999-01-01T00:00:00Z"), token(1, "2024-01-01T23:59:59.5Z")]
     outside = token(2, "2024-01-02T00:00:00Z")
-    assert produced(window, [*items, outside]) == [key(t) for t in items]
+    assert produced(window, [*items, outside]) == [key(t) for t in [*items, outside]]
+    assert window.out_of_window == 1
 
 
 def test_dead_letters_are_passed_on_and_counted_as_received() -> None:
@@ -113,12 +134,17 @@ def test_dead_letters_are_passed_on_and_counted_as_received() -> None:
     keyless = token(2)
     del keyless["uid"]
     page = [token(0), invalid, keyless]
-    kept = window.select(page, build(page))
+    messages = build(page)
+    window.listed(page, messages)
+    kept = window.select(messages)
     assert kept.keys == [key(page[0])]
-    assert len(kept.dead_letters) == 2  # always produced, never filtered
+    assert len(kept.dead_letters) == 2
     assert window.received == 3
-    # Met again, they are still the same two objects.
-    window.select(page, build(page))
+    window.made_durable(kept)
+    # Met again, they are still the same two objects, and in Kafka already.
+    again = build(page)
+    window.listed(page, again)
+    assert window.select(again).dead_letters == []
     assert window.received == 3
 
 
@@ -143,11 +169,10 @@ def test_a_page_read_again_does_not_count_its_duplicate_again() -> None:
 def test_what_this_pull_committed_before_a_resume_is_not_produced_again() -> None:
     page = [token(i) for i in range(6)]
     messages = build(page)
-    committed = frozenset(
-        hash((hash(k), hash(m.value)))
-        for k, m in zip(messages.keys[:4], messages.objects[:4], strict=True)
-    )
-    window = WindowSelection(DATE_FROM, DATE_TO, committed=committed)
+    committed = {
+        hash(k): hash(m.value) for k, m in zip(messages.keys[:4], messages.objects[:4], strict=True)
+    }
+    window = WindowSelection(DATE_FROM, DATE_TO, written_before=WrittenBefore(objects=committed))
     assert produced(window, page) == [key(t) for t in page[4:]]
     # Committed or not, every object was received: it counts toward the window's total.
     assert window.received == 6
@@ -155,3 +180,16 @@ def test_what_this_pull_committed_before_a_resume_is_not_produced_again() -> Non
     changed = token(0, uid_note="x")
     changed["uid"] = page[0]["uid"]
     assert produced(window, [changed]) == [key(changed)]
+
+
+def test_a_2_1_1_window_leaves_its_lead_second_to_the_window_before() -> None:
+    """A 2.1.1 window asks from a second before its own start: objects of that second are
+    listed (they count toward its total), produced by the window they belong to, and not out of
+    the window either."""
+    window = WindowSelection(DATE_FROM, DATE_TO, asked_from=DATE_FROM - timedelta(seconds=1))
+    lead = token(0, "2023-12-31T23:59:59Z")
+    own = token(1, "2024-01-01T00:00:00Z")
+    before = token(2, "2023-12-31T23:59:58Z")
+    assert produced(window, [lead, own, before]) == [key(own), key(before)]
+    assert window.received == 3
+    assert window.out_of_window == 1

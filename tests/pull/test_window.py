@@ -15,7 +15,8 @@ from aiohttp import web
 
 from producer.ocpi.verdict import MAX_WINDOW_PASSES
 from producer.pull.window import WindowPull
-from sandbox.app import SandboxState, now_ms
+from sandbox.app import SandboxState
+from sandbox.protocol import now_ms
 from schemas.events import Warning_, WindowCompleted
 from tests.pull.support import (
     HISTORY_START,
@@ -27,7 +28,7 @@ from tests.pull.support import (
     window_spec,
     window_truth,
 )
-from tests.scripted_partner import PATH, page, relay, serve, tokens
+from tests.scripted_partner import PATH, offset_of, page, relay, serve, tokens
 from tests.support import sandbox
 
 SPEC = window_spec(
@@ -119,7 +120,7 @@ async def test_an_unexplained_shortfall_is_read_again(
         request: web.Request, status: int, headers: dict[str, str], body: bytes
     ) -> web.StreamResponse:
         requests.append(request.path_qs)
-        if len(requests) <= 8:  # the whole first reading: offsets 0..140
+        if len(requests) <= 9:  # the whole first reading: offsets 0..140, and the probe at 149
             headers["X-Total-Count"] = "150"
         return web.Response(
             status=status, body=body, headers=headers, content_type="application/json"
@@ -219,10 +220,11 @@ async def test_a_pagination_loop_ends_the_window_incomplete_keeping_what_was_pro
 
 
 def short_list(total: int, listed: list[int]) -> Any:
-    """A partner whose X-Total-Count says `total` but whose one page lists tokens `listed`."""
+    """A partner whose X-Total-Count says `total` but whose one page lists tokens `listed` (and
+    whose next offset, probed, lists nothing)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        objects = [tokens(i, 1)[0] for i in listed]
+        objects = [tokens(i, 1)[0] for i in listed] if offset_of(request) == 0 else []
         return page(request, objects, total=str(total), limit="50")
 
     return handler

@@ -1,0 +1,81 @@
+"""Between fetched pages and Kafka: which records a window sends, and when its checkpoint may
+pass them. Pure: the shells (window.py, transacted.py) do the I/O and call these in order.
+
+At-least-once (`AckedPages`): a page's records are chosen when it is fetched (an object with an
+identical durable copy is left out) and sent; once Kafka acknowledges them they are durable and
+the walk's checkpoint may pass the page.
+
+Exactly-once (`CommittedPages`): a page is held until the walk's checkpoint passes it (pages
+fetched ahead wait for the pages before them). Then, in the order they arrived, its records are
+chosen against what is durable and become durable as they join the open commit unit, together
+with the checkpoint that covers them: units commit in order, all or nothing, so a record in a
+unit is as good as committed for every later unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from producer.ocpi.pagination import WindowWalk
+from producer.pull.held import HeldPages
+from producer.pull.records import PageMessages
+from producer.pull.selection import WindowSelection
+
+Page = TypeVar("Page")
+
+
+class AckedPages:
+    """One window's at-least-once bookkeeping: fetched → sent → acknowledged → checkpoint."""
+
+    def __init__(
+        self, walk: WindowWalk, selection: WindowSelection, tally: set[int] | None = None
+    ) -> None:
+        self._walk = walk
+        self._selection = selection
+        self._tally = tally  # what this walk's pages listed, when counted apart
+
+    def fetched(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
+        """A page as fetched: counted as listed; the records to send now."""
+        self._selection.listed(items, messages, self._tally)
+        return self._selection.select(messages)
+
+    def acknowledged(self, request_id: int, sent: PageMessages) -> int:
+        """Kafka acknowledged a page's records: they are durable, and the checkpoint may pass the
+        page. How many keys the window wrote for the first time."""
+        new = self._selection.made_durable(sent)
+        self._walk.on_acked(request_id)
+        return new
+
+
+class CommittedPages(Generic[Page]):
+    """One window pass's exactly-once bookkeeping: fetched → held → settled → commit unit."""
+
+    def __init__(
+        self, walk: WindowWalk, selection: WindowSelection, tally: set[int] | None = None
+    ) -> None:
+        self._walk = walk
+        self._selection = selection
+        self._tally = tally
+        self._held: HeldPages[tuple[Page, PageMessages]] = HeldPages()
+
+    def fetched(
+        self, request_id: int, page: Page, items: Sequence[Any], messages: PageMessages
+    ) -> list[tuple[Page, PageMessages, int]]:
+        """A page in hand: the pages the checkpoint now passes, in arrival order, each with the
+        records it puts into the open unit (now durable) and how many keys the window writes
+        for the first time. The caller adds them to the unit with the walk's checkpoint before
+        anything else can happen."""
+        self._selection.listed(items, messages, self._tally)
+        self._held.hold(request_id, (page, messages))
+        self._walk.on_acked(request_id)
+        settled: list[tuple[Page, PageMessages, int]] = []
+        for held_page, records in self._held.release(self._walk.settled):
+            chosen = self._selection.select(records)
+            settled.append((held_page, chosen, self._selection.made_durable(chosen)))
+        return settled
+
+    def drop(self) -> int:
+        """The pass ended: forget the pages still held (nothing commits them; a resume reads them
+        again); how many there were."""
+        return self._held.drop()
