@@ -148,7 +148,9 @@ async def test_sigkill_at_any_point_then_again_commits_each_key_once(
     pages, ms = KILL_POINTS[point]
     pull_id = f"eos-{point}"
     latency = 60 if point == "transaction-open" else 20  # more time between commits to catch one
-    async with sandbox(sizes={"tokens": SIZE}, max_limit=PAGE, latency_ms=latency) as (base, state):
+    # ... and more transactions (Apache Kafka commits in milliseconds: few are caught open).
+    size = SIZE * 3 if point == "transaction-open" else SIZE
+    async with sandbox(sizes={"tokens": size}, max_limit=PAGE, latency_ms=latency) as (base, state):
         args = pull_args(
             base, bootstrap, prefix, pull_id, "--transaction-pages", pages, "--transaction-ms", ms
         )
