@@ -385,7 +385,8 @@ def test_uniformly_slower_latencies_never_yield_a_higher_limit(
     for latency, inflight in zip(latencies, inflights, strict=True):
         fast.on_response(arrive, Response(latency, inflight))
         slow.on_response(arrive, Response(latency * slower, inflight))
-    assert slow.limit <= fast.limit
+    # (Up to rounding: both limits come out of the same float arithmetic on other numbers.)
+    assert slow.limit <= fast.limit + 1e-9
     assert slow.permits <= fast.permits
 
 
