@@ -9,6 +9,9 @@ All on one machine (puller, sandbox partner and embedded broker share its CPUs),
 * `adaptive` (bench/adaptive.py): the default pull against partners of finite capacity;
 * `churn` (bench/churn.py): pulls from a partner that updates objects while they are paged;
 * `exactly_once` (bench/exactly_once.py): exactly-once next to at-least-once at 0 and 50 ms;
+* `instructions` (bench/instructions.py): instructions per object of the in-process hot path
+  (callgrind; they repeat within 1%), and its µs per object, with `--baseline REF` side by side
+  with commit REF's code;
 * `ratios`, `targets` and `target_check`: figures of this one run side by side, against the
   issues' targets.
 
@@ -42,6 +45,7 @@ from bench.adaptive import CASES, adaptive_round, adaptive_section
 from bench.churn import RATES, churn_report, churn_section
 from bench.cpu import cpu_budget, cpu_round, cpu_section
 from bench.exactly_once import exactly_once_round, exactly_once_section
+from bench.instructions import instructions_section
 from bench.processes import fresh_broker
 from bench.repeats import merge_numbers, merge_rounds
 from bench.targets import check_targets
@@ -53,7 +57,7 @@ from bench.throughput import (
     throughput_round,
 )
 
-SECTIONS = ("throughput", "adaptive", "churn", "exactly_once", "validation")
+SECTIONS = ("throughput", "adaptive", "churn", "exactly_once", "validation", "instructions")
 CHURN_TOKENS = 50_000
 
 
@@ -91,7 +95,9 @@ class Clock:
         }
 
 
-async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> dict[str, Any]:
+async def run(
+    tokens: int, with_10m: bool, repeat: int, sections: set[str], baseline: str | None = None
+) -> dict[str, Any]:
     """Every selected section, `repeat` rounds; the JSON document."""
     clock = Clock()
     throughput: list[dict[str, Any]] = []
@@ -131,6 +137,9 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
         with clock.section("validation", 1, 1):
             figures["validation"] = bench_validation.measure()["modules"]
     document["figures"] = figures
+    if "instructions" in sections:
+        with clock.section("instructions", 1, 1):
+            document["instructions"] = instructions_section(baseline)
     if adaptive:
         document["adaptive"] = adaptive_section(adaptive)
     if churn:
@@ -168,6 +177,8 @@ def repeat_note(repeat: int, sections: set[str], memory: list[dict[str, Any]]) -
         repeated.append("exactly_once")
     if "validation" in sections:
         once.append("figures.validation (best of 5 runs of its own)")
+    if "instructions" in sections:
+        once.append("instructions (counts repeat within 1%; µs: median of 3 runs of its own)")
     return {
         "n": repeat,
         "repeated": repeated,
@@ -192,11 +203,16 @@ def main() -> None:
         default=",".join(SECTIONS),
         help=f"comma-separated, of {','.join(SECTIONS)} (default all)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="GIT_REF",
+        help="the instructions section also measures this commit's code, side by side",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if args.repeat < 1 or not sections <= set(SECTIONS):
         parser.error(f"--repeat 1 or more; --sections of {','.join(SECTIONS)}")
-    document = asyncio.run(run(args.tokens, args.with_10m, args.repeat, sections))
+    document = asyncio.run(run(args.tokens, args.with_10m, args.repeat, sections, args.baseline))
     print(json.dumps(document, indent=2), flush=True)
 
 
