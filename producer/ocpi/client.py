@@ -176,6 +176,8 @@ class OcpiHttp:
         answer = await get_once(
             self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
         )
+        if slot is not None:
+            slot.answered()  # the partner's latency ends with its body; parsing is ours
         self._judge_status(answer, follow)
         return replace(answer, request_id=request_id)
 
@@ -201,11 +203,10 @@ class OcpiHttp:
         failure = Failure("http_status", http_status=status)
         retry_after = None
         if status == 429:
+            # The concurrency controller backs off (report_load); the gate obeys Retry-After.
             retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
             if retry_after is not None:
                 self._gate.pause(min(retry_after, self._policy.max_retry_after_s))
-            else:
-                self._gate.throttled()
         if is_retryable(failure):
             raise AttemptFailed(failure, f"HTTP {status}", retry_after)
         raise PartnerProtocolError(f"partner answered HTTP {status} at {where}")
