@@ -6,7 +6,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -79,17 +79,51 @@ class PartitionOutbox:
 
         A message larger than a batch is refused here (ValueError): aiokafka would put it alone
         in a batch and leave it to the broker to refuse."""
-        value = message.value
-        near = len(message.key) + (0 if value is None else len(value)) > self._near_limit
-        if near and message_bytes(message) > self._max_message_bytes:
-            raise ValueError(f"a single message for {self._topic} exceeds the batch size")
+        futures: set[asyncio.Future[None]] = set()
+        self.extend([message], 0, futures)
+        return futures.pop()
+
+    def extend(
+        self, messages: Sequence[OutMessage], start: int, futures: set[asyncio.Future[None]]
+    ) -> int:
+        """Add `messages[start:]` to the open batch (sealing full ones) until they are all in or
+        the outbox is `full`; adds the futures of the batches holding them to `futures`, and
+        returns where it stopped (wait for room, then call again from there).
+
+        A message larger than a batch is refused (ValueError), as `append` says."""
         batch = self._open if self._open is not None else self._start_batch()
-        if not self._add(batch, message):
-            self._seal()
-            self._add(self._start_batch(), message)  # an empty batch takes any message
-        self._wakeup.set()
-        assert self._open_done is not None
-        return self._open_done
+        add = batch.append
+        near_limit = self._near_limit
+        index, end = start, len(messages)
+        into_open = False  # whether a message of this call went into the open batch
+        while index < end:
+            message = messages[index]
+            key, value = message.key, message.value
+            if len(key) + (0 if value is None else len(value)) > near_limit:
+                self._check_size(message)
+            if add(key=key, value=value, timestamp=None, headers=message.headers) is None:
+                if into_open:
+                    assert self._open_done is not None
+                    futures.add(self._open_done)
+                self._seal()
+                batch = self._start_batch()
+                add = batch.append
+                self._add(batch, message)  # an empty batch takes any message
+                if self.full:
+                    index += 1
+                    into_open = True
+                    break
+            into_open = True
+            index += 1
+        if into_open:
+            assert self._open_done is not None
+            futures.add(self._open_done)
+            self._wakeup.set()
+        return index
+
+    def _check_size(self, message: OutMessage) -> None:
+        if message_bytes(message) > self._max_message_bytes:
+            raise ValueError(f"a single message for {self._topic} exceeds the batch size")
 
     def _start_batch(self) -> Any:
         self._open = self._producer().create_batch()

@@ -293,11 +293,20 @@ class KafkaOutput:
         partitions = await self.partition_count(topic)
         waits: set[asyncio.Future[None]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
+        by_partition: dict[int, list[OutMessage]] = {}
         for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
+            group = by_partition.get(partition)
+            if group is None:
+                by_partition[partition] = [message]
+            else:
+                group.append(message)
+        for partition, group in by_partition.items():  # each partition's messages in order
             outbox = self._outbox(topic, partition)
-            if outbox.full:
-                await outbox.wait_for_room()
-            waits.add(outbox.append(message))
+            done = 0
+            while done < len(group):
+                if outbox.full:
+                    await outbox.wait_for_room()
+                done = outbox.extend(group, done, waits)
         acked = asyncio.ensure_future(_all_acked(list(waits)))
         self._waiting.add(acked)
         acked.add_done_callback(self._waiting.discard)
