@@ -9,10 +9,10 @@ validation, at-least-once, no `--skip-unchanged`).
 
 Counted with `valgrind --tool=callgrind` as the difference of two runs of `--drive`: a warm-up
 page only, and the warm-up page plus the measured pages, so imports and first-call costs cancel
-out (PYTHONHASHSEED is fixed: the counts repeat within 1%). Also timed natively: µs per object of
-the measured pages, the median of 3 runs with min and max. `--baseline REF` runs the same
-measurement on git commit REF's code (a temporary worktree) side by side, its runs interleaved
-with ours. Needs valgrind on the PATH; without it the section says so.
+out (PYTHONHASHSEED is fixed, OpenBLAS has one thread: the counts repeat within 1%). Also timed
+natively: µs per object of the measured pages, the median of 3 runs with min and max.
+`--baseline REF` runs the same measurement on git commit REF's code (a temporary worktree) side
+by side, its runs interleaved with ours. Needs valgrind on the PATH; without it the section says so.
 
     python bench/instructions.py [--baseline REF]                     # the section's JSON
     python bench/instructions.py --drive PAGES_FILE --module tokens --pages N   # one run
@@ -76,16 +76,15 @@ async def drive(bodies: list[bytes], module: str) -> float:
     from yarl import URL
 
     from producer.kafka.output import KafkaOutput
-    from producer.ocpi.envelope import parse_envelope
+    from producer.ocpi.envelope import parse_list_envelope
+    from producer.ocpi.reader import PageReader
     from producer.ocpi.responses import read_pagination
     from producer.pull.records import MessageBuilder
     from producer.pull.selection import WindowSelection
 
     endpoint = URL(f"https://partner.example/ocpi/cpo/{VERSION}/{module}")
-    builder = MessageBuilder(
-        partner="bench", module=module, ocpi_version=VERSION, pull_id="bench",
-        partner_identity=None,
-    )  # fmt: skip
+    reader = PageReader(VERSION, module, None)
+    builder = MessageBuilder(partner="bench", module=module, ocpi_version=VERSION, pull_id="bench")
     selection = WindowSelection(None, datetime(2030, 1, 1, tzinfo=UTC))
     kafka = KafkaOutput("localhost:9", partitions=6)
     # Batches are built, never sent: a producer that is never started, six partitions.
@@ -99,10 +98,10 @@ async def drive(bodies: list[bytes], module: str) -> float:
             started = time.perf_counter()
         offset = (number - 1) * PAGE_SIZE
         url = endpoint.with_query(offset=offset, limit=PAGE_SIZE)
-        envelope = parse_envelope(body)
+        envelope = parse_list_envelope(body)
         read_pagination(url, endpoint, total="1000000", limit=str(PAGE_SIZE), links=[])
-        messages = builder.build(envelope.items, offset, str(url), None)
-        messages = selection.select(envelope.items, messages)
+        messages = builder.build(reader.read(envelope.items), offset, str(url), None)
+        messages = selection.select(messages)
         acks.append(await kafka.send(topic, messages.objects))
         acks.append(await kafka.send("bench.deadletter", messages.dead_letters))
     for outbox in kafka._outboxes.values():
@@ -135,7 +134,14 @@ def drive_main(path: str, module: str, pages: int) -> None:
 
 def _run(code: Path, args: list[str], valgrind: list[str] | None = None) -> str:
     command = [*(valgrind or []), sys.executable, str(code / "bench" / "instructions.py"), *args]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(code)}
+    # One OpenBLAS thread: its idle threads spin under valgrind (which runs threads one at a
+    # time) and would count as the hot path's; nothing here uses BLAS.
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "PYTHONPATH": str(code),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[-6:])} failed: {done.stderr[-1500:]}")

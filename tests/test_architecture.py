@@ -62,6 +62,7 @@ PURE = {
     "producer.ocpi.modules",
     "producer.ocpi.pagination",
     "producer.ocpi.query",
+    "producer.ocpi.reader",
     "producer.ocpi.redirects",
     "producer.ocpi.repair",
     "producer.ocpi.responses",
@@ -78,7 +79,7 @@ PURE = {
     "producer.pull.records",
     "producer.pull.verdict",
 }
-PURE_THIRD_PARTY = ("yarl", "orjson", "pydantic", "numpy", "schemas")
+PURE_THIRD_PARTY = ("yarl", "orjson", "msgspec", "xxhash", "pydantic", "numpy", "schemas")
 
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80

@@ -31,7 +31,7 @@ from producer.errors import (
 )
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
-from producer.ocpi.envelope import Envelope, parse_envelope
+from producer.ocpi.envelope import Envelope, parse_details_envelope, parse_list_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
     TokenEncoding,
@@ -315,7 +315,9 @@ class OcpiHttp:
 
     def _envelope_or_retry(self, body: bytes, *, list_data: bool = True) -> Envelope:
         try:
-            envelope = parse_envelope(body, list_data=list_data)
+            # A list page: its objects as JSON text, for the page reader.
+            parse = parse_list_envelope if list_data else parse_details_envelope
+            envelope = parse(body)
         except PartnerProtocolError as error:
             raise AttemptFailed(Failure("bad_body"), str(error)) from None
         if not envelope.is_success:

@@ -11,7 +11,8 @@ from datetime import datetime
 from yarl import URL
 
 from producer.errors import PartnerAuthError, PartnerProtocolError, PartnerUnavailableError
-from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
+from producer.ocpi.query import from_epoch, page_url, to_epoch
+from producer.ocpi.reader import PageReader
 from producer.ocpi.responses import FetchedPage
 from producer.ocpi.windows import TimeRange, WindowPlanner
 from schemas.records import WindowSpec
@@ -72,7 +73,8 @@ async def plan_windows(
     if first.total is None:
         only = WindowSpec(index=0, date_from=date_from, date_to=date_to, expected=0)
         return PlannedWindows([only], totals_reported=False, filters_ignored=False)
-    hints = [first_last_updated(first)]
+    reader = PageReader(ocpi_version, module, None)  # only last_updated is read: no keys needed
+    hints = [first_last_updated(first, reader)]
     if first.total > window_size:
         # The list's other end too: most partners list by last_updated (or its reverse), so the
         # two bound where the objects are; if not, they only cost a few more probes. A partner
@@ -81,7 +83,8 @@ async def plan_windows(
         # HINT_PROBE_TIMEOUT_S.)
         with contextlib.suppress(*HINT_PROBE_FAILURES):
             async with asyncio.timeout(HINT_PROBE_TIMEOUT_S):
-                hints.append(first_last_updated(await probe(url(root, first.total - 1))))
+                last = await probe(url(root, first.total - 1))
+                hints.append(first_last_updated(last, reader))
     seen = [hint for hint in hints if hint is not None]
     planner = WindowPlanner(
         start,
@@ -114,6 +117,7 @@ async def plan_windows(
     return PlannedWindows(specs, totals_reported=True, filters_ignored=planner.filters_ignored)
 
 
-def first_last_updated(page: FetchedPage) -> int | None:
-    """The `last_updated` second of a probe's one object, if it has one."""
-    return parse_last_updated(page.envelope.items[0]) if page.envelope.items else None
+def first_last_updated(page: FetchedPage, reader: PageReader) -> int | None:
+    """The `last_updated` second of a probe's first object (its canonical reading), if any."""
+    items = page.envelope.items
+    return reader.read(items[:1]).last_updated[0] if items else None

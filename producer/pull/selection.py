@@ -12,12 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any
 
-from producer.kafka.digests import content_digest, key_hash
+from producer.kafka.digests import content_digest, key_hash, legacy_content_digest, value_hash
 from producer.kafka.keystate import KeyState
-from producer.kafka.records import OutMessage
-from producer.ocpi.query import format_ocpi_datetime, parse_last_updated
 from producer.pull.records import PageMessages
 
 
@@ -35,8 +32,6 @@ class WindowSelection:
     ) -> None:
         self._from_s = None if date_from is None else date_from.timestamp()
         self._to_s = date_to.timestamp()
-        self._from_text = None if date_from is None else format_ocpi_datetime(date_from)
-        self._to_text = format_ocpi_datetime(date_to)
         self._keystate = keystate
         self._skip_unchanged = skip_unchanged
         # key hash -> value hash of every object this window received (for the completeness
@@ -65,65 +60,56 @@ class WindowSelection:
         skipped, self._skipped_unchanged = self._skipped_unchanged, 0
         return skipped
 
-    def select(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
+    def select(self, messages: PageMessages) -> PageMessages:
         """The records of this page that the window produces (dead letters always are)."""
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
-        kept: list[OutMessage] = []
-        kept_keys: list[str] = []
-        kept_positions: list[int] = []
-        for message, key, position in zip(
-            messages.objects, messages.keys, messages.positions, strict=True
+        objects, keys, stamps = messages.objects, messages.keys, messages.last_updated
+        seen = self._seen
+        kept: list[int] = []  # indexes into the page's records
+        values = [message.value or b"" for message in objects]
+        for index, (seen_key, seen_value) in enumerate(
+            zip(map(hash, keys), map(value_hash, values), strict=True)
         ):
-            seen_key, seen_value = hash(key), hash(message.value)
-            if self._seen.get(seen_key) == seen_value:
+            if seen.get(seen_key) == seen_value:
                 continue
-            self._seen[seen_key] = seen_value
-            if not self._inside(items[position]):
-                continue
-            kept.append(message)
-            kept_keys.append(key)
-            kept_positions.append(position)
+            seen[seen_key] = seen_value
+            kept.append(index)
+        if not self._all_inside(stamps):
+            inside = self._inside
+            kept = [index for index in kept if inside(stamps[index])]
         if self._committed:
-            kept, kept_keys, kept_positions = self._not_committed(kept, kept_keys, kept_positions)
+            kept = self._not_committed(messages, kept)
         for identity in messages.dead_identities:
             # Received, just not valid: it counts toward the window's total all the same.
-            self._seen.setdefault(hash(identity), 0)
+            seen.setdefault(hash(identity), 0)
         digests: list[int] = []
         if self._keystate is not None:
+            hashes = [key_hash(k) for k in keys]  # each key hashed once
             # Everything the partner listed exists there, produced or not: never tombstone it.
-            self._keystate.mark_seen([key_hash(k) for k in (*messages.keys, *messages.dead_keys)])
-            digests = [content_digest(m.value or b"") for m in kept]
+            self._keystate.mark_seen(hashes + [key_hash(k) for k in messages.dead_keys])
+            digests = [content_digest(objects[i].value or b"") for i in kept]
             if self._skip_unchanged:
-                kept, kept_keys, kept_positions, digests = self._changed_only(
-                    self._keystate, kept, kept_keys, kept_positions, digests
-                )
+                kept, digests = self._changed_only(self._keystate, messages, hashes, kept, digests)
         return PageMessages(
-            kept,
+            [objects[i] for i in kept],
             messages.dead_letters,
-            kept_keys,
-            kept_positions,
+            [keys[i] for i in kept],
+            [messages.positions[i] for i in kept],
             messages.duplicate_keys,
             messages.dead_identities,
             messages.dead_keys,
             digests,
             messages.dialects,
             messages.examples,
+            [messages.last_updated[i] for i in kept],
         )
 
-    def _not_committed(
-        self, kept: list[OutMessage], keys: list[str], positions: list[int]
-    ) -> tuple[list[OutMessage], list[str], list[int]]:
+    def _not_committed(self, messages: PageMessages, kept: list[int]) -> list[int]:
         committed = self._committed
         assert committed is not None
-        out: tuple[list[OutMessage], list[str], list[int]] = ([], [], [])
-        for message, key, position in zip(kept, keys, positions, strict=True):
-            if hash((hash(key), hash(message.value))) in committed:
-                continue
-            out[0].append(message)
-            out[1].append(key)
-            out[2].append(position)
-        return out
+        objects, keys = messages.objects, messages.keys
+        return [i for i in kept if hash((hash(keys[i]), hash(objects[i].value))) not in committed]
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:
         for key, listed in Counter(keys).items():
@@ -134,32 +120,34 @@ class WindowSelection:
     def _changed_only(
         self,
         keystate: KeyState,
-        kept: list[OutMessage],
-        keys: list[str],
-        positions: list[int],
+        messages: PageMessages,
+        hashes: list[int],
+        kept: list[int],
         digests: list[int],
-    ) -> tuple[list[OutMessage], list[str], list[int], list[int]]:
+    ) -> tuple[list[int], list[int]]:
         """P8: drop objects whose content (without last_updated) is what was produced before."""
-        previous = keystate.previous_digests([key_hash(k) for k in keys])
-        out: tuple[list[OutMessage], list[str], list[int], list[int]] = ([], [], [], [])
-        for message, key, position, digest, before in zip(
-            kept, keys, positions, digests, previous, strict=True
-        ):
-            if digest == before:
+        previous, legacy = keystate.previous_digests([hashes[i] for i in kept])
+        out: tuple[list[int], list[int]] = ([], [])
+        for index, digest, before, old in zip(kept, digests, previous, legacy, strict=True):
+            value = messages.objects[index].value or b""
+            if before == (legacy_content_digest(value) if old else digest):
                 self._skipped_unchanged += 1
                 continue
-            out[0].append(message)
-            out[1].append(key)
-            out[2].append(position)
-            out[3].append(digest)
+            out[0].append(index)
+            out[1].append(digest)
         return out
 
-    def _inside(self, item: Any) -> bool:
-        value = item.get("last_updated") if isinstance(item, dict) else None
-        if type(value) is str and len(value) == 20 and value[10] == "T" and value[19] == "Z":
-            # The canonical form sorts as text exactly as it does as time.
-            return (self._from_text is None or value >= self._from_text) and value < self._to_text
-        stamp = parse_last_updated(item)
+    def _all_inside(self, stamps: list[int | None]) -> bool:
+        """Whether every `last_updated` of a page is in the window (one check for most pages)."""
+        if not stamps or None in stamps:
+            return False
+        known: list[int] = stamps  # type: ignore[assignment]  # (no None, just checked)
+        low, high = min(known), max(known)
+        return (self._from_s is None or low >= self._from_s) and high < self._to_s
+
+    def _inside(self, stamp: int | None) -> bool:
+        """Whether a `last_updated` (epoch seconds of the canonical reading) is in the window;
+        an object without one readable is kept."""
         if stamp is None:
             return True
         if self._from_s is not None and stamp < self._from_s:

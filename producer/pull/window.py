@@ -222,11 +222,12 @@ class WindowPull:
         """The records of a page that this window produces."""
         ctx = self._ctx
         page = fetched.page
+        read = ctx.reader.read(fetched.items)
         messages = ctx.builder.build(
-            fetched.items, fetched.offset, ctx.http.redact(page.url), page.traceparent
+            read, fetched.offset, ctx.http.redact(page.url), page.traceparent
         )
         ctx.counters.duplicate_keys += messages.duplicate_keys
-        messages = self._selection.select(fetched.items, messages)
+        messages = self._selection.select(messages)
         if messages.dialects:
             self._count_dialects(messages)
         return messages
