@@ -100,7 +100,8 @@ async def drive(bodies: list[bytes], module: str) -> float:
         url = endpoint.with_query(offset=offset, limit=PAGE_SIZE)
         envelope = parse_list_envelope(body)
         read_pagination(url, endpoint, total="1000000", limit=str(PAGE_SIZE), links=[])
-        messages = builder.build(reader.read(envelope.items), offset, str(url), None)
+        read = reader.read(envelope.items, envelope.text)  # as the window pull reads a page
+        messages = builder.build(read, offset, str(url), None)
         messages = selection.select(messages)
         acks.append(await kafka.send(topic, messages.objects))
         acks.append(await kafka.send("bench.deadletter", messages.dead_letters))

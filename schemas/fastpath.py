@@ -78,6 +78,7 @@ class FastPage:
 
     accepted: list[Any]
     last_updated: list[int | None]
+    everything: bool = False  # every object accepted (nearly every page)
 
 
 class _Collector:
@@ -115,25 +116,39 @@ class FastPath:
         plain = _Translation(schema, ascii_only=True, datetime=datetime).root()
         self._general = msgspec.json.Decoder(general, dec_hook=hook).decode
         self._plain = msgspec.json.Decoder(plain, dec_hook=hook).decode
-        self._plain_page = msgspec.json.Decoder(list[plain], dec_hook=hook).decode  # type: ignore[valid-type]
+        self._plain_page: Callable[[bytes], Any] = msgspec.json.Decoder(
+            list[plain],  # type: ignore[valid-type]
+            dec_hook=hook,
+        ).decode
+        envelope = msgspec.defstruct("FastEnvelope", [("data", list[plain] | None, None)])  # type: ignore[valid-type]
+        self._plain_envelope: Callable[[bytes], Any] = msgspec.json.Decoder(
+            envelope, dec_hook=hook
+        ).decode
 
-    def read(self, raws: Sequence[bytes]) -> FastPage:
-        """Decode each object of a page (each element the JSON of one object)."""
+    def read(self, raws: Sequence[bytes], text: bytes = b"") -> FastPage:
+        """Decode each object of a page (each element the JSON of one object); `text` may be
+        the page's whole envelope, whose `data` holds exactly these objects, to decode instead
+        of a list made of them."""
         if not raws:
             return FastPage([], [])
         stamps, tops = self._collector.stamps, self._collector.tops
         stamps.clear()
         tops.clear()
-        joined = b"[" + b",".join(raws) + b"]"
-        if is_plain_ascii(joined):
+        whole = text or b"[" + b",".join(raws) + b"]"
+        if is_plain_ascii(whole):
             # Nearly every page: one decode for all its objects, one check of its DateTimes.
             try:
-                accepted = self._plain_page(joined)
+                if text:
+                    accepted: list[Any] = self._plain_envelope(whole).data or []
+                else:
+                    accepted = self._plain_page(whole)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass
             else:
-                if len(tops) == len(raws) and not check_datetimes(stamps, self._pattern):
-                    return self._with_last_updated(accepted, list(tops))
+                if len(accepted) == len(raws) == len(tops) and not check_datetimes(
+                    stamps, self._pattern
+                ):
+                    return self._with_last_updated(accepted, list(tops), decoded_all=True)
         return self._each(raws)
 
     def _each(self, raws: Sequence[bytes]) -> FastPage:
@@ -159,18 +174,20 @@ class FastPath:
             texts.append(tops[-1] if len(tops) > top else None)  # the last, if written twice
         for index in check_datetimes(stamps, self._pattern):
             accepted[bisect.bisect_right(starts, index) - 1] = None
-        return self._with_last_updated(accepted, texts)
+        return self._with_last_updated(accepted, texts, decoded_all=False)
 
-    def _with_last_updated(self, accepted: list[Any], texts: list[str | None]) -> FastPage:
+    def _with_last_updated(
+        self, accepted: list[Any], texts: list[str | None], *, decoded_all: bool
+    ) -> FastPage:
         """Check each accepted object's own `last_updated` (an object whose text the pattern
         rejects is left to the model) and read it as epoch seconds."""
-        seconds: list[int | None] = [None] * len(texts)
-        canonical = [i for i, t in enumerate(texts) if t is not None and len(t) == 20]
-        if len(canonical) == len(texts):
+        if decoded_all and set(map(len, texts)) == {20}:  # (decoded_all: no text is None)
             ok, values = _canonical_seconds(texts)  # type: ignore[arg-type]
             if ok.all():
-                return FastPage(accepted, values.tolist())
-        elif canonical:
+                return FastPage(accepted, values.tolist(), everything=True)
+        seconds: list[int | None] = [None] * len(texts)
+        canonical = [i for i, t in enumerate(texts) if t is not None and len(t) == 20]
+        if canonical:
             ok, values = _canonical_seconds([texts[i] for i in canonical])  # type: ignore[misc]
             for i, good, value in zip(canonical, ok.tolist(), values.tolist(), strict=True):
                 seconds[i] = value if good else None

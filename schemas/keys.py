@@ -292,6 +292,7 @@ def page_key_function(
         except (KeyError, TypeError, AttributeError):
             return None
         count = len(joined)
+        # No part holds `/`, `%` or a line break (each would add one), and none is empty.
         if (
             "%" in text
             or text.count("/") != slashes * count

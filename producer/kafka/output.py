@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
@@ -293,13 +294,7 @@ class KafkaOutput:
         partitions = await self.partition_count(topic)
         waits: set[asyncio.Future[None]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
-        by_partition: dict[int, list[OutMessage]] = {}
-        for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
-            group = by_partition.get(partition)
-            if group is None:
-                by_partition[partition] = [message]
-            else:
-                group.append(message)
+        by_partition = _by_partition(messages, partitions_for(hashed, partitions))
         for partition, group in by_partition.items():  # each partition's messages in order
             outbox = self._outbox(topic, partition)
             done = 0
@@ -355,6 +350,25 @@ class KafkaOutput:
             await self.wait_acked([await self.send(topic, messages)])
 
         await self._until_deadline(f"produce to {topic}", attempt, report=report)
+
+
+def _by_partition(
+    messages: Sequence[OutMessage], partitions: list[int]
+) -> dict[int, list[OutMessage]]:
+    """The messages of each partition, in their order."""
+    if not partitions:
+        return {}
+    chosen = np.asarray(partitions)
+    order = np.argsort(chosen, kind="stable")
+    ordered = chosen[order]
+    cuts = np.flatnonzero(np.diff(ordered)) + 1
+    starts = [0, *cuts.tolist()]
+    ends = [*cuts.tolist(), len(order)]
+    at = order.tolist()
+    return {
+        int(ordered[start]): [messages[i] for i in at[start:end]]
+        for start, end in zip(starts, ends, strict=True)
+    }
 
 
 async def _all_acked(futures: list[asyncio.Future[Any]]) -> None:

@@ -32,6 +32,9 @@ class Envelope:
     timestamp: str | None
     items: list[Any]  # a list page's objects, each its JSON text (`parse_list_envelope`)
     data_value: Any = None  # `data` as sent, for endpoints that return an object
+    # A list page's whole JSON text (compact), whose `data` the items are slices of: the page
+    # reader decodes it in one go (b"" when the page was not read that way).
+    text: bytes = b""
 
     @property
     def is_success(self) -> bool:
@@ -150,6 +153,7 @@ def parse_list_envelope(body: bytes) -> Envelope:
         status_message=message if isinstance(message, str) else None,
         timestamp=timestamp if isinstance(timestamp, str) else None,
         items=[] if page.data is None else list(map(bytes, page.data)),
+        text=body,
     )
 
 

@@ -102,22 +102,28 @@ class PageReader:
         )
         self._key_of_reading: Callable[[Any], str] = key_function(module, ocpi_version, identity)
 
-    def read(self, values: Sequence[bytes]) -> ReadPage:
-        """Read a page: `values` are its objects' JSON texts (`Envelope.items` of a list page)."""
-        fast = self._fast.read(values)
+    def read(self, values: Sequence[bytes], text: bytes = b"") -> ReadPage:
+        """Read a page: `values` are its objects' JSON texts (`Envelope.items` of a list page);
+        `text`, if given, the page's whole JSON text they were sliced from (`Envelope.text`),
+        which is then decoded in one go."""
+        fast = self._fast.read(values, text)
         values = list(values)
         last_updated = list(fast.last_updated)
         errors: dict[int, tuple[str, ...]] = {}
-        keys = self._keys(fast.accepted, errors)
+        keys = self._keys(fast.accepted, fast.everything, errors)
+        if fast.everything:
+            return ReadPage(values, keys, last_updated, errors)
         rejected = [i for i, decoded in enumerate(fast.accepted) if decoded is None]
         if not rejected:
             return ReadPage(values, keys, last_updated, errors)
         return self._judge(values, rejected, keys, last_updated, errors)
 
-    def _keys(self, accepted: list[Any], errors: dict[int, tuple[str, ...]]) -> list[str | None]:
+    def _keys(
+        self, accepted: list[Any], everything: bool, errors: dict[int, tuple[str, ...]]
+    ) -> list[str | None]:
         """Keys of the objects the fast path accepted (None for the rest, and for keyless ones,
         which become dead letters)."""
-        if None not in accepted:
+        if everything:
             found = self._keys_of_page(accepted)
             if found is not None:
                 return list(found)

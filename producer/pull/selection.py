@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from datetime import datetime
+from operator import attrgetter
 
 from producer.kafka.digests import content_digest, key_hash, legacy_content_digest, value_hash
 from producer.kafka.keystate import KeyState
 from producer.pull.records import PageMessages
+
+_VALUE = attrgetter("value")
 
 
 class WindowSelection:
@@ -65,16 +69,7 @@ class WindowSelection:
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
         objects, keys, stamps = messages.objects, messages.keys, messages.last_updated
-        seen = self._seen
-        kept: list[int] = []  # indexes into the page's records
-        values = [message.value or b"" for message in objects]
-        for index, (seen_key, seen_value) in enumerate(
-            zip(map(hash, keys), map(value_hash, values), strict=True)
-        ):
-            if seen.get(seen_key) == seen_value:
-                continue
-            seen[seen_key] = seen_value
-            kept.append(index)
+        kept = self._unseen(messages)  # indexes into the page's records
         if not self._all_inside(stamps):
             inside = self._inside
             kept = [index for index in kept if inside(stamps[index])]
@@ -82,7 +77,7 @@ class WindowSelection:
             kept = self._not_committed(messages, kept)
         for identity in messages.dead_identities:
             # Received, just not valid: it counts toward the window's total all the same.
-            seen.setdefault(hash(identity), 0)
+            self._seen.setdefault(hash(identity), 0)
         digests: list[int] = []
         if self._keystate is not None:
             hashes = [key_hash(k) for k in keys]  # each key hashed once
@@ -91,6 +86,8 @@ class WindowSelection:
             digests = [content_digest(objects[i].value or b"") for i in kept]
             if self._skip_unchanged:
                 kept, digests = self._changed_only(self._keystate, messages, hashes, kept, digests)
+        if len(kept) == len(objects):  # all of them (nearly every page): the lists as they are
+            return replace(messages, digests=digests)
         return PageMessages(
             [objects[i] for i in kept],
             messages.dead_letters,
@@ -104,6 +101,25 @@ class WindowSelection:
             messages.examples,
             [messages.last_updated[i] for i in kept],
         )
+
+    def _unseen(self, messages: PageMessages) -> list[int]:
+        """The records this window has not produced before with this value (and remember them:
+        a step-back or a re-read pass meets them again)."""
+        seen = self._seen
+        hashes = list(map(hash, messages.keys))
+        values = list(map(value_hash, map(_VALUE, messages.objects)))  # (records, no tombstones)
+        if not messages.duplicate_keys and seen.keys().isdisjoint(hashes):
+            seen.update(
+                zip(hashes, values, strict=True)
+            )  # a page of keys new to the window: all of them
+            return list(range(len(hashes)))
+        kept: list[int] = []
+        for index, (seen_key, seen_value) in enumerate(zip(hashes, values, strict=True)):
+            if seen.get(seen_key) == seen_value:
+                continue
+            seen[seen_key] = seen_value
+            kept.append(index)
+        return kept
 
     def _not_committed(self, messages: PageMessages, kept: list[int]) -> list[int]:
         committed = self._committed

@@ -222,7 +222,7 @@ class WindowPull:
         """The records of a page that this window produces."""
         ctx = self._ctx
         page = fetched.page
-        read = ctx.reader.read(fetched.items)
+        read = ctx.reader.read(fetched.items, fetched.text)
         messages = ctx.builder.build(
             read, fetched.offset, ctx.http.redact(page.url), page.traceparent
         )

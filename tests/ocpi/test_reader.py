@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from producer.ocpi.envelope import parse_list_envelope
 from producer.ocpi.reader import PageReader, ReadPage, Verdict
 from sandbox.dialects import DIALECTS, DialectWriter
 from sandbox.generator import INVALID_KINDS, MODULES, VERSIONS, ObjectFactory, Party
@@ -86,10 +87,15 @@ def new_path(read: ReadPage) -> tuple[list[Judged], dict[str, str]]:
 def assert_same(version: str, module: str, values: list[bytes]) -> ReadPage:
     """Both paths agree on a page, in both validation modes; the lenient reading."""
     read = None
+    # The page as the envelope hands it over: the objects' text, and the page's whole text.
+    envelope = parse_list_envelope(b'{"status_code":1000,"data":[' + b",".join(values) + b"]}")
+    assert envelope.items == values
     for mode in VALIDATION_MODES:
-        read = PageReader(version, module, IDENTITY, mode).read(values)
+        reader = PageReader(version, module, IDENTITY, mode)
+        read = reader.read(values)
         assert new_path(read) == old_path(version, module, mode, values)
         assert read.values == values  # the value is the object's text as it came
+        assert new_path(reader.read(envelope.items, envelope.text)) == new_path(read)
     # Whatever the fast path accepts, the model accepts as it stands.
     accepted = fast_path(version, module).read(values).accepted
     chosen = [orjson.loads(v) for v, decoded in zip(values, accepted, strict=True) if decoded]

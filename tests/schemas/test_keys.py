@@ -18,6 +18,7 @@ from schemas.keys import (
     canonical_token_type,
     key_function,
     object_key,
+    page_key_function,
 )
 from schemas.ocpi import MODULES, VERSIONS
 
@@ -331,3 +332,47 @@ def test_a_lenient_reading_keys_like_the_canonical_object() -> None:
     make_key = key_function("tokens", "2.2.1", None)
     assert make_key(report.reading(0, sent)) == make_key(canonical) == "DE/TNM/12345678905880/RFID"
     assert make_key(sent) == "DE/TNM/12345678905880/RFID"  # as sent (a dead letter in strict)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    module=st.sampled_from(["tokens", "locations", "tariffs", "sessions", "cdrs"]),
+    version=st.sampled_from(["2.1.1", "2.2.1", "2.3.0"]),
+    partner=st.one_of(st.none(), st.just(PartnerIdentity("de", "tnm"))),
+    objects=st.lists(
+        st.fixed_dictionaries(
+            dict.fromkeys(("country_code", "party_id", "id", "uid"), _PART | ascii_parts)
+            | {"type": _PART | st.sampled_from(["RFID", "rfid", "APP_USER", "OTHER", "x\n"])}
+        ),
+        max_size=6,
+    ),
+    attributes=st.booleans(),
+)
+def test_a_page_keyed_at_once_gets_each_object_its_own_key(
+    module: str,
+    version: str,
+    partner: PartnerIdentity | None,
+    objects: list[dict[str, Any]],
+    attributes: bool,
+) -> None:
+    """page_key_function gives every object object_key's key, or gives up (None) when one of
+    them is not the common case; on a page of plain objects it never gives up."""
+    page = page_key_function(module, version, partner, attributes=attributes)
+    found = page([SimpleNamespace(**o) for o in objects] if attributes else objects)
+
+    def key(obj: dict[str, Any]) -> str | None:
+        try:
+            return object_key(module, version, obj, partner)
+        except ObjectKeyError:
+            return None
+
+    expected = [key(o) for o in objects]
+    if found is not None:
+        assert found == expected
+    plain = all(
+        isinstance(o.get(f), str) and o[f] and not {"/", "%", "\n"} & set(o[f])
+        for o in objects
+        for f in ("country_code", "party_id", "id", "uid", "type")
+    ) and all(o["type"] in ("RFID", "APP_USER", "OTHER") for o in objects)
+    if plain and (partner is not None or version != "2.1.1"):
+        assert found == expected
