@@ -181,7 +181,8 @@ class FastPath:
     ) -> FastPage:
         """Check each accepted object's own `last_updated` (an object whose text the pattern
         rejects is left to the model) and read it as epoch seconds."""
-        if decoded_all and set(map(len, texts)) == {20}:  # (decoded_all: no text is None)
+        if decoded_all and set(map(len, texts)) == {20}:  # type: ignore[arg-type]
+            # (decoded_all: no text is None)
             ok, values = _canonical_seconds(texts)  # type: ignore[arg-type]
             if ok.all():
                 return FastPage(accepted, values.tolist(), everything=True)

@@ -208,9 +208,9 @@ class _RecordAppender:
         self._batch = batch
         builder = getattr(batch, "_builder", None)
         offset = getattr(batch, "_relative_offset", None)
-        usable = builder is not None and type(offset) is int and not batch.closed()
+        usable = builder is not None and isinstance(offset, int) and not batch.closed()
         self._builder = builder if usable else None
-        self._offset = offset if usable else 0
+        self._offset: int = offset if isinstance(offset, int) and usable else 0
 
     def add_all(
         self,
