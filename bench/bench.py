@@ -9,6 +9,8 @@ All on one machine (puller, sandbox partner and embedded broker share its CPUs),
 * `adaptive` (bench/adaptive.py): the default pull against partners of finite capacity;
 * `churn` (bench/churn.py): pulls from a partner that updates objects while they are paged;
 * `exactly_once` (bench/exactly_once.py): exactly-once next to at-least-once at 0 and 50 ms;
+* `cpu` (bench/cpu.py): the puller's CPU per token and per location in whole pulls at 0 ms,
+  and with `--baseline REF` the same pulls by commit REF's code, interleaved;
 * `instructions` (bench/instructions.py): instructions per object of the in-process hot path
   (callgrind; they repeat within 1%), and its µs per object, with `--baseline REF` side by side
   with commit REF's code;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -43,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bench_validation
 from bench.adaptive import CASES, adaptive_round, adaptive_section
 from bench.churn import RATES, churn_report, churn_section
-from bench.cpu import cpu_budget, cpu_round, cpu_section
+from bench.cpu import cpu_budget, cpu_pulls_round, cpu_pulls_section, cpu_round, cpu_section
 from bench.exactly_once import exactly_once_round, exactly_once_section
-from bench.instructions import instructions_section
+from bench.instructions import checkout, instructions_section
 from bench.processes import fresh_broker
 from bench.repeats import merge_numbers, merge_rounds
 from bench.targets import check_targets
@@ -57,7 +60,7 @@ from bench.throughput import (
     throughput_round,
 )
 
-SECTIONS = ("throughput", "adaptive", "churn", "exactly_once", "validation", "instructions")
+SECTIONS = ("throughput", "adaptive", "churn", "exactly_once", "validation", "instructions", "cpu")
 CHURN_TOKENS = 50_000
 
 
@@ -107,6 +110,18 @@ async def run(
     adaptive: list[dict[str, Any]] = []
     churn: list[dict[str, Any]] = []
     exactly_once: list[dict[str, Any]] = []
+    cpu_pulls: list[dict[str, float]] = []
+    baseline_tree = None
+    with contextlib.ExitStack() as stack:
+        if baseline is not None and "cpu" in sections:
+            baseline_tree = stack.enter_context(checkout(baseline))
+        codes: dict[str, Path | None] = {"ours": None}
+        if baseline_tree is not None:
+            codes["baseline"] = baseline_tree
+        for index in range(repeat):
+            if "cpu" in sections:
+                with clock.section("cpu", index + 1, repeat):
+                    cpu_pulls.append(cpu_pulls_round(codes))
     for index in range(repeat):
         first, no = index == 0, index + 1
         if "throughput" in sections:
@@ -146,6 +161,8 @@ async def run(
         document["churn"] = churn_report(churn)
     if exactly_once:
         document["exactly_once"] = exactly_once_section(exactly_once)
+    if cpu_pulls:
+        document["cpu"] = cpu_pulls_section(cpu_pulls, baseline)
     spread = merge_numbers(ratios)
     document["ratios"] = {name: entry["median"] for name, entry in spread.items()}
     document["ratio_spread"] = spread
@@ -179,6 +196,8 @@ def repeat_note(repeat: int, sections: set[str], memory: list[dict[str, Any]]) -
         once.append("figures.validation (best of 5 runs of its own)")
     if "instructions" in sections:
         once.append("instructions (counts repeat within 1%; µs: median of 3 runs of its own)")
+    if "cpu" in sections:
+        repeated.append("cpu (every figure, ours and --baseline interleaved)")
     return {
         "n": repeat,
         "repeated": repeated,
@@ -206,7 +225,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         metavar="GIT_REF",
-        help="the instructions section also measures this commit's code, side by side",
+        help="the instructions and cpu sections also measure this commit's code, side by side",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
