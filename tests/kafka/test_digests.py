@@ -55,9 +55,7 @@ def test_only_last_updated_may_change_without_changing_the_digest(
     obj = {"id": "1", "last_updated": before, "nested": [{"last_updated": before, "v": value}]}
     changed = {"id": "1", "last_updated": after, "nested": [{"last_updated": after, "v": value}]}
     assert content_digest(orjson.dumps(obj)) == content_digest(orjson.dumps(changed))
-    assert content_digest(orjson.dumps(obj)) != content_digest(
-        orjson.dumps({**obj, "id": "2"})
-    )
+    assert content_digest(orjson.dumps(obj)) != content_digest(orjson.dumps({**obj, "id": "2"}))
 
 
 def test_a_digest_is_never_zero_and_its_record_says_its_kind() -> None:
