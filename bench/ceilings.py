@@ -62,7 +62,7 @@ async def our_fetch_only(base_url: str) -> dict[str, Any]:
             driver = PageDriver(http, query, WindowWalk(max_ahead=4), slots=slots)
             count = 0
             async for fetched in driver.pages():
-                read = reader.read(fetched.items)
+                read = reader.read(fetched.items, fetched.text)
                 count += len(builder.build(read, fetched.offset, "u", None).objects)
                 driver.walk.on_acked(fetched.request.request_id)
             return count

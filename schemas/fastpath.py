@@ -142,7 +142,7 @@ class FastPath:
                     accepted: list[Any] = self._plain_envelope(whole).data or []
                 else:
                     accepted = self._plain_page(whole)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 pass
             else:
                 if len(accepted) == len(raws) == len(tops) and not check_datetimes(
@@ -165,7 +165,7 @@ class FastPath:
             starts.append(first)
             try:
                 decoded = (plain if is_plain_ascii(raw) else general)(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 del stamps[first:], tops[top:]
                 accepted.append(None)
                 texts.append(None)

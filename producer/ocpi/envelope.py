@@ -142,7 +142,7 @@ def parse_list_envelope(body: bytes) -> Envelope:
         if not is_compact(body):
             body = msgspec.json.format(body, indent=-1)
         page = _decode_list_page(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _parsed_whole(body)  # an error, said as before, or an odd but valid envelope
     status_code = page.status_code
     if isinstance(status_code, bool) or not isinstance(status_code, int):

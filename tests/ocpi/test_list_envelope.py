@@ -82,6 +82,8 @@ def test_it_reads_what_parse_envelope_reads(
 @example(b'{"status_code":1000.0}')
 @example(b'{"status_code":1000,"data":{}}')
 @example(b"[]")
+@example(b'{"data": [' * 5000 + b"]" * 5000 + b"}")  # nested beyond either parser's depth
+@example(b'{"status_code":1000,"data":[' + b"[" * 900 + b"]" * 900 + b"]}")
 @example(b"   ")
 def test_any_bytes_are_judged_as_parse_envelope_judges_them(body: bytes) -> None:
     assert outcome(parse_list_envelope, body) == outcome(parse_envelope, body)

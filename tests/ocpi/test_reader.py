@@ -323,3 +323,13 @@ def test_every_field_given_every_kind_of_value_is_read_as_before(module: str, ve
                 page.append(changed)
             for values in encodings(page):
                 assert_same(version, module, values)
+
+
+def test_an_object_nested_deeper_than_the_fast_path_goes_is_judged_by_the_model() -> None:
+    token = sandbox_objects("tokens", "2.2.1", ())[0]
+    deep: Any = []
+    for _ in range(900):
+        deep = [deep]
+    values = [json.dumps({**token, "x_deep": deep}, separators=(",", ":")).encode()]
+    read = assert_same("2.2.1", "tokens", values)
+    assert read.verdict(0) is Verdict.VALID
