@@ -3,6 +3,13 @@
 Pure and deterministic: no clock, no asyncio; every random draw comes from one seeded
 `random.Random`. The client is closed-loop with an endless backlog of pages: it sends whenever
 it holds a permit and the partner's `Retry-After` pause (what `RequestGate.pause` does) is over.
+A 429 is the controller's to answer; the gate only pauses for `Retry-After`.
+
+The client may spend CPU on each answer (`Scenario.client_cpu_s`: parsing, reading, records) on
+its one event loop: it takes an answer up when the loop is free, and sends again once it is. A
+latency sample ends when the answer is taken up (`latency_ends="answer"`, what the puller does:
+its own work is not the partner's latency), or after the client's work on it (`"processed"`, how
+it used to be), which makes a CPU-bound client look like a slow partner.
 
 Two partner models:
 
@@ -101,6 +108,8 @@ class Scenario:
     warmup_s: float = 0.0  # 0: the first 30% of the run
     windows: int = 200
     pages: int = 0  # 0: an endless backlog; else a pull of this many pages
+    client_cpu_s: float = 0.0  # the client's own work per answer, on its one event loop
+    latency_ends: Literal["answer", "processed"] = "answer"
 
     def span(self) -> tuple[float, float]:
         """(duration, warm-up) in virtual seconds."""
@@ -129,6 +138,7 @@ class Trace:
     permits: list[tuple[float, int]] = field(default_factory=list)  # (time, permits) on change
     sent_while_gated: int = 0
     finished_at: float | None = None  # when the last of `Scenario.pages` was answered
+    baseline_s: float | None = None  # the latency baseline the controller ended with
 
 
 @dataclass(slots=True)
@@ -157,6 +167,8 @@ class _Run:
         self.done = 0
         self.gate_until = 0.0
         self.gate_wake = -1.0
+        self.cpu_free = 0.0  # when the client's event loop is done with what it has taken up
+        self.cpu_wake = -1.0
         self.busy = 0  # `workers`: serving now
         self.queue: deque[int] = deque()  # `workers`: waiting, first come first served
 
@@ -201,6 +213,11 @@ class _Run:
             self.refuse(now, request)
 
     def pump(self, now: float) -> None:
+        if now < self.cpu_free:  # the event loop is busy: it sends once it is free
+            if self.cpu_wake != self.cpu_free:
+                self.cpu_wake = self.cpu_free
+                self.push(self.cpu_free, "cpu", 0)
+            return
         if now < self.gate_until:
             if self.gate_wake != self.gate_until:  # the RequestGate holds every request
                 self.gate_wake = self.gate_until
@@ -209,7 +226,11 @@ class _Run:
         while self.inflight < self.controller.permits and self.backlog > 0:
             self.send(now)
 
-    def answer(self, now: float, request_id: int) -> None:
+    def answer(self, arrived: float, request_id: int) -> None:
+        # The event loop takes the answer up when it is free, then works on it.
+        now = max(arrived, self.cpu_free)
+        self.cpu_free = now + self.scenario.client_cpu_s
+        sample_end = now if self.scenario.latency_ends == "answer" else self.cpu_free
         request = self.requests.pop(request_id)
         if not request.refused and self.partner.kind == "workers":
             self.busy -= 1
@@ -223,7 +244,7 @@ class _Run:
         else:
             self.done += 1
         response = Response(
-            latency_s=now - request.sent_at,
+            latency_s=sample_end - request.sent_at,
             inflight=request.inflight,
             outcome=outcome,
             full_page=request.full_page,
@@ -252,6 +273,7 @@ class _Run:
                     self.trace.finished_at = now
                     break
             self.pump(now)
+        self.trace.baseline_s = self.controller.baseline()
         return self.trace
 
 

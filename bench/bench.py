@@ -10,6 +10,11 @@ All on one machine (puller, sandbox partner and embedded broker share its CPUs),
 * `churn` (bench/churn.py): pulls from a partner that updates objects while they are paged;
 * `unordered` (bench/unordered.py): a partner listing in another order at every request;
 * `exactly_once` (bench/exactly_once.py): exactly-once next to at-least-once at 0 and 50 ms;
+* `cpu` (bench/cpu.py): the puller's CPU per token and per location in whole pulls at 0 ms,
+  and with `--baseline REF` the same pulls by commit REF's code, interleaved;
+* `instructions` (bench/instructions.py): instructions per object of the in-process hot path
+  (callgrind; they repeat within 1%), and its µs per object, with `--baseline REF` side by side
+  with commit REF's code;
 * `ratios`, `targets` and `target_check`: figures of this one run side by side, against the
   issues' targets.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,8 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bench_validation
 from bench.adaptive import CASES, adaptive_round, adaptive_section
 from bench.churn import RATES, churn_report, churn_section
-from bench.cpu import cpu_budget, cpu_round, cpu_section
+from bench.cpu import cpu_budget, cpu_pulls_round, cpu_pulls_section, cpu_round, cpu_section
 from bench.exactly_once import exactly_once_round, exactly_once_section
+from bench.instructions import checkout, instructions_section
 from bench.processes import fresh_broker
 from bench.repeats import merge_numbers, merge_rounds
 from bench.targets import check_targets
@@ -55,7 +62,16 @@ from bench.throughput import (
 )
 from bench.unordered import unordered_report, unordered_section
 
-SECTIONS = ("throughput", "adaptive", "churn", "unordered", "exactly_once", "validation")
+SECTIONS = (
+    "throughput",
+    "adaptive",
+    "churn",
+    "unordered",
+    "exactly_once",
+    "validation",
+    "instructions",
+    "cpu",
+)
 CHURN_TOKENS = 50_000
 
 
@@ -93,7 +109,9 @@ class Clock:
         }
 
 
-async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> dict[str, Any]:
+async def run(
+    tokens: int, with_10m: bool, repeat: int, sections: set[str], baseline: str | None = None
+) -> dict[str, Any]:
     """Every selected section, `repeat` rounds; the JSON document."""
     clock = Clock()
     throughput: list[dict[str, Any]] = []
@@ -104,6 +122,18 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
     churn: list[dict[str, Any]] = []
     exactly_once: list[dict[str, Any]] = []
     unordered: list[dict[str, Any]] = []
+    cpu_pulls: list[dict[str, float]] = []
+    baseline_tree = None
+    with contextlib.ExitStack() as stack:
+        if baseline is not None and "cpu" in sections:
+            baseline_tree = stack.enter_context(checkout(baseline))
+        codes: dict[str, Path | None] = {"ours": None}
+        if baseline_tree is not None:
+            codes["baseline"] = baseline_tree
+        for index in range(repeat):
+            if "cpu" in sections:
+                with clock.section("cpu", index + 1, repeat):
+                    cpu_pulls.append(cpu_pulls_round(codes))
     for index in range(repeat):
         first, no = index == 0, index + 1
         if "throughput" in sections:
@@ -137,6 +167,9 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
         with clock.section("validation", 1, 1):
             figures["validation"] = bench_validation.measure()["modules"]
     document["figures"] = figures
+    if "instructions" in sections:
+        with clock.section("instructions", 1, 1):
+            document["instructions"] = instructions_section(baseline)
     if adaptive:
         document["adaptive"] = adaptive_section(adaptive)
     if churn:
@@ -145,6 +178,8 @@ async def run(tokens: int, with_10m: bool, repeat: int, sections: set[str]) -> d
         document["unordered"] = unordered_report(unordered)
     if exactly_once:
         document["exactly_once"] = exactly_once_section(exactly_once)
+    if cpu_pulls:
+        document["cpu"] = cpu_pulls_section(cpu_pulls, baseline)
     spread = merge_numbers(ratios)
     document["ratios"] = {name: entry["median"] for name, entry in spread.items()}
     document["ratio_spread"] = spread
@@ -178,6 +213,10 @@ def repeat_note(repeat: int, sections: set[str], memory: list[dict[str, Any]]) -
         repeated.append("exactly_once")
     if "validation" in sections:
         once.append("figures.validation (best of 5 runs of its own)")
+    if "instructions" in sections:
+        once.append("instructions (counts repeat within 1%; µs: median of 3 runs of its own)")
+    if "cpu" in sections:
+        repeated.append("cpu (every figure, ours and --baseline interleaved)")
     return {
         "n": repeat,
         "repeated": repeated,
@@ -202,11 +241,16 @@ def main() -> None:
         default=",".join(SECTIONS),
         help=f"comma-separated, of {','.join(SECTIONS)} (default all)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="GIT_REF",
+        help="the instructions and cpu sections also measure this commit's code, side by side",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if args.repeat < 1 or not sections <= set(SECTIONS):
         parser.error(f"--repeat 1 or more; --sections of {','.join(SECTIONS)}")
-    document = asyncio.run(run(args.tokens, args.with_10m, args.repeat, sections))
+    document = asyncio.run(run(args.tokens, args.with_10m, args.repeat, sections, args.baseline))
     print(json.dumps(document, indent=2), flush=True)
 
 

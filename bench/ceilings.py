@@ -19,6 +19,7 @@ from producer.ocpi.pages import ListQuery, PageDriver
 from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.planning import plan_windows
 from producer.ocpi.query import pin_now
+from producer.ocpi.reader import PageReader
 from producer.ocpi.responses import PageContext
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
@@ -27,11 +28,10 @@ from sandbox.generator import ObjectFactory, Party
 
 async def our_fetch_only(base_url: str) -> dict[str, Any]:
     """Our fetch path without Kafka: planned windows pulled concurrently with fan-out, every
-    page parsed, validated and keyed as the pull does; nothing produced."""
+    page read (validated, keyed) and its records built as the pull does; nothing produced."""
     endpoint = URL(f"{base_url}{TOKENS_PATH}")
-    builder = MessageBuilder(
-        partner="bench", module="tokens", ocpi_version="2.2.1", pull_id="b", partner_identity=None
-    )
+    reader = PageReader("2.2.1", "tokens", None)
+    builder = MessageBuilder(partner="bench", module="tokens", ocpi_version="2.2.1", pull_id="b")
     started = time.perf_counter()
     cpu_before = own_cpu_seconds()
     objects = 0
@@ -62,7 +62,8 @@ async def our_fetch_only(base_url: str) -> dict[str, Any]:
             driver = PageDriver(http, query, WindowWalk(max_ahead=4), slots=slots)
             count = 0
             async for fetched in driver.pages():
-                count += len(builder.build(fetched.items, fetched.offset, "u", None).objects)
+                read = reader.read(fetched.items, fetched.text)
+                count += len(builder.build(read, fetched.offset, "u", None).objects)
                 driver.walk.on_acked(fetched.request.request_id)
             return count
 

@@ -57,15 +57,21 @@ def own_cpu_seconds() -> float:
 
 @contextlib.contextmanager
 def sandbox_process(
-    tokens: int, latency_ms: float, *, max_limit: int = 1000, flags: Sequence[str] = ()
+    tokens: int,
+    latency_ms: float,
+    *,
+    max_limit: int = 1000,
+    flags: Sequence[str] = (),
+    locations: int = 0,
 ) -> Iterator[Partner]:
-    """The sandbox as a separate process serving `tokens` tokens (and nothing else)."""
+    """The sandbox as a separate process serving `tokens` tokens (and `locations` locations)."""
     process = subprocess.Popen(
         [
             sys.executable, "-m", "producer.cli", "sandbox", "--port", "0",
             "--tokens", str(tokens), "--max-limit", str(max_limit),
-            "--latency-ms", str(latency_ms), "--token-value", TOKEN, "--locations", "0",
-            "--tariffs", "0", "--sessions", "0", "--cdrs", "0", *flags,
+            "--latency-ms", str(latency_ms), "--token-value", TOKEN,
+            "--locations", str(locations), "--tariffs", "0", "--sessions", "0", "--cdrs", "0",
+            *flags,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -152,8 +158,11 @@ def run_pull(
     *flags: str,
     watch: bool = False,
     check: bool = True,
+    module: str = "tokens",
+    code: Path | None = None,
 ) -> dict[str, Any]:
-    """`ocpi-puller pull` of the tokens as a process, with its default settings plus `flags`.
+    """`ocpi-puller pull` of the tokens (or `module`) as a process, with its default settings
+    plus `flags`; `code`: run the puller of that source tree (a baseline's) instead of ours.
 
     Returns wall time, peak and median RSS, its JSON summary's counts and concurrency, and the
     CPU time (µs per object) the puller, the sandbox and the broker each spent on it. `watch`
@@ -161,7 +170,7 @@ def run_pull(
     """
     command = [
         sys.executable, "-m", "producer.cli", "pull",
-        "--url", f"{partner.url}/ocpi/versions", "--module", "tokens",
+        "--url", f"{partner.url}/ocpi/versions", "--module", module,
         "--bootstrap-servers", broker.bootstrap, "--output", "json", "--log-level", "ERROR",
         *flags,
     ]  # fmt: skip
@@ -170,11 +179,15 @@ def run_pull(
     broker_cpu = cpu_seconds(broker.process.pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    env = {**os.environ, "OCPI_PULLER_TOKEN": TOKEN}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     process = psutil.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "OCPI_PULLER_TOKEN": TOKEN},
+        env=env,
+        cwd=code,
     )
     samples: list[int] = []
     while process.poll() is None:

@@ -9,20 +9,36 @@ A key names the object's owner and its identity within that owner:
 the hot path and must also key objects that failed validation (dead letters).
 
 Case: parts the spec types as CiString are upper-cased (ASCII only), so ``nl/tnm/loc1`` and
-``NL/TNM/LOC1`` are the same key; case-sensitive parts (2.1.1 ``id``/``uid``, the token ``type``
-enum value) are kept as sent. Separator: inside every part ``%`` becomes ``%25`` and ``/``
-becomes ``%2F`` (in that order), so a part can never be mistaken for two and the original value
-can be recovered with ``urllib.parse.unquote``. Parts without ``/`` or ``%`` are unchanged.
+``NL/TNM/LOC1`` are the same key; case-sensitive parts (2.1.1 ``id``/``uid``) are kept as sent.
+The token ``type`` is read canonically: a value the version lists, in other letter case
+(``rfid``), is keyed by its listed spelling (``RFID``), as lenient validation reads it, also where
+the version's enum is open (2.3.0) and for dead letters; any other value is kept as sent. So a
+key never depends on the dialect a partner writes.
+
+Separator: inside every part ``%`` becomes ``%25`` and ``/`` becomes ``%2F`` (in that order), so
+a part can never be mistaken for two and the original value can be recovered with
+``urllib.parse.unquote``. Parts without ``/`` or ``%`` are unchanged.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-__all__ = ["KeyFunction", "ObjectKeyError", "PartnerIdentity", "key_function", "object_key"]
+from schemas.ocpi import model_for
+
+__all__ = [
+    "KeyFunction",
+    "ObjectKeyError",
+    "PartnerIdentity",
+    "canonical_token_type",
+    "key_function",
+    "object_key",
+    "page_key_function",
+]
 
 
 class ObjectKeyError(ValueError):
@@ -85,6 +101,25 @@ def _part(value: Any, what: str) -> str:
     return value
 
 
+@cache
+def _listed_token_types(version: str) -> tuple[frozenset[str], Mapping[str, str]]:
+    """The token types `version`'s model lists, and each by its lower-case ASCII spelling."""
+    listed: tuple[str, ...] = ()
+    for meta in model_for(version, "tokens").model_fields["type"].metadata:
+        listed = getattr(meta, "values", listed)  # OneOf (closed) or OpenEnum (2.3.0)
+    return frozenset(listed), {value.lower(): value for value in listed}
+
+
+def canonical_token_type(version: str, value: str) -> str:
+    """A token type as keys read it: a listed value in other ASCII letter case becomes the
+    listed spelling (``rfid`` → ``RFID``); anything else is kept as sent."""
+    listed, by_lower = _listed_token_types(version)
+    if value in listed or not value.isascii():
+        # isascii: "\u212a".lower() is "k"; a look-alike letter is a different value.
+        return value
+    return by_lower.get(value.lower(), value)
+
+
 def _encode(part: str, case_insensitive: bool) -> str:
     if case_insensitive:
         # ASCII only: CiString is ASCII by definition, and str.upper() would turn "ß" into "SS".
@@ -126,18 +161,25 @@ def object_key(
         party_id = _part(partner.party_id, "partner party_id")
     parts = [_encode(country_code, True), _encode(party_id, True)]
     for field, case_insensitive in identity:
-        parts.append(_encode(_part(obj.get(field), f"{module} {field}"), case_insensitive))
+        part = _part(obj.get(field), f"{module} {field}")
+        if module == "tokens" and field == "type":
+            part = canonical_token_type(version, part)
+        parts.append(_encode(part, case_insensitive))
     return "/".join(parts)
 
 
 KeyFunction = Callable[[Mapping[str, Any]], str]
 
 
-def key_function(module: str, version: str, partner: PartnerIdentity | None) -> KeyFunction:
+def key_function(
+    module: str, version: str, partner: PartnerIdentity | None, *, attributes: bool = False
+) -> Callable[[Any], str]:
     """A fast `object_key` for one module and version (the puller's hot path).
 
     The common case (every part a non-empty string without `/` or `%`) is joined directly; any
     other object goes through `object_key`, which encodes or raises exactly as documented.
+    With `attributes` the function reads an object's fields as attributes (a decoded struct)
+    instead of as mapping items; the key is the same.
     """
     identity = _IDENTITY.get((version, module))
     if identity is None:
@@ -150,26 +192,31 @@ def key_function(module: str, version: str, partner: PartnerIdentity | None) -> 
     if self_owned:
         fields, flags = ["country_code", "party_id", *fields], [True, True, *flags]
     elif partner is None:
-        return lambda obj: object_key(module, version, obj, partner)
+        return lambda obj: object_key(module, version, _mapping(obj, attributes), partner)
     owner = (
         ""
         if partner is None or self_owned
         else (f"{_encode(partner.country_code, True)}/{_encode(partner.party_id, True)}/")
     )
-    get = operator.itemgetter(*fields)
+    get = operator.attrgetter(*fields) if attributes else operator.itemgetter(*fields)
     slashes = len(fields) - 1
     all_upper = all(flags)
     last_kept = len(flags) > 1 and all(flags[:-1]) and not flags[-1]
     none_upper = not any(flags)
     if not (all_upper or last_kept or none_upper):  # no such identity today
-        return lambda obj: object_key(module, version, obj, partner)
+        return lambda obj: object_key(module, version, _mapping(obj, attributes), partner)
+    # The token type is the last part; its listed spellings need no look-up.
+    listed_types = _listed_token_types(version)[0] if module == "tokens" else None
 
-    def fast(obj: Mapping[str, Any]) -> str:
+    def slow(obj: Any) -> str:
+        return object_key(module, version, _mapping(obj, attributes), partner)
+
+    def fast(obj: Any) -> str:
         try:
             values = get(obj)
             joined = values if slashes == 0 else "/".join(values)
-        except (KeyError, TypeError):
-            return object_key(module, version, obj, partner)
+        except (KeyError, TypeError, AttributeError):
+            return slow(obj)
         # One check of the joined string stands for every part: all strings, none empty, no
         # "/" or "%" inside (else object_key encodes or raises, as documented).
         if (
@@ -181,7 +228,9 @@ def key_function(module: str, version: str, partner: PartnerIdentity | None) -> 
             or joined[0] == "/"
             or joined[-1] == "/"
         ):
-            return object_key(module, version, obj, partner)
+            return slow(obj)
+        if listed_types is not None and values[-1] not in listed_types:
+            return slow(obj)  # a token type in other case, or one the version does not list
         if all_upper:
             joined = _ascii_upper(joined)
         elif last_kept:
@@ -190,3 +239,87 @@ def key_function(module: str, version: str, partner: PartnerIdentity | None) -> 
         return owner + joined
 
     return fast
+
+
+def page_key_function(
+    module: str, version: str, partner: PartnerIdentity | None, *, attributes: bool = False
+) -> Callable[[Sequence[Any]], list[str] | None]:
+    """`object_key` of every object of a page at once (the page reader's hot path).
+
+    Returns the keys when every object is the common case (each part a non-empty string without
+    `/`, `%` or a line break, and a token type as the version lists it), else None: the caller
+    then keys each object with `key_function`, which encodes or raises as documented. One check
+    of the page's keys joined stands for a check of each.
+    """
+    identity = _IDENTITY.get((version, module))
+    if identity is None:
+        raise ObjectKeyError(
+            f"cannot build key: unknown OCPI module {module!r} in version {version!r}"
+        )
+    self_owned = version in _SELF_OWNED
+    fields = [field for field, _ in identity]
+    flags = [case_insensitive for _, case_insensitive in identity]
+    if self_owned:
+        flags = [True, True, *flags]
+        fields = ["country_code", "party_id", *fields]
+    elif partner is None:
+        return lambda objects: None
+    owner = "" if self_owned or partner is None else _owner(partner)
+    listed = _listed_token_types(version)[0] if module == "tokens" else None
+    if all(flags) or (
+        listed is not None
+        and all(flags[:-1])
+        and all(t.isascii() and t == t.upper() for t in listed)
+    ):
+        upper = True  # (a listed token type is upper case: upper-casing it changes nothing)
+    elif not any(flags):
+        upper = False
+    else:
+        return lambda objects: None  # no such identity today
+    get = operator.attrgetter(*fields) if attributes else operator.itemgetter(*fields)
+    slashes = len(fields) - 1
+    last = operator.itemgetter(-1)
+
+    def keys(objects: Sequence[Any]) -> list[str] | None:
+        if not objects:
+            return []
+        try:
+            parts = list(map(get, objects))
+            joined = parts if slashes == 0 else list(map("/".join, parts))
+            if listed is not None and not set(map(last, parts)) <= listed:
+                return None
+            text = "\n".join(joined)
+        except (KeyError, TypeError, AttributeError):
+            return None
+        count = len(joined)
+        # No part holds `/`, `%` or a line break (each would add one), and none is empty.
+        if (
+            "%" in text
+            or text.count("/") != slashes * count
+            or text.count("\n") != count - 1
+            or "//" in text
+            or "\n\n" in text
+            or "\n/" in text
+            or "/\n" in text
+            or text[:1] in ("", "/", "\n")
+            or text[-1] in ("/", "\n")
+        ):
+            return None
+        if upper:
+            text = _ascii_upper(text)
+        found = text.split("\n")
+        return [owner + key for key in found] if owner else found
+
+    return keys
+
+
+def _owner(partner: PartnerIdentity) -> str:
+    return f"{_encode(partner.country_code, True)}/{_encode(partner.party_id, True)}/"
+
+
+def _mapping(obj: Any, attributes: bool) -> Any:
+    """What `object_key` reads: the object itself, or its key fields of a decoded struct."""
+    if not attributes:
+        return obj
+    names = ("country_code", "party_id", "uid", "type", "id")
+    return {name: getattr(obj, name) for name in names if hasattr(obj, name)}

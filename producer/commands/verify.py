@@ -175,6 +175,7 @@ async def list_partner(target: PullTarget, settings: PullSettings, plan: PullPla
             fanout=options.fanout,
             probe_past_end=options.probe_past_end,
             repair=LinkRepair.from_setting(options.link_repair),
+            validation=options.validation,
         )
 
 

@@ -18,7 +18,7 @@ import orjson
 from producer.kafka.committed import read_committed
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.consume import read_topic
-from producer.kafka.digests import dead_content_hash
+from producer.kafka.digests import dead_content_hash, key_hash, value_hash
 from schemas import headers as h
 
 Scope = tuple[str, str]  # (partner, module)
@@ -95,7 +95,7 @@ async def take_inventory(
 @dataclass(slots=True)
 class WrittenBefore:
     """What one pull of one partner module already has in Kafka (read back when it resumes):
-    hash(key) -> hash(value) of the latest of its objects, and `dead_content_hash` of its dead
+    key_hash -> value_hash of the latest of its objects, and `dead_content_hash` of its dead
     letters. A resumed pull does not produce these again, and counts them as its own."""
 
     objects: dict[int, int] = field(default_factory=dict)
@@ -132,8 +132,8 @@ async def written_before(
         if record.value is None or headers.get(h.PULL_ID) != ours or record.key is None:
             continue
         if headers.get(h.PARTNER) == whose:
-            hashed = hash(record.key.decode())
-            found.objects[hashed] = hash(record.value)
+            hashed = key_hash(record.key.decode())
+            found.objects[hashed] = value_hash(record.value)
             window = headers.get(h.PULL_WINDOW, b"")
             if window.isdigit():
                 found.window_keys.setdefault(int(window), set()).add(hashed)

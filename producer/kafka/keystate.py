@@ -3,13 +3,14 @@
 
 On the compacted topic `<prefix>.digests` every produced object has a record keyed
 `<partner>/<module>/<object key>` whose value is a 64-bit digest of its content without any
-`last_updated` (hex); a deleted object's record is a tombstone. All records of one partner module
+`last_updated` (`x` and 16 hex digits; 16 hex digits alone is a legacy digest, see digests.py);
+a deleted object's record is a tombstone. All records of one partner module
 share a partition (chosen from `<partner>/<module>`), so loading reads one partition.
 
-In memory the state is two sorted numpy arrays (key hash, digest): 16 bytes per key, ~160 MB for
-ten million keys, whatever the objects' size. A digest record is written only after Kafka has
-acknowledged the object it describes, so a crash can make an unchanged object be produced again,
-never make a changed one be skipped.
+In memory the state is sorted numpy arrays (key hash, digest, legacy or not): 17 bytes per key,
+~170 MB for ten million keys, whatever the objects' size. A digest record is written only after
+Kafka has acknowledged the object it describes, so a crash can make an unchanged object be
+produced again, never make a changed one be skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiokafka import TopicPartition
 
 from producer.kafka.committed import read_committed
 from producer.kafka.consume import read_to_end, started_consumer
-from producer.kafka.digests import key_hash
+from producer.kafka.digests import digest_value, key_hash, read_digest_value
 from producer.kafka.output import KafkaOutput
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
@@ -50,6 +51,7 @@ class KeyState:
         self._prefix = f"{self._scope}/".encode()
         self._keys = np.empty(0, dtype=np.uint64)
         self._digests = np.empty(0, dtype=np.uint64)
+        self._legacy = np.empty(0, dtype=bool)
         self._seen = array("Q")
 
     @property
@@ -88,29 +90,37 @@ class KeyState:
         """Read the state left by earlier pulls (later records win; tombstones remove)."""
         keys = array("Q")
         digests = array("Q")
+        legacy = array("B")
         async for key, value in self._records():
             keys.append(key_hash(key.decode()))
-            digests.append(0 if value is None else int(value, 16))
+            digest, old = (0, False) if value is None else read_digest_value(value)
+            digests.append(digest)
+            legacy.append(old)
         if not keys:
             return
         all_keys = np.frombuffer(keys, dtype=np.uint64)[::-1]
         all_digests = np.frombuffer(digests, dtype=np.uint64)[::-1]
+        all_legacy = np.frombuffer(legacy, dtype=np.uint8)[::-1].astype(bool)
         # Reversed, the first occurrence of a key is its latest record.
         unique, first = np.unique(all_keys, return_index=True)
         latest = all_digests[first]
         present = latest != 0
         self._keys = unique[present]
         self._digests = latest[present]
+        self._legacy = all_legacy[first][present]
 
-    def previous_digests(self, hashes: Sequence[int]) -> list[int]:
-        """The digest each key had after earlier pulls (0: not present)."""
+    def previous_digests(self, hashes: Sequence[int]) -> tuple[list[int], list[bool]]:
+        """The digest each key had after earlier pulls (0: not present), and whether that digest
+        is a legacy one (`digests.legacy_content_digest` compares with it)."""
         if not len(self._keys) or not hashes:
-            return [0] * len(hashes)
+            return [0] * len(hashes), [False] * len(hashes)
         wanted = np.asarray(hashes, dtype=np.uint64)
         positions = np.searchsorted(self._keys, wanted)
         positions[positions >= len(self._keys)] = 0
         found = self._keys[positions] == wanted
-        return [int(d) if f else 0 for d, f in zip(self._digests[positions], found, strict=True)]
+        digests = np.where(found, self._digests[positions], 0)
+        legacy = found & self._legacy[positions]
+        return digests.tolist(), legacy.tolist()
 
     def mark_seen(self, hashes: Sequence[int]) -> None:
         """These keys exist at the partner (produced, skipped as unchanged, or dead-lettered)."""
@@ -136,7 +146,7 @@ class KeyState:
         """The record saying `object_key` was produced with this content."""
         return OutMessage(
             f"{self._scope}/{object_key}".encode(),
-            f"{digest:016x}".encode(),
+            digest_value(digest),
             [],
             partition_key=self._scope.encode(),
         )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from opentelemetry import trace
@@ -334,11 +335,14 @@ class KafkaOutput:
             raise
         waits: set[asyncio.Future[Acked]] = set()
         hashed = [m.key if m.partition_key is None else m.partition_key for m in messages]
-        for message, partition in zip(messages, partitions_for(hashed, partitions), strict=True):
+        by_partition = _by_partition(messages, partitions_for(hashed, partitions))
+        for partition, group in by_partition.items():  # each partition's messages in order
             outbox = self._outbox(topic, partition)
-            if outbox.full:
-                await outbox.wait_for_room()
-            waits.add(outbox.append(message))
+            done = 0
+            while done < len(group):
+                if outbox.full:
+                    await outbox.wait_for_room()
+                done = outbox.extend(group, done, waits)
         acked = asyncio.ensure_future(_all_acked(list(waits)))
         acked.add_done_callback(lambda done: end_span(span, failure_of(done)))
         self._waiting.add(acked)
@@ -446,6 +450,25 @@ class KafkaOutput:
 
         marks: Marks = await self._until_deadline(f"produce to {topic}", attempt, report=report)
         return marks
+
+
+def _by_partition(
+    messages: Sequence[OutMessage], partitions: list[int]
+) -> dict[int, list[OutMessage]]:
+    """The messages of each partition, in their order."""
+    if not partitions:
+        return {}
+    chosen = np.asarray(partitions)
+    order = np.argsort(chosen, kind="stable")
+    ordered = chosen[order]
+    cuts = np.flatnonzero(np.diff(ordered)) + 1
+    starts = [0, *cuts.tolist()]
+    ends = [*cuts.tolist(), len(order)]
+    at = order.tolist()
+    return {
+        int(ordered[start]): [messages[i] for i in at[start:end]]
+        for start, end in zip(starts, ends, strict=True)
+    }
 
 
 async def _all_acked(futures: list[asyncio.Future[Acked]]) -> Marks:

@@ -50,39 +50,57 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
 
     Same result as `murmur2` per key (tested), ~20x faster for a page of keys.
     """
-    result = np.empty(len(keys), dtype=np.uint32)
-    by_length: dict[int, list[int]] = {}
-    for index, key in enumerate(keys):
-        by_length.setdefault(len(key), []).append(index)
-    m = np.uint32(_M)
-    for length, indices in by_length.items():
-        rows = np.frombuffer(b"".join([keys[i] for i in indices]), dtype=np.uint8)
-        rows = rows.reshape(len(indices), length)
-        h = np.full(len(indices), (0x9747B28C ^ length) & _MASK, dtype=np.uint32)
-        tail = length & ~3
-        if tail:
-            words = np.ascontiguousarray(rows[:, :tail]).view("<u4")
-            for column in range(tail // 4):
-                k = words[:, column] * m
-                k ^= k >> np.uint32(24)
-                k *= m
-                h *= m
-                h ^= k
-        extra = length & 3
-        if extra >= 3:
-            h ^= rows[:, tail + 2].astype(np.uint32) << np.uint32(16)
-        if extra >= 2:
-            h ^= rows[:, tail + 1].astype(np.uint32) << np.uint32(8)
-        if extra >= 1:
-            h ^= rows[:, tail].astype(np.uint32)
-            h *= m
-        h ^= h >> np.uint32(13)
-        h *= m
-        h ^= h >> np.uint32(15)
-        result[indices] = h
-    return [int(v) for v in result]
+    hashes: list[int] = _murmur2_array(keys).tolist()
+    return hashes
 
 
 def partitions_for(keys: Sequence[bytes], partitions: int) -> list[int]:
     """`partition_for` of every key."""
-    return [(h & 0x7FFFFFFF) % partitions for h in murmur2_many(keys)]
+    hashes = _murmur2_array(keys)
+    chosen: list[int] = ((hashes & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)).tolist()
+    return chosen
+
+
+def _murmur2_array(keys: Sequence[bytes]) -> np.ndarray:
+    result = np.empty(len(keys), dtype=np.uint32)
+    if not keys:
+        return result
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    if (lengths == lengths[0]).all():  # a page of keys of one shape: one group, no sorting
+        groups = [(int(lengths[0]), np.arange(len(keys)))]
+    else:
+        order = np.argsort(lengths, kind="stable")
+        cuts = np.flatnonzero(np.diff(lengths[order])) + 1
+        groups = [(int(lengths[g[0]]), g) for g in np.split(order, cuts)]
+    for length, indices in groups:
+        chosen = keys if len(indices) == len(keys) else [keys[i] for i in indices.tolist()]
+        result[indices] = _murmur2_rows(b"".join(chosen), len(indices), length)
+    return result
+
+
+def _murmur2_rows(data: bytes, count: int, length: int) -> np.ndarray:
+    """murmur2 of `count` keys of `length` bytes each, laid end to end in `data`."""
+    m = np.uint32(_M)
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(count, length)
+    h = np.full(count, (0x9747B28C ^ length) & _MASK, dtype=np.uint32)
+    tail = length & ~3
+    if tail:
+        words = np.ascontiguousarray(rows[:, :tail]).view("<u4")
+        for column in range(tail // 4):
+            k = words[:, column] * m
+            k ^= k >> np.uint32(24)
+            k *= m
+            h *= m
+            h ^= k
+    extra = length & 3
+    if extra >= 3:
+        h ^= rows[:, tail + 2].astype(np.uint32) << np.uint32(16)
+    if extra >= 2:
+        h ^= rows[:, tail + 1].astype(np.uint32) << np.uint32(8)
+    if extra >= 1:
+        h ^= rows[:, tail].astype(np.uint32)
+        h *= m
+    h ^= h >> np.uint32(13)
+    h *= m
+    h ^= h >> np.uint32(15)
+    return h

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 Header = tuple[str, bytes]
 
 # What one record may weigh: Kafka's default `message.max.bytes` is 1,048,588 bytes per batch; one
@@ -11,12 +13,13 @@ Header = tuple[str, bytes]
 MAX_MESSAGE_BYTES = 1_000_000
 
 
-@dataclass(slots=True)  # not frozen: a frozen __init__ costs 0.4 µs per message, 3x more
-class OutMessage:
+class OutMessage(msgspec.Struct, gc=False):
     """One record to produce; `value=None` is a tombstone. Treated as immutable.
 
     `partition_key` overrides what the partition is hashed from (checkpoint records of one
     partner module share a partition); by default it is the key, as Kafka's partitioner does.
+    (A msgspec Struct: built in C, a quarter of a dataclass's cost per message; it holds no
+    cycles, so the garbage collector need not track it.)
     """
 
     key: bytes

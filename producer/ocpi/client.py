@@ -33,7 +33,7 @@ from producer.errors import (
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
 from producer.ocpi.clock import PartnerClock
-from producer.ocpi.envelope import Envelope, parse_envelope
+from producer.ocpi.envelope import Envelope, parse_details_envelope, parse_list_envelope
 from producer.ocpi.headers import (
     RoutingHeaders,
     TokenEncoding,
@@ -181,6 +181,8 @@ class OcpiHttp:
             self._session, url, headers, max_bytes=self._max_bytes, redirects=self._redirects
         )
         self.on_answer(answer)  # every answer, before it is judged
+        if slot is not None:
+            slot.answered()  # the partner's latency ends with its body; parsing is ours
         self._judge_status(answer, follow)
         return replace(answer, request_id=request_id)
 
@@ -206,11 +208,10 @@ class OcpiHttp:
         failure = Failure("http_status", http_status=status)
         retry_after = None
         if status == 429:
+            # The concurrency controller backs off (report_load); the gate obeys Retry-After.
             retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
             if retry_after is not None:
                 self._gate.pause(min(retry_after, self._policy.max_retry_after_s))
-            else:
-                self._gate.throttled()
         if is_retryable(failure):
             raise AttemptFailed(failure, f"HTTP {status}", retry_after)
         raise PartnerProtocolError(f"partner answered HTTP {status} at {where}")
@@ -320,7 +321,9 @@ class OcpiHttp:
 
     def _envelope_or_retry(self, answer: Answer, *, list_data: bool = True) -> Envelope:
         try:
-            envelope = parse_envelope(answer.body, list_data=list_data)
+            # A list page: its objects as JSON text, for the page reader.
+            parse = parse_list_envelope if list_data else parse_details_envelope
+            envelope = parse(answer.body)
         except PartnerProtocolError as error:
             raise AttemptFailed(Failure("bad_body"), str(error)) from None
         self.clock.heard_answer(

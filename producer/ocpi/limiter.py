@@ -14,6 +14,8 @@ gate, then mark the request sent, so latency is measured from the moment it real
         await gate.wait_turn()
         slot.sent()
         ...  # send, read the body
+        slot.answered()  # the partner's part ends here: parsing is ours, not its latency
+        ...  # parse the envelope
         slot.finish("ok", full_page=len(items) == requested_limit)
         # or: slot.finish("throttled", retry_after_s=...), "unavailable", "timeout", "reset"
 
@@ -44,13 +46,22 @@ from producer.ocpi.concurrency import (
 class Slot:
     """One permit, held by one request from acquisition to `finish` (or the end of its block)."""
 
-    __slots__ = ("_limiter", "endpoint", "granted_at", "inflight_at_send", "released", "sent_at")
+    __slots__ = (
+        "_limiter",
+        "answered_at",
+        "endpoint",
+        "granted_at",
+        "inflight_at_send",
+        "released",
+        "sent_at",
+    )
 
     def __init__(self, limiter: AdaptiveLimiter, endpoint: str, granted_at: float) -> None:
         self._limiter = limiter
         self.endpoint = endpoint
         self.granted_at = granted_at
         self.sent_at: float | None = None
+        self.answered_at: float | None = None
         self.inflight_at_send = 0
         self.released = False
 
@@ -58,6 +69,12 @@ class Slot:
         """The request leaves now (after the RequestGate): its latency counts from here."""
         if self.sent_at is None and not self.released:
             self._limiter._mark_sent(self)
+
+    def answered(self) -> None:
+        """The partner's answer (the whole body) has arrived: its latency ends here, so our own
+        work on the answer (parsing, validation) never counts as the partner's."""
+        if self.answered_at is None and not self.released:
+            self.answered_at = self._limiter._clock()
 
     def finish(
         self, outcome: Outcome, *, full_page: bool = True, retry_after_s: float | None = None
@@ -192,8 +209,9 @@ class AdaptiveLimiter:
             slot.sent_at, slot.inflight_at_send = slot.granted_at, self._in_flight + 1
             self._in_flight += 1
         self._give_back(slot)
+        answered = now if slot.answered_at is None else slot.answered_at
         response = Response(
-            latency_s=max(0.0, now - slot.sent_at),
+            latency_s=max(0.0, answered - slot.sent_at),
             inflight=slot.inflight_at_send,
             outcome=outcome,
             full_page=full_page,

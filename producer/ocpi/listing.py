@@ -1,6 +1,7 @@
 """The partner's keys within a pull's windows, listed again (fetch only): what `verify` compares
-Kafka with. Every window is read through the page driver and judged by the one completeness rule,
-as a pull reads it; nothing is validated or produced."""
+Kafka with. Every window is read through the page driver and the page reader and judged by the
+one completeness rule, as a pull reads it (so every object has the key the pull gave it, in any
+dialect); nothing is produced."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from producer.errors import PullError
 from producer.ocpi.client import OcpiHttp
 from producer.ocpi.pages import ListQuery, PageDriver
 from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.reader import PageReader
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.verdict import judge_window
 from producer.ocpi.versions import ModuleEndpoint
 from producer.ocpi.walk import ProbePastEnd
-from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
+from schemas.keys import PartnerIdentity
 from schemas.records import WindowSpec
+from schemas.validation import ValidationMode
 
 
 @dataclass(slots=True)
@@ -48,9 +51,10 @@ async def list_keys(
     fanout: int = 1,
     probe_past_end: ProbePastEnd = "auto",
     repair: LinkRepair | None = None,
+    validation: ValidationMode = "lenient",
 ) -> Listing:
     """Every key the partner lists in `windows`, `parallel` requests at a time."""
-    make_key = key_function(endpoint.module, endpoint.ocpi_version, identity)
+    reader = PageReader(endpoint.ocpi_version, endpoint.module, identity, validation)
     listing = Listing()
     slots = asyncio.Semaphore(parallel)
     repair = repair or LinkRepair()
@@ -64,15 +68,14 @@ async def list_keys(
             async for fetched in pages:
                 listing.pages += 1
                 listing.objects += len(fetched.items)
-                for item in fetched.items:
-                    try:
-                        key = make_key(item)
-                    except ObjectKeyError:
+                read = reader.read(fetched.items)
+                for key, value in zip(read.keys, read.values, strict=True):
+                    if key is None:
                         listing.keyless += 1
-                        key = repr(item)[:200]  # still received, for the count check
+                        seen.add(value.decode("utf-8", "replace"))  # received, for the count
                     else:
                         listing.keys.add(key)
-                    seen.add(key)
+                        seen.add(key)
         verdict = judge_window(
             walk_complete=walk.complete,
             first_total=walk.first_total,

@@ -75,8 +75,13 @@ class WindowPage:
 
     @property
     def items(self) -> list[Any]:
-        """The page's objects, parsed but not validated."""
+        """The page's objects, each its JSON text as sent (the page reader reads them)."""
         return self.page.envelope.items
+
+    @property
+    def text(self) -> bytes:
+        """The page's whole JSON text, which the page reader may decode in one go."""
+        return self.page.envelope.text
 
 
 class PageDriver:

@@ -11,7 +11,8 @@ from datetime import datetime
 from yarl import URL
 
 from producer.errors import PartnerAuthError, PartnerProtocolError, PartnerUnavailableError
-from producer.ocpi.query import from_epoch, page_url, parse_last_updated, to_epoch
+from producer.ocpi.query import from_epoch, page_url, to_epoch
+from producer.ocpi.reader import PageReader
 from producer.ocpi.responses import FetchedPage
 from producer.ocpi.windows import MAX_SPLIT_PARTS, TimeRange, WindowPlanner
 from schemas.records import WindowSpec
@@ -87,7 +88,7 @@ async def plan_windows(
         last = first.total - 1
         deep = (lambda: probe(url(root, last))) if first.total > window_size else None
         requests += deep is not None
-        oldest, newest = await list_ends(first, deep)
+        oldest, newest = await list_ends(first, deep, PageReader(ocpi_version, module, None))
     planner = WindowPlanner(
         start,
         end,
@@ -132,7 +133,9 @@ def window_specs(planner: WindowPlanner, date_to: datetime) -> list[WindowSpec]:
 
 
 async def list_ends(
-    first: FetchedPage, deep: Callable[[], Awaitable[FetchedPage]] | None
+    first: FetchedPage,
+    deep: Callable[[], Awaitable[FetchedPage]] | None,
+    reader: PageReader,
 ) -> tuple[int | None, int | None]:
     """Where a list's objects lie: the oldest and newest `last_updated` its two ends show (the
     first page's object, and `deep()`'s, the last one). Most partners list by last_updated (or
@@ -140,12 +143,12 @@ async def list_ends(
     partner that refuses the deep request, fails it or takes more than HINT_PROBE_TIMEOUT_S
     (deep offsets are what windows avoid) is planned without it. A first object newer than the
     last: the list is in no such order, and the ends bound nothing; the oldest of the two still
-    places the first cuts where objects are."""
-    hints = [first_last_updated(first)]
+    places the first cuts where objects are. (Only last_updated is read: no keys needed.)"""
+    hints = [first_last_updated(first, reader)]
     if deep is not None:
         with contextlib.suppress(*HINT_PROBE_FAILURES):
             async with asyncio.timeout(HINT_PROBE_TIMEOUT_S):
-                hints.append(first_last_updated(await deep()))
+                hints.append(first_last_updated(await deep(), reader))
     seen = [hint for hint in hints if hint is not None]
     if len(seen) == 2 and seen[0] <= seen[1]:
         return seen[0], seen[1]
@@ -158,6 +161,7 @@ def planning_budget(total: int, window_size: int) -> int:
     return 2 * -(-total // max(1, window_size)) + 16
 
 
-def first_last_updated(page: FetchedPage) -> int | None:
-    """The `last_updated` second of a probe's one object, if it has one."""
-    return parse_last_updated(page.envelope.items[0]) if page.envelope.items else None
+def first_last_updated(page: FetchedPage, reader: PageReader) -> int | None:
+    """The `last_updated` second of a probe's first object (its canonical reading), if any."""
+    items = page.envelope.items
+    return reader.read(items[:1]).last_updated[0] if items else None

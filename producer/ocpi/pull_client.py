@@ -4,13 +4,16 @@
                           module="tokens") as client:
         async for page in client.pages():
             handle(page.objects)          # page.offset, page.total, page.limit, page.next_url
+            page.keys                     # each object's Kafka key (None: it has none)
+            page.read                     # the page reader's verdicts, values, last_updated
     print(client.outcome)                 # first total, objects, distinct keys, complete
 
 Discovery, OCPI headers, retries, timeouts, link safety, loop detection and the step-back rule are
-those of `ocpi-puller pull`; pages come one at a time, in the order of the partner's list. A step
-back re-reads a few objects (they come again). At the end the objects' distinct keys are compared
-with the first `X-Total-Count`; with `strict=True` (the default) a shortfall raises
-`IncompletePullError` instead of ending quietly.
+those of `ocpi-puller pull`; pages come one at a time, in the order of the partner's list, and
+their objects are read by the pull's page reader (`validation`, keys, `last_updated`), so a key
+here is the key the pull gives the object. A step back re-reads a few objects (they come again).
+At the end the objects' distinct keys are compared with the first `X-Total-Count`; with
+`strict=True` (the default) a shortfall raises `IncompletePullError` instead of ending quietly.
 """
 
 from __future__ import annotations
@@ -32,16 +35,18 @@ from producer.ocpi.client import OcpiHttp
 from producer.ocpi.headers import RoutingHeaders, TokenEncodingSetting
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.reader import PageReader, ReadPage
 from producer.ocpi.repair import LinkRepair, LinkRepairSetting
 from producer.ocpi.retry import RetryPolicy
 from producer.ocpi.verdict import judge_window
 from producer.ocpi.versions import ModuleEndpoint, discover
-from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
+from schemas.keys import PartnerIdentity
+from schemas.validation import ValidationMode
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a partner's list: its objects (parsed JSON, unvalidated) and pagination."""
+    """One page of a partner's list: its objects (parsed JSON, as sent) and pagination."""
 
     url: str  # redacted
     offset: int
@@ -51,6 +56,12 @@ class Page:
     next_url: str | None  # redacted
     request_id: str
     ocpi_status: int
+    read: ReadPage  # the page reader's reading: verdicts, keys, values, last_updated
+
+    @property
+    def keys(self) -> list[str | None]:
+        """Each object's Kafka key (from its canonical reading); None when it has none."""
+        return self.read.keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,7 @@ class PullClient:
         tracer: trace.Tracer | None = None,
         strict: bool = True,
         link_repair: LinkRepairSetting = "auto",
+        validation: ValidationMode = "lenient",
     ) -> None:
         self._url = URL(url)
         self._module = module
@@ -96,6 +108,7 @@ class PullClient:
         self._date_from = date_from
         self._date_to = date_to
         self._strict = strict
+        self._validation = validation
         self.repair = LinkRepair.from_setting(link_repair)
         self._http = OcpiHttp(
             token=token if isinstance(token, SecretStr) else SecretStr(token),
@@ -127,7 +140,7 @@ class PullClient:
         """Every page, in list order, until the last one (the one without a next link)."""
         endpoint = await discover(self._http, self._url, self._module, self._version)
         self.endpoint = endpoint
-        make_key = key_function(endpoint.module, endpoint.ocpi_version, self._partner)
+        reader = PageReader(endpoint.ocpi_version, endpoint.module, self._partner, self._validation)
         query = ListQuery(endpoint, self._date_from, self._date_to, self._limit, overlap_211=False)
         driver = PageDriver(self._http, query, WindowWalk(), repair=self.repair)
         keys: set[str] = set()
@@ -136,12 +149,11 @@ class PullClient:
             async for fetched in fetched_pages:
                 pages += 1
                 objects += len(fetched.items)
-                for item in fetched.items:
-                    try:
-                        keys.add(make_key(item))
-                    except ObjectKeyError:
-                        keys.add(repr(item)[:200])  # keyless objects still count as received
-                yield self._page(fetched)
+                read = reader.read(fetched.items)
+                for key, value in zip(read.keys, read.values, strict=True):
+                    # Keyless objects still count as received.
+                    keys.add(value.decode("utf-8", "replace") if key is None else key)
+                yield self._page(fetched, read)
         walk = driver.walk
         verdict = judge_window(
             walk_complete=walk.complete,
@@ -165,15 +177,16 @@ class PullClient:
                 f"{walk.first_total}"
             )
 
-    def _page(self, fetched: WindowPage) -> Page:
+    def _page(self, fetched: WindowPage, read: ReadPage) -> Page:
         page = fetched.page
         return Page(
             url=self._http.redact(page.url),
             offset=fetched.offset,
-            objects=fetched.items,
+            objects=[read.parsed(i) for i in range(len(read))],
             total=page.total,
             limit=page.limit,
             next_url=None if page.next_url is None else self._http.redact(page.next_url),
             request_id=page.request_id,
             ocpi_status=page.envelope.status_code,
+            read=read,
         )

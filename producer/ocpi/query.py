@@ -1,17 +1,14 @@
 """Building list requests: the page URL of a window at an offset, and OCPI DateTimes. Pure.
 
 The one place that builds a window's page URL, so planning probes, pages and repaired links ask
-the same question; and the one `last_updated` parser.
+the same question. (Objects' `last_updated` is read by the page reader, `producer.ocpi.reader`.)
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from yarl import URL
-
-from schemas.datetimes import epoch_seconds
 
 # Sessions require date_from (OCPI 2.1.1 and 2.2.1); "everything" then starts at the epoch.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,9 +78,3 @@ def page_url(
     if date_to is not None:
         query.append(("date_to", format_ocpi_datetime(date_to)))
     return endpoint.with_query(query)
-
-
-def parse_last_updated(item: Any) -> int | None:
-    """Whole epoch seconds of an object's `last_updated` in any form partners write (see
-    `schemas.datetimes`), or None when it has none readable."""
-    return epoch_seconds(item.get("last_updated")) if isinstance(item, dict) else None

@@ -24,6 +24,7 @@ from producer.ocpi.concurrency import LimitChange
 from producer.ocpi.headers import RoutingHeaders
 from producer.ocpi.limiter import AdaptiveLimiter
 from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.reader import PageReader
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.responses import RetryNotice
 from producer.ocpi.retry import RetryPolicy
@@ -115,13 +116,12 @@ def pull_context(
         totals_reported=plan.totals_reported,
         http=http,
         kafka=kafka,
+        reader=PageReader(endpoint.ocpi_version, endpoint.module, identity, options.validation),
         builder=MessageBuilder(
             partner=target.partner,
             module=endpoint.module,
             ocpi_version=endpoint.ocpi_version,
             pull_id=pull_id,
-            partner_identity=identity,
-            validation=options.validation,
         ),
         store=store,
         progress=progress,

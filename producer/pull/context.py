@@ -17,6 +17,7 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.client import OcpiHttp
+from producer.ocpi.reader import PageReader
 from producer.ocpi.repair import LinkRepair
 from producer.ocpi.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
@@ -78,6 +79,7 @@ class PullContext:
     pinned_date_to: datetime
     http: OcpiHttp
     kafka: KafkaOutput
+    reader: PageReader  # every page's objects, read once (shared with the tombstone catch-up)
     builder: MessageBuilder
     store: CheckpointStore
     progress: ProgressReporter

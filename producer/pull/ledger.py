@@ -14,8 +14,7 @@ unit is as good as committed for every later unit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from producer.ocpi.pagination import WindowWalk
 from producer.pull.held import HeldPages
@@ -35,9 +34,9 @@ class AckedPages:
         self._selection = selection
         self._tally = tally  # what this walk's pages listed, when counted apart
 
-    def fetched(self, items: Sequence[Any], messages: PageMessages) -> PageMessages:
+    def fetched(self, messages: PageMessages) -> PageMessages:
         """A page as fetched: counted as listed; the records to send now."""
-        self._selection.listed(items, messages, self._tally)
+        self._selection.listed(messages, self._tally)
         return self._selection.select(messages)
 
     def acknowledged(self, request_id: int, sent: PageMessages) -> int:
@@ -60,13 +59,13 @@ class CommittedPages(Generic[Page]):
         self._held: HeldPages[tuple[Page, PageMessages]] = HeldPages()
 
     def fetched(
-        self, request_id: int, page: Page, items: Sequence[Any], messages: PageMessages
+        self, request_id: int, page: Page, messages: PageMessages
     ) -> list[tuple[Page, PageMessages, int]]:
         """A page in hand: the pages the checkpoint now passes, in arrival order, each with the
         records it puts into the open unit (now durable) and how many keys the window writes
         for the first time. The caller adds them to the unit with the walk's checkpoint before
         anything else can happen."""
-        self._selection.listed(items, messages, self._tally)
+        self._selection.listed(messages, self._tally)
         self._held.hold(request_id, (page, messages))
         self._walk.on_acked(request_id)
         settled: list[tuple[Page, PageMessages, int]] = []

@@ -1,28 +1,27 @@
-"""From a fetched page to Kafka records: validate, key, add headers, dead-letter the rest. No I/O.
+"""From a read page to Kafka records: keys, values, headers, dead letters. No I/O.
 
-The value of an object's message is the partner's object re-serialised as compact JSON, unknown
-fields included. An object is dead-lettered when it fails its version's model or has no usable
-key; the rest of the page goes on. Two objects with the same key in one page are both produced, in
-page order (compaction keeps the later), and counted.
+The page reader (`producer.ocpi.reader`) has read every object: its value (the partner's object
+as sent, compact JSON, unknown fields included), its key and its verdict. Valid objects become
+records keyed by their key; dead letters (invalid, keyless, or too large for one record) go to the
+dead-letter topic and the rest of the page goes on. Two objects with the same key in one page
+are both produced, in page order (compaction keeps the later), and counted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from itertools import repeat
 
 import orjson
 
 from producer.kafka.digests import dead_content_hash
 from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
+from producer.ocpi.reader import ReadPage
 from schemas import headers as h
 from schemas.dialects import Dialect
-from schemas.keys import ObjectKeyError, PartnerIdentity, key_function
 from schemas.records import DeadLetter
-from schemas.validation import PageValidator, ValidationMode
 
 # An object's value must leave room in its record for the key and headers.
 MAX_OBJECT_BYTES = MAX_MESSAGE_BYTES - 16_384
@@ -49,6 +48,8 @@ class PageMessages:
     # first example of each dialect on the page
     dialects: dict[int, frozenset[Dialect]] = field(default_factory=dict)
     examples: dict[Dialect, str] = field(default_factory=dict)
+    # aligned with `objects`: last_updated of the canonical reading, epoch seconds (or None)
+    last_updated: list[int | None] = field(default_factory=list)
     # aligned with `dead_letters`: a hash of each dead object's identity and content (a dead
     # letter's record differs every time it is made; the object it carries does not)
     dead_contents: list[int] = field(default_factory=list)
@@ -65,23 +66,11 @@ class PageMessages:
 class MessageBuilder:
     """Builds the records of every page of one partner module in one pull."""
 
-    def __init__(
-        self,
-        *,
-        partner: str,
-        module: str,
-        ocpi_version: str,
-        pull_id: str,
-        partner_identity: PartnerIdentity | None,
-        validation: ValidationMode = "lenient",
-    ) -> None:
+    def __init__(self, *, partner: str, module: str, ocpi_version: str, pull_id: str) -> None:
         self._partner = partner
         self._module = module
         self._version = ocpi_version
         self._pull_id = pull_id
-        self.identity = partner_identity
-        self._validator = PageValidator(ocpi_version, module, validation)
-        self._key = key_function(module, ocpi_version, partner_identity)
         self._common: list[Header] = [
             (h.OCPI_VERSION, ocpi_version.encode()),
             (h.OCPI_MODULE, module.encode()),
@@ -91,52 +80,48 @@ class MessageBuilder:
 
     def build(
         self,
-        items: Sequence[Any],
+        page: ReadPage,
         first_offset: int,
         source_url: str,
         traceparent: str | None,
         window: int | None = None,
     ) -> PageMessages:
-        """Records for a page's `data` items; `first_offset` is the page's position in the list,
-        `window` the pull's date window it belongs to."""
-        report = self._validator.check_items(items)
-        errors: dict[int, list[str]] = {bad.index: list(bad.errors) for bad in report.invalid}
-        readings = report.readings  # our logic reads the canonical form; the value stays as sent
+        """Records for a read page; `first_offset` is the page's position in the list, `window`
+        the pull's date window it belongs to."""
         trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
         if window is not None:
-            trace.insert(0, (h.PULL_WINDOW, str(window).encode()))
-        common = self._common
-        make_key = self._key
-        dumps = orjson.dumps
+            trace.insert(0, (h.PULL_WINDOW, b"%d" % window))
+        common, offset_name = self._common, h.SOURCE_OFFSET
+        errors = page.errors
+        if not errors and max(map(len, page.values), default=0) <= MAX_OBJECT_BYTES:
+            return self._all_valid(page, first_offset, trace)
         objects: list[OutMessage] = []
         keys: list[str] = []
         positions: list[int] = []
+        stamps: list[int | None] = []
         dead: list[tuple[int, str | None, list[str]]] = []
-        for index, item in enumerate(items):
-            try:
-                key = make_key(readings.get(index, item))
-            except ObjectKeyError as error:
-                errors.setdefault(index, []).append(str(error))
-                key = None
-            if index in errors:
-                dead.append((index, key, errors[index]))
+        for position, (key, value, stamp) in enumerate(
+            zip(page.keys, page.values, page.last_updated, strict=True)
+        ):
+            if position in errors:
+                dead.append((position, key, list(errors[position])))
                 continue
-            assert key is not None
-            value = dumps(item)
+            assert key is not None  # a keyless object is a dead letter
             if len(value) > MAX_OBJECT_BYTES:
-                dead.append((index, key, [too_large(len(value))]))
+                dead.append((position, key, [too_large(len(value))]))
                 continue
             keys.append(key)
-            positions.append(index)
-            offset_header = (h.SOURCE_OFFSET, str(first_offset + index).encode())
-            objects.append(OutMessage(key.encode(), value, [*common, offset_header, *trace]))
+            positions.append(position)
+            stamps.append(stamp)
+            offset = (offset_name, b"%d" % (first_offset + position))
+            objects.append(OutMessage(key.encode(), value, [*common, offset, *trace]))
         dead_letters = [
-            self._dead_letter(items[i], key, reasons, first_offset + i, source_url, trace)
+            self._dead_letter(page, i, key, reasons, first_offset + i, source_url, trace)
             for i, key, reasons in dead
         ]
-        identities = [key or dumps(items[i]).decode("utf-8", "replace") for i, key, _ in dead]
+        identities = [key or page.values[i].decode("utf-8", "replace") for i, key, _ in dead]
         contents = [
-            dead_content_hash(identity, dumps(items[i]))
+            dead_content_hash(identity, orjson.dumps(page.parsed(i)))
             for identity, (i, _, _) in zip(identities, dead, strict=True)
         ]
         return PageMessages(
@@ -147,22 +132,46 @@ class MessageBuilder:
             len(keys) - len(set(keys)),
             identities,
             [key for _, key, _ in dead if key is not None],
-            dialects=report.dialects,
-            examples=report.examples,
+            dialects=page.dialects,
+            examples=page.examples,
+            last_updated=stamps,
             dead_contents=contents,
+        )
+
+    def _all_valid(self, page: ReadPage, first_offset: int, trace: list[Header]) -> PageMessages:
+        """The records of a page whose every object is produced (nearly every page)."""
+        keys: list[str] = page.keys  # type: ignore[assignment]  # no dead letter: all keyed
+        offsets = map(b"%d".__mod__, range(first_offset, first_offset + len(keys)))
+        # Each record's headers: the page's, with its own offset (built in C, no Python loop).
+        shared = [repeat(header) for header in self._common]
+        own = zip(repeat(h.SOURCE_OFFSET), offsets)
+        # (strict=False: the repeated headers are endless; the offsets end the zip.)
+        extra = (repeat(header) for header in trace)
+        headers = map(list, zip(*shared, own, *extra, strict=False))
+        objects = list(map(OutMessage, map(str.encode, keys), page.values, headers))
+        return PageMessages(
+            objects,
+            [],
+            keys,
+            list(range(len(keys))),
+            len(keys) - len(set(keys)),
+            dialects=page.dialects,
+            examples=page.examples,
+            last_updated=page.last_updated,
         )
 
     def _dead_letter(
         self,
-        item: Any,
+        page: ReadPage,
+        position: int,
         key: str | None,
         reasons: list[str],
         offset: int,
         source_url: str,
         trace: list[Header],
     ) -> OutMessage:
-        if len(orjson.dumps(item)) > MAX_OBJECT_BYTES:
-            item = None  # the object itself cannot travel; the error says how large it was
+        # An object too large for a record cannot travel in one either; the error says its size.
+        item = None if len(page.values[position]) > MAX_OBJECT_BYTES else page.parsed(position)
         record = DeadLetter(
             pull_id=self._pull_id,
             partner=self._partner,

@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from producer.kafka.records import OutMessage
+from producer.ocpi.reader import PageReader
 from producer.pull.records import MessageBuilder
 from schemas import headers as h
 from schemas.keys import PartnerIdentity
@@ -86,7 +87,7 @@ def judge(
     """Judge every dead letter of `pull_id` (ConsumerRecords of `<prefix>.deadletter`) again."""
     records = list(records)
     verdicts = Verdicts(read=len(records))
-    builders: dict[tuple[str, str, str], MessageBuilder] = {}
+    builders: dict[tuple[str, str, str], tuple[PageReader, MessageBuilder]] = {}
     letters = _latest(records)
     verdicts.latest = len(letters)
     for letter, headers in letters:
@@ -94,15 +95,19 @@ def judge(
             verdicts.unusable += 1
             continue
         scope = (letter.partner, letter.module, letter.ocpi_version)
-        builder = builders.get(scope)
-        if builder is None:
-            builder = builders[scope] = MessageBuilder(
-                partner=letter.partner, module=letter.module, ocpi_version=letter.ocpi_version,
-                pull_id=pull_id, partner_identity=identity, validation=validation,
+        pair = builders.get(scope)
+        if pair is None:
+            pair = builders[scope] = (
+                PageReader(letter.ocpi_version, letter.module, identity, validation),
+                MessageBuilder(
+                    partner=letter.partner, module=letter.module,
+                    ocpi_version=letter.ocpi_version, pull_id=pull_id,
+                ),
             )  # fmt: skip
+        reader, builder = pair
         trace = headers.get(h.TRACEPARENT)
         built = builder.build(
-            [letter.object],
+            reader.read([orjson.dumps(letter.object)]),
             letter.source_offset,
             letter.source_url,
             None if trace is None else trace.decode(),

@@ -14,23 +14,26 @@ Objects listed outside the range the window asked for are produced like any othe
 decides; compaction absorbs a copy the neighbouring window also produces) and counted apart.
 Only an OCPI 2.1.1 window asks from a second before its own start (2.1.1 leaves date_from's
 inclusiveness open): objects of that second are the neighbouring window's to produce. With
---skip-unchanged, objects whose content is what was produced before are dropped (P8).
+--skip-unchanged, objects whose content is what was produced before are dropped.
+
+Keys and values are remembered by hash (`key_hash`, `value_hash`: stable across processes, so a
+resumed pull compares what it reads back from Kafka the same way).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
+from operator import attrgetter
 
-from producer.kafka.digests import content_digest, key_hash
+from producer.kafka.digests import content_digest, key_hash, legacy_content_digest, value_hash
 from producer.kafka.inventory import WrittenBefore
 from producer.kafka.keystate import KeyState
-from producer.kafka.records import OutMessage
-from producer.ocpi.query import format_ocpi_datetime, parse_last_updated
 from producer.pull.records import PageMessages
-from schemas.datetimes import epoch_seconds
+
+_VALUE = attrgetter("value")
 
 
 class WindowSelection:
@@ -47,17 +50,10 @@ class WindowSelection:
         written_before: WrittenBefore | None = None,
         asked_from: datetime | None = None,
     ) -> None:
-        self._own_from_s = None if date_from is None else date_from.timestamp()
+        self._own_from_s = None if date_from is None else int(date_from.timestamp())
         asked = date_from if asked_from is None else asked_from
-        self._from_s = None if asked is None else asked.timestamp()
-        self._to_s = date_to.timestamp()
-        self._from_text = None if asked is None else format_ocpi_datetime(asked)
-        self._to_text = format_ocpi_datetime(date_to)
-        # Keys listed in the second a 2.1.1 window asks before its own start.
-        self._neighbours: set[int] = set()
-        # The oldest and newest last_updated listed, as canonical text (which sorts as time).
-        self._oldest: str | None = None
-        self._newest: str | None = None
+        self._from_s = None if asked is None else int(asked.timestamp())
+        self._to_s = int(date_to.timestamp())
         self._keystate = keystate
         self._skip_unchanged = skip_unchanged
         # Hashes of every key (or, keyless, identity) the partner listed in this window.
@@ -65,8 +61,13 @@ class WindowSelection:
         # A partner listing one key twice in a page fills two list slots: count the extra ones,
         # per key the most any one page listed it (a page read again must not count them again).
         self._extra_slots: dict[int, int] = {}
-        # Key hashes listed with a last_updated outside the window's range.
+        # Key hashes listed with a last_updated outside the range the window asked for.
         self._outside: set[int] = set()
+        # Keys listed in the second a 2.1.1 window asks before its own start.
+        self._neighbours: set[int] = set()
+        # The oldest and newest last_updated listed (epoch seconds).
+        self._oldest: int | None = None
+        self._newest: int | None = None
         # key hash -> value hash of every object of this window that is durable in Kafka, and
         # the content hashes of its durable dead letters.
         self._durable: dict[int, int] = {}
@@ -103,28 +104,30 @@ class WindowSelection:
         skipped, self._skipped_unchanged = self._skipped_unchanged, 0
         return skipped
 
-    def listed(
-        self, items: Sequence[Any], messages: PageMessages, tally: set[int] | None = None
-    ) -> None:
+    def seen_span(self) -> tuple[int, int] | None:
+        """The oldest and newest last_updated (epoch seconds) of what was listed, if any."""
+        if self._oldest is None or self._newest is None:
+            return None
+        return self._oldest, self._newest
+
+    def listed(self, messages: PageMessages, tally: set[int] | None = None) -> None:
         """A page as the partner listed it (when it is fetched): what the window received (and
         `tally`, the hashes of a part of the window being counted apart, received too)."""
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
-        listed = self._listed
-        for key, position in zip(messages.keys, messages.positions, strict=True):
-            hashed = hash(key)
-            listed.add(hashed)
-            if tally is not None:
-                tally.add(hashed)
-            item = items[position]
-            self._span(item)
-            stamp = self._asked_stamp(item)
-            if stamp is False:
-                self._outside.add(hashed)
-            elif stamp is not True and self._own_from_s is not None and stamp < self._own_from_s:
-                self._neighbours.add(hashed)
+        hashes = [hash(key) for key in messages.keys]
+        self._listed.update(hashes)
+        if tally is not None:
+            tally.update(hashes)
+        stamps = [s for s in messages.last_updated if s is not None]
+        if stamps:
+            low, high = min(stamps), max(stamps)
+            self._oldest = low if self._oldest is None else min(self._oldest, low)
+            self._newest = high if self._newest is None else max(self._newest, high)
+            if not self._all_inside(low, high):
+                self._place(hashes, messages.last_updated)
         for identity in messages.dead_identities:
-            listed.add(hash(identity))  # received, just not valid: it counts all the same
+            self._listed.add(hash(identity))  # received, just not valid: it counts all the same
             if tally is not None:
                 tally.add(hash(identity))
         if self._keystate is not None:
@@ -134,26 +137,8 @@ class WindowSelection:
     def select(self, messages: PageMessages) -> PageMessages:
         """The records of a page to produce: every object and dead letter but those with an
         identical copy already durable. (`dead_identities` and `dead_keys` stay as listed.)"""
-        kept: list[OutMessage] = []
-        kept_keys: list[str] = []
-        kept_positions: list[int] = []
-        durable, committed, neighbours = self._durable, self._committed, self._neighbours
-        # An identical repeat within the page travels with its first copy.
-        in_page: dict[int, int] = {}
-        for message, key, position in zip(
-            messages.objects, messages.keys, messages.positions, strict=True
-        ):
-            hashed, value = hash(key), hash(message.value)
-            if hashed in neighbours or in_page.get(hashed) == value:
-                continue
-            in_page[hashed] = value
-            if durable.get(hashed) == value or (
-                committed is not None and committed.get(hashed) == value
-            ):
-                continue
-            kept.append(message)
-            kept_keys.append(key)
-            kept_positions.append(position)
+        objects, keys = messages.objects, messages.keys
+        kept = self._not_durable(messages)  # indexes into the page's records
         dead_letters, dead_contents = messages.dead_letters, messages.dead_contents
         if self._durable_dead and dead_contents:
             fresh = [i for i, c in enumerate(dead_contents) if c not in self._durable_dead]
@@ -161,23 +146,21 @@ class WindowSelection:
             dead_contents = [dead_contents[i] for i in fresh]
         digests: list[int] = []
         if self._keystate is not None:
-            digests = [content_digest(m.value or b"") for m in kept]
+            digests = [content_digest(objects[i].value or b"") for i in kept]
             if self._skip_unchanged:
-                kept, kept_keys, kept_positions, digests = self._changed_only(
-                    self._keystate, kept, kept_keys, kept_positions, digests
-                )
-        return PageMessages(
-            kept,
-            dead_letters,
-            kept_keys,
-            kept_positions,
-            messages.duplicate_keys,
-            messages.dead_identities,
-            messages.dead_keys,
-            digests,
-            messages.dialects,
-            messages.examples,
-            dead_contents,
+                hashes = [key_hash(keys[i]) for i in kept]
+                kept, digests = self._changed_only(self._keystate, messages, hashes, kept, digests)
+        if len(kept) == len(objects) and len(dead_letters) == len(messages.dead_letters):
+            return replace(messages, digests=digests)  # all of them (nearly every page)
+        return replace(
+            messages,
+            objects=[objects[i] for i in kept],
+            dead_letters=dead_letters,
+            keys=[keys[i] for i in kept],
+            positions=[messages.positions[i] for i in kept],
+            digests=digests,
+            last_updated=[messages.last_updated[i] for i in kept],
+            dead_contents=dead_contents,
         )
 
     def made_durable(self, messages: PageMessages) -> int:
@@ -185,13 +168,37 @@ class WindowSelection:
         How many of their keys this window had not written before."""
         durable, committed = self._durable, self._committed
         new = 0
-        for message, key in zip(messages.objects, messages.keys, strict=True):
+        values = map(value_hash, map(_VALUE, messages.objects))
+        for key, value in zip(messages.keys, values, strict=True):
             hashed = hash(key)
-            if hashed not in durable and (committed is None or hashed not in committed):
+            if hashed not in durable and (committed is None or key_hash(key) not in committed):
                 new += 1
-            durable[hashed] = hash(message.value)
+            durable[hashed] = value
         self._durable_dead.update(messages.dead_contents)
         return new
+
+    def _not_durable(self, messages: PageMessages) -> list[int]:
+        """Indexes of the records without an identical durable copy (nor one earlier in the
+        page: an identical repeat within the page travels with its first copy), and not the
+        2.1.1 neighbour's."""
+        durable, committed, neighbours = self._durable, self._committed, self._neighbours
+        hashes = list(map(hash, messages.keys))
+        fresh = not neighbours and not committed and not messages.duplicate_keys
+        if fresh and durable.keys().isdisjoint(hashes):
+            return list(range(len(hashes)))  # a page of keys new to the window
+        values = list(map(value_hash, map(_VALUE, messages.objects)))
+        kept: list[int] = []
+        in_page: dict[int, int] = {}
+        for index, (hashed, value) in enumerate(zip(hashes, values, strict=True)):
+            if hashed in neighbours or in_page.get(hashed) == value:
+                continue
+            in_page[hashed] = value
+            if durable.get(hashed) == value:
+                continue
+            if committed and committed.get(key_hash(messages.keys[index])) == value:
+                continue
+            kept.append(index)
+        return kept
 
     def _count_extra_slots(self, keys: Sequence[str]) -> None:
         for key, listed in Counter(keys).items():
@@ -202,65 +209,36 @@ class WindowSelection:
     def _changed_only(
         self,
         keystate: KeyState,
-        kept: list[OutMessage],
-        keys: list[str],
-        positions: list[int],
+        messages: PageMessages,
+        hashes: list[int],
+        kept: list[int],
         digests: list[int],
-    ) -> tuple[list[OutMessage], list[str], list[int], list[int]]:
-        """P8: drop objects whose content (without last_updated) is what was produced before."""
-        previous = keystate.previous_digests([key_hash(k) for k in keys])
-        out: tuple[list[OutMessage], list[str], list[int], list[int]] = ([], [], [], [])
-        for message, key, position, digest, before in zip(
-            kept, keys, positions, digests, previous, strict=True
-        ):
-            if digest == before:
+    ) -> tuple[list[int], list[int]]:
+        """Drop objects whose content (without last_updated) is what was produced before (a
+        digest written by an earlier version is compared with its own function)."""
+        previous, legacy = keystate.previous_digests(hashes)
+        out: tuple[list[int], list[int]] = ([], [])
+        for index, digest, before, old in zip(kept, digests, previous, legacy, strict=True):
+            value = messages.objects[index].value or b""
+            if before == (legacy_content_digest(value) if old else digest):
                 self._skipped_unchanged += 1
                 continue
-            out[0].append(message)
-            out[1].append(key)
-            out[2].append(position)
-            out[3].append(digest)
+            out[0].append(index)
+            out[1].append(digest)
         return out
 
-    def seen_span(self) -> tuple[int, int] | None:
-        """The oldest and newest last_updated (epoch seconds) of what was listed, if any."""
-        if self._oldest is None or self._newest is None:
-            return None
-        oldest, newest = epoch_seconds(self._oldest), epoch_seconds(self._newest)
-        return None if oldest is None or newest is None else (oldest, newest)
+    def _all_inside(self, low: int, high: int) -> bool:
+        """Whether a page's last_updated span lies in the window's own range (most pages)."""
+        start = self._own_from_s
+        return (start is None or low >= start) and high < self._to_s
 
-    def _span(self, item: Any) -> None:
-        value = item.get("last_updated") if isinstance(item, dict) else None
-        if type(value) is str and len(value) == 20 and value[10] == "T" and value[19] == "Z":
-            key = value
-        else:
-            stamp = parse_last_updated(item)
+    def _place(self, hashes: list[int], stamps: list[int | None]) -> None:
+        """Objects of a page that straddles the window's bounds: those outside the range asked
+        for are counted apart, those of a 2.1.1 window's lead second are the neighbour's."""
+        for hashed, stamp in zip(hashes, stamps, strict=True):
             if stamp is None:
-                return
-            key = format_ocpi_datetime(datetime.fromtimestamp(stamp, UTC))
-        if self._oldest is None or key < self._oldest:
-            self._oldest = key
-        if self._newest is None or key > self._newest:
-            self._newest = key
-
-    def _asked_stamp(self, item: Any) -> int | bool:
-        """False when an object's last_updated lies outside the range the window asked for;
-        else its epoch seconds where that may lie before the window's own start (2.1.1), else
-        True."""
-        value = item.get("last_updated") if isinstance(item, dict) else None
-        lead = self._own_from_s is not None and self._own_from_s != self._from_s
-        if (
-            not lead
-            and type(value) is str
-            and len(value) == 20
-            and value[10] == "T"
-            and value[19] == "Z"
-        ):
-            # The canonical form sorts as text exactly as it does as time.
-            return (self._from_text is None or value >= self._from_text) and value < self._to_text
-        stamp = parse_last_updated(item)
-        if stamp is None:
-            return True
-        if (self._from_s is not None and stamp < self._from_s) or stamp >= self._to_s:
-            return False
-        return stamp if lead else True
+                continue
+            if (self._from_s is not None and stamp < self._from_s) or stamp >= self._to_s:
+                self._outside.add(hashed)
+            elif self._own_from_s is not None and stamp < self._own_from_s:
+                self._neighbours.add(hashed)

@@ -25,7 +25,6 @@ from producer.ocpi.pagination import WindowWalk
 from producer.ocpi.verdict import judge_window
 from producer.pull.context import PullContext
 from schemas import headers as h
-from schemas.keys import ObjectKeyError, key_function
 from schemas.records import PullPlan
 
 TOMBSTONE_MAX_FRACTION = 0.10
@@ -108,17 +107,18 @@ async def keys_changed_since(ctx: PullContext, since: datetime) -> list[int] | s
     endpoint = ctx.endpoint
     query = ListQuery(endpoint, since, None, ctx.limit)
     driver = PageDriver(ctx.http, query, WindowWalk(), repair=ctx.repair)
-    make_key = key_function(endpoint.module, endpoint.ocpi_version, ctx.builder.identity)
     hashes: list[int] = []
     distinct: set[int] = set()
     async with contextlib.aclosing(driver.pages()) as pages:
         async for fetched in pages:
-            for item in fetched.items:
-                try:
-                    hashed = key_hash(make_key(item))
+            # The pull's own reader: the same key for an object as the window pull gave it.
+            read = ctx.reader.read(fetched.items)
+            for key, value in zip(read.keys, read.values, strict=True):
+                if key is None:
+                    hashed = hash(value)  # keyless objects still count as received
+                else:
+                    hashed = key_hash(key)
                     hashes.append(hashed)
-                except ObjectKeyError:
-                    hashed = hash(repr(item))  # keyless objects still count as received
                 distinct.add(hashed)
     walk = driver.walk
     verdict = judge_window(

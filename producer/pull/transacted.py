@@ -57,7 +57,7 @@ class TransactedPass:
         # Called with the objects of the pages settled now: counts them, returns the checkpoint.
         self._covered = covered
         self._chosen = chosen  # told of the records chosen for each settled page
-        self._ledger: CommittedPages[WindowPage] = CommittedPages(walk, selection, tally)
+        self._ledger: CommittedPages[int] = CommittedPages(walk, selection, tally)
 
     async def read(
         self, driver: PageDriver, messages_of: Callable[[WindowPage], PageMessages]
@@ -76,14 +76,14 @@ class TransactedPass:
         await self._units.room()
         # From here on nothing awaits: the pages settled now, the records chosen for them and the
         # checkpoint covering them share a unit.
-        settled = self._ledger.fetched(fetched.request.request_id, fetched, fetched.items, messages)
+        settled = self._ledger.fetched(fetched.request.request_id, fetched.offset, messages)
         if not settled:
             return
         ctx = self._ctx
         plain: list[Routed] = []
         notes: list[object] = []
         objects = 0
-        for page, records, new in settled:
+        for offset, records, new in settled:
             self._chosen(records)
             plain += [(ctx.topics.objects, m) for m in records.objects]
             plain += [(ctx.topics.deadletter, m) for m in records.dead_letters]
@@ -97,7 +97,7 @@ class TransactedPass:
             notes.append(
                 PageNote(
                     self._window,
-                    page.offset,
+                    offset,
                     len(records.objects),
                     len(records.dead_letters),
                     self._walk.latest_total,

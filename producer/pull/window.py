@@ -25,7 +25,7 @@ from producer.errors import PaginationLoop, PullError
 from producer.kafka.output import Marks
 from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.query import asked_date_from, parse_last_updated
+from producer.ocpi.query import asked_date_from
 from producer.ocpi.responses import PageContext
 from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
 from producer.ocpi.walk import ChainLink
@@ -176,7 +176,7 @@ class WindowPull:
             follow=False,
         )
         first_keys, first_total = self._first_page
-        keys = ctx.builder.build(again.envelope.items, 0, "", None).keys
+        keys = ctx.builder.build(ctx.reader.read(again.envelope.items), 0, "", None).keys
         if again.total == first_total and keys != first_keys:
             ctx.counters.unstable_windows += 1
             return True
@@ -394,8 +394,9 @@ class WindowPull:
         """The records a page makes (before the ledger chooses which of them to send)."""
         ctx = self._ctx
         page = fetched.page
+        read = ctx.reader.read(fetched.items, fetched.text)
         messages = ctx.builder.build(
-            fetched.items,
+            read,
             fetched.offset,
             ctx.http.redact(page.url),
             page.traceparent,
@@ -409,8 +410,7 @@ class WindowPull:
             self._watch_order(fetched.offset, page.total, messages)
         if self._pages_ordered_checked < ORDER_PAGES_CHECKED and len(fetched.items) > 1:
             self._pages_ordered_checked += 1
-            stamps = [parse_last_updated(item) for item in fetched.items]
-            known = [s for s in stamps if s is not None]
+            known = [s for s in read.last_updated if s is not None]
             ordered = all(a <= b for a, b in itertools.pairwise(known))
             ctx.counters.pages_by_last_updated[ordered] += 1
         return messages
@@ -425,7 +425,7 @@ class WindowPull:
     ) -> Coroutine[Any, Any, None]:
         """Queue a page's records; returns the wait for their acknowledgement."""
         ctx = self._ctx
-        messages = ledger.fetched(fetched.items, self._messages(fetched))
+        messages = ledger.fetched(self._messages(fetched))
         await ctx.unacked_pages.acquire()
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)

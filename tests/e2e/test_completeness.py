@@ -159,3 +159,30 @@ async def test_a_resume_pulls_again_the_window_that_ended_short(
     assert summary.complete
     assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
     assert summary.objects_emitted == len(expected) == 1_200
+
+
+async def test_a_dialect_never_changes_a_key_nor_tombstones_a_live_one(
+    bootstrap: str, prefix: str
+) -> None:
+    """A partner writing closed enums in lower case (`"type": "rfid"`), which lenient reading
+    accepts, updates tokens while they are pulled a second time with --emit-tombstones. Every
+    reader keys the canonical reading (`…/RFID`), the window pull and the tombstone catch-up
+    alike: no live key is tombstoned, and no key is written in lower case."""
+    async with sandbox(
+        sizes={"tokens": 3_000},
+        dialects=("lowercase",),
+        mutations_per_s=150.0,
+        mutation_kinds=("update",),
+    ) as (base, state):
+        first = await pull_tokens(base, bootstrap, prefix, limit=200, emit_tombstones=True)
+        second = await pull_tokens(base, bootstrap, prefix, limit=200, emit_tombstones=True)
+        alive = truth_keys(state, "tokens", "2.2.1", state.now_ms())
+    assert first.exit_code == 0, first.summaries[0]
+    assert second.exit_code == 0, second.summaries[0]
+    latest: dict[str, Any] = {}
+    for record in await records(bootstrap, f"{prefix}.tokens"):
+        latest[record.key.decode()] = record.value
+    assert all(key.rsplit("/", 1)[1].isupper() for key in latest), "a key in lower case"
+    deleted = {key for key, value in latest.items() if value is None}
+    assert not deleted & set(alive), f"{len(deleted & set(alive))} live keys tombstoned"
+    assert set(alive) <= set(latest)

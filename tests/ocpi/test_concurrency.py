@@ -462,6 +462,22 @@ def test_a_partner_slower_for_good_is_relearnt_instead_of_pinning_the_limit() ->
     assert median_permits(trace, 90.0, 180.0) >= 0.9 * 12
 
 
+@pytest.mark.parametrize("client_cpu_s", [0.01, 0.03])
+def test_our_own_work_on_an_answer_is_not_the_partners_latency(client_cpu_s: float) -> None:
+    """A sample ends when the answer has arrived and is taken up, before the client parses and
+    reads it (issue 26): the baseline is the partner's; ending it after our work (as it used to)
+    makes our CPU look like a slower partner."""
+    partner = Partner("workers", 4, 0.1, queue=2, noise=0.05)
+    baselines = {}
+    for ends in ("answer", "processed"):
+        scenario = Scenario(partner, duration_s=120.0, client_cpu_s=client_cpu_s, latency_ends=ends)
+        baselines[ends] = simulate(scenario).baseline_s
+    assert baselines["answer"] is not None
+    assert baselines["processed"] is not None
+    assert baselines["answer"] <= 0.1 * 1.15
+    assert baselines["processed"] >= 0.1 + 0.6 * client_cpu_s
+
+
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), capacity=st.integers(2, 30))
 def test_the_same_seed_gives_the_same_trace(seed: int, capacity: int) -> None:

@@ -11,7 +11,12 @@ import random
 
 import pytest
 
-from producer.ocpi.concurrency import ConcurrencyController, ControllerConfig, LimitChange
+from producer.ocpi.concurrency import (
+    ConcurrencyController,
+    ControllerConfig,
+    LimitChange,
+    Response,
+)
 from producer.ocpi.limiter import AdaptiveLimiter, Slot
 from producer.ocpi.ratelimit import RequestGate
 
@@ -202,6 +207,30 @@ async def test_finish_is_once_and_tells_the_change_to_the_callback() -> None:
     assert slot.finish("timeout") is None
     assert [c.reason for c in changes] == ["timeout: ×0.50"]
     assert (limiter.permits, limiter.held) == (4, 0)
+
+
+async def test_a_latency_sample_ends_when_the_answer_arrived_not_once_it_is_parsed() -> None:
+    clock = Clock()
+    samples: list[float] = []
+
+    class Recording(ConcurrencyController):
+        def on_response(self, now: float, response: Response) -> LimitChange | None:
+            samples.append(response.latency_s)
+            return super().on_response(now, response)
+
+    limiter = AdaptiveLimiter(Recording(ControllerConfig(initial_limit=4)), clock=clock)
+    slot = await limiter.acquire()
+    slot.sent()
+    clock.now = 0.3
+    slot.answered()  # the body is in
+    clock.now = 0.5  # our own parsing is not the partner's time
+    slot.answered()  # (once: the first arrival counts)
+    slot.finish("ok")
+    unmarked = await limiter.acquire()
+    unmarked.sent()
+    clock.now = 0.7
+    unmarked.finish("ok")  # no arrival marked: the sample ends at finish, as before
+    assert samples == [pytest.approx(0.3), pytest.approx(0.2)]
 
 
 async def test_an_unsent_slot_counts_from_its_grant() -> None:

@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from yarl import URL
 
@@ -44,7 +45,8 @@ def partner(deep: Callable[[], object] | None = None) -> tuple[planning.Probe, l
         lo = 0 if since is None else bisect.bisect_left(STAMPS, _epoch(since))
         hi = bisect.bisect_left(STAMPS, _epoch(until))
         item = {"last_updated": from_epoch(STAMPS[lo + offset]).isoformat()} if hi > lo else None
-        envelope = Envelope(1000, None, None, [item] if item else [])
+        # A list page's objects are their JSON text (the page reader reads them).
+        envelope = Envelope(1000, None, None, [orjson.dumps(item)] if item else [])
         return FetchedPage(url, "r", envelope, hi - lo, 1, None, None)
 
     return probe, asked

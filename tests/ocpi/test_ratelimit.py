@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.ocpi import ratelimit
-from producer.ocpi.ratelimit import MIN_RATE_FRACTION, RECOVERY_INTERVAL_S, RequestGate, TokenBucket
+from producer.ocpi.ratelimit import RequestGate, TokenBucket
 
 # --- TokenBucket -----------------------------------------------------------------------------
 
@@ -234,119 +234,19 @@ async def test_zero_and_past_pauses_do_not_sleep(clock: FakeClock) -> None:
     assert clock.sleeps == []
 
 
-def test_slow_down_halves_a_configured_rate_down_to_its_floor(clock: FakeClock) -> None:
-    gate = RequestGate(10.0)
-    seen = []
-    for _ in range(10):
-        gate.slow_down(observed_rate=1.0)
-        seen.append(gate.current_rate)
-    assert seen[:4] == pytest.approx([5.0, 2.5, 1.25, 0.625])
-    assert seen[-1] == pytest.approx(10.0 * MIN_RATE_FRACTION)
-    assert gate.slowdowns == 10
-
-
-@pytest.mark.parametrize(("observed", "first"), [(1.0, 0.5), (0.01, 0.5), (100.0, 50.0)])
-def test_slow_down_of_an_unlimited_partner_starts_from_what_was_sent(
-    clock: FakeClock, observed: float, first: float
-) -> None:
-    gate = RequestGate(None)
-    gate.slow_down(observed_rate=observed)
-    assert gate.current_rate == pytest.approx(first)
-
-
-def test_many_429s_at_once_cannot_stall_an_unlimited_partner(clock: FakeClock) -> None:
-    # Every in-flight request of every window may get the same 429: the rate has a floor
-    # (it used to halve without one: 64 slowdowns meant one request per 10^17 s).
-    gate = RequestGate(None)
-    for _ in range(200):
-        gate.slow_down(observed_rate=1.0)
-    assert gate.current_rate == pytest.approx(MIN_RATE_FRACTION)
-
-
-async def test_after_slow_down_the_next_request_waits_a_full_interval(clock: FakeClock) -> None:
-    gate = RequestGate(10.0)
-    await gate.wait_turn()  # burst tokens left over...
-    gate.slow_down(observed_rate=10.0)
-    await gate.wait_turn()  # ...are gone: burst 1 and no credit
-    await gate.wait_turn()
-    assert clock.sleeps == pytest.approx([0.2, 0.2])
-
-
-async def test_recovery_raises_the_rate_a_tenth_per_calm_interval(clock: FakeClock) -> None:
-    gate = RequestGate(10.0)
-    gate.slow_down(1.0)
-    gate.slow_down(1.0)
-    assert gate.current_rate == pytest.approx(2.5)
-    clock.advance(RECOVERY_INTERVAL_S - 0.01)
-    await gate.wait_turn()
-    assert gate.current_rate == pytest.approx(2.5)  # not calm long enough
-    clock.advance(0.02)
-    await gate.wait_turn()
-    assert gate.current_rate == pytest.approx(2.75)
-    clock.advance(1.0)
-    await gate.wait_turn()
-    assert gate.current_rate == pytest.approx(2.75)  # one step per interval
-    clock.advance(RECOVERY_INTERVAL_S)
-    await gate.wait_turn()
-    assert gate.current_rate == pytest.approx(3.025)
-
-
-async def test_recovery_stops_at_the_configured_rate_and_restores_the_burst(
-    clock: FakeClock,
-) -> None:
-    gate = RequestGate(10.0)
-    gate.slow_down(1.0)
-    for _ in range(20):
-        clock.advance(RECOVERY_INTERVAL_S)
-        await gate.wait_turn()
-    assert gate.current_rate == 10.0
-    clock.advance(RECOVERY_INTERVAL_S)
-    clock.sleeps.clear()
-    for _ in range(10):
-        await gate.wait_turn()
-    assert clock.sleeps == []  # the burst of 10 is back
-
-
-async def test_a_new_slow_down_restarts_the_calm_interval(clock: FakeClock) -> None:
-    gate = RequestGate(10.0)
-    gate.slow_down(1.0)
-    clock.advance(RECOVERY_INTERVAL_S - 1)
-    gate.slow_down(1.0)
-    clock.advance(2.0)
-    await gate.wait_turn()
-    assert gate.current_rate == pytest.approx(2.5)
-
-
-async def test_unlimited_partner_recovers_to_unlimited(clock: FakeClock) -> None:
-    gate = RequestGate(None)
-    gate.slow_down(1.0)
-    steps = 0
-    while gate.current_rate is not None:
-        clock.advance(RECOVERY_INTERVAL_S)
-        await gate.wait_turn()
-        steps += 1
-        assert steps < 200
-    clock.sleeps.clear()
-    for _ in range(100):
-        await gate.wait_turn()
-    assert clock.sleeps == []
-    # A later 429 starts over from what is observed then, with a fresh floor.
-    for _ in range(50):
-        gate.slow_down(observed_rate=64.0)
-    assert gate.current_rate == pytest.approx(64.0 * MIN_RATE_FRACTION)
-
-
 @settings(max_examples=100, deadline=None)
 @given(
     st.none() | st.floats(0.1, 100.0),
     st.lists(
-        st.tuples(st.sampled_from(["wait", "slow", "pause", "idle"]), st.floats(0.0, 30.0)),
+        st.tuples(st.sampled_from(["wait", "pause", "idle"]), st.floats(0.0, 30.0)),
         max_size=40,
     ),
 )
-def test_gate_rate_stays_between_floor_and_configured(
+def test_the_gate_keeps_the_configured_rate_whatever_happens(
     configured: float | None, actions: list[tuple[str, float]]
 ) -> None:
+    """A 429 has one owner, the concurrency controller: the gate only pauses for a
+    `Retry-After` and paces at the configured rate, which nothing changes."""
     fake = FakeClock()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake.monotonic))
@@ -357,16 +257,11 @@ def test_gate_rate_stays_between_floor_and_configured(
                 coroutine = gate.wait_turn()
                 with pytest.raises(StopIteration):
                     coroutine.send(None)  # the fake sleep never suspends
-            elif action == "slow":
-                gate.slow_down(observed_rate=amount)
             elif action == "pause":
                 gate.pause(amount)
             else:
                 fake.advance(amount)
-            rate = gate.current_rate
-            if configured is not None:
-                assert rate is not None
-                assert configured * MIN_RATE_FRACTION - 1e-12 <= rate <= configured
-            elif rate is not None:
-                assert rate >= MIN_RATE_FRACTION - 1e-12
+            assert gate.current_rate == configured
     assert all(math.isfinite(s) and s > 0 for s in fake.sleeps)
+    assert not hasattr(gate, "slow_down")
+    assert not hasattr(gate, "throttled")

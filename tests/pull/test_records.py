@@ -3,6 +3,7 @@
 The record contract consumers rely on: key = `schemas.keys.object_key`, value = the partner's
 object as compact JSON (unknown fields kept), headers naming version, module, partner, pull and
 position; objects that fail validation or have no key become dead letters and the page goes on.
+Each page is read by the page reader (`producer.ocpi.reader`) first, as a pull reads it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import orjson
 import pytest
 
 from producer.kafka.records import OutMessage
-from producer.pull.records import MAX_OBJECT_BYTES, MessageBuilder
+from producer.ocpi.reader import PageReader
+from producer.pull.records import MAX_OBJECT_BYTES, MessageBuilder, PageMessages
 from sandbox.generator import MODULES, ObjectFactory, Party
 from schemas import headers as h
 from schemas.keys import PartnerIdentity, object_key
@@ -52,18 +54,34 @@ def example(version: str, name: str) -> dict[str, Any]:
     return loaded
 
 
+class Pages:
+    """A page's objects, read by the page reader and built into records."""
+
+    def __init__(self, module: str, version: str, identity: PartnerIdentity | None) -> None:
+        self.reader = PageReader(version, module, identity)
+        self.builder = MessageBuilder(
+            partner="sbx", module=module, ocpi_version=version, pull_id="pull-7"
+        )
+
+    def build(
+        self,
+        items: list[Any],
+        first_offset: int,
+        url: str,
+        traceparent: str | None,
+        window: int | None = None,
+    ) -> PageMessages:
+        values = [orjson.dumps(item) for item in items]  # as the envelope hands them over
+        read = self.reader.read(values)
+        return self.builder.build(read, first_offset, url, traceparent, window)
+
+
 def builder(
     module: str = "tokens",
     version: str = "2.2.1",
     identity: PartnerIdentity | None = PARTNER,
-) -> MessageBuilder:
-    return MessageBuilder(
-        partner="sbx",
-        module=module,
-        ocpi_version=version,
-        pull_id="pull-7",
-        partner_identity=identity,
-    )
+) -> Pages:
+    return Pages(module, version, identity)
 
 
 def tokens(count: int, start: int = 0) -> list[dict[str, Any]]:
@@ -261,3 +279,26 @@ def test_an_object_too_large_for_one_record_is_dead_lettered_without_its_body() 
     assert record["object"] is None
     assert "exceeds" in record["errors"][0]
     assert len(dead.value or b"") < 10_000
+
+
+def test_last_updated_travels_with_each_record_as_epoch_seconds() -> None:
+    items = tokens(4)
+    items[1]["last_updated"] = "2023-11-14 22:13:21+00:00"  # a dialect: read canonically
+    items[2]["valid"] = "yes"  # a dead letter: not a record
+    page = builder().build(items, 0, URL, None)
+    assert page.positions == [0, 1, 3]
+    assert page.last_updated == [1_700_000_000, 1_700_000_001, 1_700_000_003]
+
+
+def test_a_page_of_valid_objects_and_one_with_a_dead_letter_make_the_same_records() -> None:
+    """The all-valid page takes a shorter way to its records: the same records."""
+    items = tokens(5)
+    whole = builder().build(items, 7, URL, TRACEPARENT)
+    with_junk = builder().build([*items, 17], 7, URL, TRACEPARENT)
+    assert whole.objects == with_junk.objects
+    assert (whole.keys, whole.positions, whole.last_updated) == (
+        with_junk.keys,
+        with_junk.positions,
+        with_junk.last_updated,
+    )
+    assert len(with_junk.dead_letters) == 1

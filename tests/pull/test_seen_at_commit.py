@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -27,17 +28,18 @@ from hypothesis.stateful import (
     rule,
 )
 
+from producer.kafka.digests import key_hash, value_hash
 from producer.kafka.inventory import WrittenBefore
 from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.reader import PageReader
 from producer.ocpi.walk import PageOutcome, PageRequest
 from producer.pull.ledger import AckedPages, CommittedPages
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.selection import WindowSelection
 from tests.pull.test_selection import DATE_FROM, DATE_TO, token
 
-BUILDER = MessageBuilder(
-    partner="sbx", module="tokens", ocpi_version="2.2.1", pull_id="p", partner_identity=None
-)
+BUILDER = MessageBuilder(partner="sbx", module="tokens", ocpi_version="2.2.1", pull_id="p")
+READER = PageReader("2.2.1", "tokens", None)
 TOKENS = [token(i) for i in range(60)]
 MAX_KILLS = 3
 
@@ -84,7 +86,7 @@ class WindowUnderKills(RuleBasedStateMachine):
         walk = WindowWalk(start, total, max_ahead=self.max_ahead, max_patches=10_000)
         before = None
         if self.kills:  # a resumed pull reads back what it wrote (exactly-once: committed)
-            before = WrittenBefore(objects={hash(k): hash(v) for k, v in self.log})
+            before = WrittenBefore(objects={key_hash(k): value_hash(v) for k, v in self.log})
         selection = WindowSelection(DATE_FROM, DATE_TO, written_before=before)
         process = Process(
             walk, selection, AckedPages(walk, selection), CommittedPages(walk, selection)
@@ -197,16 +199,17 @@ class WindowUnderKills(RuleBasedStateMachine):
         process = self.process
         request, outcome, items = process.served.pop(index)
         process.walk.on_page(request, outcome)
-        messages = BUILDER.build(items, request.offset, "https://partner/tokens", None)
+        read = READER.read([orjson.dumps(item) for item in items])
+        messages = BUILDER.build(read, request.offset, "https://partner/tokens", None)
         if self.exactly_once:
             for _, chosen, _ in process.committed.fetched(
-                request.request_id, request.request_id, items, messages
+                request.request_id, request.request_id, messages
             ):
                 process.unit += [(m.key.decode(), m.value) for m in chosen.objects]
                 checkpoint = process.walk.checkpoint
                 process.unit_checkpoint = (checkpoint.end, checkpoint.total)
         else:
-            process.unacked.append((request.request_id, process.acked.fetched(items, messages)))
+            process.unacked.append((request.request_id, process.acked.fetched(messages)))
         self._ask(process)
 
     def _acknowledge(self, index: int) -> None:

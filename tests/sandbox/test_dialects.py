@@ -213,8 +213,10 @@ async def test_keys_from_lowercase_objects_match_the_truth_served_identity(modul
     }
     canonical = {object_key(module, "2.3.0", {**r, "uid": r["id"]}, partner) for r in records}
     assert served == from_truth
-    # CiString key parts are normalised, so only the token type (an enum kept as sent) differs.
-    assert (served == canonical) == (module != "tokens")
+    # CiString key parts are normalised and a listed token type in other case is read as listed
+    # (2.3.0's TokenType is open, so validation leaves `rfid` alone: the key does not): the
+    # objects as served key exactly like the canonical ones.
+    assert served == canonical
     assert state.config.dialects == ("lowercase",)
 
 
