@@ -174,7 +174,7 @@ def resolve_next_link(request_url: URL, target: str, endpoint: URL) -> URL:
         raise UnsafeLinkError("next link refused: it contains control or backslash characters")
     try:
         resolved = request_url.join(URL(target))
-    except ValueError:
+    except (ValueError, IndexError):  # (yarl 1.x reads `0://[]@` past its end)
         raise UnsafeLinkError("next link refused: it is not a valid URL") from None
     if resolved.scheme.lower() not in ("http", "https"):
         raise UnsafeLinkError(f"next link refused: scheme {resolved.scheme!r} is not http(s)")
