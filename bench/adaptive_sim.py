@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from producer.ocpi.concurrency import (
+from producer.ocpi.http.concurrency import (
     ConcurrencyController,
     ControllerConfig,
     LimitChange,

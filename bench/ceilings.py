@@ -14,14 +14,14 @@ from yarl import URL
 from bench.processes import TOKEN, TOKENS_PATH, own_cpu_seconds, rate
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import OutMessage, TopicSpec
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.pages import ListQuery, PageDriver
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.planning import plan_windows
-from producer.ocpi.query import pin_now
-from producer.ocpi.reader import PageReader
-from producer.ocpi.responses import PageContext
-from producer.ocpi.versions import ModuleEndpoint
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.paging.pages import ListQuery, PageDriver
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.planning.planning import plan_windows
+from producer.ocpi.protocol.query import pin_now
+from producer.ocpi.protocol.responses import PageContext
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
 from sandbox.generator import ObjectFactory, Party
 

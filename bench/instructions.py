@@ -76,9 +76,9 @@ async def drive(bodies: list[bytes], module: str) -> float:
     from yarl import URL
 
     from producer.kafka.output import KafkaOutput
-    from producer.ocpi.envelope import parse_list_envelope
-    from producer.ocpi.reader import PageReader
-    from producer.ocpi.responses import read_pagination
+    from producer.ocpi.paging.reader import PageReader
+    from producer.ocpi.protocol.envelope import parse_list_envelope
+    from producer.ocpi.protocol.responses import read_pagination
     from producer.pull.records import MessageBuilder
     from producer.pull.selection import WindowSelection
 

@@ -1,6 +1,6 @@
 """The one backoff formula: exponential with full jitter. Pure.
 
-Used for partner requests (`producer.ocpi.retry`), Kafka waits and checkpoint writes
+Used for partner requests (`producer.ocpi.http.retry`), Kafka waits and checkpoint writes
 (`producer.kafka.output`): a uniform draw in `[0, min(cap, base * 2^(attempt-1))]` spreads the
 retries of many windows apart instead of letting them hit a recovering server together.
 """

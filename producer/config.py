@@ -29,9 +29,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.kafka.connection import KafkaConnection
-from producer.ocpi.modules import Module, OcpiVersion
-from producer.ocpi.repair import LinkRepairSetting
-from producer.ocpi.walk import ProbePastEnd
+from producer.ocpi.paging.repair import LinkRepairSetting
+from producer.ocpi.paging.walk import ProbePastEnd
+from producer.ocpi.protocol.modules import Module, OcpiVersion
 from producer.warning_kinds import parse_fail_on
 from schemas.validation import ValidationMode
 

@@ -25,7 +25,7 @@ from producer.commands.verify import judge, read_pull
 from producer.config import PullSettings
 from producer.errors import ConfigError, IncompletePullError
 from producer.observe.view import make_view
-from producer.ocpi.listing import Listing
+from producer.ocpi.planning.listing import Listing
 from producer.report import print_result
 from producer.run import RunResult, run_pulls
 from schemas.keys import key_function

@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from producer.config import PullSettings
-from producer.ocpi.modules import MODULES, OcpiVersion
+from producer.ocpi.protocol.modules import MODULES, OcpiVersion
 from producer.warning_kinds import KINDS
 from schemas.validation import VALIDATION_MODES
 

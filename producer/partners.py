@@ -23,7 +23,7 @@ from producer.config import (
     describe_validation_error,
 )
 from producer.errors import ConfigError
-from producer.ocpi.modules import Module, OcpiVersion
+from producer.ocpi.protocol.modules import Module, OcpiVersion
 
 
 class PartnerEntry(BaseModel):

@@ -18,8 +18,8 @@ from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.records import PullTopics, TopicSpec
 from producer.observe.telemetry import Telemetry, setup_telemetry
 from producer.observe.view import View, make_view
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.versions import module_endpoint_from_url
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.protocol.versions import module_endpoint_from_url
 from producer.pull.assembly import partner_limiter
 from producer.pull.flow import Pull
 from producer.pull.stop import StopRequest

@@ -14,8 +14,9 @@ from producer.commands.outcome import Outcome, SettingsOf, execute
 from producer.commands.partner import partner_session
 from producer.config import PullSettings
 from producer.errors import ConfigError
-from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
-from producer.ocpi.versions import PartnerOffer, describe_offer
+from producer.ocpi.http.discovery import describe_offer
+from producer.ocpi.protocol.modules import MODULES, VERSION_PREFERENCE
+from producer.ocpi.protocol.versions import PartnerOffer
 
 
 def run(args: argparse.Namespace, settings_of: SettingsOf) -> int:

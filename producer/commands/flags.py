@@ -7,7 +7,7 @@ import argparse
 from typing import get_args
 
 from producer.flags import add_flag, add_kafka_security_flags, concurrency_value, log_level
-from producer.ocpi.modules import MODULES, OcpiVersion
+from producer.ocpi.protocol.modules import MODULES, OcpiVersion
 from schemas.validation import VALIDATION_MODES
 
 Group = argparse._ArgumentGroup

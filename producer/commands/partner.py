@@ -11,9 +11,9 @@ from opentelemetry import metrics, trace
 
 from producer.config import PullSettings, PullTarget
 from producer.observe.telemetry import INSTRUMENTATION_NAME, Telemetry
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.responses import RetryNotice
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.protocol.responses import RetryNotice
 from producer.pull import assembly
 
 log = logging.getLogger("ocpi_puller")

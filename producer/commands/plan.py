@@ -26,14 +26,15 @@ from producer.config import PullSettings, PullTarget
 from producer.errors import PullError
 from producer.kafka.checkpoints import find_pull, find_sync
 from producer.kafka.records import PullTopics
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.pages import ListQuery
-from producer.ocpi.planning import PlannedWindows, plan_windows
-from producer.ocpi.ratehints import RateHint, advertised, binding, observed
-from producer.ocpi.responses import FetchedPage, PageContext
-from producer.ocpi.transport import Answer
-from producer.ocpi.versions import ModuleEndpoint, discover
-from producer.ocpi.windows import windows_for_shard
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.http.discovery import discover
+from producer.ocpi.http.ratehints import RateHint, advertised, binding, observed
+from producer.ocpi.http.transport import Answer
+from producer.ocpi.paging.pages import ListQuery
+from producer.ocpi.planning.planning import PlannedWindows, plan_windows
+from producer.ocpi.planning.windows import windows_for_shard
+from producer.ocpi.protocol.responses import FetchedPage, PageContext
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.assembly import DEFAULT_LIMIT
 from producer.pull.plan import NO_PREVIOUS_PULL, snapshot_bounds
 from schemas.records import WindowSpec

@@ -26,9 +26,9 @@ from producer.errors import ConfigError, IncompletePullError, PullError
 from producer.kafka.checkpoints import StoredPull, find_pull
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.inventory import PullInventory, take_inventory
-from producer.ocpi.listing import Listing, list_keys
-from producer.ocpi.repair import LinkRepair
-from producer.ocpi.versions import discover
+from producer.ocpi.http.discovery import discover
+from producer.ocpi.paging.repair import LinkRepair
+from producer.ocpi.planning.listing import Listing, list_keys
 from producer.pull.assembly import DEFAULT_LIMIT
 from producer.pull.plan import CLOCK_MARGIN_MS
 from schemas.keys import PartnerIdentity

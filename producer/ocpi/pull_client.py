@@ -31,15 +31,16 @@ from pydantic import SecretStr
 from yarl import URL
 
 from producer.errors import IncompletePullError
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.headers import RoutingHeaders, TokenEncodingSetting
-from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.reader import PageReader, ReadPage
-from producer.ocpi.repair import LinkRepair, LinkRepairSetting
-from producer.ocpi.retry import RetryPolicy
-from producer.ocpi.verdict import judge_window
-from producer.ocpi.versions import ModuleEndpoint, discover
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.http.discovery import discover
+from producer.ocpi.http.retry import RetryPolicy
+from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.reader import PageReader, ReadPage
+from producer.ocpi.paging.repair import LinkRepair, LinkRepairSetting
+from producer.ocpi.planning.verdict import judge_window
+from producer.ocpi.protocol.headers import RoutingHeaders, TokenEncodingSetting
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from schemas.keys import PartnerIdentity
 from schemas.validation import ValidationMode
 

@@ -19,16 +19,16 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import Telemetry
-from producer.ocpi.client import OcpiHttp, ssl_context
-from producer.ocpi.concurrency import LimitChange
-from producer.ocpi.headers import RoutingHeaders
-from producer.ocpi.limiter import AdaptiveLimiter
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.reader import PageReader
-from producer.ocpi.repair import LinkRepair
-from producer.ocpi.responses import RetryNotice
-from producer.ocpi.retry import RetryPolicy
-from producer.ocpi.versions import ModuleEndpoint
+from producer.ocpi.http.client import OcpiHttp, ssl_context
+from producer.ocpi.http.concurrency import LimitChange
+from producer.ocpi.http.limiter import AdaptiveLimiter
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.http.retry import RetryPolicy
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.paging.repair import LinkRepair
+from producer.ocpi.protocol.headers import RoutingHeaders
+from producer.ocpi.protocol.responses import RetryNotice
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.context import PullContext
 from producer.pull.records import MessageBuilder
 from producer.pull.summary import ALREADY_COMPLETE, PullSummary

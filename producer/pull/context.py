@@ -16,10 +16,10 @@ from producer.kafka.keystate import KeyState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.reader import PageReader
-from producer.ocpi.repair import LinkRepair
-from producer.ocpi.versions import ModuleEndpoint
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.paging.repair import LinkRepair
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.records import MessageBuilder
 from producer.pull.stop import StopRequest
 from schemas.records import WindowCheckpoint

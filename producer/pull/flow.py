@@ -21,11 +21,12 @@ from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import PullMetrics, Telemetry
 from producer.observe.view import View
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.limiter import AdaptiveLimiter
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.responses import RetryNotice
-from producer.ocpi.versions import ModuleEndpoint, discover
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.http.discovery import discover
+from producer.ocpi.http.limiter import AdaptiveLimiter
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.protocol.responses import RetryNotice
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull import assembly
 from producer.pull.context import PullContext
 from producer.pull.exactly_once import ExactlyOnce

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.paging.pagination import WindowWalk
 from producer.pull.held import HeldPages
 from producer.pull.records import PageMessages
 from producer.pull.selection import WindowSelection

@@ -13,12 +13,12 @@ from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.kafka.inventory import written_before
 from producer.observe.progress import ProgressReporter
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.planning import PlannedWindows, plan_windows
-from producer.ocpi.query import pin_now
-from producer.ocpi.responses import FetchedPage, PageContext
-from producer.ocpi.versions import ModuleEndpoint
-from producer.ocpi.windows import windows_for_shard
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.planning.planning import PlannedWindows, plan_windows
+from producer.ocpi.planning.windows import windows_for_shard
+from producer.ocpi.protocol.query import pin_now
+from producer.ocpi.protocol.responses import FetchedPage, PageContext
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.context import PullContext
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
 

@@ -1,6 +1,6 @@
 """From a read page to Kafka records: keys, values, headers, dead letters. No I/O.
 
-The page reader (`producer.ocpi.reader`) has read every object: its value (the partner's object
+The page reader (`ocpi.paging.reader`) has read every object: its value (the partner's object
 as sent, compact JSON, unknown fields included), its key and its verdict. Valid objects become
 records keyed by their key; dead letters (invalid, keyless, or too large for one record) go to the
 dead-letter topic and the rest of the page goes on. Two objects with the same key in one page
@@ -18,7 +18,7 @@ import orjson
 
 from producer.kafka.digests import dead_content_hash
 from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
-from producer.ocpi.reader import ReadPage
+from producer.ocpi.paging.reader import ReadPage
 from schemas import headers as h
 from schemas.dialects import Dialect
 from schemas.records import DeadLetter

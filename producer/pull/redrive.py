@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from producer.kafka.records import OutMessage
-from producer.ocpi.reader import PageReader
+from producer.ocpi.paging.reader import PageReader
 from producer.pull.records import MessageBuilder
 from schemas import headers as h
 from schemas.keys import PartnerIdentity

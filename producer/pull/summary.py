@@ -9,9 +9,9 @@ from typing import Any
 
 from producer.errors import IncompletePullError, PullError
 from producer.observe.progress import ProgressReporter
-from producer.ocpi.clock import SkewEstimate
-from producer.ocpi.concurrency import ConcurrencySummary
-from producer.ocpi.repair import LinkRepair
+from producer.ocpi.http.clock import SkewEstimate
+from producer.ocpi.http.concurrency import ConcurrencySummary
+from producer.ocpi.paging.repair import LinkRepair
 from producer.pull.context import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect

@@ -20,9 +20,9 @@ from producer.errors import PullError
 from producer.kafka.digests import key_hash
 from producer.kafka.keystate import KeyState
 from producer.kafka.records import OutMessage
-from producer.ocpi.pages import ListQuery, PageDriver
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.verdict import judge_window
+from producer.ocpi.paging.pages import ListQuery, PageDriver
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.planning.verdict import judge_window
 from producer.pull.context import PullContext
 from schemas import headers as h
 from schemas.records import PullPlan

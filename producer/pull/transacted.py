@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from producer.kafka.units import Routed
-from producer.ocpi.pages import PageDriver, WindowPage
-from producer.ocpi.pagination import WindowWalk
+from producer.ocpi.paging.pages import PageDriver, WindowPage
+from producer.ocpi.paging.pagination import WindowWalk
 from producer.pull.context import PullContext
 from producer.pull.ledger import CommittedPages
 from producer.pull.records import PageMessages

@@ -1,6 +1,6 @@
 """A pull's verdict from its windows, and what to re-read after a broker outage. Pure.
 
-A window's own completeness is judged by `producer.ocpi.verdict` (shared with every reader of
+A window's own completeness is judged by `ocpi.planning.verdict` (shared with every reader of
 pages); this module judges the pull: every planned window must report, and it is complete only
 when every window is.
 """

@@ -23,12 +23,12 @@ from aiokafka.errors import KafkaError
 
 from producer.errors import PaginationLoop, PullError
 from producer.kafka.output import Marks
-from producer.ocpi.pages import ListQuery, PageDriver, WindowPage
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.query import asked_date_from
-from producer.ocpi.responses import PageContext
-from producer.ocpi.verdict import WindowVerdict, judge_window, read_again
-from producer.ocpi.walk import ChainLink
+from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.walk import ChainLink
+from producer.ocpi.planning.verdict import WindowVerdict, judge_window, read_again
+from producer.ocpi.protocol.query import asked_date_from
+from producer.ocpi.protocol.responses import PageContext
 from producer.pull.context import PullContext
 from producer.pull.ledger import AckedPages
 from producer.pull.plan import plan_pieces

@@ -7,7 +7,7 @@ import json
 
 from producer.commands.discover import discover
 from producer.config import PullSettings
-from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
+from producer.ocpi.protocol.modules import MODULES, VERSION_PREFERENCE
 from tests.support import TOKEN, run_cli, sandbox
 
 

@@ -1,4 +1,4 @@
-"""The partner's clock against ours (producer/ocpi/clock.py): bounds from answer timestamps."""
+"""The partner's clock against ours (producer/ocpi/http/clock.py): bounds from answer timestamps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.ocpi.clock import PartnerClock
+from producer.ocpi.http.clock import PartnerClock
 
 NOW = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""The concurrency controller (producer/ocpi/concurrency.py): tables, properties, simulation.
+"""The concurrency controller (producer/ocpi/http/concurrency.py): tables, properties, simulation.
 
 All in virtual time: the controller is pure, and the partner of bench/adaptive_sim.py is a
 discrete-event model, so minutes of a pull run in milliseconds and every run is repeatable.
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.adaptive_sim import Partner, Scenario, median_permits, settle, simulate
-from producer.ocpi.concurrency import (
+from producer.ocpi.http.concurrency import (
     HARD_OUTCOMES,
     ConcurrencyController,
     ControllerConfig,

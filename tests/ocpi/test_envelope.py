@@ -1,4 +1,4 @@
-"""The OCPI envelope and the count headers (producer/ocpi/envelope.py): tables, properties, fuzz.
+"""The OCPI envelope and the count headers (ocpi/protocol/envelope.py): tables, properties, fuzz.
 
 Whatever bytes a partner sends, the parser returns an Envelope or raises PartnerProtocolError with
 a short one-line message; whatever a partner puts in `X-Total-Count`/`X-Limit`, the result is a
@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import PartnerProtocolError
-from producer.ocpi.envelope import MAX_COUNT_HEADER, Envelope, parse_count_header, parse_envelope
+from producer.ocpi.protocol.envelope import (
+    MAX_COUNT_HEADER,
+    Envelope,
+    parse_count_header,
+    parse_envelope,
+)
 
 TIMESTAMP = "2024-05-01T12:00:00Z"
 

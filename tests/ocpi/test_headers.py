@@ -1,4 +1,4 @@
-"""OCPI request headers (producer/ocpi/headers.py): token encodings, request IDs, routing."""
+"""OCPI request headers (ocpi/protocol/headers.py): token encodings, request IDs, routing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from producer.ocpi.headers import (
+from producer.ocpi.protocol.headers import (
     RoutingHeaders,
     authorization_value,
     other_encoding,

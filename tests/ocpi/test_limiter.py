@@ -1,4 +1,4 @@
-"""The adaptive limiter (producer/ocpi/limiter.py) on a real event loop.
+"""The adaptive limiter (producer/ocpi/http/limiter.py) on a real event loop.
 
 The controller behind it is the real one; only the clock is a counter the test moves, so the
 latencies it sees are exact. Assertions are about counts and order, never about durations.
@@ -11,14 +11,14 @@ import random
 
 import pytest
 
-from producer.ocpi.concurrency import (
+from producer.ocpi.http.concurrency import (
     ConcurrencyController,
     ControllerConfig,
     LimitChange,
     Response,
 )
-from producer.ocpi.limiter import AdaptiveLimiter, Slot
-from producer.ocpi.ratelimit import RequestGate
+from producer.ocpi.http.limiter import AdaptiveLimiter, Slot
+from producer.ocpi.http.ratelimit import RequestGate
 
 
 class Clock:

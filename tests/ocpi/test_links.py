@@ -1,4 +1,4 @@
-"""`Link` header parsing and next-link safety (producer/ocpi/links.py): tables, properties, fuzz.
+"""`Link` header parsing and next-link safety (ocpi/protocol/links.py): tables, properties, fuzz.
 
 The parser must read what real partners send (RFC 8288 in all its spellings) and survive what
 hostile or broken ones send; the resolver must never let the credentials token leave the module
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from producer.errors import PartnerProtocolError, UnsafeLinkError
-from producer.ocpi.links import (
+from producer.ocpi.protocol.links import (
     MAX_LINK_HEADER_CHARS,
     LinkValue,
     find_next_target,

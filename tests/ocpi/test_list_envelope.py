@@ -1,4 +1,4 @@
-"""A list page read once (`producer.ocpi.envelope.parse_list_envelope`): each object's JSON text.
+"""A list page read once (`ocpi.protocol.envelope.parse_list_envelope`): each object's JSON text.
 
 It accepts and refuses exactly what `parse_envelope` does (the one documented exception: a number
 beyond the double range inside an object is kept as sent), gives the same status, message and
@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from producer.errors import PartnerProtocolError
-from producer.ocpi.envelope import is_compact, parse_envelope, parse_list_envelope
+from producer.ocpi.protocol.envelope import is_compact, parse_envelope, parse_list_envelope
 
 json_values = st.recursive(
     st.none()

@@ -1,4 +1,4 @@
-"""The window walk (producer/ocpi/pagination.py) against a simulated partner whose list shrinks.
+"""The window walk (ocpi/paging/pagination.py) against a simulated partner whose list shrinks.
 
 The simulation is the model the walk's proof assumes: a list ordered stably, from which objects
 are removed at arbitrary moments (updates past the pinned date_to, deletions) while pages are in
@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import PaginationLoop
-from producer.ocpi.links import plain_offset_of
-from producer.ocpi.pagination import MIN_PATCH_MARGIN, WindowWalk
-from producer.ocpi.walk import PageOutcome, PageRequest
+from producer.ocpi.paging.pagination import MIN_PATCH_MARGIN, WindowWalk
+from producer.ocpi.paging.walk import PageOutcome, PageRequest
+from producer.ocpi.protocol.links import plain_offset_of
 
 
 class ShrinkingList:

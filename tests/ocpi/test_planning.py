@@ -15,11 +15,11 @@ import pytest
 from yarl import URL
 
 from producer.errors import PartnerProtocolError, PartnerUnavailableError
-from producer.ocpi import planning
-from producer.ocpi.envelope import Envelope
-from producer.ocpi.planning import plan_windows
-from producer.ocpi.query import from_epoch, to_epoch
-from producer.ocpi.responses import FetchedPage
+from producer.ocpi.planning import planning
+from producer.ocpi.planning.planning import plan_windows
+from producer.ocpi.protocol.envelope import Envelope
+from producer.ocpi.protocol.query import from_epoch, to_epoch
+from producer.ocpi.protocol.responses import FetchedPage
 
 ENDPOINT = URL("http://partner.test/ocpi/emsp/2.2.1/tokens")
 DAY = 86_400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.ocpi.ratehints import RateHint, advertised, binding, observed
+from producer.ocpi.http.ratehints import RateHint, advertised, binding, observed
 
 NOW = 1_800_000_000.0
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi import ratelimit
-from producer.ocpi.ratelimit import RequestGate, TokenBucket
+from producer.ocpi.http import ratelimit
+from producer.ocpi.http.ratelimit import RequestGate, TokenBucket
 
 # --- TokenBucket -----------------------------------------------------------------------------
 

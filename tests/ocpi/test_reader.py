@@ -1,4 +1,4 @@
-"""The page reader (`producer.ocpi.reader`) against the path it replaced: a differential test.
+"""The page reader (`ocpi.paging.reader`) against the path it replaced: a differential test.
 
 The old path parsed each object, validated it with the pydantic models (`PageValidator`, strict
 or lenient), keyed its reading (else the object as sent), dead-lettered what failed or had no key
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi.envelope import parse_list_envelope
-from producer.ocpi.reader import PageReader, ReadPage, Verdict
+from producer.ocpi.paging.reader import PageReader, ReadPage, Verdict
+from producer.ocpi.protocol.envelope import parse_list_envelope
 from sandbox.dialects import DIALECTS, DialectWriter
 from sandbox.generator import INVALID_KINDS, MODULES, VERSIONS, ObjectFactory, Party
 from schemas.datetimes import epoch_seconds

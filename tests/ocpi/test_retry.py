@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi.retry import (
+from producer.ocpi.http.retry import (
     Failure,
     RetryPolicy,
     attempts_allowed,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi.windows import TimeRange, Window, WindowPlanner, windows_for_shard
+from producer.ocpi.planning.windows import TimeRange, Window, WindowPlanner, windows_for_shard
 
 
 def plan(

@@ -22,9 +22,9 @@ from producer.kafka.records import PullTopics
 from producer.observe.progress import ProgressReporter
 from producer.observe.telemetry import setup_telemetry
 from producer.observe.view import LogView
-from producer.ocpi.query import pin_now
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.versions import discover
+from producer.ocpi.http.discovery import discover
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.protocol.query import pin_now
 from producer.pull.assembly import partner_http, partner_limiter, pull_context
 from producer.pull.context import PullContext
 from sandbox.app import SandboxState

@@ -15,8 +15,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.walk import PageOutcome, PageRequest
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.walk import PageOutcome, PageRequest
 from producer.pull.held import HeldPages
 from tests.ocpi.test_pagination import ShrinkingList
 

@@ -3,7 +3,7 @@
 The record contract consumers rely on: key = `schemas.keys.object_key`, value = the partner's
 object as compact JSON (unknown fields kept), headers naming version, module, partner, pull and
 position; objects that fail validation or have no key become dead letters and the page goes on.
-Each page is read by the page reader (`producer.ocpi.reader`) first, as a pull reads it.
+Each page is read by the page reader (`producer.ocpi.paging.reader`) first, as a pull reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from producer.kafka.records import OutMessage
-from producer.ocpi.reader import PageReader
+from producer.ocpi.paging.reader import PageReader
 from producer.pull.records import MAX_OBJECT_BYTES, MessageBuilder, PageMessages
 from sandbox.generator import MODULES, ObjectFactory, Party
 from schemas import headers as h

@@ -30,9 +30,9 @@ from hypothesis.stateful import (
 
 from producer.kafka.digests import key_hash, value_hash
 from producer.kafka.inventory import WrittenBefore
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.reader import PageReader
-from producer.ocpi.walk import PageOutcome, PageRequest
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.paging.walk import PageOutcome, PageRequest
 from producer.pull.ledger import AckedPages, CommittedPages
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.selection import WindowSelection

@@ -16,7 +16,7 @@ import pytest
 
 from producer.kafka.digests import key_hash, value_hash
 from producer.kafka.inventory import WrittenBefore
-from producer.ocpi.reader import PageReader
+from producer.ocpi.paging.reader import PageReader
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.selection import WindowSelection
 from sandbox.generator import ObjectFactory, Party

@@ -1,4 +1,4 @@
-"""The verdicts, pure: one window's completeness (`producer.ocpi.verdict`), the pull's
+"""The verdicts, pure: one window's completeness (`producer.ocpi.planning.verdict`), the pull's
 (`producer.pull.verdict.judge_pull`), and what to re-read after a broker outage (`replay_stretch`).
 """
 
@@ -9,7 +9,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from producer.errors import IncompletePullError
-from producer.ocpi.verdict import MAX_WINDOW_PASSES, WindowVerdict, judge_window, read_again
+from producer.ocpi.planning.verdict import (
+    MAX_WINDOW_PASSES,
+    WindowVerdict,
+    judge_window,
+    read_again,
+)
 from producer.pull.verdict import AckMark, Replay, WindowResult, judge_pull, replay_stretch
 
 LOOP = "repeated_link: the partner's next link repeats an earlier one"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from producer.ocpi.verdict import MAX_WINDOW_PASSES
+from producer.ocpi.planning.verdict import MAX_WINDOW_PASSES
 from producer.pull.window import WindowPull
 from sandbox.app import SandboxState
 from sandbox.protocol import now_ms

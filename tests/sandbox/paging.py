@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from producer.ocpi.links import find_next_target
+from producer.ocpi.protocol.links import find_next_target
 from tests.support import auth_header, get
 
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from producer.ocpi.links import find_next_target, parse_link_header
+from producer.ocpi.protocol.links import find_next_target, parse_link_header
 from sandbox.config import PY_OCPI, LinkDefect
 from tests.sandbox.paging import raw_get, walk_chain
 from tests.support import auth_header, get, sandbox

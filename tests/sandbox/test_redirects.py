@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from producer.ocpi.links import find_next_target
+from producer.ocpi.protocol.links import find_next_target
 from tests.sandbox.paging import raw_get
 from tests.support import auth_header, get, sandbox
 

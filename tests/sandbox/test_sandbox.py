@@ -16,7 +16,7 @@ import aiohttp
 import psutil
 import pytest
 
-from producer.ocpi.links import find_next_target
+from producer.ocpi.protocol.links import find_next_target
 from sandbox.dataset import Dataset, DatasetSpec
 from sandbox.faults import FaultRates
 from tests.sandbox.paging import walk_chain

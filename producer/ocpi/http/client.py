@@ -32,20 +32,11 @@ from producer.errors import (
 )
 from producer.observe.redaction import redact_url
 from producer.observe.telemetry import traceparent_of
-from producer.ocpi.clock import PartnerClock
-from producer.ocpi.envelope import Envelope, parse_details_envelope, parse_list_envelope
-from producer.ocpi.headers import (
-    RoutingHeaders,
-    TokenEncoding,
-    TokenEncodingChoice,
-    TokenEncodingSetting,
-    request_headers,
-)
-from producer.ocpi.limiter import AdaptiveLimiter, Slot
-from producer.ocpi.ratelimit import RequestGate
-from producer.ocpi.redirects import RedirectMemory
-from producer.ocpi.responses import FetchedPage, PageContext, RetryNotice, read_pagination
-from producer.ocpi.retry import (
+from producer.ocpi.http.clock import PartnerClock
+from producer.ocpi.http.limiter import AdaptiveLimiter, Slot
+from producer.ocpi.http.ratelimit import RequestGate
+from producer.ocpi.http.redirects import RedirectMemory
+from producer.ocpi.http.retry import (
     Failure,
     RetryPolicy,
     attempts_allowed,
@@ -53,7 +44,16 @@ from producer.ocpi.retry import (
     parse_retry_after,
     retry_delay,
 )
-from producer.ocpi.transport import Answer, AttemptFailed, get_once
+from producer.ocpi.http.transport import Answer, AttemptFailed, get_once
+from producer.ocpi.protocol.envelope import Envelope, parse_details_envelope, parse_list_envelope
+from producer.ocpi.protocol.headers import (
+    RoutingHeaders,
+    TokenEncoding,
+    TokenEncodingChoice,
+    TokenEncodingSetting,
+    request_headers,
+)
+from producer.ocpi.protocol.responses import FetchedPage, PageContext, RetryNotice, read_pagination
 
 log = logging.getLogger("ocpi_puller")
 

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from producer.errors import PullError
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.pages import ListQuery, PageDriver
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.reader import PageReader
-from producer.ocpi.repair import LinkRepair
-from producer.ocpi.verdict import judge_window
-from producer.ocpi.versions import ModuleEndpoint
-from producer.ocpi.walk import ProbePastEnd
+from producer.ocpi.http.client import OcpiHttp
+from producer.ocpi.paging.pages import ListQuery, PageDriver
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.paging.repair import LinkRepair
+from producer.ocpi.paging.walk import ProbePastEnd
+from producer.ocpi.planning.verdict import judge_window
+from producer.ocpi.protocol.versions import ModuleEndpoint
 from schemas.keys import PartnerIdentity
 from schemas.records import WindowSpec
 from schemas.validation import ValidationMode

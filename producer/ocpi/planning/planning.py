@@ -11,10 +11,10 @@ from datetime import datetime
 from yarl import URL
 
 from producer.errors import PartnerAuthError, PartnerProtocolError, PartnerUnavailableError
-from producer.ocpi.query import from_epoch, page_url, to_epoch
-from producer.ocpi.reader import PageReader
-from producer.ocpi.responses import FetchedPage
-from producer.ocpi.windows import MAX_SPLIT_PARTS, TimeRange, WindowPlanner
+from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.planning.windows import MAX_SPLIT_PARTS, TimeRange, WindowPlanner
+from producer.ocpi.protocol.query import from_epoch, page_url, to_epoch
+from producer.ocpi.protocol.responses import FetchedPage
 from schemas.records import WindowSpec
 
 

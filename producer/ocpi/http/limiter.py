@@ -1,6 +1,6 @@
 """Permits for requests in flight to one partner, following the concurrency controller.
 
-The asyncio shell of `producer/ocpi/concurrency.py`: it reads the clock, parks tasks that have no
+The asyncio shell of `ocpi/http/concurrency.py`: it reads the clock, parks tasks that have no
 permit, and feeds every outcome to the controller; the controller decides. One limiter per partner,
 shared by all of that partner's modules and windows (they share its capacity). A fixed
 `--concurrency N` is the same class with a constant limit (`AdaptiveLimiter.fixed(N)`), so callers
@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from producer.ocpi.concurrency import (
+from producer.ocpi.http.concurrency import (
     ConcurrencyController,
     ConcurrencySummary,
     ControllerConfig,

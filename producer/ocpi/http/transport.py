@@ -16,8 +16,8 @@ from producer.errors import (
     cannot_connect,
     connect_failure,
 )
-from producer.ocpi.redirects import REDIRECT_STATUSES, RedirectMemory, redirect_target
-from producer.ocpi.retry import Failure
+from producer.ocpi.http.redirects import REDIRECT_STATUSES, RedirectMemory, redirect_target
+from producer.ocpi.http.retry import Failure
 
 
 class AttemptFailed(Exception):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from yarl import URL
 
 from producer.errors import PartnerProtocolError, PullError, UnsafeLinkError
-from producer.ocpi.envelope import Envelope, parse_count_header
-from producer.ocpi.links import find_next_link, resolve_next_link
+from producer.ocpi.protocol.envelope import Envelope, parse_count_header
+from producer.ocpi.protocol.links import find_next_link, resolve_next_link
 
 
 @dataclass(frozen=True, slots=True)

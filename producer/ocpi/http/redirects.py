@@ -13,7 +13,7 @@ from typing import Final
 from yarl import URL
 
 from producer.errors import PartnerProtocolError
-from producer.ocpi.links import origin_of
+from producer.ocpi.protocol.links import origin_of
 
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS: Final = 5

@@ -5,7 +5,7 @@ The body decides, not the Content-Type: a valid OCPI envelope is accepted whatev
 bytes, nesting beyond the parser's limit, a `data` that is not a list) is a `PartnerProtocolError`.
 
 A list page is read once into each object's JSON text (`parse_list_envelope`): the objects are
-not parsed here, the page reader (`producer.ocpi.reader`) decodes them.
+not parsed here, the page reader (`producer.ocpi.paging.reader`) decodes them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The bucket's arithmetic is pure (time is passed in); `RequestGate` is the asyncio shell that
 sleeps. The gate obeys two things only: the configured rate (`--rate-limit`) and a 429's
 `Retry-After`, which pauses the whole partner, not just the request that got it. Backing off
-from a 429 is the concurrency controller's job (producer/ocpi/concurrency.py), and only its: a
+from a 429 is the concurrency controller's job (producer/ocpi/http/concurrency.py), and only its: a
 429 must not cut the pace twice.
 """
 

@@ -2,7 +2,7 @@
 
 No clock, no asyncio: every call passes `now` (monotonic seconds); the only randomness is the
 injected `random.Random` (probe jitter), so a trace is a function of its inputs. The asyncio shell
-whose permits follow `permits` is `producer/ocpi/limiter.py`.
+whose permits follow `permits` is `producer/ocpi/http/limiter.py`.
 
 The limit is a float in [min_limit, max_limit]; `permits` is its floor. Decisions are per window,
 never per answer: a window holds answers to requests sent since the last change, and closes after

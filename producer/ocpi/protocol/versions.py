@@ -1,4 +1,4 @@
-"""From the URL an operator gives to the module endpoint to pull: versions discovery.
+"""What versions discovery reads: which module endpoint a URL names, which version to speak.
 
 `--url` is either a module endpoint (`…/2.2.1/tokens`) or a partner's versions endpoint. For the
 latter: versions → version details → the module's endpoint (in 2.2.1 the one with role SENDER).
@@ -15,14 +15,12 @@ from yarl import URL
 
 from producer.errors import (
     ConfigError,
-    PartnerAuthError,
     PartnerNotFoundError,
     PartnerProtocolError,
     PullError,
     VersionNotOfferedError,
 )
-from producer.ocpi.client import OcpiHttp
-from producer.ocpi.modules import MODULES, VERSION_PREFERENCE
+from producer.ocpi.protocol.modules import MODULES, VERSION_PREFERENCE
 
 _VERSION_IN_PATH = re.compile(r"/(2\.[0-9](?:\.[0-9])?)(?:/|$)")
 
@@ -86,7 +84,7 @@ def choose_version(offered: dict[str, URL], wanted: str | None) -> tuple[str, UR
     raise VersionNotOfferedError(f"partner offers no OCPI version we speak (offers: {listed})")
 
 
-def _choose_endpoint(data: Any, module: str, version: str) -> URL:
+def choose_endpoint(data: Any, module: str, version: str) -> URL:
     if not isinstance(data, dict) or not isinstance(data.get("endpoints"), list):
         raise PartnerProtocolError("version details did not contain an endpoints list")
     candidates: list[URL] = []
@@ -103,25 +101,6 @@ def _choose_endpoint(data: Any, module: str, version: str) -> URL:
     if not candidates:
         raise PartnerNotFoundError(f"partner's OCPI {version} endpoints list no {module} SENDER")
     return candidates[0]
-
-
-async def discover(
-    http: OcpiHttp, url: URL, module: str | None, ocpi_version: str | None
-) -> ModuleEndpoint:
-    """Resolve the module endpoint to pull, following versions discovery when needed."""
-    direct = module_endpoint_from_url(url, module, ocpi_version)
-    if direct is not None:
-        http.set_version(direct.ocpi_version)
-        return direct
-    if module is None:
-        raise ConfigError("--module is required with a versions URL")
-    versions = await http.get_envelope(url)
-    offered = offered_versions(versions.data_value)
-    version, details_url, reason = choose_version(offered, ocpi_version)
-    http.set_version(version)
-    details = await http.get_envelope(details_url)
-    endpoint = _choose_endpoint(details.data_value, module, version)
-    return ModuleEndpoint(endpoint, module, version, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,45 +123,3 @@ class PartnerOffer:
     reason: str
     endpoints: list[OfferedEndpoint]
     failure: PullError | None = None
-
-
-async def describe_offer(http: OcpiHttp, url: URL, wanted: str | None) -> PartnerOffer:
-    """Versions discovery as `pull` does it, reported in full (for `ocpi-puller discover`)."""
-    versions = await http.get_envelope(url)
-    offered = {v: http.redact(u) for v, u in offered_versions(versions.data_value).items()}
-    try:
-        version, details_url, reason = choose_version(offered_versions(versions.data_value), wanted)
-    except PartnerAuthError as refused:
-        return PartnerOffer(offered, None, str(refused), [], refused)
-    http.set_version(version)
-    details = (await http.get_envelope(details_url)).data_value
-    return PartnerOffer(offered, version, reason, _endpoints(http, details, version))
-
-
-def _endpoints(http: OcpiHttp, details: Any, version: str) -> list[OfferedEndpoint]:
-    pulled: dict[str, URL] = {}
-    for module in MODULES:
-        try:
-            pulled[module] = _choose_endpoint(details, module, version)
-        except PartnerAuthError:
-            continue  # not offered as a sender: listed without the mark
-    found: list[OfferedEndpoint] = []
-    for item in details["endpoints"]:
-        if not isinstance(item, dict) or not isinstance(item.get("identifier"), str):
-            continue
-        url, role = item.get("url"), item.get("role")
-        if not isinstance(url, str):
-            continue
-        identifier = item["identifier"]
-        chosen = pulled.get(identifier)
-        mark = (
-            chosen is not None
-            and URL(url) == chosen
-            and not any(e.pulled and e.identifier == identifier for e in found)
-        )
-        found.append(
-            OfferedEndpoint(
-                identifier, role if isinstance(role, str) else None, http.redact(url), mark
-            )
-        )
-    return found

@@ -1,7 +1,7 @@
 """Building list requests: the page URL of a window at an offset, and OCPI DateTimes. Pure.
 
 The one place that builds a window's page URL, so planning probes, pages and repaired links ask
-the same question. (Objects' `last_updated` is read by the page reader, `producer.ocpi.reader`.)
+the same question. (Objects' `last_updated` is read by the page reader, `ocpi.paging.reader`.)
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ import dataclasses
 from collections import deque
 
 from producer.errors import PaginationLoop
-from producer.ocpi.loops import LoopGuard
-from producer.ocpi.walk import ChainLink, PageOutcome, PageRequest, ProbePastEnd
+from producer.ocpi.paging.loops import LoopGuard
+from producer.ocpi.paging.walk import ChainLink, PageOutcome, PageRequest, ProbePastEnd
 
 # Step-backs in a row that never extend the chain: the list shrinks faster than it can be read.
 MAX_PATCHES_WITHOUT_PROGRESS = 50

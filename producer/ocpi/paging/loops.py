@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 
 from producer.errors import PaginationLoop
-from producer.ocpi.walk import PageOutcome, PageRequest
+from producer.ocpi.paging.walk import PageOutcome, PageRequest
 
 RECENT_URLS_REMEMBERED = 64
 MAX_EMPTY_PAGES_WITH_LINK = 3

@@ -22,14 +22,14 @@ from typing import Any
 from yarl import URL
 
 from producer.errors import PaginationLoop, PartnerProtocolError, PullError
-from producer.ocpi.client import LinkGoneError, OcpiHttp
-from producer.ocpi.links import plain_offset_of
-from producer.ocpi.pagination import WindowWalk
-from producer.ocpi.query import page_url
-from producer.ocpi.repair import LinkRepair
-from producer.ocpi.responses import FetchedPage, PageContext
-from producer.ocpi.versions import ModuleEndpoint
-from producer.ocpi.walk import PageOutcome, PageRequest
+from producer.ocpi.http.client import LinkGoneError, OcpiHttp
+from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.repair import LinkRepair
+from producer.ocpi.paging.walk import PageOutcome, PageRequest
+from producer.ocpi.protocol.links import plain_offset_of
+from producer.ocpi.protocol.query import page_url
+from producer.ocpi.protocol.responses import FetchedPage, PageContext
+from producer.ocpi.protocol.versions import ModuleEndpoint
 
 # A page at a later offset that starts with these first objects of an earlier page is that
 # page again: the partner ignores `offset`.
