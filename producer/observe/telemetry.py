@@ -43,8 +43,8 @@ log = logging.getLogger("ocpi_puller")
 
 INSTRUMENTATION_NAME: Final = "ocpi-puller"
 PROTOCOLS: Final = ("http/protobuf", "grpc")
-# The most the final flush may add to a run, whatever the collector does (issue 25: telemetry
-# costs a pull at most 1 s in all; loading the exporters takes the rest).
+# The most the final flush may add to a run, whatever the collector does (telemetry costs a
+# pull at most 1 s in all; loading the exporters takes the rest).
 EXPORT_BUDGET_S: Final = 0.6
 # A dial to learn whether the endpoint is there at all (refused, name not known, silent).
 PROBE_TIMEOUT_S: Final = 0.3

@@ -3,7 +3,8 @@
 A transaction commits a page only together with a window checkpoint that covers it, so that a
 resume from the committed checkpoint never reads a committed page again. Pages fetched ahead of
 the window's unbroken run (fan-out, out-of-order arrival) are held here until the walk says the
-checkpoint has passed them (`WindowWalk.settled`), then released in the order they arrived.
+checkpoint has passed them (`WindowWalk.checkpoint_passed`), then released in the order they
+arrived.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ class HeldPages(Generic[T]):
         return len(self._held)
 
     def hold(self, request_id: int, page: T) -> None:
-        """Keep a page until its request is settled."""
+        """Keep a page until the checkpoint has passed its request."""
         self._held[request_id] = page
 
-    def release(self, settled: Callable[[int], bool]) -> list[T]:
-        """The held pages whose requests are now settled (removed), in arrival order."""
-        ready = [request_id for request_id in self._held if settled(request_id)]
+    def release(self, checkpoint_passed: Callable[[int], bool]) -> list[T]:
+        """The held pages the checkpoint has now passed (removed), in arrival order."""
+        ready = [request_id for request_id in self._held if checkpoint_passed(request_id)]
         return [self._held.pop(request_id) for request_id in ready]
 
     def drop(self) -> int:

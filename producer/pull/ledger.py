@@ -69,7 +69,7 @@ class CommittedPages(Generic[Page]):
         self._held.hold(request_id, (page, messages))
         self._walk.on_acked(request_id)
         settled: list[tuple[Page, PageMessages, int]] = []
-        for held_page, records in self._held.release(self._walk.settled):
+        for held_page, records in self._held.release(self._walk.checkpoint_passed):
             chosen = self._selection.select(records)
             settled.append((held_page, chosen, self._selection.made_durable(chosen)))
         return settled

@@ -140,7 +140,7 @@ class WindowPull:
                 start_offset=start_offset,
                 received=self._selection.received,
                 problem=problem,
-                stretch=self._stop_at is not None,
+                rereading_part=self._stop_at is not None,
             )
             ctx.counters.skipped_unchanged += self._selection.take_skipped_unchanged()
             if problem is None:

@@ -1,12 +1,12 @@
-"""Held pages (producer/pull/held.py) with the walk's `settled`: exactly-once commits a page only
-together with a checkpoint that covers it.
+"""Held pages (producer/pull/held.py) with the walk's `checkpoint_passed`: exactly-once commits a
+page only together with a checkpoint that covers it.
 
-The partner is the simulated shrinking list of tests/ocpi/test_pagination.py; pages are served
-and delivered in any order (fan-out). After every delivery the window releases what the walk has
-settled, as the exactly-once window loop does. At every moment a resume from the checkpoint skips
-nothing that was not released (committed); in a list that holds still, what lies before the
-checkpoint is exactly what was released, so a resume also reads nothing released again. (In a
-shrinking list a resume steps back and meets released objects again: the exactly-once resume
+The partner is the simulated shrinking list of tests/ocpi/test_pagination.py; pages are served and
+delivered in any order (fan-out). After every delivery the window releases what the walk's
+checkpoint has passed, as the exactly-once window loop does. At every moment a resume from the
+checkpoint skips nothing that was not released (committed); in a list that holds still, what lies
+before the checkpoint is exactly what was released, so a resume also reads nothing released again.
+(In a shrinking list a resume steps back and meets released objects again: the exactly-once resume
 skips those it finds committed, see producer/pull/selection.py.)
 """
 
@@ -50,13 +50,13 @@ def test_a_page_ahead_of_the_chain_waits_for_the_gap() -> None:
     # The page at 20 arrives first: it cannot be committed before the one at 10.
     walk.on_page(ahead[1], PageOutcome(10, 100, 10, "https://p/next?offset=30", 30))
     walk.on_acked(ahead[1].request_id)
-    assert walk.settled(first.request_id)
-    assert not walk.settled(ahead[1].request_id)
+    assert walk.checkpoint_passed(first.request_id)
+    assert not walk.checkpoint_passed(ahead[1].request_id)
     assert walk.checkpoint.end == 10
     walk.on_page(ahead[0], PageOutcome(10, 100, 10, "https://p/next?offset=20", 20))
     walk.on_acked(ahead[0].request_id)
-    assert walk.settled(ahead[0].request_id)
-    assert walk.settled(ahead[1].request_id)
+    assert walk.checkpoint_passed(ahead[0].request_id)
+    assert walk.checkpoint_passed(ahead[1].request_id)
     assert walk.checkpoint.end == 30
 
 
@@ -94,7 +94,7 @@ def deliver_and_release(
             walk.on_page(request, outcome)
             held.hold(request.request_id, items)
             walk.on_acked(request.request_id)
-            for page in held.release(walk.settled):
+            for page in held.release(walk.checkpoint_passed):
                 released.extend(page)
         # A resume from the checkpoint steps back by what the list lost since the checkpoint's
         # page was served: every object it would then skip was released (committed).

@@ -73,7 +73,7 @@ def test_when_a_window_is_complete(
         start_offset=start,
         received=received,
         problem=problem,
-        stretch=stretch,
+        rereading_part=stretch,
     )
     assert judged == verdict
     assert judged.unexplained_shortfall == (0 if judged.complete else judged.shortfall)
@@ -130,7 +130,7 @@ def test_a_window_verdict_follows_its_rule(
         start_offset=start,
         received=received,
         problem=problem,
-        stretch=stretch,
+        rereading_part=stretch,
     )
     expected = max(0, (first or 0) - start)
     assert verdict.expected == expected

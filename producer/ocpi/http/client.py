@@ -332,7 +332,7 @@ class OcpiHttp:
         if not envelope.is_success:
             code = envelope.status_code
             if code == 3000 and self._encoding.may_switch and not self._any_page:
-                # P11: some 2.2 servers answer a wrongly encoded token with 200 + OCPI 3000.
+                # Some 2.2 servers answer a wrongly encoded token with 200 + OCPI 3000.
                 self._encoding.switch(f"OCPI {code}")
                 raise AttemptFailed(Failure("http_status", http_status=401), "token encoding", 0.0)
             failure = Failure("ocpi_status", ocpi_status=code)

@@ -80,7 +80,7 @@ class WindowWalk:
         self._x_limit: int | None = None
         self._links_seen = False
         self._max_patches = max_patches
-        # Re-reading a stretch only (after a broker outage): done once the chain passes it.
+        # Re-reading part of the window only (after a broker outage): done once the chain passes it.
         # Objects only move left in a shrinking list, so everything once before `stop_at` is
         # covered by then.
         self._stop_at = stop_at
@@ -101,8 +101,8 @@ class WindowWalk:
         self._acked: set[int] = set()
         self._checkpoint = ChainLink(-1, start_offset, start_total)
         self.ended_full_without_link = False
-        # Objects that only probing past a full page without Link found (P2: the partner's
-        # totals/links are broken, and --probe-past-end was needed).
+        # Objects that only probing past a full page without Link found (a partner whose
+        # totals or links are broken, so --probe-past-end was needed).
         self.found_by_probing = 0
         self._probing = False
 
@@ -217,7 +217,7 @@ class WindowWalk:
         return requests
 
     def _patch(self, required: int, stride: int) -> PageRequest:
-        """A short request for what shifted into the gap (issue 13: churn costs what it changes).
+        """A short request for what shifted into the gap (churn costs what it changes).
 
         The list shrank by `drop` since the anchor was served, so the objects then at
         [anchor.end, anchor.end + drop) now sit at [required, anchor.end). More may leave while the
@@ -411,7 +411,7 @@ class WindowWalk:
                 break
             if end:
                 self._complete = True
-                # P2's signature: a full last page whose "total" is just the page length.
+                # Broken totals' signature: a full last page whose "total" is just the page length.
                 self.ended_full_without_link = self._is_full(outcome) and (
                     outcome.total is None or outcome.total <= outcome.count
                 )
@@ -437,7 +437,7 @@ class WindowWalk:
             self._checkpoint = self._chain.popleft()
             self._acked.discard(self._checkpoint.request_id)
 
-    def settled(self, request_id: int) -> bool:
+    def checkpoint_passed(self, request_id: int) -> bool:
         """Whether the checkpoint has passed this page (exactly-once commits only such pages): it
         is neither waiting ahead to join the chain nor a chain link not yet acknowledged. A page
         that fell behind the chain has passed; once the walk is complete nothing waits."""

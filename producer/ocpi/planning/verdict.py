@@ -37,15 +37,15 @@ def judge_window(
     start_offset: int,
     received: int,
     problem: str | None = None,
-    stretch: bool = False,
+    rereading_part: bool = False,
 ) -> WindowVerdict:
     """Judge one walk: `received` distinct objects (valid or not) since `start_offset`.
 
-    A `stretch` (re-reading part of a window after a broker outage) is judged by the chain only:
-    the window's counts were judged by its first reading.
+    Re-reading part of a window (`rereading_part`, after a broker outage) is judged by the chain
+    only: the window's counts were judged by its first reading.
     """
     expected = max(0, (first_total or 0) - start_offset)
-    shortfall = 0 if stretch else max(0, expected - received)
+    shortfall = 0 if rereading_part else max(0, expected - received)
     explained = latest_total is not None and received >= max(0, latest_total - start_offset)
     complete = problem is None and walk_complete and (shortfall == 0 or explained)
     return WindowVerdict(complete, expected, shortfall, problem)
@@ -57,7 +57,7 @@ def read_again(verdict: WindowVerdict, first_total: int | None, passes: int) -> 
     Only an unexplained shortfall is: when the partner's own total shrank by at least what is
     missing, the objects left the window (updated past `date_to`, or deleted) and the chain rule
     already proved nothing present was skipped; reading the window again would only serve it
-    again (what churn cost before issue 13)."""
+    again (churn would then cost a whole window per change)."""
     return (
         verdict.problem is None
         and verdict.unexplained_shortfall > 0

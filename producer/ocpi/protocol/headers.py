@@ -29,7 +29,8 @@ def other_encoding(encoding: TokenEncoding) -> TokenEncoding:
 
 class TokenEncodingChoice:
     """Which encoding to send the token in: as configured, or in `auto` the version's rule,
-    switched once to the other encoding when the partner refuses it (P10, P11)."""
+    switched once to the other encoding when the partner refuses it (many 2.1.1 and 2.2
+    servers do not encode; some answer a wrong encoding with OCPI 3000, not 401)."""
 
     def __init__(self, setting: TokenEncodingSetting, ocpi_version: str | None) -> None:
         self._setting = setting

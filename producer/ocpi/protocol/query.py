@@ -16,7 +16,8 @@ ONE_SECOND = timedelta(seconds=1)
 
 
 def format_ocpi_datetime(value: datetime) -> str:
-    """`YYYY-MM-DDTHH:MM:SSZ`: UTC, whole seconds, no `+` for a partner to mangle (P4, P12)."""
+    """`YYYY-MM-DDTHH:MM:SSZ`: UTC, whole seconds, no `+` for a partner to mangle in a query
+    string, no offset for one that ignores zones."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
