@@ -145,6 +145,32 @@ def truth_keys(
     return expected
 
 
+def expected_survivors(state: SandboxState, module: str, version: str, pin: int) -> set[str]:
+    """Objects that existed at the pin and were not changed or deleted during the pull."""
+    dataset = state.datasets[module]
+    changed = dataset.changed_since(pin)
+    truth = truth_keys(state, module, version, pin)
+    changed_keys = set(truth_keys_for(state, module, version, changed))
+    return set(truth) - changed_keys
+
+
+def truth_keys_for(state: SandboxState, module: str, version: str, indices: set[int]) -> list[str]:
+    """The keys of the objects at `indices` (whatever their state)."""
+    dataset = state.datasets[module]
+    out = []
+    for index in indices:
+        ident = dataset.factory.identity(index)
+        obj = {
+            "country_code": ident.country_code,
+            "party_id": ident.party_id,
+            "id": ident.object_id,
+            "uid": ident.object_id,
+            "type": ident.token_type,
+        }
+        out.append(object_key(module, version, obj, PARTNER))
+    return out
+
+
 def pinned_ms(result: RunResult) -> int:
     """The pinned date_to of a single-pull result, in epoch ms."""
     from datetime import datetime

@@ -13,38 +13,19 @@ from collections import Counter
 import orjson
 import pytest
 
-from sandbox.app import SandboxState
-from tests.support import TOKEN, keys, pinned_ms, pull, records, sandbox, truth_keys
+from tests.support import (
+    TOKEN,
+    expected_survivors,
+    keys,
+    pinned_ms,
+    pull,
+    records,
+    sandbox,
+    truth_keys,
+    truth_keys_for,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def expected_survivors(state: SandboxState, module: str, version: str, pin: int) -> set[str]:
-    """Objects that existed at the pin and were not changed or deleted during the pull."""
-    dataset = state.datasets[module]
-    changed = dataset.changed_since(pin)
-    truth = truth_keys(state, module, version, pin)
-    changed_keys = set(truth_keys_for(state, module, version, changed))
-    return set(truth) - changed_keys
-
-
-def truth_keys_for(state: SandboxState, module: str, version: str, indices: set[int]) -> list[str]:
-    from schemas.keys import object_key
-    from tests.support import PARTNER
-
-    dataset = state.datasets[module]
-    out = []
-    for index in indices:
-        ident = dataset.factory.identity(index)
-        obj = {
-            "country_code": ident.country_code,
-            "party_id": ident.party_id,
-            "id": ident.object_id,
-            "uid": ident.object_id,
-            "type": ident.token_type,
-        }
-        out.append(object_key(module, version, obj, PARTNER))
-    return out
 
 
 async def test_nothing_unchanged_is_missed_while_the_partner_mutates(
