@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    IllegalOperation,
     InvalidTransactionTimeout,
     KafkaConnectionError,
     KafkaError,
@@ -227,12 +228,14 @@ class Transactor:
             ]
         except ProducerFenced:
             raise self.fenced() from None
-        except (KafkaError, OSError, TimeoutError, AssertionError) as error:
-            # aiokafka checks a transaction's state with asserts: one failing means the producer
-            # is in a state it cannot go on from, which renewing it cures.
+        except (KafkaError, OSError, TimeoutError, AssertionError, IllegalOperation) as error:
+            # aiokafka checks a transaction's state with asserts, and refuses a send with
+            # IllegalOperation once a failed request (the broker gone) has left the transaction
+            # aborted under it: either way the producer is in a state it cannot go on from,
+            # which renewing it cures.
             if isinstance(fatal_error(producer), ProducerFenced):
                 raise self.fenced() from None
-            unsure = isinstance(error, (CommitUnsure, AssertionError))
+            unsure = isinstance(error, (CommitUnsure, AssertionError, IllegalOperation))
             if not unsure and not worth_waiting_for(error):
                 raise KafkaUnavailableError(
                     f"Kafka at {self._kafka.bootstrap} refused a transaction: "
