@@ -226,7 +226,9 @@ def _wait_started(broker: ApacheKafka, timeout: float = 120.0) -> None:
 
 
 def _format(lib: Path, data_dir: Path) -> None:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # `-t -…` reads as an option (Kafka's own ids avoid it too)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     scram = [
         argument
         for name, password in USERS.items()
