@@ -12,7 +12,7 @@ from producer.observe.progress import ProgressReporter
 from producer.ocpi.clock import SkewEstimate
 from producer.ocpi.concurrency import ConcurrencySummary
 from producer.ocpi.repair import LinkRepair
-from producer.pull.context import PullCounters
+from producer.pull.counters import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect
 from schemas.records import PullPlan
