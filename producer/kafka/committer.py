@@ -34,7 +34,7 @@ from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from producer.kafka.transactions import CommitUnsure, Transactor
-from producer.kafka.units import CommitUnit, Routed, UnitAssembler, UnitPolicy
+from producer.kafka.units import CommitUnit, PageNote, Routed, UnitAssembler, UnitPolicy
 
 log = logging.getLogger("ocpi_puller")
 
@@ -104,7 +104,7 @@ class UnitCommitter:
         plain: list[Routed],
         keyed: list[Routed],
         pages: int = 0,
-        notes: list[object] | None = None,
+        notes: list[PageNote] | None = None,
     ) -> None:
         """Records for the open unit, all in the same unit (keyed ones are checkpoints)."""
         self._check_whole()

@@ -18,6 +18,18 @@ Routed = tuple[str, OutMessage]  # (topic, record)
 
 
 @dataclass(frozen=True, slots=True)
+class PageNote:
+    """A page a unit holds, as its `page_fetched` event tells it once the unit is committed."""
+
+    window: int
+    offset: int
+    count: int  # objects
+    dead: int  # dead letters
+    total: int | None
+    new: int | None = None  # objects the pull writes for the first time
+
+
+@dataclass(frozen=True, slots=True)
 class UnitPolicy:
     """When a unit is due: `max_pages` pages, or `max_ms` after its first record."""
 
@@ -34,15 +46,15 @@ class UnitPolicy:
 @dataclass(slots=True)
 class CommitUnit:
     """The records of one transaction: plain records in the order added, then the latest record
-    of every key given as keyed (checkpoints). `notes` travel with it for whoever is told of the
-    commit (the pages it holds, for progress)."""
+    of every key given as keyed (checkpoints). `notes` (the pages it holds) travel with it for
+    whoever is told of the commit."""
 
     sequence: int
     opened_at: float | None = None
     pages: int = 0
     plain: list[Routed] = field(default_factory=list)
     keyed: dict[tuple[str, bytes], OutMessage] = field(default_factory=dict)
-    notes: list[object] = field(default_factory=list)
+    notes: list[PageNote] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -77,7 +89,7 @@ class UnitAssembler:
         plain: Iterable[Routed] = (),
         keyed: Iterable[Routed] = (),
         pages: int = 0,
-        notes: Iterable[object] = (),
+        notes: Iterable[PageNote] = (),
     ) -> None:
         """Add records (and the pages they come from) to the open unit, all or nothing."""
         unit = self.open

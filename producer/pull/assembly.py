@@ -29,8 +29,10 @@ from producer.ocpi.paging.repair import LinkRepair
 from producer.ocpi.protocol.headers import RoutingHeaders
 from producer.ocpi.protocol.responses import RetryNotice
 from producer.ocpi.protocol.versions import ModuleEndpoint
-from producer.pull.context import PullContext
+from producer.pull.at_least_once import AtLeastOnce
+from producer.pull.context import Delivery, PullContext
 from producer.pull.records import MessageBuilder
+from producer.pull.stop import StopRequest
 from producer.pull.summary import ALREADY_COMPLETE, PullSummary
 from schemas.keys import PartnerIdentity
 from schemas.records import PullPlan, WindowSpec
@@ -95,8 +97,12 @@ def pull_context(
     topics: PullTopics,
     store: CheckpointStore,
     plan: PullPlan,
+    *,
+    delivery: Delivery | None = None,
+    keystate: KeyState | None = None,
+    stop: StopRequest | None = None,
 ) -> PullContext:
-    """What every window of this pull shares."""
+    """What every window of this pull shares (`delivery`: at-least-once unless given)."""
     options = target.options
     identity = None
     if target.partner_country and target.partner_party:
@@ -127,7 +133,17 @@ def pull_context(
         progress=progress,
         topics=topics,
         unacked_pages=asyncio.Semaphore(2 * options.windows_at_once * options.fanout),
+        delivery=delivery
+        or AtLeastOnce(
+            kafka,
+            topics,
+            partner=target.partner,
+            module=endpoint.module,
+            replay_s=settings.kafka_replay_s,
+        ),
+        keystate=keystate,
         repair=LinkRepair.from_setting(options.link_repair),
+        stop=stop or StopRequest(),
     )
 
 

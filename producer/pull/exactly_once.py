@@ -3,8 +3,9 @@
 * Before anything is read, the shard's transactional producer starts: that fences any earlier
   process of the same pull and shard and ends the transaction it left open. Only then are the
   checkpoints read (read_committed, to the end), so what the predecessor committed is all there.
-* Windows put settled pages, dead letters, digests and their checkpoints into commit units; one
-  task commits each unit as one transaction (`--transaction-pages`, `--transaction-ms`).
+* Windows put the pages their checkpoint covers (records, dead letters, digests) and those
+  checkpoints into commit units (transacted.py); one task commits each unit as one transaction
+  (`--transaction-pages`, `--transaction-ms`).
 * A resumed window starts at its last committed checkpoint. Objects this pull committed before
   are recognised when a step-back or a re-read meets them again (they are read back, committed,
   from the objects topic) and are not produced again.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from producer.config import PullSettings
 from producer.errors import KafkaLostWritesError, PullError
@@ -31,20 +32,21 @@ from producer.kafka.records import PullTopics
 from producer.kafka.transactions import Transactor, transactional_id
 from producer.kafka.units import CommitUnit, UnitPolicy
 from producer.observe.progress import ProgressReporter
+from producer.ocpi.paging.pages import PageDriver, WindowPage
 from producer.pull.context import PullContext
 from producer.pull.plan import read_back_written
+from producer.pull.records import PageMessages
 from producer.pull.summary import PullSummary
-from producer.pull.transacted import PageNote
+from producer.pull.transacted import TransactedPass
 from producer.pull.verdict import WindowResult
-from producer.pull.windows import first_pull_error
+from producer.pull.window_state import WindowState
+from producer.pull.windows import first_pull_error, pull_windows
 from schemas.records import PullPlan, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
 
 # Rounds of reading every window again after Kafka lost committed writes.
 MAX_REWINDS = 2
-
-PullWindows = Callable[[PullContext, list[WindowSpec], StoredState], Awaitable[list[WindowResult]]]
 
 
 class ExactlyOnce:
@@ -66,7 +68,8 @@ class ExactlyOnce:
         self._topics = topics
         self._pull_id = pull_id
         self._progress = progress
-        self._deadline_s = settings.kafka_deadline_s
+        # Reads of what the pull wrote (digests, objects read back) see committed records only.
+        self.committed_within_s: float | None = settings.kafka_deadline_s
         tid = transactional_id(
             settings.topic_prefix, partner, module, pull_id, settings.shard_index
         )
@@ -106,27 +109,34 @@ class ExactlyOnce:
 
     def _report(self, unit: CommitUnit) -> None:
         for note in unit.notes:
-            if isinstance(note, PageNote):
-                self._progress.page(
-                    window=note.window,
-                    offset=note.offset,
-                    count=note.count,
-                    dead=note.dead,
-                    total=note.total,
-                    new=note.new,
-                )
+            self._progress.page(
+                window=note.window,
+                offset=note.offset,
+                count=note.count,
+                dead=note.dead,
+                total=note.total,
+                new=note.new,
+            )
 
-    def prepare(self, ctx: PullContext) -> None:
-        """Windows commit through the units."""
-        ctx.units = self.committer
+    async def read_pass(
+        self,
+        ctx: PullContext,
+        window: WindowState,
+        driver: PageDriver,
+        messages_of: Callable[[WindowPage], PageMessages],
+        tally: set[int] | None,
+    ) -> None:
+        """One pass of one window, its pages into commit units with the checkpoint covering
+        them."""
+        transacted = TransactedPass(ctx, self.committer, window, driver.walk, tally)
+        await transacted.read(driver, messages_of)
 
-    async def pull_windows(
+    async def pull(
         self,
         ctx: PullContext,
         plan: PullPlan,
         windows: list[WindowSpec],
         state: StoredState,
-        pull: PullWindows,
         summary: PullSummary,
     ) -> list[WindowResult]:
         """Pull the windows while their units are committed; after Kafka lost commits, again
@@ -135,12 +145,12 @@ class ExactlyOnce:
         rewinds = 0
         while True:
             try:
-                results = await self._pull_and_commit(ctx, windows, state, pull)
+                results = await self._pull_and_commit(ctx, windows, state)
             except BaseExceptionGroup as group:
                 lost, rest = group.split(CommittedStateLost)
                 if lost is None or rest is not None:
                     raise first_pull_error(rest or group) from None
-                state = await self._from_committed(ctx, plan, windows, summary)
+                ctx, state = await self._from_committed(ctx, plan, windows, summary)
                 continue
             gone = await self.committer.lost_commits()
             if not gone:
@@ -152,18 +162,18 @@ class ExactlyOnce:
                     f"Kafka keeps losing committed writes ({where}): check the broker, then run "
                     "the pull again"
                 )
-            state = await self._rewind(ctx, plan, windows, summary, where)
+            ctx, state = await self._rewind(ctx, plan, windows, summary, where)
 
     async def _pull_and_commit(
-        self, ctx: PullContext, windows: list[WindowSpec], state: StoredState, pull: PullWindows
+        self, ctx: PullContext, windows: list[WindowSpec], state: StoredState
     ) -> list[WindowResult]:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.committer.run())
             try:
-                results = await pull(ctx, windows, state)
+                results = await pull_windows(ctx, windows, state)
                 await self.committer.flush()
             except PullError:
-                # What the windows settled before the failure is kept (not read again).
+                # What the windows put into units before the failure is kept (not read again).
                 with contextlib.suppress(PullError, CommittedStateLost):
                     await self.committer.flush()
                 raise
@@ -178,7 +188,7 @@ class ExactlyOnce:
         windows: list[WindowSpec],
         summary: PullSummary,
         where: str,
-    ) -> StoredState:
+    ) -> tuple[PullContext, StoredState]:
         """Kafka no longer holds writes of confirmed commits: every window is read again from its
         start, and what Kafka still holds committed is not produced again."""
         message = (
@@ -189,17 +199,17 @@ class ExactlyOnce:
         self._progress.warning("kafka_lost_writes", message)
         summary.replayed_windows += len(windows)
         state = await ctx.store.load(self._pull_id)
-        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
-        return StoredState(plan=state.plan, sync=state.sync)
+        before = await read_back_written(ctx, plan, state, windows, self._progress)
+        return ctx.knowing(before), StoredState(plan=state.plan, sync=state.sync)
 
     async def _from_committed(
         self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], summary: PullSummary
-    ) -> StoredState:
+    ) -> tuple[PullContext, StoredState]:
         """Kafka lost confirmed commits: everything not committed is dropped, and the windows go
         on from the committed checkpoints, as after a resume."""
         self.committer.discard_open()
         state = await ctx.store.load(self._pull_id)
-        await read_back_written(ctx, plan, state, windows, self._progress, self._deadline_s)
+        before = await read_back_written(ctx, plan, state, windows, self._progress)
         again = [w.index for w in windows if not ((c := state.windows.get(w.index)) and c.finished)]
         summary.replayed_windows += len(again)
         message = (
@@ -209,4 +219,4 @@ class ExactlyOnce:
         if f"kafka_lost_commits: {message}" not in summary.warnings:
             summary.warnings.append(f"kafka_lost_commits: {message}")
         self._progress.warning("kafka_lost_commits", message)
-        return state
+        return ctx.knowing(before), state

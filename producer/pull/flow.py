@@ -28,7 +28,8 @@ from producer.ocpi.http.ratelimit import RequestGate
 from producer.ocpi.protocol.responses import RetryNotice
 from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull import assembly
-from producer.pull.context import PullContext
+from producer.pull.at_least_once import AtLeastOnce
+from producer.pull.context import Delivery, PullContext
 from producer.pull.exactly_once import ExactlyOnce
 from producer.pull.plan import (
     load_state,
@@ -38,7 +39,6 @@ from producer.pull.plan import (
     record_if_all_done,
     shard_windows,
 )
-from producer.pull.replay import replay_after_outages, replay_lost_writes
 from producer.pull.stop import StopRequest
 from producer.pull.summary import (
     PullSummary,
@@ -49,7 +49,6 @@ from producer.pull.summary import (
 )
 from producer.pull.tombstones import tombstones_after
 from producer.pull.verdict import WindowResult, judge_pull
-from producer.pull.windows import pull_windows
 from schemas.records import PullPlan, WindowSpec
 
 # On a stop, progress events get this long to reach Kafka before the process exits.
@@ -98,7 +97,7 @@ class Pull:
         self.stop.drain_s = settings.kafka_deadline_s
         self.limiter = limiter or assembly.partner_limiter(target.options)
         self.progress.concurrency = lambda: self.limiter.permits
-        self.eos: ExactlyOnce | None = None  # with --delivery exactly-once
+        self.delivery: Delivery | None = None  # chosen once the module is known
         self._started = time.monotonic()
 
     async def run(self) -> PullSummary:
@@ -118,8 +117,8 @@ class Pull:
                 self._failed(self.stop.error(), span)
             finally:
                 heartbeat.cancel()
-                if self.eos is not None:
-                    await self.eos.stop()
+                if self.delivery is not None:
+                    await self.delivery.stop()
             span.set_attribute("ocpi.complete", self.summary.complete)
             span.set_attribute("ocpi.objects_emitted", self.summary.objects_emitted)
         self.summary.duration_s = self._elapsed()
@@ -153,7 +152,8 @@ class Pull:
             )
             self._use_endpoint(endpoint)
             topics = PullTopics.of(self.settings.topic_prefix, endpoint.module)
-            store = await self._checkpoint_store(topics, endpoint.module)
+            self.delivery = delivery = self._delivery(topics, endpoint.module)
+            store = await delivery.start()
             state, resumed = await load_state(store, self.settings, self.pull_id)
             self.summary.resumed = resumed
             plan = await self._plan(http, endpoint, store, state if resumed else None, state)
@@ -161,14 +161,13 @@ class Pull:
                 return  # completed before: nothing to do
             windows = shard_windows(plan, self.settings)
             assembly.announce(self.summary, self.progress, http, endpoint, plan, windows, state)
+            keystate = await assembly.load_keystate(
+                self.kafka, topics, self.target, endpoint,
+                committed_within_s=delivery.committed_within_s,
+            )  # fmt: skip
             ctx = assembly.pull_context(
                 self.target, self.settings, self.kafka, self.progress, self.pull_id, http,
-                endpoint, topics, store, plan,
-            )  # fmt: skip
-            ctx.stop = self.stop
-            ctx.keystate = await assembly.load_keystate(
-                self.kafka, topics, self.target, endpoint,
-                committed_within_s=None if self.eos is None else self.settings.kafka_deadline_s,
+                endpoint, topics, store, plan, delivery=delivery, keystate=keystate, stop=self.stop,
             )  # fmt: skip
             await self._pull(ctx, store, plan, windows, state if resumed else StoredState())
 
@@ -219,45 +218,35 @@ class Pull:
         if not self.summary.complete:
             raise IncompletePullError(self.summary.incomplete_message())
 
-    async def _checkpoint_store(self, topics: PullTopics, module: str) -> CheckpointStore:
-        """Where checkpoints live. Exactly-once: in the pull's transactions, whose producer
-        starts first (fencing this pull shard's earlier processes) so that what they committed
-        is all there to read."""
+    def _delivery(self, topics: PullTopics, module: str) -> Delivery:
+        """How this pull's records reach Kafka (`--delivery`). Exactly-once: checkpoints live in
+        the pull's transactions, whose producer starts first (fencing this pull shard's earlier
+        processes) so that what they committed is all there to read."""
         if self.settings.delivery == "exactly-once":
-            self.eos = ExactlyOnce(
+            return ExactlyOnce(
                 self.settings, self.kafka, topics, partner=self.target.partner, module=module,
                 pull_id=self.pull_id, progress=self.progress, on_wait=self.on_kafka_wait,
             )  # fmt: skip
-            return await self.eos.start()
-        return CheckpointStore(self.kafka, topics.checkpoints, self.target.partner, module)
+        return AtLeastOnce(
+            self.kafka, topics, partner=self.target.partner, module=module,
+            replay_s=self.settings.kafka_replay_s,
+        )  # fmt: skip
 
     async def _pull_all(
         self, ctx: PullContext, plan: PullPlan, windows: list[WindowSpec], state: StoredState
     ) -> list[WindowResult]:
-        """This shard's windows, then (at-least-once) what a broker outage may have lost; with
-        exactly-once, a lost commit is read again from Kafka's committed state instead."""
+        """This shard's windows (a resume's knowing what Kafka already has), and the recovery
+        their delivery needs: what a broker outage may have lost read again (at-least-once), or
+        a lost commit read again from Kafka's committed state (exactly-once)."""
         task = asyncio.current_task()
         if task is not None:  # a signal now drains this pull instead of cancelling it
             self.stop.draining.add(task)
         if self.summary.resumed:
-            await read_back_written(
-                ctx, plan, state, windows, self.progress,
-                None if self.eos is None else self.settings.kafka_deadline_s,
-            )  # fmt: skip
+            before = await read_back_written(ctx, plan, state, windows, self.progress)
+            ctx = ctx.knowing(before)
             mine = {w.index for w in windows}
             ctx.counters.add_earlier(c for i, c in state.windows.items() if i in mine)
-        if self.eos is not None:
-            self.eos.prepare(ctx)
-            return await self.eos.pull_windows(
-                ctx, plan, windows, state, pull_windows, self.summary
-            )
-        outages_before = len(self.kafka.outages)
-        results = await pull_windows(ctx, windows, state)
-        results = await replay_after_outages(
-            ctx, plan, windows, results, outages_before=outages_before,
-            replay_s=self.settings.kafka_replay_s, summary=self.summary,
-        )  # fmt: skip
-        return await replay_lost_writes(ctx, plan, windows, results, summary=self.summary)
+        return await ctx.delivery.pull(ctx, plan, windows, state, self.summary)
 
     def _use_endpoint(self, endpoint: ModuleEndpoint) -> None:
         self.summary.module = endpoint.module
@@ -280,7 +269,8 @@ class Pull:
         self.summary.take_concurrency(self.limiter.summary())
 
     async def _tombstones(self, ctx: PullContext, plan: PullPlan) -> None:
-        """P13: after a complete, verified, recorded full pull, tombstone the keys that went."""
+        """After a complete, verified, recorded full pull, tombstone the keys that went (a deletion
+        shows only as absence from a complete snapshot)."""
         tombstones, refused = await tombstones_after(
             ctx, plan, complete=self.summary.complete, resumed=self.summary.resumed,
             shard_count=self.settings.shard_count,

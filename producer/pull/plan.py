@@ -11,7 +11,7 @@ from yarl import URL
 from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
-from producer.kafka.inventory import written_before
+from producer.kafka.inventory import WrittenBefore, written_before
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.http.client import OcpiHttp
 from producer.ocpi.planning.planning import PlannedWindows, plan_windows
@@ -184,10 +184,10 @@ async def read_back_written(
     state: StoredState,
     windows: list[WindowSpec],
     progress: ProgressReporter,
-    committed_deadline_s: float | None,
-) -> None:
+) -> WrittenBefore:
     """A resumed pull reads back what it already has in Kafka (with exactly-once, what is
-    committed): its windows do not produce it again, and its counts start from it. (A shard
+    committed): its windows, given it (`PullContext.knowing`), do not produce it again, and its
+    counts start from it. (A shard
     cannot tell the other shards' objects from its own: its counts start from its windows'
     checkpoints.)
 
@@ -201,9 +201,8 @@ async def read_back_written(
         pull_id=ctx.pull_id,
         partner=ctx.partner,
         since_ms=int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS,
-        committed_deadline_s=committed_deadline_s,
+        committed_deadline_s=ctx.delivery.committed_within_s,
     )
-    ctx.written_before = before
     for window in windows:
         checkpoint = state.windows.get(window.index)
         if checkpoint is None or (checkpoint.done and not checkpoint.complete):
@@ -226,6 +225,7 @@ async def read_back_written(
         progress.objects_emitted = sum(
             c.objects_emitted for i, c in state.windows.items() if i in mine
         )
+    return before
 
 
 async def plan_pieces(

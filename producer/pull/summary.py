@@ -12,7 +12,7 @@ from producer.observe.progress import ProgressReporter
 from producer.ocpi.http.clock import SkewEstimate
 from producer.ocpi.http.concurrency import ConcurrencySummary
 from producer.ocpi.paging.repair import LinkRepair
-from producer.pull.context import PullCounters
+from producer.pull.counters import PullCounters
 from producer.pull.verdict import PullVerdict
 from schemas.dialects import DESCRIPTIONS, Dialect
 from schemas.records import PullPlan
@@ -171,14 +171,16 @@ def warn_about_partner(
         progress.warning(
             "partner_needed_probe_past_end",
             f"{counters.found_by_probing} objects were found only by probing past a full "
-            "page without Link: this partner's totals or links are broken (P2)",
+            "page without Link: this partner's totals or links are broken (a total that is "
+            "the page length, and so never a next link)",
         )
     if counters.full_page_without_link:
         summary.warnings.append("full_page_without_link")
         progress.warning(
             "full_page_without_link",
             f"{counters.full_page_without_link} window(s) ended on a full page with no Link; "
-            "if the partner's totals are broken (P2), pull with --probe-past-end",
+            "if the partner's totals are broken (the page length, and so never a next link), pull "
+            "with --probe-past-end",
         )
 
 

@@ -1,4 +1,4 @@
-"""Deletions (pitfall P13): tombstones for keys that a complete full pull no longer finds.
+"""Deletions (docs/partners.md, P13): tombstones for keys that a complete full pull no longer finds.
 
 A pull-only client sees a deletion only as absence from a complete full snapshot. Tombstones
 (null values) go to `<prefix>.<module>` and `<prefix>.digests` only when:

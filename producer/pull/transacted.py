@@ -1,4 +1,5 @@
-"""One window pass under exactly-once delivery: pages → records → held → settled → commit unit.
+"""One window pass under exactly-once delivery: pages → records → wait for the checkpoint →
+commit unit.
 
 Each page's records are built as in the at-least-once loop and handed to the ledger (ledger.py):
 the walk is told the page is in hand, and the pages its checkpoint has now passed go, with the
@@ -12,52 +13,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from producer.kafka.units import Routed
+from producer.kafka.committer import UnitCommitter
+from producer.kafka.units import PageNote, Routed
 from producer.ocpi.paging.pages import PageDriver, WindowPage
 from producer.ocpi.paging.pagination import WindowWalk
 from producer.pull.context import PullContext
 from producer.pull.ledger import CommittedPages
 from producer.pull.records import PageMessages
-from producer.pull.selection import WindowSelection
-from schemas.records import WindowCheckpoint
-
-
-@dataclass(frozen=True, slots=True)
-class PageNote:
-    """What `page_fetched` says about a page, once its unit is committed."""
-
-    window: int
-    offset: int
-    count: int
-    dead: int
-    total: int | None
-    new: int | None = None  # objects the pull writes for the first time
+from producer.pull.window_state import WindowState
 
 
 class TransactedPass:
-    """One pass of one window: holds its pages until its checkpoint covers them."""
+    """One pass of one window: its pages wait until its checkpoint covers them."""
 
     def __init__(
         self,
         ctx: PullContext,
-        window: int,
+        units: UnitCommitter,
+        window: WindowState,
         walk: WindowWalk,
-        selection: WindowSelection,
-        covered: Callable[[WindowWalk, int], WindowCheckpoint],
-        chosen: Callable[[PageMessages], None],
         tally: set[int] | None = None,
     ) -> None:
-        assert ctx.units is not None
         self._ctx = ctx
-        self._units = ctx.units
+        self._units = units
         self._window = window
         self._walk = walk
-        # Called with the objects of the pages settled now: counts them, returns the checkpoint.
-        self._covered = covered
-        self._chosen = chosen  # told of the records chosen for each settled page
-        self._ledger: CommittedPages[int] = CommittedPages(walk, selection, tally)
+        self._ledger: CommittedPages[int] = CommittedPages(walk, window.selection, tally)
 
     async def read(
         self, driver: PageDriver, messages_of: Callable[[WindowPage], PageMessages]
@@ -72,19 +54,19 @@ class TransactedPass:
             self._ledger.drop()
 
     async def take(self, fetched: WindowPage, messages: PageMessages) -> None:
-        """A page in hand: hold it; commit what the checkpoint now covers."""
+        """A page in hand: it waits for the checkpoint; commit what the checkpoint now covers."""
         await self._units.room()
-        # From here on nothing awaits: the pages settled now, the records chosen for them and the
+        # From here on nothing awaits: the pages covered now, the records chosen for them and the
         # checkpoint covering them share a unit.
-        settled = self._ledger.fetched(fetched.request.request_id, fetched.offset, messages)
-        if not settled:
+        covered = self._ledger.fetched(fetched.request.request_id, fetched.offset, messages)
+        if not covered:
             return
-        ctx = self._ctx
+        ctx, window = self._ctx, self._window
         plain: list[Routed] = []
-        notes: list[object] = []
-        objects = 0
-        for offset, records, new in settled:
-            self._chosen(records)
+        notes: list[PageNote] = []
+        for page in covered:
+            offset, records = page.page, page.records
+            window.count_dialects(records)
             plain += [(ctx.topics.objects, m) for m in records.objects]
             plain += [(ctx.topics.deadletter, m) for m in records.dead_letters]
             if ctx.keystate is not None and records.objects:
@@ -93,21 +75,21 @@ class TransactedPass:
                     (keystate.topic, keystate.digest_record(key, digest))
                     for key, digest in zip(records.keys, records.digests, strict=True)
                 ]
-            objects += new
+            window.emitted += page.new
             notes.append(
                 PageNote(
-                    self._window,
+                    window.spec.index,
                     offset,
                     len(records.objects),
                     len(records.dead_letters),
                     self._walk.latest_total,
-                    new,
+                    page.new,
                 )
             )
-        checkpoint = ctx.store.window_record(self._covered(self._walk, objects))
+        checkpoint = ctx.store.window_record(window.checkpoint(self._walk, done=False))
         self._units.add(
             plain=plain,
             keyed=[(ctx.topics.checkpoints, checkpoint)],
-            pages=len(settled),
+            pages=len(covered),
             notes=notes,
         )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from producer.errors import IncompletePullError
 
 
-class AckMark(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class AckMark:
     """A window's state at one acknowledgement."""
 
     at: float  # monotonic time
@@ -92,22 +92,21 @@ def replay_stretch(
     """
     if not history or replay_s <= 0:
         return None
-    start: tuple[int, int | None] | None = None
+    start: AckMark | None = None  # the mark the stretch starts from
     stop = 0
     for outage in outages:
         cutoff = outage - replay_s
-        if not any(cutoff < entry[0] <= outage for entry in history):
+        if not any(cutoff < entry.at <= outage for entry in history):
             continue  # nothing was acknowledged in the suspect time
-        before = [entry for entry in history if entry[0] <= cutoff] or [history[0]]
-        offset, total = before[-1][1], before[-1][2]
-        at_outage = [entry for entry in history if entry[0] <= outage] or [history[0]]
-        end = at_outage[-1][3]
-        if end <= offset:
+        before = [entry for entry in history if entry.at <= cutoff] or [history[0]]
+        at_outage = [entry for entry in history if entry.at <= outage] or [history[0]]
+        end = at_outage[-1].furthest
+        if end <= before[-1].position:
             continue  # nothing was acknowledged in the suspect time
-        if start is None or offset < start[0]:
-            start = (offset, total)
+        if start is None or before[-1].position < start.position:
+            start = before[-1]
         stop = max(stop, end)
-    return None if start is None else Replay(start[0], start[1], stop)
+    return None if start is None else Replay(start.position, start.total, stop)
 
 
 def lost_stretch(history: tuple[AckMark, ...], lost: Callable[[AckMark], bool]) -> Replay | None:

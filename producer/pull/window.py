@@ -1,41 +1,32 @@
-"""The window loop: one date window's pages → records → send → ack → checkpoint.
+"""The window loop: one date window's pages → records → delivery → checkpoint.
 
-Per page (from the page driver): build and select its records → produce them (bounded by the
-pull's unacknowledged-page slots) → on Kafka's acknowledgement the walk's checkpoint advances and is
-recorded, and progress is reported. A window whose distinct objects fall short of its first
-`X-Total-Count` is read again (bounded) before it is judged.
+The loop drives the walk: per page (from the page driver) it builds the page's records and hands
+them to the pull's delivery (`ctx.delivery`: at-least-once or exactly-once), which sends them and,
+once they are durable, lets the walk's checkpoint pass the page and records it. A window whose
+distinct objects fall short of its first `X-Total-Count` is read again (bounded) before it is
+judged; one whose list comes back in another order at every request is read in date pieces.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import time
-from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from aiokafka.errors import KafkaError
-
-from producer.errors import PaginationLoop, PullError
-from producer.kafka.output import Marks
+from producer.errors import PaginationLoop
 from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.paging.pagination import WindowWalk
-from producer.ocpi.paging.walk import ChainLink
 from producer.ocpi.planning.verdict import WindowVerdict, judge_window, read_again
 from producer.ocpi.protocol.query import asked_date_from
 from producer.ocpi.protocol.responses import PageContext
 from producer.pull.context import PullContext
-from producer.pull.ledger import AckedPages
 from producer.pull.plan import plan_pieces
 from producer.pull.records import PageMessages
 from producer.pull.selection import WindowSelection
-from producer.pull.transacted import TransactedPass
-from producer.pull.verdict import AckMark, WindowResult
+from producer.pull.verdict import WindowResult
+from producer.pull.window_state import CheckpointOwner, WindowState
 from schemas.records import WindowCheckpoint, WindowSpec
 
 log = logging.getLogger("ocpi_puller")
@@ -48,12 +39,21 @@ ORDER_PAGES_WATCHED = 8
 
 
 @dataclass(frozen=True, slots=True)
-class Placed:
-    """Where a page sat: the walk's request, and its start and end offsets."""
+class FirstPage:
+    """The keys and total of the first page of a window's first reading (to ask for it again)."""
 
-    request_id: int
-    offset: int
-    end: int
+    keys: list[str]
+    total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAt:
+    """Where an object of a reading's first pages was: its page's offset, its own position, and
+    the total then."""
+
+    page_offset: int
+    position: int
+    total: int | None
 
 
 class WindowPull:
@@ -70,7 +70,6 @@ class WindowPull:
         self._ctx = ctx
         self._spec = spec
         self._resume = resume
-        self._stop_at = stop_at
         self._query = ListQuery(ctx.endpoint, spec.date_from, spec.date_to, ctx.limit)
         self._selection = WindowSelection(
             spec.date_from,
@@ -80,29 +79,25 @@ class WindowPull:
             skip_unchanged=ctx.options.skip_unchanged,
             written_before=ctx.written_before,
         )
-        self._emitted = 0 if resume is None else resume.objects_emitted
-        if resume is not None and ctx.written_before is not None:
-            # What Kafka holds of this window (read back): exact, where the checkpoint may lag
-            # behind acknowledgements a killed run never recorded.
-            self._emitted = len(ctx.written_before.window_keys.get(spec.index, ()))
-        # This window's own figures, carried by its checkpoints (a resume goes on from them).
-        self._dialects: Counter[str] = Counter({} if resume is None else resume.dialects)
-        self._duplicates_before = 0 if resume is None else resume.duplicate_keys
-        self._resent = 0 if resume is None else resume.resent_objects
-        start = (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
-        self._ack_history: list[AckMark] = [AckMark(time.monotonic(), start[0], start[1], start[0])]
-        self._furthest_acked = start[0]
-        self._position = ChainLink(-1, start[0], start[1])  # the last checkpoint's position
+        owner = CheckpointOwner(ctx.pull_id, ctx.partner, ctx.endpoint.module, ctx.pinned_date_to)
+        # What the window's checkpoints carry: its figures and position.
+        self._state = WindowState(
+            owner,
+            spec,
+            resume,
+            self._selection,
+            ctx.counters,
+            written_before=ctx.written_before,
+            stop_at=stop_at,
+        )
         self._page_size: int | None = None  # what the partner serves at once
-        self._narrowing = False  # read in date pieces (an unstable order)
-        # The keys and total of the first page of the first reading, to ask for it again.
-        self._first_page: tuple[list[str], int | None] | None = None
+        self._first_page: FirstPage | None = None
         self._pages_ordered_checked = 0
         # Set when a page shows the order changing under us: the reading stops there.
         self._seen_unstable = asyncio.Event()
-        # Where the objects of a reading's first pages were: (page offset, position, total).
-        self._positions: dict[int, tuple[int, int, int | None]] = {}
-        self._pages_placed = 0
+        # Where the objects of a reading's first pages were, by key hash.
+        self._positions: dict[int, SeenAt] = {}
+        self._pages_watched = 0
 
     async def run(self) -> WindowResult:
         """Pull the window to the end (re-reading it when it comes up short; read in date
@@ -111,19 +106,12 @@ class WindowPull:
         start_offset, start_total = (
             (0, None) if resume is None else (resume.next_offset, resume.total_at_offset)
         )
-        if resume is not None and resume.narrowed and self._stop_at is None:
+        if resume is not None and resume.narrowed and not self._state.rereading:
             return await self._narrow(first_total=None, passes=0)
         passes = 0
         while True:
             passes += 1
-            walk = WindowWalk(
-                start_offset,
-                start_total,
-                max_ahead=ctx.options.fanout,
-                probe_past_end=ctx.options.probe_past_end,
-                stop_at=self._stop_at,
-                earlier_total=self._planned_total(),
-            )
+            walk = self._walk(start_offset, start_total, self._spec, stop_at=self._state.stop_at)
             problem = None
             try:
                 await self._read(walk)
@@ -140,15 +128,15 @@ class WindowPull:
                 start_offset=start_offset,
                 received=self._selection.received,
                 problem=problem,
-                rereading_part=self._stop_at is not None,
+                rereading_part=self._state.rereading,
             )
             ctx.counters.skipped_unchanged += self._selection.take_skipped_unchanged()
             if problem is None:
                 self._count(walk)
-            if self._seen_unstable.is_set() and self._stop_at is None:
+            if self._seen_unstable.is_set() and not self._state.rereading:
                 self._ctx.counters.unstable_windows += 1
                 return await self._narrow(first_total=walk.first_total, passes=passes)
-            if self._stop_at is not None or not read_again(verdict, walk.first_total, passes):
+            if self._state.rereading or not read_again(verdict, walk.first_total, passes):
                 return await self._finish(walk.first_total, verdict, passes, walk.patches)
             if await self._unstable():
                 return await self._narrow(first_total=walk.first_total, passes=passes)
@@ -175,9 +163,9 @@ class WindowPull:
             context=PageContext(self._spec.index, 0, self._query.limit),
             follow=False,
         )
-        first_keys, first_total = self._first_page
+        first = self._first_page
         keys = ctx.builder.build(ctx.reader.read(again.envelope.items), 0, "", None).keys
-        if again.total == first_total and keys != first_keys:
+        if again.total == first.total and keys != first.keys:
             ctx.counters.unstable_windows += 1
             return True
         return False
@@ -189,9 +177,9 @@ class WindowPull:
         cannot be split (one second holds more than a page) is read again, its keys unioned,
         up to `--max-rereads` times."""
         ctx, spec = self._ctx, self._spec
-        self._narrowing = True
+        self._state.narrowed = True
         ctx.counters.narrowed_windows += 1
-        await ctx.store.save_window(self._checkpoint(None, done=False))
+        await ctx.store.save_window(self._state.checkpoint(None, done=False))
         page = self._page_size or ctx.limit
         planned = await plan_pieces(ctx, spec, min(page, ctx.limit), self._selection.seen_span())
         ctx.progress.warning(
@@ -231,11 +219,7 @@ class WindowPull:
         reads = 0
         while True:
             reads += 1
-            walk = WindowWalk(
-                max_ahead=ctx.options.fanout,
-                probe_past_end=ctx.options.probe_past_end,
-                earlier_total=self._planned_total_of(piece),
-            )
+            walk = self._walk(0, None, piece)
             problem = None
             try:
                 await self._read(walk, query, keys)
@@ -269,12 +253,29 @@ class WindowPull:
                     f"({why}, listed in another order at every request)"
                 )
 
-    def _planned_total(self) -> int | None:
-        """The window's count when the pull was planned: no page may end beyond it."""
-        return self._planned_total_of(self._spec)
+    def _walk(
+        self,
+        start_offset: int,
+        start_total: int | None,
+        window: WindowSpec,
+        *,
+        stop_at: int | None = None,
+    ) -> WindowWalk:
+        """A walk over `window` (this window, or a date piece of it) from a position, fanning out
+        and probing past the end as the options say."""
+        options = self._ctx.options
+        return WindowWalk(
+            start_offset,
+            start_total,
+            max_ahead=options.fanout,
+            probe_past_end=options.probe_past_end,
+            stop_at=stop_at,
+            earlier_total=self._planned_total(window),
+        )
 
-    def _planned_total_of(self, window: WindowSpec) -> int | None:
-        # (A 2.1.1 window asks from a second before its start, which the count did not.)
+    def _planned_total(self, window: WindowSpec) -> int | None:
+        """The window's count when the pull was planned: no page may end beyond it. (A 2.1.1
+        window asks from a second before its start, which the count did not.)"""
         ctx = self._ctx
         if not ctx.totals_reported or ctx.endpoint.ocpi_version.startswith("2.1"):
             return None
@@ -287,27 +288,20 @@ class WindowPull:
         if total is None or self._seen_unstable.is_set():
             return
         positions = self._positions
-        keep = self._pages_placed < ORDER_PAGES_WATCHED
-        self._pages_placed += 1
+        keep = self._pages_watched < ORDER_PAGES_WATCHED
+        self._pages_watched += 1
         for key, place in zip(messages.keys, messages.positions, strict=True):
             hashed = hash(key)
             seen = positions.get(hashed)
             # (A key a page lists twice is the partner's duplicate, not a change of order.)
-            moved = seen is not None and seen[0] != offset and seen[1] != offset + place
-            if moved and seen is not None and seen[2] == total:
+            moved = (
+                seen is not None and seen.page_offset != offset and seen.position != offset + place
+            )
+            if moved and seen is not None and seen.total == total:
                 self._seen_unstable.set()
                 return
             if keep and seen is None:
-                positions[hashed] = (offset, offset + place, total)
-
-    def _count_dialects(self, messages: PageMessages) -> None:
-        counters = self._ctx.counters
-        for dialect, count in messages.dialect_counts().items():
-            counters.dialects[dialect.value] += count
-            self._dialects[dialect.value] += count
-            example = messages.examples.get(dialect)
-            if example is not None:
-                counters.dialect_examples.setdefault(dialect.value, example)
+                positions[hashed] = SeenAt(offset, offset + place, total)
 
     def _count_listing(self) -> None:
         """What the window's listing showed, counted once per window however often it was
@@ -337,7 +331,7 @@ class WindowPull:
             )
         counters.step_backs += walk.patches
         counters.found_by_probing += walk.found_by_probing
-        if self._stop_at is None and walk.ended_full_without_link:
+        if not self._state.rereading and walk.ended_full_without_link:
             counters.full_page_without_link += 1
 
     async def _read(
@@ -354,41 +348,10 @@ class WindowPull:
             repair=ctx.repair,
             # A reading stops once the order is seen changing (then the window is narrowed).
             stop=(ctx.stop.stopping,)
-            if self._narrowing
+            if self._state.narrowed
             else (ctx.stop.stopping, self._seen_unstable),
         )
-        if ctx.units is not None:  # exactly-once: pages go into commit units
-            transacted = TransactedPass(
-                ctx,
-                self._spec.index,
-                walk,
-                self._selection,
-                self._covered,
-                self._count_dialects,
-                tally,
-            )
-            await transacted.read(driver, self._messages)
-            return
-        ledger = AckedPages(walk, self._selection, tally)
-        acks: set[asyncio.Task[None]] = set()
-        try:
-            async with contextlib.aclosing(driver.pages()) as pages:
-                async for fetched in pages:
-                    _raise_first_failure(acks)
-                    acks.add(asyncio.create_task(await self._produce(walk, ledger, fetched)))
-        except PullError:
-            # Whatever was produced still gets acknowledged and checkpointed before failing.
-            await asyncio.gather(*acks, return_exceptions=True)
-            raise
-        except BaseException:
-            for task in acks:
-                task.cancel()
-            await asyncio.gather(*acks, return_exceptions=True)
-            raise
-        results = await asyncio.gather(*acks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await ctx.delivery.read_pass(ctx, self._state, driver, self._messages, tally)
 
     def _messages(self, fetched: WindowPage) -> PageMessages:
         """The records a page makes (before the ledger chooses which of them to send)."""
@@ -404,9 +367,9 @@ class WindowPull:
         )
         request = fetched.request
         first = request.offset == 0 and request.url is None and request.limit is None
-        if first and self._first_page is None and not self._narrowing:
-            self._first_page = (messages.keys, page.total)
-        if not self._narrowing:
+        if first and self._first_page is None and not self._state.narrowed:
+            self._first_page = FirstPage(messages.keys, page.total)
+        if not self._state.narrowed:
             self._watch_order(fetched.offset, page.total, messages)
         if self._pages_ordered_checked < ORDER_PAGES_CHECKED and len(fetched.items) > 1:
             self._pages_ordered_checked += 1
@@ -415,114 +378,34 @@ class WindowPull:
             ctx.counters.pages_by_last_updated[ordered] += 1
         return messages
 
-    def _covered(self, walk: WindowWalk, objects: int) -> WindowCheckpoint:
-        """Exactly-once: pages holding `objects` are settled; the checkpoint that covers them."""
-        self._emitted += objects
-        return self._checkpoint(walk, done=False)
-
-    async def _produce(
-        self, walk: WindowWalk, ledger: AckedPages, fetched: WindowPage
-    ) -> Coroutine[Any, Any, None]:
-        """Queue a page's records; returns the wait for their acknowledgement."""
-        ctx = self._ctx
-        messages = ledger.fetched(self._messages(fetched))
-        await ctx.unacked_pages.acquire()
-        try:
-            objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
-            dead_ack = await ctx.kafka.send(ctx.topics.deadletter, messages.dead_letters)
-        except BaseException:
-            ctx.unacked_pages.release()
-            raise
-        page_end = fetched.offset + len(fetched.items)
-        # The wait holds the page's records (bytes), never the parsed page: unacknowledged pages
-        # are what a pull keeps in memory.
-        placed = Placed(fetched.request.request_id, fetched.offset, page_end)
-        return self._await_acks(walk, ledger, placed, messages, [objects_ack, dead_ack])
-
-    async def _await_acks(
-        self,
-        walk: WindowWalk,
-        ledger: AckedPages,
-        placed: Placed,
-        messages: PageMessages,
-        acks: list[asyncio.Future[Marks]],
-    ) -> None:
-        ctx = self._ctx
-        try:
-            try:
-                marks = await ctx.kafka.wait_acked(acks)
-            except KafkaError as error:
-                # Never count a page as done that Kafka did not acknowledge: produce it again
-                # (duplicates are harmless) until the broker is back or the deadline passes.
-                log.warning("Kafka did not acknowledge a page (%s); producing it again", error)
-                ctx.counters.resent_objects += len(messages.objects)
-                self._resent += len(messages.objects)
-                marks = await ctx.kafka.send_and_wait(ctx.topics.objects, messages.objects)
-                marks.update(
-                    await ctx.kafka.send_and_wait(ctx.topics.deadletter, messages.dead_letters)
-                )
-        finally:
-            ctx.unacked_pages.release()
-        if ctx.keystate is not None and messages.objects:
-            # Only now that Kafka has the objects may their digests say they were produced.
-            records = [
-                ctx.keystate.digest_record(key, digest)
-                for key, digest in zip(messages.keys, messages.digests, strict=True)
-            ]
-            await ctx.kafka.send_and_wait(ctx.keystate.topic, records)
-        new = ledger.acknowledged(placed.request_id, messages)
-        self._emitted += new
-        self._furthest_acked = max(self._furthest_acked, placed.end)
-        position = walk.checkpoint
-        self._ack_history.append(
-            AckMark(time.monotonic(), position.end, position.total, self._furthest_acked, marks)
-        )
-        if self._stop_at is not None:
-            # Re-reading a stretch after an outage: what it sends was sent before. It leaves
-            # the window's checkpoint, which its first reading finished, as it is.
-            ctx.counters.resent_objects += len(messages.objects)
-            return
-        if messages.dialects:
-            self._count_dialects(messages)  # counted once in Kafka, as the checkpoint says
-        # Saved at every acknowledgement, moved or not: its figures count what Kafka has.
-        await ctx.store.save_window(self._checkpoint(walk, done=False))
-        ctx.progress.page(
-            window=self._spec.index,
-            offset=placed.offset,
-            count=len(messages.objects),
-            dead=len(messages.dead_letters),
-            total=walk.latest_total,
-            new=new,
-        )
-
     async def _finish(
         self, first_total: int | None, verdict: WindowVerdict, passes: int, step_backs: int
     ) -> WindowResult:
-        ctx, spec = self._ctx, self._spec
-        if self._stop_at is None:
+        ctx, spec, state = self._ctx, self._spec, self._state
+        if not state.rereading:
             self._count_listing()
         result = WindowResult(
             spec.index,
             verdict.complete,
-            self._emitted,
+            state.emitted,
             self._selection.distinct,
             first_total,
             verdict.unexplained_shortfall,
             passes,
             verdict.problem,
-            tuple(self._ack_history),
+            tuple(state.ack_history),
         )
-        if self._stop_at is not None:
+        if state.rereading:
             return result  # a re-read stretch: the window's own reading reported and recorded it
         await ctx.store.save_window(
-            self._checkpoint(None, done=True, verdict=verdict, passes=passes)
+            state.checkpoint(None, done=True, verdict=verdict, passes=passes)
         )
         ctx.progress.window_done(
             window=spec.index,
             date_from=spec.date_from,
             date_to=spec.date_to,
             complete=verdict.complete,
-            objects_emitted=self._emitted,
+            objects_emitted=state.emitted,
             distinct_objects=self._selection.distinct,
             first_total=first_total,
             shortfall=verdict.shortfall,
@@ -535,49 +418,6 @@ class WindowPull:
             )
         return result
 
-    def _checkpoint(
-        self,
-        walk: WindowWalk | None,
-        *,
-        done: bool,
-        verdict: WindowVerdict | None = None,
-        passes: int = 1,
-    ) -> WindowCheckpoint:
-        """Where the window is. A window read in date pieces has no position in one list: it
-        goes on from its start (the objects Kafka has are not produced again)."""
-        if walk is not None and not self._narrowing:
-            self._position = walk.checkpoint
-        position = ChainLink(-1, 0, None) if self._narrowing else self._position
-        return WindowCheckpoint(
-            pull_id=self._ctx.pull_id,
-            partner=self._ctx.partner,
-            module=self._ctx.endpoint.module,
-            window=self._spec.index,
-            date_from=self._spec.date_from,
-            date_to=self._spec.date_to,
-            pinned_date_to=self._ctx.pinned_date_to,
-            next_offset=position.end,
-            total_at_offset=position.total,
-            done=done,
-            complete=verdict is not None and verdict.complete,
-            shortfall=0 if verdict is None else verdict.shortfall,
-            passes=passes,
-            objects_emitted=self._emitted,
-            updated_at=datetime.now(UTC),
-            dialects=dict(self._dialects),
-            narrowed=self._narrowing,
-            duplicate_keys=self._duplicates_before + self._selection.duplicate_keys,
-            resent_objects=self._resent,
-        )
-
 
 def _iso(moment: datetime | None) -> str:
     return "…" if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
-def _raise_first_failure(tasks: set[asyncio.Task[None]]) -> None:
-    """Forget finished tasks; raise the first failure among them (a lost broker)."""
-    for task in [t for t in tasks if t.done()]:
-        tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error

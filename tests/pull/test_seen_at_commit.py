@@ -202,10 +202,10 @@ class WindowUnderKills(RuleBasedStateMachine):
         read = READER.read([orjson.dumps(item) for item in items])
         messages = BUILDER.build(read, request.offset, "https://partner/tokens", None)
         if self.exactly_once:
-            for _, chosen, _ in process.committed.fetched(
+            for covered in process.committed.fetched(
                 request.request_id, request.request_id, messages
             ):
-                process.unit += [(m.key.decode(), m.value) for m in chosen.objects]
+                process.unit += [(m.key.decode(), m.value) for m in covered.records.objects]
                 checkpoint = process.walk.checkpoint
                 process.unit_checkpoint = (checkpoint.end, checkpoint.total)
         else:

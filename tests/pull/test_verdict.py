@@ -261,9 +261,14 @@ def test_the_pull_verdict_follows_its_windows(
 # -- replay after a broker outage ------------------------------------------------------------
 
 
+def marks(*rows: tuple[float, int, int | None, int]) -> tuple[AckMark, ...]:
+    """An ack history from (time, position, total, furthest) rows."""
+    return tuple(AckMark(*row) for row in rows)
+
+
 def test_replay_stretch_ends_at_the_furthest_page_acknowledged() -> None:
     # Fan-out: the page ending at 900 was acknowledged while the checkpoint waited at 300.
-    history = ((80.0, 0, None, 0), (94.0, 300, 3000, 900), (99.0, 300, 3000, 1200))
+    history = marks((80.0, 0, None, 0), (94.0, 300, 3000, 900), (99.0, 300, 3000, 1200))
     assert replay_stretch(history, [96.0], 5.0) == Replay(0, None, 900)
 
 
@@ -281,7 +286,7 @@ def test_replay_stretch_ends_at_the_furthest_page_acknowledged() -> None:
     ],
 )
 def test_replay_stretch(outages: list[float], expected: Replay | None) -> None:
-    history = (
+    history = marks(
         (80.0, 0, None, 0),
         (90.0, 100, 3000, 100),
         (94.0, 300, 3000, 300),
@@ -299,14 +304,14 @@ def ack_histories(draw: st.DrawFn, *, ahead: bool = True) -> tuple[AckMark, ...]
     t = draw(st.integers(0, 100))
     position = draw(st.integers(0, 1000))
     total = draw(st.none() | st.integers(0, 5000))
-    history: list[AckMark] = [(float(t), position, total, position)]
+    history: list[AckMark] = [AckMark(float(t), position, total, position)]
     furthest = position
     for _ in range(draw(st.integers(0, 12))):
         t += draw(st.integers(0, 10))
         position += draw(st.integers(0, 300))
         furthest = max(furthest, position + (draw(st.integers(0, 300)) if ahead else 0))
         total = draw(st.none() | st.integers(0, 5000))
-        history.append((float(t), position, total, furthest))
+        history.append(AckMark(float(t), position, total, furthest))
     return tuple(history)
 
 
@@ -316,11 +321,11 @@ replay_seconds = st.integers(1, 20).map(float)
 
 def suspect_acks(history: tuple[AckMark, ...], outage: float, replay_s: float) -> list[AckMark]:
     """Acknowledgements within `replay_s` before the outage (the first mark is the start)."""
-    return [mark for mark in history[1:] if outage - replay_s < mark[0] <= outage]
+    return [mark for mark in history[1:] if outage - replay_s < mark.at <= outage]
 
 
 def position_at(history: tuple[AckMark, ...], instant: float) -> int:
-    return ([m for m in history if m[0] <= instant] or [history[0]])[-1][1]
+    return ([m for m in history if m.at <= instant] or [history[0]])[-1].position
 
 
 @given(history=ack_histories(), outages=outage_times, replay_s=replay_seconds)
@@ -331,17 +336,17 @@ def test_a_replay_stretch_covers_every_suspect_acknowledgement(
     for outage in outages:
         suspect = suspect_acks(history, outage, replay_s)
         start = position_at(history, outage - replay_s)
-        if not suspect or max(m[3] for m in suspect) <= start:
+        if not suspect or max(m.furthest for m in suspect) <= start:
             continue  # nothing new was acknowledged in the suspect time
         assert stretch is not None
         # It starts at or before every position acknowledged in the suspect time...
-        assert stretch.offset <= start <= min(m[1] for m in suspect)
+        assert stretch.offset <= start <= min(m.position for m in suspect)
         # ...and reaches the end of every page acknowledged then.
-        assert stretch.stop_at >= max(m[3] for m in suspect)
+        assert stretch.stop_at >= max(m.furthest for m in suspect)
     if stretch is not None:
         # A resume point the window really had (with its total), never before the window's start.
-        assert (stretch.offset, stretch.total) in {(m[1], m[2]) for m in history}
-        assert history[0][1] <= stretch.offset < stretch.stop_at
+        assert (stretch.offset, stretch.total) in {(m.position, m.total) for m in history}
+        assert history[0].position <= stretch.offset < stretch.stop_at
 
 
 @given(history=ack_histories(ahead=False), outages=outage_times, replay_s=replay_seconds)
@@ -355,7 +360,7 @@ def test_no_replay_when_nothing_was_acknowledged_in_the_suspect_time(
 def test_no_replay_for_a_page_acknowledged_ahead_long_before_the_outage() -> None:
     # At 90 the page ending at 300 was acknowledged ahead of the checkpoint (100); the next
     # acknowledgement came at 150. The outage at 120 suspects 115..120: nothing was acked then.
-    history = ((80.0, 0, None, 0), (90.0, 100, 3000, 300), (150.0, 400, 3000, 400))
+    history = marks((80.0, 0, None, 0), (90.0, 100, 3000, 300), (150.0, 400, 3000, 400))
     assert replay_stretch(history, [120.0], 5.0) is None
 
 
