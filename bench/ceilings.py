@@ -16,8 +16,8 @@ from producer.kafka.output import KafkaOutput
 from producer.kafka.records import OutMessage, TopicSpec
 from producer.ocpi.http.client import OcpiHttp
 from producer.ocpi.paging.pages import ListQuery, PageDriver
-from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.paging.reader import PageReader
+from producer.ocpi.paging.walk import WalkStart
 from producer.ocpi.planning.planning import plan_windows
 from producer.ocpi.protocol.query import pin_now
 from producer.ocpi.protocol.responses import PageContext
@@ -59,7 +59,7 @@ async def our_fetch_only(base_url: str) -> dict[str, Any]:
 
         async def window(spec: Any) -> int:
             query = ListQuery(module, spec.date_from, spec.date_to, 1000)
-            driver = PageDriver(http, query, WindowWalk(max_ahead=4), slots=slots)
+            driver = PageDriver(http, query, WalkStart(max_ahead=4), slots=slots)
             count = 0
             async for fetched in driver.pages():
                 read = reader.read(fetched.items, fetched.text)

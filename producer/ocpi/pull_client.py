@@ -35,7 +35,6 @@ from producer.ocpi.http.client import OcpiHttp
 from producer.ocpi.http.discovery import discover
 from producer.ocpi.http.retry import RetryPolicy
 from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
-from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.paging.reader import PageReader, ReadPage
 from producer.ocpi.paging.repair import LinkRepair, LinkRepairSetting
 from producer.ocpi.planning.verdict import judge_window
@@ -143,7 +142,7 @@ class PullClient:
         self.endpoint = endpoint
         reader = PageReader(endpoint.ocpi_version, endpoint.module, self._partner, self._validation)
         query = ListQuery(endpoint, self._date_from, self._date_to, self._limit, overlap_211=False)
-        driver = PageDriver(self._http, query, WindowWalk(), repair=self.repair)
+        driver = PageDriver(self._http, query, repair=self.repair)
         keys: set[str] = set()
         objects = pages = 0
         async with contextlib.aclosing(driver.pages()) as fetched_pages:

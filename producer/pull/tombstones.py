@@ -21,7 +21,6 @@ from producer.kafka.digests import key_hash
 from producer.kafka.keystate import KeyState
 from producer.kafka.records import OutMessage
 from producer.ocpi.paging.pages import ListQuery, PageDriver
-from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.planning.verdict import judge_window
 from producer.pull.context import PullContext
 from schemas import headers as h
@@ -106,7 +105,7 @@ async def keys_changed_since(ctx: PullContext, since: datetime) -> list[int] | s
     """Key hashes of every object with last_updated >= since, or why the read is not complete."""
     endpoint = ctx.endpoint
     query = ListQuery(endpoint, since, None, ctx.limit)
-    driver = PageDriver(ctx.http, query, WindowWalk(), repair=ctx.repair)
+    driver = PageDriver(ctx.http, query, repair=ctx.repair)
     hashes: list[int] = []
     distinct: set[int] = set()
     async with contextlib.aclosing(driver.pages()) as pages:

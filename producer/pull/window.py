@@ -18,6 +18,7 @@ from datetime import datetime
 from producer.errors import PaginationLoop
 from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.paging.pagination import WindowWalk
+from producer.ocpi.paging.walk import WalkStart
 from producer.ocpi.planning.verdict import WindowVerdict, judge_window, read_again
 from producer.ocpi.protocol.query import asked_date_from
 from producer.ocpi.protocol.responses import PageContext
@@ -111,10 +112,14 @@ class WindowPull:
         passes = 0
         while True:
             passes += 1
-            walk = self._walk(start_offset, start_total, self._spec, stop_at=self._state.stop_at)
+            start = self._walk_start(
+                start_offset, start_total, self._spec, stop_at=self._state.stop_at
+            )
+            driver = self._driver(start)
+            walk = driver.walk
             problem = None
             try:
-                await self._read(walk)
+                await self._read(driver)
             except PaginationLoop as loop:
                 problem = f"{loop.reason}: {loop}"
             if ctx.stop.stopping.is_set():
@@ -219,10 +224,11 @@ class WindowPull:
         reads = 0
         while True:
             reads += 1
-            walk = self._walk(0, None, piece)
+            driver = self._driver(self._walk_start(0, None, piece), query)
+            walk = driver.walk
             problem = None
             try:
-                await self._read(walk, query, keys)
+                await self._read(driver, keys)
             except PaginationLoop as loop:
                 problem = f"{loop.reason}: {loop}"
             if ctx.stop.stopping.is_set():
@@ -253,18 +259,18 @@ class WindowPull:
                     f"({why}, listed in another order at every request)"
                 )
 
-    def _walk(
+    def _walk_start(
         self,
         start_offset: int,
         start_total: int | None,
         window: WindowSpec,
         *,
         stop_at: int | None = None,
-    ) -> WindowWalk:
+    ) -> WalkStart:
         """A walk over `window` (this window, or a date piece of it) from a position, fanning out
         and probing past the end as the options say."""
         options = self._ctx.options
-        return WindowWalk(
+        return WalkStart(
             start_offset,
             start_total,
             max_ahead=options.fanout,
@@ -334,16 +340,13 @@ class WindowPull:
         if not self._state.rereading and walk.ended_full_without_link:
             counters.full_page_without_link += 1
 
-    async def _read(
-        self, walk: WindowWalk, query: ListQuery | None = None, tally: set[int] | None = None
-    ) -> None:
-        """One pass: every page the walk asks for, produced; returns when all are acknowledged.
-        (`query`: a date piece of the window; `tally`: what its pages list, counted apart.)"""
+    def _driver(self, start: WalkStart, query: ListQuery | None = None) -> PageDriver:
+        """The pages of this window (or of `query`, a date piece of it), walked from `start`."""
         ctx = self._ctx
-        driver = PageDriver(
+        return PageDriver(
             ctx.http,
             query or self._query,
-            walk,
+            start,
             window=self._spec.index,
             repair=ctx.repair,
             # A reading stops once the order is seen changing (then the window is narrowed).
@@ -351,6 +354,11 @@ class WindowPull:
             if self._state.narrowed
             else (ctx.stop.stopping, self._seen_unstable),
         )
+
+    async def _read(self, driver: PageDriver, tally: set[int] | None = None) -> None:
+        """One pass: every page the walk asks for, produced; returns when all are acknowledged.
+        (`tally`: what a date piece's pages list, counted apart.)"""
+        ctx = self._ctx
         await ctx.delivery.read_pass(ctx, self._state, driver, self._messages, tally)
 
     def _messages(self, fetched: WindowPage) -> PageMessages:

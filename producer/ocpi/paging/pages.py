@@ -25,11 +25,14 @@ from producer.errors import PaginationLoop, PartnerProtocolError, PullError
 from producer.ocpi.http.client import LinkGoneError, OcpiHttp
 from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.paging.repair import LinkRepair
-from producer.ocpi.paging.walk import PageOutcome, PageRequest
+from producer.ocpi.paging.walk import PageOutcome, PageRequest, WalkStart
 from producer.ocpi.protocol.links import plain_offset_of
 from producer.ocpi.protocol.query import page_url
 from producer.ocpi.protocol.responses import FetchedPage, PageContext
 from producer.ocpi.protocol.versions import ModuleEndpoint
+
+# A whole window's walk, one page at a time, totals believed as far as they hold.
+FROM_THE_START = WalkStart()
 
 # A page at a later offset that starts with these first objects of an earlier page is that
 # page again: the partner ignores `offset`.
@@ -91,7 +94,7 @@ class PageDriver:
         self,
         http: OcpiHttp,
         query: ListQuery,
-        walk: WindowWalk,
+        start: WalkStart = FROM_THE_START,
         *,
         slots: asyncio.Semaphore | None = None,
         window: int | None = None,
@@ -103,7 +106,15 @@ class PageDriver:
         # its reader has seen enough).
         self._stop = tuple(stop)
         self._query = query
-        self._walk = walk
+        # The one place a walk is made: every reader of pages gets it from its driver.
+        self._walk = WindowWalk(
+            start.offset,
+            start.total,
+            max_ahead=start.max_ahead,
+            probe_past_end=start.probe_past_end,
+            stop_at=start.stop_at,
+            earlier_total=start.earlier_total,
+        )
         self._slots = slots
         self._window = window
         self._repair = repair or LinkRepair()

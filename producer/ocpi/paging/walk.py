@@ -42,4 +42,19 @@ class ChainLink:
 # (totals or links missing, or contradicting what arrived); `on` past every full page; `off` never.
 ProbePastEnd = Literal["auto", "on", "off"]
 
+
+@dataclass(frozen=True, slots=True)
+class WalkStart:
+    """Where and how a walk over one window begins: its position (a resume's checkpoint), how
+    many pages it may ask ahead, whether it reads past a last page, where a re-read of part of
+    a window stops, and a count served before any of its pages (the plan's)."""
+
+    offset: int = 0
+    total: int | None = None
+    max_ahead: int = 1
+    probe_past_end: ProbePastEnd = "auto"
+    stop_at: int | None = None
+    earlier_total: int | None = None
+
+
 LoopReason = Literal["repeated_link", "empty_pages_with_link", "too_many_pages", "no_progress"]

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from producer.errors import PullError
 from producer.ocpi.http.client import OcpiHttp
 from producer.ocpi.paging.pages import ListQuery, PageDriver
-from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.paging.reader import PageReader
 from producer.ocpi.paging.repair import LinkRepair
-from producer.ocpi.paging.walk import ProbePastEnd
+from producer.ocpi.paging.walk import ProbePastEnd, WalkStart
 from producer.ocpi.planning.verdict import judge_window
 from producer.ocpi.protocol.versions import ModuleEndpoint
 from schemas.keys import PartnerIdentity
@@ -61,8 +60,9 @@ async def list_keys(
 
     async def one(spec: WindowSpec) -> None:
         query = ListQuery(endpoint, spec.date_from, spec.date_to, limit)
-        walk = WindowWalk(max_ahead=fanout, probe_past_end=probe_past_end)
-        driver = PageDriver(http, query, walk, slots=slots, window=spec.index, repair=repair)
+        start = WalkStart(max_ahead=fanout, probe_past_end=probe_past_end)
+        driver = PageDriver(http, query, start, slots=slots, window=spec.index, repair=repair)
+        walk = driver.walk
         seen: set[str] = set()
         async with contextlib.aclosing(driver.pages()) as pages:
             async for fetched in pages:
