@@ -72,7 +72,7 @@ async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any
 
 def settings(base_url: str, bootstrap: str, prefix: str, **overrides: Any) -> PullSettings:
     """Pull settings for the sandbox at `base_url` (tokens over versions discovery by default)."""
-    return pull_settings(bootstrap, prefix, url=f"{base_url}/ocpi/versions", **overrides)
+    return pull_settings(bootstrap, prefix, **{"url": f"{base_url}/ocpi/versions", **overrides})
 
 
 def pull_settings(bootstrap: str, prefix: str, **overrides: Any) -> PullSettings:
