@@ -7,13 +7,15 @@ built from the settings (`--url`, `--token`, ...) or, for many partners, from a 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -32,12 +34,30 @@ from producer.kafka.connection import KafkaConnection
 from producer.ocpi.paging.repair import LinkRepairSetting
 from producer.ocpi.paging.walk import ProbePastEnd
 from producer.ocpi.protocol.modules import Module, OcpiVersion
-from producer.warning_kinds import parse_fail_on
+from producer.warning_kinds import KINDS, parse_fail_on
 from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
 ENV_PREFIX = "OCPI_PULLER_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+FlagGroup = Literal["partner", "what to pull", "scale and behaviour", "kafka", "output"]
+FLAG_GROUPS: tuple[FlagGroup, ...] = get_args(FlagGroup)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a setting is offered on `pull`'s command line. Its help is the field's description,
+    its variables are the field's (`env_names`); the CLI and README's test read both here."""
+
+    group: FlagGroup
+    name: str | None = None  # else `--<field-name>`
+    aliases: tuple[str, ...] = ()  # more names for the flag
+    shown_default: str | None = None  # in the help, where the field's default says too little
+    yes_no: bool = False  # `--resume` / `--no-resume`
+    bare: str | None = None  # the value of the flag given alone (`--probe-past-end`: on)
+    metavar: str | None = None
+    parse: Literal["auto|N", "log level"] | None = None  # else by the field's type
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -73,6 +93,10 @@ def _concurrency(value: object) -> object:
     return number
 
 
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 def _probe_setting(value: object) -> object:
     """`auto`, `on` or `off`; a boolean (the older switch, partners files) is `on` or `off`."""
     if isinstance(value, bool):
@@ -90,36 +114,79 @@ class PartnerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    token_encoding: TokenEncodingSetting = "auto"
-    limit: int | None = Field(default=None, gt=0)
-    concurrency: Annotated[int | Literal["auto"], BeforeValidator(_concurrency)] = Field(
-        default="auto", description="requests in flight per partner; auto finds its capacity"
+    token_encoding: Annotated[TokenEncodingSetting, Flag("partner")] = Field(
+        default="auto",
+        description="how the token is sent: auto follows the version and retries the other once",
     )
-    max_concurrency: int = Field(default=32, ge=1, le=256, description="the bound of auto")
-    fanout: int = Field(default=4, ge=1, le=32, description="pages fetched ahead per window")
-    window_size: int = Field(default=20_000, ge=1, description="target objects per date window")
-    request_timeout_s: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1, le=50)
-    max_rereads: int = Field(
+    limit: Annotated[int | None, Flag("what to pull", shown_default="1000")] = Field(
+        default=None, gt=0, description="page size asked for (the partner may cap it)"
+    )
+    concurrency: Annotated[
+        int | Literal["auto"],
+        BeforeValidator(_concurrency),
+        Flag("scale and behaviour", parse="auto|N", metavar="auto|N"),
+    ] = Field(
+        default="auto",
+        description="requests in flight per partner: auto finds the partner's capacity, a number "
+        "pins it",
+    )
+    max_concurrency: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=32, ge=1, le=256, description="the most requests in flight auto may reach"
+    )
+    fanout: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=4, ge=1, le=32, description="pages fetched ahead in a window"
+    )
+    window_size: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=20_000, ge=1, description="target objects per date window"
+    )
+    request_timeout_s: Annotated[float, Flag("scale and behaviour")] = Field(
+        default=30.0, gt=0, description="seconds one partner request may take"
+    )
+    max_attempts: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="attempts per request before the partner counts as down",
+    )
+    max_rereads: Annotated[int, Flag("scale and behaviour")] = Field(
         default=5,
         ge=1,
         le=50,
-        description="reads of a window piece whose order is unstable and cannot be split",
+        description="reads of an unsplittable piece of an unstable list, its keys unioned",
     )
-    rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
-    rate_burst: float | None = Field(default=None, gt=0)
-    probe_past_end: Annotated[ProbePastEnd, BeforeValidator(_probe_setting)] = Field(
+    rate_limit: Annotated[float | None, Flag("scale and behaviour", shown_default="none")] = Field(
+        default=None, gt=0, description="requests per second to the partner"
+    )
+    rate_burst: Annotated[float | None, Flag("scale and behaviour", shown_default="the rate")] = (
+        Field(default=None, gt=0, description="requests allowed at once above the rate")
+    )
+    probe_past_end: Annotated[
+        ProbePastEnd, BeforeValidator(_probe_setting), Flag("what to pull", bare="on")
+    ] = Field(
         default="auto",
-        description="read past a page without Link: auto where nothing shows it is the end",
+        description="read past a page without Link: auto where totals or links are missing or "
+        "contradict what arrived, on past every full page, off never (the flag alone: on)",
     )
-    emit_tombstones: bool = False
-    skip_unchanged: bool = False
-    max_page_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-    validation: ValidationMode = Field(
-        default="lenient", description="lenient reads the dialects partners write; strict refuses"
+    emit_tombstones: Annotated[bool, Flag("what to pull")] = Field(
+        default=False, description="tombstone keys a complete full pull no longer finds"
     )
-    fail_on: Annotated[str, BeforeValidator(_fail_on)] = Field(
-        default="", description="warning kinds that fail a complete pull (exit 5), or all"
+    skip_unchanged: Annotated[bool, Flag("what to pull")] = Field(
+        default=False, description="produce only objects whose content changed"
+    )
+    max_page_bytes: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=64 * 1024 * 1024, gt=0, description="the largest page body accepted"
+    )
+    validation: Annotated[ValidationMode, Flag("what to pull")] = Field(
+        default="lenient",
+        description="lenient reads the dialects real partners write; strict dead-letters them",
+    )
+    fail_on: Annotated[
+        str, BeforeValidator(_fail_on), Flag("output", metavar="WARNING[,WARNING…]")
+    ] = Field(
+        default="",
+        description="warning kinds that make a complete pull exit 5 (error_kind warning), "
+        "separated by commas, or all (every kind but the notices): "
+        + ", ".join(kind.name for kind in KINDS),
     )
 
     @property
@@ -134,8 +201,9 @@ class PartnerOptions(BaseModel):
             return max(4, -(-self.max_concurrency // self.fanout))
         return self.concurrency
 
-    link_repair: LinkRepairSetting = Field(
-        default="auto", description="read by offset where a next link cannot be used as given"
+    link_repair: Annotated[LinkRepairSetting, Flag("what to pull")] = Field(
+        default="auto",
+        description="read by offset where a next link cannot be used as given; off refuses it",
     )
 
 
@@ -178,82 +246,166 @@ class PullSettings(BaseSettings, PartnerOptions):
         populate_by_name=True,
     )
 
-    url: str | None = None
-    token: SecretStr | None = None
-    module: Module | None = None
-    ocpi_version: OcpiVersion | None = None
-    partner: str | None = Field(default=None, description="name used in keys, headers, events")
-    partner_country: str | None = None
-    partner_party: str | None = None
-    from_country: str | None = None
-    from_party: str | None = None
-    partners_file: Path | None = Field(
-        default=None, validation_alias=AliasChoices("OCPI_PULLER_PARTNERS")
+    url: Annotated[str | None, Flag("partner")] = Field(
+        default=None,
+        description="the partner's versions URL, or a module endpoint (…/2.2.1/tokens)",
     )
-    bootstrap_servers: str = Field(
+    token: Annotated[SecretStr | None, Flag("partner")] = Field(
+        default=None, description="the credentials token (prefer the environment variable)"
+    )
+    module: Annotated[Module | None, Flag("partner")] = Field(
+        default=None, description="which module to pull"
+    )
+    ocpi_version: Annotated[OcpiVersion | None, Flag("partner")] = Field(
+        default=None, description="pin the version; else the highest both sides speak"
+    )
+    partner: Annotated[str | None, Flag("partner")] = Field(
+        default=None,
+        description="the partner's name in keys, headers and events (default: its host)",
+    )
+    partner_country: Annotated[str | None, Flag("partner")] = Field(
+        default=None, description="the partner's country code (OCPI-to-*, 2.1.1 keys)"
+    )
+    partner_party: Annotated[str | None, Flag("partner")] = Field(
+        default=None, description="the partner's party id (OCPI-to-*, 2.1.1 keys)"
+    )
+    from_country: Annotated[str | None, Flag("partner")] = Field(
+        default=None, description="our country code (OCPI-from-country-code)"
+    )
+    from_party: Annotated[str | None, Flag("partner")] = Field(
+        default=None, description="our party id (OCPI-from-party-id)"
+    )
+    partners_file: Annotated[Path | None, Flag("partner", name="--partners")] = Field(
+        default=None,
+        validation_alias=AliasChoices("OCPI_PULLER_PARTNERS"),
+        description="a YAML file of partners to pull",
+    )
+    bootstrap_servers: Annotated[str, Flag("kafka")] = Field(
         default="localhost:9092",
         validation_alias=AliasChoices("OCPI_PULLER_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers",
     )
-    topic_prefix: str = "ocpi"
-    topic_partitions: int = Field(default=6, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-    pull_id: str | None = None
-    resume: bool | None = None
-    incremental: bool = False
-    incremental_overlap_s: int = Field(default=300, ge=0)
-    shard_index: int = Field(
+    topic_prefix: Annotated[str, Flag("kafka")] = Field(
+        default="ocpi", description="topics are <prefix>.<module>, <prefix>.progress, …"
+    )
+    topic_partitions: Annotated[int, Flag("kafka")] = Field(
+        default=6, ge=1, description="partitions of topics this run creates"
+    )
+    replication_factor: Annotated[int, Flag("kafka")] = Field(
+        default=1, ge=1, description="replication of topics this run creates"
+    )
+    date_from: Annotated[datetime | None, Flag("what to pull")] = Field(
+        default=None, description="only objects with last_updated >= this (RFC 3339)"
+    )
+    date_to: Annotated[datetime | None, Flag("what to pull", shown_default="now")] = Field(
+        default=None, description="only objects with last_updated < this"
+    )
+    pull_id: Annotated[str | None, Flag("what to pull")] = Field(
+        default=None, description="name of this pull; the same id again resumes it"
+    )
+    resume: Annotated[
+        bool | None, Flag("what to pull", shown_default="if one exists", yes_no=True)
+    ] = Field(default=None, description="resume --pull-id from its checkpoint")
+    incremental: Annotated[bool, Flag("what to pull")] = Field(
+        default=False, description="from the last complete pull's date_to, less the overlap"
+    )
+    incremental_overlap_s: Annotated[int, Flag("what to pull")] = Field(
+        default=300, ge=0, description="seconds the incremental window reaches back"
+    )
+    shard_index: Annotated[int, Flag("scale and behaviour")] = Field(
         default=0,
         ge=0,
         validation_alias=AliasChoices("OCPI_PULLER_SHARD_INDEX", "JOB_COMPLETION_INDEX"),
+        description="this process's shard",
     )
-    shard_count: int = Field(default=1, ge=1)
-    plan_wait_s: float = Field(default=600.0, gt=0, description="shards > 0 wait for the plan")
-    max_parallel_pulls: int = Field(default=4, ge=1, description="partners pulled at once")
-    heartbeat_s: float = Field(
+    shard_count: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=1, ge=1, description="processes sharing the pull (all with one --pull-id)"
+    )
+    plan_wait_s: Annotated[float, Flag("scale and behaviour")] = Field(
+        default=600.0, gt=0, description="how long shards > 0 wait for shard 0's plan"
+    )
+    max_parallel_pulls: Annotated[int, Flag("scale and behaviour")] = Field(
+        default=4, ge=1, description="partner modules pulled at once"
+    )
+    heartbeat_s: Annotated[float, Flag("scale and behaviour")] = Field(
         default=30.0, gt=0, description="seconds between heartbeat events of a running pull"
     )
-    kafka_deadline_s: float = Field(
+    kafka_deadline_s: Annotated[float, Flag("kafka")] = Field(
         default=300.0, gt=0, description="how long an outage during a pull is waited out"
     )
-    kafka_connect_timeout_s: float = Field(
-        default=30.0, gt=0, description="how long a broker never reached at start is waited for"
+    kafka_connect_timeout_s: Annotated[float, Flag("kafka")] = Field(
+        default=30.0, gt=0, description="how long a broker never reached is waited for"
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = Field(
+    kafka_security_protocol: Annotated[
+        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Flag("kafka")
+    ] = Field(default="PLAINTEXT", description="how to talk to the brokers")
+    kafka_sasl_mechanism: Annotated[
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None, Flag("kafka")
+    ] = Field(default=None, description="SASL mechanism")
+    kafka_sasl_username: Annotated[str | None, Flag("kafka")] = Field(
+        default=None, description="SASL user name"
+    )
+    kafka_sasl_password: Annotated[SecretStr | None, Flag("kafka")] = Field(
+        default=None, description="SASL password (prefer the environment variable)"
+    )
+    kafka_ssl_cafile: Annotated[Path | None, Flag("kafka", aliases=("--kafka-ca-file",))] = Field(
         default=None,
         validation_alias=AliasChoices("OCPI_PULLER_KAFKA_SSL_CAFILE", "OCPI_PULLER_KAFKA_CA_FILE"),
+        description="CA certificates to verify the brokers with",
     )
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
-    kafka_replay_s: float = Field(
+    kafka_ssl_certfile: Annotated[Path | None, Flag("kafka")] = Field(
+        default=None, description="mutual TLS: this client's certificate (PEM)"
+    )
+    kafka_ssl_keyfile: Annotated[Path | None, Flag("kafka")] = Field(
+        default=None, description="mutual TLS: this client's private key (PEM)"
+    )
+    kafka_replay_s: Annotated[float, Flag("kafka")] = Field(
         default=5.0,
         ge=0,
-        description="after a broker outage, re-read what was acknowledged this long before it",
+        description="after a lost broker, re-read what it acknowledged this long before (0: off)",
     )
-    kafka_request_timeout_s: float = Field(
+    kafka_request_timeout_s: Annotated[float, Flag("kafka")] = Field(
         default=30.0,
         gt=0,
-        description="an ack slower than this is reported, and waited for (never resent)",
+        description="an acknowledgement slower than this is reported, then waited for up to the "
+        "deadline (never resent)",
     )
-    delivery: Literal["at-least-once", "exactly-once"] = Field(
+    delivery: Annotated[Literal["at-least-once", "exactly-once"], Flag("kafka")] = Field(
         default="at-least-once",
-        description="exactly-once: objects, dead letters and checkpoints in Kafka transactions",
+        description="exactly-once: Kafka transactions, for read_committed consumers",
     )
-    transaction_pages: int = Field(
-        default=20, ge=1, description="exactly-once: acknowledged pages per transaction (at most)"
+    transaction_pages: Annotated[int, Flag("kafka")] = Field(
+        default=20, ge=1, description="exactly-once: acknowledged pages per transaction"
     )
-    transaction_ms: int = Field(
-        default=2000, ge=1, description="exactly-once: how long a transaction gathers pages"
+    transaction_ms: Annotated[int, Flag("kafka")] = Field(
+        default=2000, ge=1, description="exactly-once: milliseconds per transaction"
     )
-    ca_bundle: Path | None = None
-    insecure_skip_tls_verify: bool = False
-    output: Literal["text", "json"] = "text"
+    ca_bundle: Annotated[Path | None, Flag("scale and behaviour")] = Field(
+        default=None, description="CA certificates to verify the partner's TLS with"
+    )
+    insecure_skip_tls_verify: Annotated[bool, Flag("scale and behaviour")] = Field(
+        default=False, description="do not verify the partner's certificate (loud)"
+    )
+    output: Annotated[Literal["text", "json"], Flag("output")] = Field(
+        default="text", description="text for people, json for one summary line"
+    )
+    no_progress_bar: Annotated[
+        bool | None, Flag("output", shown_default="the bar on a terminal")
+    ] = Field(default=None, description="log lines instead of the live bar on a terminal")
+    # The older variable, OCPI_PULLER_PROGRESS_BAR=false, still read; --no-progress-bar wins.
     progress_bar: bool = True
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+        BeforeValidator(_upper),
+        Flag("output", parse="log level"),
+    ] = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR, any case")
+
+    @property
+    def shows_progress_bar(self) -> bool:
+        """The live bar, unless switched off by --no-progress-bar or the older variable."""
+        if self.no_progress_bar is not None:
+            return not self.no_progress_bar
+        return self.progress_bar
 
     @property
     def options(self) -> PartnerOptions:
@@ -383,9 +535,22 @@ def _where_set(field: str, given: Collection[str]) -> str:
     return " / ".join(chosen)
 
 
+def flag_of(field: str) -> Flag | None:
+    """The flag of a setting (`None`: read from the environment only)."""
+    info = PullSettings.model_fields[field]
+    return next((item for item in info.metadata if isinstance(item, Flag)), None)
+
+
+def flagged_fields() -> list[str]:
+    """Every setting with a flag on `pull`: the run's, then the per-partner options."""
+    run_first = sorted(PullSettings.model_fields, key=lambda f: f in PartnerOptions.model_fields)
+    return [field for field in run_first if flag_of(field) is not None]
+
+
 def flag_name(field: str) -> str:
     """`date_from` → `--date-from`: the flag of a setting."""
-    return "--partners" if field == "partners_file" else "--" + field.replace("_", "-")
+    flag = flag_of(field)
+    return (flag and flag.name) or "--" + field.replace("_", "-")
 
 
 def env_names(field: str) -> list[str]:
@@ -395,3 +560,26 @@ def env_names(field: str) -> list[str]:
     if choices:
         return [str(c) for c in choices]
     return [ENV_PREFIX + field.upper()]
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable the settings read."""
+    return {name.upper() for field in PullSettings.model_fields for name in env_names(field)}
+
+
+def unknown_env_warnings(environ: Mapping[str, str]) -> list[str]:
+    """One line for each `OCPI_PULLER_*` variable no setting reads (a typo, or a setting gone)."""
+    known = known_env_names()
+    # Compared without the prefix they share, or every name would be close to every other.
+    settings = sorted(
+        name.removeprefix(ENV_PREFIX) for name in known if name.startswith(ENV_PREFIX)
+    )
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), settings, n=1)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting of the puller and is ignored{hint}")
+    return lines

@@ -78,7 +78,7 @@ async def run_pulls(
             {"ocpi.partner": targets[0].partner, "ocpi.module": _module_of(targets[0])}
         )
     telemetry = telemetry or setup_telemetry(attributes)
-    view = view or make_view(settings.progress_bar and settings.output == "text")
+    view = view or make_view(settings.shows_progress_bar and settings.output == "text")
     pull_id = settings.pull_id or new_pull_id()
     pulls: list[Pull] = []
 

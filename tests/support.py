@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -21,8 +22,9 @@ from producer.run import RunResult, run_pulls
 from sandbox.app import SandboxState, running_sandbox
 from sandbox.config import SandboxConfig
 from sandbox.generator import Module
-from sandbox.kafka_reader import Isolation, Record, read_records_async
 from schemas.keys import PartnerIdentity, object_key
+from tests.kafka_read import keys as keys  # the one topic reader, at hand with the pull
+from tests.kafka_read import records as records
 
 TOKEN = "sandbox-token"
 PARTNER = PartnerIdentity("NL", "SBX")
@@ -70,8 +72,12 @@ async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any
 
 def settings(base_url: str, bootstrap: str, prefix: str, **overrides: Any) -> PullSettings:
     """Pull settings for the sandbox at `base_url` (tokens over versions discovery by default)."""
+    return pull_settings(bootstrap, prefix, **{"url": f"{base_url}/ocpi/versions", **overrides})
+
+
+def pull_settings(bootstrap: str, prefix: str, **overrides: Any) -> PullSettings:
+    """The tests' pull settings, for the sandbox's partner, on `bootstrap` under `prefix`."""
     values: dict[str, Any] = {
-        "url": f"{base_url}/ocpi/versions",
         "token": TOKEN,
         "module": "tokens",
         "bootstrap_servers": bootstrap,
@@ -97,24 +103,12 @@ async def pull(
     **overrides: Any,
 ) -> RunResult:
     """Run `ocpi-puller pull` in this process and return its result."""
-    return await run_pulls(
-        settings(base_url, bootstrap, prefix, **overrides),
-        telemetry=telemetry or setup_telemetry({}),
-        view=LogView(),
-    )
+    return await run_pull(settings(base_url, bootstrap, prefix, **overrides), telemetry=telemetry)
 
 
-async def records(
-    bootstrap: str, topic: str, isolation: Isolation = "read_committed"
-) -> list[Record]:
-    """Every record of a topic a consumer sees, read by the second client (confluent-kafka,
-    read_committed unless told otherwise)."""
-    return await read_records_async(bootstrap, topic, isolation=isolation)
-
-
-async def keys(bootstrap: str, topic: str, isolation: Isolation = "read_committed") -> list[str]:
-    """Keys of every record of a topic, in topic order per partition (the second client)."""
-    return [(r.key or b"").decode() for r in await records(bootstrap, topic, isolation)]
+async def run_pull(settings: PullSettings, *, telemetry: Telemetry | None = None) -> RunResult:
+    """The tests' one pull runner: `ocpi-puller pull` with `settings`, in this process."""
+    return await run_pulls(settings, telemetry=telemetry or setup_telemetry({}), view=LogView())
 
 
 def truth_keys(
@@ -171,10 +165,14 @@ def truth_keys_for(state: SandboxState, module: str, version: str, indices: set[
     return out
 
 
+def just_after(now_ms: int) -> datetime:
+    """A `date_to` just past changes the sandbox stamped at `now_ms` (it stamps whole seconds):
+    the next pull sees them without sleeping until the clock crosses into the next second."""
+    return datetime.fromtimestamp(now_ms // 1000 + 1, UTC)
+
+
 def pinned_ms(result: RunResult) -> int:
     """The pinned date_to of a single-pull result, in epoch ms."""
-    from datetime import datetime
-
     date_to = result.summaries[0].date_to
     assert date_to is not None
     return int(datetime.fromisoformat(date_to).timestamp() * 1000)

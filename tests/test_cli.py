@@ -111,6 +111,15 @@ def test_the_environment_can_ask_for_json_too() -> None:
     assert json.loads(result.stdout)["error_kind"] == "config"
 
 
+def test_an_unknown_puller_variable_is_a_warning_not_an_error() -> None:
+    result = pull("--shard-count", "2", env={"OCPI_PULLER_CONCURENCY": "4"})
+    assert result.returncode == 2  # the warning is not the error: that is the next problem
+    warning, error = result.stderr.strip().splitlines()
+    assert "WARNING OCPI_PULLER_CONCURENCY is not a setting of the puller" in warning
+    assert "did you mean OCPI_PULLER_CONCURRENCY?" in warning
+    assert "--pull-id" in error
+
+
 def test_log_levels_are_accepted_in_any_case() -> None:
     result = pull("--log-level", "debug", "--shard-count", "2")
     assert_one_line(result, 2, "--pull-id")  # got past the log level to the next problem

@@ -21,6 +21,7 @@ from producer.config import (
     PullTarget,
     default_partner_name,
     describe_validation_error,
+    unknown_env_warnings,
 )
 from producer.errors import ConfigError
 from producer.partners import load_partners_file
@@ -123,6 +124,48 @@ def test_our_bootstrap_variable_wins_over_kafkas(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
     monkeypatch.setenv("OCPI_PULLER_BOOTSTRAP_SERVERS", "ours:9092")
     assert PullSettings().bootstrap_servers == "ours:9092"
+
+
+@pytest.mark.parametrize(
+    ("environment", "given", "shown"),
+    [
+        ({}, {}, True),
+        ({"OCPI_PULLER_NO_PROGRESS_BAR": "true"}, {}, False),  # README's name
+        ({"OCPI_PULLER_NO_PROGRESS_BAR": "false"}, {}, True),
+        ({"OCPI_PULLER_PROGRESS_BAR": "false"}, {}, False),  # the name read before, still read
+        ({"OCPI_PULLER_PROGRESS_BAR": "false", "OCPI_PULLER_NO_PROGRESS_BAR": "false"}, {}, True),
+        ({}, {"no_progress_bar": True}, False),  # the flag
+        ({"OCPI_PULLER_NO_PROGRESS_BAR": "false"}, {"no_progress_bar": True}, False),
+    ],
+)
+def test_the_progress_bar_is_switched_off_by_readmes_variable_or_the_older_one(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], given: Any, shown: bool
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert PullSettings(**given).shows_progress_bar is shown
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"OCPI_PULLER_CONCURRENCY": "4", "PATH": "/bin", "KAFKA_BOOTSTRAP_SERVERS": "k"}, []),
+        ({"OCPI_PULLER_LOG_LEVEL": "debug", "OCPI_PULLER_PROGRESS_BAR": "false"}, []),
+        (
+            {"OCPI_PULLER_CONCURENCY": "4"},
+            ["OCPI_PULLER_CONCURENCY is not a setting of the puller and is ignored; did you mean "
+             "OCPI_PULLER_CONCURRENCY?"],
+        ),
+        (
+            {"OCPI_PULLER_XYZZY": "1", "OCPI_PULLER_URL": "https://p"},
+            ["OCPI_PULLER_XYZZY is not a setting of the puller and is ignored"],
+        ),
+    ],
+)  # fmt: skip
+def test_an_unknown_puller_variable_is_one_warning_line(
+    environment: dict[str, str], expected: list[str]
+) -> None:
+    assert unknown_env_warnings(environment) == expected
 
 
 def test_indexed_job_sets_the_shard_index(monkeypatch: pytest.MonkeyPatch) -> None:

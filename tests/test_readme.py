@@ -1,5 +1,6 @@
-"""README's reference tables stay in step with the code: every `pull` flag, summary field,
-exit code, command, message header and progress event the code has is named there."""
+"""README's reference tables stay in step with the code: every `pull` flag (and its environment
+variable), summary field, exit code, command, message header and progress event the code has is
+named there. The flags are read where the CLI is generated from: the settings model."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from producer import errors
 from producer.cli import build_parser
+from producer.config import env_names, flag_name, flag_of, flagged_fields
 from producer.pull.summary import PullSummary
 from schemas import events
 from schemas import headers as message_headers
@@ -40,17 +42,42 @@ def test_readme_is_short() -> None:
     assert len(README.encode()) <= 15 * 1024
 
 
-@pytest.mark.parametrize(
-    "flag",
-    sorted(
+def _flags_of(field: str) -> list[str]:
+    """The names of a setting's flag: its own and its aliases."""
+    flag = flag_of(field)
+    assert flag is not None
+    return [flag_name(field), *flag.aliases]
+
+
+def _readme_variable(flag: str) -> str:
+    """README's rule: `--rate-limit` is read from `OCPI_PULLER_RATE_LIMIT`."""
+    return "OCPI_PULLER_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def test_the_pull_command_offers_exactly_the_settings_flags() -> None:
+    offered = {
         option
         for action in _subcommands()["pull"]._actions
         for option in action.option_strings
         if option.startswith("--") and option != "--help"
-    ),
-)
-def test_every_pull_flag_is_in_the_flag_table(flag: str) -> None:
-    assert _named(flag), f"README's flag table does not name {flag}"
+    }
+    from_settings = {name for field in flagged_fields() for name in _flags_of(field)}
+    assert offered == from_settings | {"--no-resume"}  # argparse's other half of --resume
+
+
+@pytest.mark.parametrize("field", flagged_fields())
+def test_every_pull_flag_is_in_the_flag_table(field: str) -> None:
+    for flag in _flags_of(field):
+        assert _named(flag), f"README's flag table does not name {flag}"
+
+
+@pytest.mark.parametrize("field", flagged_fields())
+def test_every_pull_flag_reads_the_variable_readme_names(field: str) -> None:
+    variables = env_names(field)
+    by_rule = {_readme_variable(flag) for flag in _flags_of(field)}
+    assert by_rule <= set(variables), f"README's rule names {by_rule}; the code reads {variables}"
+    for name in set(variables) - by_rule:
+        assert f"`{name}`" in README, f"README does not name {name}, which sets {field}"
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(PullSummary)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from producer.flags import add_flag, add_kafka_security_flags, concurrency_value, log_level
+from producer.flags import add_flag, add_kafka_security_flags, add_setting_flag, concurrency_value
 from producer.ocpi.protocol.modules import MODULES, OcpiVersion
 from schemas.validation import VALIDATION_MODES
 
@@ -25,11 +25,7 @@ def command_output_flags(p: argparse.ArgumentParser) -> None:
     """`--output` and `--log-level`."""
     o = p.add_argument_group("output")
     add_flag(o, "--output", "text for people, json for one line", choices=("text", "json"))
-    o.add_argument(
-        "--log-level",
-        type=log_level,
-        help="DEBUG, INFO, WARNING or ERROR, any case (default INFO; env OCPI_PULLER_LOG_LEVEL)",
-    )
+    add_setting_flag(o, "log_level")
 
 
 def _partner_connection(s: Group) -> None:

@@ -20,8 +20,8 @@ from confluent_kafka.admin import (
 )
 
 from sandbox.apache_kafka.broker import USERS, ApacheKafka
-from sandbox.kafka_reader import read_records_async
 from tests.brokers import only_broker
+from tests.kafka_read import records
 from tests.support import TOKEN, run_cli, sandbox
 
 pytestmark = only_broker("apache", reason="noida-db has no authorizer")
@@ -126,4 +126,4 @@ async def test_without_any_one_the_pull_stops_at_start_naming_it(
     # Nothing of the pull reached a consumer.
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     if f"{prefix}.tokens" in admin.list_topics(timeout=10).topics:
-        assert await read_records_async(broker.bootstrap, f"{prefix}.tokens") == []
+        assert await records(broker.bootstrap, f"{prefix}.tokens") == []

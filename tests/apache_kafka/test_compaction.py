@@ -12,9 +12,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sandbox.apache_kafka.broker import ApacheKafka
-from sandbox.kafka_reader import Record, read_records_async
+from sandbox.kafka_reader import Record
 from tests.brokers import only_broker
-from tests.support import pull, sandbox, truth_keys
+from tests.kafka_read import records
+from tests.support import just_after, pull, sandbox, truth_keys
 
 pytestmark = only_broker("apache", reason="noida-db does no compaction")
 
@@ -64,12 +65,14 @@ async def test_after_the_cleaner_each_live_key_is_there_once_and_no_deleted_key(
         for index in range(0, 100, 2):
             dataset.update(index, now)
         deleted = [dataset.delete(index, now) for index in range(500, 520)]
-        await asyncio.sleep(1.1)  # the changes lie before the second pull's pinned second
-        second = await pull(base, broker.bootstrap, prefix, pull_id="c2", emit_tombstones=True)
+        second = await pull(
+            base, broker.bootstrap, prefix, pull_id="c2", emit_tombstones=True,
+            date_to=just_after(now),  # the changes lie before the second pull's date_to
+        )  # fmt: skip
         assert second.exit_code == 0, second.summaries[0]
         live = set(truth_keys(state, "tokens", "2.2.1", int(time.time() * 1000) + 1000))
     assert second.summaries[0].tombstones == len(deleted) == 20
-    counts, _ = latest(await read_records_async(broker.bootstrap, topic))
+    counts, _ = latest(await records(broker.bootstrap, topic))
     assert sum(counts.values()) > len(live)  # before cleaning: updates and tombstones pile up
 
     # Roll the segments again and again until the cleaner has removed every duplicate and,
@@ -77,7 +80,7 @@ async def test_after_the_cleaner_each_live_key_is_there_once_and_no_deleted_key(
     give_up = time.monotonic() + 90
     while True:
         roll_segments(broker, topic, partitions)
-        found = await read_records_async(broker.bootstrap, topic)
+        found = await records(broker.bootstrap, topic)
         counts, tombstoned = latest(found)
         if set(counts) == {k.encode() for k in live} and max(counts.values()) == 1:
             break

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from sandbox.apache_kafka.broker import USERS, ApacheKafka
-from sandbox.kafka_reader import read_records_async
 from tests.brokers import only_broker
+from tests.kafka_read import records
 from tests.support import TOKEN, run_cli, sandbox
 
 pytestmark = only_broker("apache", reason="noida-db has no SASL listener and no TLS")
@@ -101,9 +101,7 @@ async def test_pull_status_and_verify_log_in(
     assert "300" in out
 
     # The second client, logged in the same way, sees every object.
-    found = await read_records_async(
-        broker.address(listener), f"{prefix}.tokens", security=way.librdkafka
-    )
+    found = await records(broker.address(listener), f"{prefix}.tokens", security=way.librdkafka)
     assert len({r.key for r in found}) == 300
 
 

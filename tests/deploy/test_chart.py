@@ -190,7 +190,7 @@ def test_the_schema_accepts_the_settings_and_options_the_puller_has() -> None:
         "url", "token", "module", "ocpi_version", "partner", "partner_country",
         "partner_party", "partners_file", "from_country", "from_party", "bootstrap_servers",
         "topic_prefix", "topic_partitions", "replication_factor", "pull_id", "shard_index",
-        "shard_count", "incremental", "output", "progress_bar",
+        "shard_count", "incremental", "output", "no_progress_bar", "progress_bar",
     }  # fmt: skip
     assert set_by_the_chart <= set(PullSettings.model_fields)
     # A secret stays out of values (and so out of the ConfigMap): extraEnv from a Secret.
@@ -391,6 +391,7 @@ def test_a_cronjob_pulls_incrementally(tmp_path: Path, monkeypatch: pytest.Monke
     assert settings.incremental
     assert settings.incremental_overlap_s == 600
     assert settings.pull_id == rendered.job_name
+    assert not settings.shows_progress_bar  # a pod logs lines
 
 
 @pytest.mark.parametrize("mode", MODES)

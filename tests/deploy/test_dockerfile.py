@@ -123,5 +123,5 @@ def test_the_dockerfile_builds_a_slim_non_root_image(monkeypatch: pytest.MonkeyP
     check_env_names(env, "the Dockerfile")
     settings = settings_of(["pull"], env, monkeypatch)
     assert settings.output == "json"
-    assert settings.progress_bar is False
+    assert settings.shows_progress_bar is False
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # the root filesystem is read-only in the chart

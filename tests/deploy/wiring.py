@@ -12,25 +12,16 @@ from typing import Any
 import pytest
 
 from producer.cli import build_parser, settings_from_args
-from producer.config import PullSettings
+from producer.config import PullSettings, unknown_env_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def settings_env_names() -> set[str]:
-    """Every environment variable PullSettings reads."""
-    names: set[str] = set()
-    for name, info in PullSettings.model_fields.items():
-        alias = info.validation_alias
-        choices = getattr(alias, "choices", None) or ([alias] if isinstance(alias, str) else [])
-        names.update(str(c).upper() for c in choices or [f"OCPI_PULLER_{name}"])
-    return names
-
-
 def check_env_names(env: dict[str, Any], where: str) -> None:
-    """Fail when `where` sets an OCPI_PULLER_* variable the puller does not read."""
-    unknown = {n for n in env if n.startswith("OCPI_PULLER_")} - settings_env_names()
-    assert not unknown, f"{where} sets {unknown}, which the puller does not read"
+    """Fail when `where` sets an OCPI_PULLER_* variable the puller does not read (and would warn
+    about)."""
+    unknown = unknown_env_warnings(env)
+    assert not unknown, f"{where} sets variables the puller does not read: {unknown}"
 
 
 def settings_of(

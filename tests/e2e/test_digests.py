@@ -4,13 +4,12 @@ unchanged objects, produces the changed ones, and rewrites only those records in
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from producer.kafka.digests import legacy_content_digest, read_digest_value
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import OutMessage
-from tests.support import pull, records, sandbox
+from tests.support import just_after, pull, records, sandbox
 
 TOKENS = 500
 SCOPE = "sbx/tokens"
@@ -63,9 +62,9 @@ async def test_legacy_digests_are_compared_by_the_function_that_made_them(
             dataset.update(i, now)
         for i in range(200, 240):  # 40 objects whose last_updated moves, content does not (P8)
             dataset.update(i, now, touch=True)
-        await asyncio.sleep(1.1)  # the changes lie before the second pull's pinned second
-        second = await pull(base, bootstrap, prefix, skip_unchanged=True)
-        third = await pull(base, bootstrap, prefix, skip_unchanged=True)
+        date_to = just_after(now)  # the changes lie before the second pull's date_to
+        second = await pull(base, bootstrap, prefix, skip_unchanged=True, date_to=date_to)
+        third = await pull(base, bootstrap, prefix, skip_unchanged=True, date_to=date_to)
     summary = second.summaries[0]
     assert second.exit_code == 0, summary
     assert (summary.objects_emitted, summary.skipped_unchanged) == (10, TOKENS - 10)

@@ -21,7 +21,7 @@ from producer.kafka.consume import read_topic, started_consumer, topic_partition
 from sandbox.app import SandboxState
 from sandbox.kafka_reader import Isolation
 from tests.brokers import RunningBroker
-from tests.support import TOKEN, pull, records, sandbox, truth_keys
+from tests.support import TOKEN, just_after, pull, records, sandbox, truth_keys
 
 pytestmark = pytest.mark.slow
 
@@ -321,8 +321,8 @@ async def test_digests_commit_with_their_objects_and_tombstones_follow_a_complet
         now = int(time.time() * 1000)
         changed = [dataset.update(i, now) for i in range(0, 50, 5)]
         deleted = [dataset.delete(i, now) for i in (500, 501)]
-        await asyncio.sleep(1.1)  # the changes lie before the second pull's pinned second
-        second = await pull(base, bootstrap, prefix, pull_id="eos-d2", **options)
+        date_to = just_after(now)  # the changes lie before the second pull's date_to
+        second = await pull(base, bootstrap, prefix, pull_id="eos-d2", date_to=date_to, **options)
     summary = second.summaries[0]
     assert second.exit_code == 0, summary
     assert summary.objects_emitted == len(changed) == 10

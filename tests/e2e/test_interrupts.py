@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from schemas.events import parse_progress_event
-from tests.support import TOKEN, keys, pinned_ms, pull, records, sandbox, truth_keys
+from tests.kafka_read import progress_events
+from tests.support import TOKEN, keys, pinned_ms, pull, sandbox, truth_keys
 
 
 async def start_pull(base: str, bootstrap: str, prefix: str, *extra: str) -> Any:
@@ -33,7 +33,7 @@ async def start_pull(base: str, bootstrap: str, prefix: str, *extra: str) -> Any
 
 
 async def events_of(bootstrap: str, prefix: str) -> list[Any]:
-    return [parse_progress_event(r.value) for r in await records(bootstrap, f"{prefix}.progress")]
+    return await progress_events(bootstrap, f"{prefix}.progress")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -3,7 +3,6 @@ and a real broker."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -11,11 +10,8 @@ import orjson
 import pytest
 
 from producer.config import PullSettings
-from producer.observe.telemetry import setup_telemetry
-from producer.observe.view import LogView
 from producer.report import json_summary
-from producer.run import run_pulls
-from tests.support import TOKEN, keys, pull, records, sandbox, truth_keys
+from tests.support import TOKEN, just_after, keys, pull, records, run_pull, sandbox, truth_keys
 
 pytestmark = pytest.mark.slow
 
@@ -132,9 +128,9 @@ async def test_skip_unchanged_produces_only_changed_objects_across_restarts(
         changed = [dataset.update(i, now) for i in range(0, 50, 5)]  # 10 real changes
         for i in range(100, 140):  # 40 objects whose last_updated moves, content does not (P8)
             dataset.update(i, now, touch=True)
-        await asyncio.sleep(1.1)  # the changes lie before the second pull's pinned second
-        # A new process in effect: the state comes back from Kafka, not from memory.
-        second = await pull(base, bootstrap, prefix, skip_unchanged=True)
+        # A new process in effect: the state comes back from Kafka, not from memory. Its date_to
+        # lies after the changes.
+        second = await pull(base, bootstrap, prefix, skip_unchanged=True, date_to=just_after(now))
     summary = second.summaries[0]
     assert second.exit_code == 0, summary
     assert summary.objects_emitted == len(changed) == 10
@@ -188,7 +184,7 @@ async def test_a_partners_file_with_three_partners_gives_one_summary(
             progress_bar=False,
             topic_partitions=3,
         )
-        result = await run_pulls(settings, telemetry=setup_telemetry({}), view=LogView())
+        result = await run_pull(settings)
     assert result.exit_code == 0
     summary = json_summary(result)
     assert summary["complete"] is True

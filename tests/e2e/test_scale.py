@@ -16,6 +16,7 @@ import pytest
 from tests.support import (
     TOKEN,
     expected_survivors,
+    just_after,
     keys,
     pinned_ms,
     pull,
@@ -109,10 +110,10 @@ async def test_incremental_pull_takes_only_what_changed(bootstrap: str, prefix: 
         now = int(time.time() * 1000)  # at or after the full pull's pinned instant
         changed = {m.index for m in (dataset.update(i, now) for i in (3, 700, 4999)) if m}
         changed.add(dataset.insert(now).index)
-        await asyncio.sleep(1.1)  # the changes must lie before the incremental's pinned second
         incremental = await pull(
-            base, bootstrap, prefix, module="tariffs", pull_id="inc-1", incremental=True
-        )
+            base, bootstrap, prefix, module="tariffs", pull_id="inc-1", incremental=True,
+            date_to=just_after(now),  # the changes lie before the incremental's date_to
+        )  # fmt: skip
     summary = incremental.summaries[0]
     assert incremental.exit_code == 0, summary
     assert summary.kind == "incremental"

@@ -15,10 +15,8 @@ import pytest
 
 from producer.commands.verify import verify
 from producer.config import PullSettings
-from producer.observe.view import LogView
-from producer.run import run_pulls
 from tests.e2e.test_status import statuses
-from tests.support import TOKEN, pull, run_cli, sandbox, settings
+from tests.support import TOKEN, pull, run_cli, run_pull, sandbox, settings
 
 
 async def test_verify_counts_keys_duplicates_and_dead_letters_of_one_pull(
@@ -163,7 +161,7 @@ async def test_a_partners_file_pull_is_verified_module_by_module(
             "topic_prefix": prefix,
             "pull_id": "many",
         }
-        result = await run_pulls(PullSettings(**common, progress_bar=False), view=LogView())
+        result = await run_pull(PullSettings(**common, progress_bar=False))
         outcome = await verify(PullSettings(**common), against_partner=True)
     assert result.exit_code == 0
     assert outcome.exit_code == 0, outcome.failure

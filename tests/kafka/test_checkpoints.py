@@ -16,8 +16,8 @@ from producer.kafka.checkpoints import CheckpointStore, StoredState, find_pull
 from producer.kafka.output import KafkaOutput
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage, TopicSpec
-from sandbox.kafka_reader import read_records_async
 from schemas.records import PullPlan, SyncState, WindowCheckpoint, WindowSpec
+from tests.kafka_read import records
 
 PARTITIONS = 3
 PINNED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -218,7 +218,7 @@ async def test_flush_waits_until_every_queued_record_is_acknowledged(
         await store.save_window(window("pull-1", index, index))  # queued, not waited for
     await store.flush()
     # Acknowledged means on the broker: a plain read sees every one.
-    keys = [r.key for r in await read_records_async(bootstrap, topic)]
+    keys = [r.key for r in await records(bootstrap, topic)]
     assert sorted(keys) == sorted(store.window_key("pull-1", i).encode() for i in range(25))
 
 
@@ -233,7 +233,7 @@ async def test_flush_writes_every_latest_record_again_when_one_was_lost(
     for outbox in kafka._outboxes.values():
         outbox.fail_pending(UnknownProducerId())
     await store.flush()
-    keys = [r.key for r in await read_records_async(bootstrap, topic)]
+    keys = [r.key for r in await records(bootstrap, topic)]
     # Window 0 written once (the rewrite), window 1 twice (first write, then the rewrite).
     assert sorted(keys) == sorted(
         [store.window_key("pull-1", 0).encode()] + [store.window_key("pull-1", 1).encode()] * 2
@@ -301,7 +301,7 @@ async def test_a_reset_pull_loads_as_new(
     # No plan, no windows: the next pull with this id plans afresh. The sync state stays.
     assert after == StoredState(sync=sync("pull-1"), reset=reset, reset_at=reset.reset_at)
     # On the topic: a tombstone per window key, then the reset under the plan's key.
-    found = await read_records_async(bootstrap, topic)
+    found = await records(bootstrap, topic)
     written = [((r.key or b"").decode(), r.value) for r in found][-3:]
     assert [k for k, _ in written] == [
         store.window_key("pull-1", 0),

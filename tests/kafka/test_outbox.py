@@ -33,7 +33,7 @@ from producer.kafka.outbox import MAX_SEALED_BATCHES, DeliveryAbandoned, Partiti
 from producer.kafka.output import KafkaOutput, worth_waiting_for
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage, TopicSpec
-from sandbox.kafka_reader import read_records_async
+from tests.kafka_read import records
 
 PARTITIONS = 3
 SMALL_BATCH = 1024  # bytes: a few 300-byte messages fill a batch
@@ -51,7 +51,7 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 async def read(bootstrap: str, topic: str, partitions: list[int] | None = None) -> list[Any]:
     """What is on the topic (or some partitions), read by the second client."""
-    found = await read_records_async(bootstrap, topic)
+    found = await records(bootstrap, topic)
     return [r for r in found if partitions is None or r.partition in partitions]
 
 

@@ -15,7 +15,6 @@ from typing import Any
 from yarl import URL
 
 from producer import partners
-from producer.config import PullSettings
 from producer.kafka.checkpoints import CheckpointStore, StoredState
 from producer.kafka.output import KafkaOutput
 from producer.kafka.records import PullTopics
@@ -28,10 +27,10 @@ from producer.ocpi.protocol.query import pin_now
 from producer.pull.assembly import partner_http, partner_limiter, pull_context
 from producer.pull.context import PullContext
 from sandbox.app import SandboxState
-from sandbox.kafka_reader import read_records_async
-from schemas.events import EventBase, parse_progress_event
+from schemas.events import EventBase
 from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
-from tests.support import TOKEN, truth_keys
+from tests.kafka_read import keys, progress_events
+from tests.support import pull_settings, truth_keys
 
 PULL_ID = "window-test"
 # The sandbox's first object was last updated at 2020-01-01T00:00:00Z, object i i seconds later.
@@ -48,20 +47,8 @@ async def window_context(
     url: str, bootstrap: str, prefix: str, spec: WindowSpec, **options: Any
 ) -> AsyncIterator[PullContext]:
     """The context of a pull whose only window is `spec`, reading the module endpoint `url`."""
-    settings = PullSettings(
-        url=url,
-        token=TOKEN,
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        partner="sbx",
-        partner_country="NL",
-        partner_party="SBX",
-        topic_partitions=3,
-        progress_bar=False,
-        request_timeout_s=5.0,
-        max_attempts=3,
-        kafka_deadline_s=30.0,
-        **options,
+    settings = pull_settings(
+        bootstrap, prefix, url=url, module=None, max_attempts=3, kafka_deadline_s=30.0, **options
     )
     (target,) = partners.targets(settings)
     kafka = KafkaOutput(settings.kafka_connection(), partitions=3, deadline_s=30.0)
@@ -135,14 +122,12 @@ async def stored(ctx: PullContext) -> StoredState:
 async def events(ctx: PullContext) -> list[EventBase]:
     """The pull's progress events so far."""
     await ctx.progress.flush()
-    found = await read_records_async(ctx.kafka.bootstrap, ctx.topics.progress)
-    return [parse_progress_event(r.value or b"") for r in found]
+    return await progress_events(ctx.kafka.bootstrap, ctx.topics.progress)
 
 
 async def produced_keys(ctx: PullContext) -> list[str]:
     """Keys of every record on the objects topic."""
-    found = await read_records_async(ctx.kafka.bootstrap, ctx.topics.objects)
-    return [(r.key or b"").decode() for r in found]
+    return await keys(ctx.kafka.bootstrap, ctx.topics.objects)
 
 
 def window_truth(state: SandboxState, spec: WindowSpec, module: str = "tokens") -> list[str]:

@@ -102,8 +102,8 @@ writes 1000000 where Go's default format would write 1e+06. */}}
 {{- end }}
 - name: OCPI_PULLER_OUTPUT
   value: json
-- name: OCPI_PULLER_PROGRESS_BAR
-  value: "false"
+- name: OCPI_PULLER_NO_PROGRESS_BAR
+  value: "true"
 {{- range $name, $value := .Values.settings }}
 - name: OCPI_PULLER_{{ upper $name }}
   value: {{ include "ocpi-puller.envValue" $value }}
