@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
+
+import yaml
 
 from producer.config import PullSettings, unknown_env_warnings
 from producer.errors import ConfigError
@@ -19,14 +22,40 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
 
     from producer.config import describe_validation_error
 
-    for line in unknown_env_warnings(os.environ):
-        log.warning("%s", line)
     given = {
         name: value
         for name, value in vars(args).items()
         if value is not None and name not in ("run", "command")
     }
     try:
-        return PullSettings(**given)
+        settings = PullSettings(**given)
     except ValidationError as error:
+        _warn_unknown_variables(given.get("partners_file"))
         raise ConfigError(describe_validation_error(error, flags=True, given=given)) from None
+    _warn_unknown_variables(settings.partners_file)
+    return settings
+
+
+def _warn_unknown_variables(partners_file: Path | None) -> None:
+    tokens = _token_variables(None if partners_file is None else Path(partners_file))
+    for line in unknown_env_warnings({k: v for k, v in os.environ.items() if k not in tokens}):
+        log.warning("%s", line)
+
+
+def _token_variables(path: Path | None) -> set[str]:
+    """The variables a partners file names for its tokens (`token_env`): read, not unknown.
+    (A file that does not read is left to the partners loader to refuse.)"""
+    if path is None:
+        return set()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set()
+    entries = document.get("partners") if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        return set()
+    return {
+        entry["token_env"]
+        for entry in entries
+        if isinstance(entry, dict) and isinstance(entry.get("token_env"), str)
+    }

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,18 @@ def test_an_unknown_puller_variable_is_a_warning_not_an_error() -> None:
     assert "WARNING OCPI_PULLER_CONCURENCY is not a setting of the puller" in warning
     assert "did you mean OCPI_PULLER_CONCURRENCY?" in warning
     assert "--pull-id" in error
+
+
+def test_a_token_variable_a_partners_file_names_is_not_unknown(tmp_path: Path) -> None:
+    partners = tmp_path / "partners.yaml"
+    partners.write_text(
+        "partners:\n  - name: acme\n    url: http://127.0.0.1:9/ocpi/versions\n"
+        "    token_env: OCPI_PULLER_ACME_TOKEN\n    modules: [tokens]\n"
+    )
+    env = {"OCPI_PULLER_ACME_TOKEN": "secret", "OCPI_PULLER_XYZZY": "1"}
+    result = pull("--partners", str(partners), "--shard-count", "2", env=env)
+    assert "OCPI_PULLER_XYZZY is not a setting" in result.stderr
+    assert "OCPI_PULLER_ACME_TOKEN" not in result.stderr
 
 
 def test_log_levels_are_accepted_in_any_case() -> None:
