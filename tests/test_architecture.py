@@ -53,7 +53,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 
 PURE = {
-    "producer.backoff",
+    "producer.retry",
     "producer.errors",
     "producer.ocpi.clock",
     "producer.ocpi.envelope",

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
 
-from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.committed import read_committed
 from producer.kafka.consume import end_offsets
@@ -35,11 +34,15 @@ from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from producer.kafka.transactions import CommitUnsure, Transactor
 from producer.kafka.units import CommitUnit, Routed, UnitAssembler, UnitPolicy
+from producer.retry import RetryPolicy, retry_until
 
 log = logging.getLogger("ocpi_puller")
 
 WRITER_HEADER = "ocpi-writer"
-BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+# Waits before a new transactional producer takes over after a failed commit, and between
+# committed reads that check what Kafka kept; both until the Kafka deadline.
+COMMIT = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
+READ_BACK = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
 READ_BACK_MARGIN_MS = 2000
 
 
@@ -257,8 +260,8 @@ class UnitCommitter:
         """Wait, then replace the producer (its InitProducerId settles the transaction the old
         one left), until the Kafka deadline."""
         while True:
-            wait = BACKOFF.delay(attempt, self._rng)
-            if time.monotonic() + wait > give_up:
+            wait = COMMIT.next_wait(attempt, self._rng, now=time.monotonic(), deadline=give_up)
+            if wait is None:
                 raise KafkaUnavailableError(
                     f"Kafka at {self._kafka.bootstrap} did not commit a transaction within "
                     f"{self._deadline_s:.0f} s ({error})"
@@ -319,19 +322,21 @@ class UnitCommitter:
         """The (key, value) of every committed record of the candidates' partitions since the
         first was sent, retried until the deadline; fenced if a key of ours was last written by
         another process."""
-        attempt = 0
-        while True:
-            try:
-                return await self._read_once(candidates, give_up)
-            except KafkaUnavailableError as error:
-                attempt += 1
-                wait = BACKOFF.delay(attempt, self._rng)
-                if time.monotonic() + wait > give_up:
-                    raise KafkaUnavailableError(
-                        f"Kafka at {self._kafka.bootstrap} could not be read back within "
-                        f"{self._deadline_s:.0f} s after an outage ({error})"
-                    ) from None
-                await asyncio.sleep(wait)
+
+        def unavailable(error: BaseException) -> KafkaUnavailableError:
+            return KafkaUnavailableError(
+                f"Kafka at {self._kafka.bootstrap} could not be read back within "
+                f"{self._deadline_s:.0f} s after an outage ({error})"
+            )
+
+        return await retry_until(
+            READ_BACK,
+            lambda: self._read_once(candidates, give_up),
+            retry_on=(KafkaUnavailableError,),
+            give_up=unavailable,
+            rng=self._rng,
+            deadline=give_up,
+        )
 
     async def _read_once(
         self, candidates: list[Remembered], give_up: float

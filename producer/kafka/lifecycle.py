@@ -18,13 +18,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
-from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
+from producer.retry import RetryPolicy, retry_until
 
 log = logging.getLogger("ocpi_puller")
 
-# Waits between attempts while the broker is away (retries of a produce, a renewal).
-KAFKA_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+# Waits between attempts to start a new producer while the broker is away, until the deadline.
+PRODUCER_RENEWAL = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
 
 
 class RenewableProducer:
@@ -88,21 +88,25 @@ class RenewableProducer:
         until the deadline."""
         log.warning("Kafka lost this producer's identity (%s): using a new producer", error)
         deadline = time.monotonic() + self._deadline_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
-                    fresh = await self._started()
-                break
-            except (KafkaError, OSError) as failure:
-                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
-                if time.monotonic() + wait > deadline:
-                    raise KafkaUnavailableError(
-                        f"Kafka unavailable for {self._deadline_s:.0f} s (a new producer: "
-                        f"{type(failure).__name__})"
-                    ) from None
-                await asyncio.sleep(wait)
+
+        async def started() -> AIOKafkaProducer:
+            async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                return await self._started()
+
+        def unavailable(failure: BaseException) -> KafkaUnavailableError:
+            return KafkaUnavailableError(
+                f"Kafka unavailable for {self._deadline_s:.0f} s (a new producer: "
+                f"{type(failure).__name__})"
+            )
+
+        fresh = await retry_until(
+            PRODUCER_RENEWAL,
+            started,
+            retry_on=(KafkaError, OSError),
+            give_up=unavailable,
+            rng=self._rng,
+            deadline=deadline,
+        )
         old, self._producer = self.producer, fresh
         self._generation += 1
         await close_producer(old, flush_timeout_s=1.0)  # broken: do not wait for it

@@ -29,15 +29,15 @@ from aiokafka.errors import (
 
 from producer.errors import KafkaUnavailableError
 from producer.kafka.records import MAX_MESSAGE_BYTES, OutMessage, message_bytes
+from producer.retry import RetryPolicy
 
 # An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
 SLOW_ACK_S = 2.0
 
 MAX_SEALED_BATCHES = 4
-# A batch delivered again waits this long first (doubling per attempt, at most the cap): a broker
-# that keeps refusing is not hammered while the caller's deadline runs.
-REDELIVERY_BACKOFF_S = 0.2
-REDELIVERY_BACKOFF_CAP_S = 5.0
+# A batch delivered again waits first (0.2 s, doubling per redelivery in a row, at most 5 s): a
+# broker that keeps refusing is not hammered while the caller's deadline runs.
+REDELIVERY = RetryPolicy(base_delay_s=0.2, max_delay_s=5.0, jitter=False)
 
 # The broker no longer knows this producer (e.g. it restarted without its producer state): only a
 # new producer, with a new id, can produce again.
@@ -322,8 +322,7 @@ class PartitionOutbox:
         _settle_with(batch.done, again)
 
     def _redelivery_backoff(self) -> float:
-        doubled: float = REDELIVERY_BACKOFF_S * 2.0 ** min(self._redeliveries - 1, 10)
-        return min(REDELIVERY_BACKOFF_CAP_S, doubled)
+        return REDELIVERY.ceiling(self._redeliveries)
 
     def fail_pending(self, error: BaseException) -> None:
         """Give up the batches not yet handed to the producer: their senders learn `error`."""
