@@ -30,7 +30,7 @@ from opentelemetry import trace
 
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
-from producer.kafka.compression import use_fast_lz4
+from producer.kafka.aiokafka_internals import use_fast_lz4, warn_if_unchecked
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.consume import end_offsets
 from producer.kafka.diagnosis import diagnose, permission_for, refusal
@@ -125,6 +125,7 @@ class KafkaOutput:
             "compression_type": "lz4",
             **(producer_options or {}),
         }
+        warn_if_unchecked()  # an aiokafka whose internals were not checked: one line
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
         # An acknowledgement slower than this is reported (and waited for, to the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0

@@ -32,13 +32,16 @@ from aiokafka.errors import (
 from opentelemetry import trace
 
 from producer.errors import ConfigError, FencedError, KafkaUnavailableError
-from producer.kafka.diagnosis import refusal
-from producer.kafka.lifecycle import (
-    close_producer,
+from producer.kafka.aiokafka_internals import (
     fatal_error,
     halt_producer,
+    producer_id,
+    sender_task,
+    transaction_failed,
     watch_connections,
 )
+from producer.kafka.diagnosis import refusal
+from producer.kafka.lifecycle import close_producer
 from producer.kafka.output import KafkaOutput, worth_waiting_for
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage
@@ -96,18 +99,14 @@ class Transactor:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
         when the broker cannot be reached within the connect timeout)."""
         self._producer = await self._started()
-        self.producer_id = self._producer._txn_manager.producer_id
+        self.producer_id = producer_id(self._producer)
 
     @property
     def halted(self) -> bool:
         """Whether the producer can no longer commit (halted after a lost connection, fenced,
         or failed): `renew()` it first."""
         producer = self._producer
-        return (
-            producer is None
-            or fatal_error(producer) is not None
-            or producer._txn_manager.is_fatal_error()
-        )
+        return producer is None or fatal_error(producer) is not None or transaction_failed(producer)
 
     async def _started(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -161,7 +160,7 @@ class Transactor:
         or by Kafka's transaction timeout)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            sender = producer._sender.sender_task
+            sender = sender_task(producer)
             if sender is not None and not sender.done() and sender.cancelling():
                 # A halted sender is still unwinding: aiokafka's stop() would await it and hand
                 # its cancellation to the caller. asyncio.wait lets it finish without raising.
@@ -176,7 +175,7 @@ class Transactor:
             await self.stop()
         self.renewals += 1
         self._producer = await self._started()
-        before, self.producer_id = self.producer_id, self._producer._txn_manager.producer_id
+        before, self.producer_id = self.producer_id, producer_id(self._producer)
         self.renewed.append((time.monotonic(), before is not None and before == self.producer_id))
 
     def fenced(self) -> FencedError:
@@ -244,7 +243,7 @@ class Transactor:
         failed = fatal_error(producer)
         if isinstance(failed, ProducerFenced):
             raise failed
-        if failed is not None or producer._txn_manager.is_fatal_error():
+        if failed is not None or transaction_failed(producer):
             raise CommitUnsure(f"the producer stopped: {type(failed).__name__}")
 
     async def _send(
