@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic
 
 from aiokafka.errors import KafkaError
 
@@ -33,7 +34,7 @@ from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from producer.kafka.transactions import CommitUnsure, Transactor
-from producer.kafka.units import CommitUnit, Routed, UnitAssembler, UnitPolicy
+from producer.kafka.units import CommitUnit, Note, Routed, UnitAssembler, UnitPolicy
 from producer.retry import RetryPolicy, retry_until
 
 log = logging.getLogger("ocpi_puller")
@@ -61,7 +62,7 @@ class Remembered:
     committed_at: float
 
 
-class UnitCommitter:
+class UnitCommitter(Generic[Note]):
     """The open unit, its commits through one transactional producer, and their checks."""
 
     def __init__(
@@ -72,12 +73,12 @@ class UnitCommitter:
         *,
         deadline_s: float,
         verify_s: float,
-        on_committed: Callable[[CommitUnit], None],
+        on_committed: Callable[[CommitUnit[Note]], None],
         on_wait: Callable[[KafkaWait], None] | None = None,
     ) -> None:
         self._kafka = kafka
         self._transactor = transactor
-        self._units = UnitAssembler(policy)
+        self._units: UnitAssembler[Note] = UnitAssembler(policy)
         self._deadline_s = deadline_s
         self._verify_s = verify_s
         self._on_committed = on_committed
@@ -107,7 +108,7 @@ class UnitCommitter:
         plain: list[Routed],
         keyed: list[Routed],
         pages: int = 0,
-        notes: list[object] | None = None,
+        notes: list[Note] | None = None,
     ) -> None:
         """Records for the open unit, all in the same unit (keyed ones are checkpoints)."""
         self._check_whole()
@@ -207,7 +208,7 @@ class UnitCommitter:
         self.transactions += 1
         self._on_committed(unit)
 
-    async def _commit(self, unit: CommitUnit) -> None:
+    async def _commit(self, unit: CommitUnit[Note]) -> None:
         give_up = time.monotonic() + self._deadline_s
         attempt = 0
         while True:
@@ -229,11 +230,13 @@ class UnitCommitter:
                 continue
             self._remember(unit, sent_ms)
             now = time.monotonic()
-            for topic, partition, base, count in written:
-                self.committed.acknowledged((topic, partition), base, count, now)
+            for batch in written:
+                self.committed.acknowledged(
+                    (batch.topic, batch.partition), batch.base_offset, batch.records, now
+                )
             return
 
-    def _remember(self, unit: CommitUnit, sent_ms: int) -> None:
+    def _remember(self, unit: CommitUnit[Note], sent_ms: int) -> None:
         now = time.monotonic()
         marker = unit.marker()
         if marker is not None and self._verify_s > 0:
@@ -275,7 +278,7 @@ class UnitCommitter:
             except KafkaUnavailableError as again:
                 error, attempt = again, attempt + 1
 
-    async def _verify(self, unsure: tuple[CommitUnit, int] | None, give_up: float) -> bool:
+    async def _verify(self, unsure: tuple[CommitUnit[Note], int] | None, give_up: float) -> bool:
         """Look for the recent units (and `unsure`) in a committed read; True if `unsure` is
         there. Raises CommittedStateLost if a unit Kafka confirmed is gone, FencedError if
         another process wrote this id's checkpoints after this one."""
@@ -313,7 +316,7 @@ class UnitCommitter:
         producer renewed since then got the same producer id (with a bumped epoch), which a
         coordinator that restarted without its transaction log cannot give (noida-db gives a new
         one). Unknown until a renewal after the outage: then assume it may have."""
-        renewals = [kept for at, kept in self._transactor.renewed if at >= since]
+        renewals = [r.same_producer_id for r in self._transactor.renewed if r.at >= since]
         return not renewals or not all(renewals)
 
     async def _read_back(

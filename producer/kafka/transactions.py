@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -62,6 +63,25 @@ def transactional_id(prefix: str, partner: str, module: str, pull_id: str, shard
     return f"{prefix}.{partner}.{module}.{pull_id}.{shard}"
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Where one batch of a committed transaction went: `records` records from `base_offset`."""
+
+    topic: str
+    partition: int
+    base_offset: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A new producer took over the transactional id at `at` (monotonic): whether the
+    coordinator gave it the producer id the one before had (with a bumped epoch)."""
+
+    at: float
+    same_producer_id: bool
+
+
 class CommitUnsure(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """A transaction failed short of a confirmed commit: it may or may not have committed."""
 
@@ -93,7 +113,7 @@ class Transactor:
         # the same one again (with a bumped epoch): a coordinator that kept this transactional
         # id through an outage kept the transactions it confirmed (see committer.py).
         self.producer_id: int | None = None
-        self.renewed: list[tuple[float, bool]] = []
+        self.renewed: list[Renewal] = []
 
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
@@ -176,7 +196,8 @@ class Transactor:
         self.renewals += 1
         self._producer = await self._started()
         before, self.producer_id = self.producer_id, producer_id(self._producer)
-        self.renewed.append((time.monotonic(), before is not None and before == self.producer_id))
+        same = before is not None and before == self.producer_id
+        self.renewed.append(Renewal(time.monotonic(), same))
 
     def fenced(self) -> FencedError:
         return FencedError(
@@ -185,9 +206,8 @@ class Transactor:
             "process stops; nothing it had not committed is kept"
         )
 
-    async def commit(self, records: Sequence[Routed]) -> list[tuple[str, int, int, int]]:
-        """Commit `records` in one transaction; where its batches went: (topic, partition, base
-        offset, records) each.
+    async def commit(self, records: Sequence[Routed]) -> list[Written]:
+        """Commit `records` in one transaction; where each of its batches went.
 
         Raises FencedError when fenced, CommitUnsure for anything else short of a confirmed
         commit (call `renew()` before trying again), KafkaUnavailableError when Kafka refuses
@@ -207,9 +227,7 @@ class Transactor:
         ):
             return await self._commit(producer, records)
 
-    async def _commit(
-        self, producer: AIOKafkaProducer, records: Sequence[Routed]
-    ) -> list[tuple[str, int, int, int]]:
+    async def _commit(self, producer: AIOKafkaProducer, records: Sequence[Routed]) -> list[Written]:
         try:
             self._check(producer)
             async with asyncio.timeout(self._wait_s):
@@ -221,7 +239,7 @@ class Transactor:
             async with asyncio.timeout(self._wait_s):
                 await producer.commit_transaction()
             return [
-                (meta.topic, meta.partition, meta.offset, count)
+                Written(meta.topic, meta.partition, meta.offset, count)
                 for meta, (_, count) in zip(written, deliveries, strict=True)
             ]
         except ProducerFenced:

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic
+
+from typing_extensions import TypeVar
 
 from producer.kafka.records import OutMessage
 
 Routed = tuple[str, OutMessage]  # (topic, record)
+
+# What travels with a unit to whoever is told of its commit, typed by them (the pull: a record of
+# each page the unit holds, for progress).
+Note = TypeVar("Note", default=object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +39,7 @@ class UnitPolicy:
 
 
 @dataclass(slots=True)
-class CommitUnit:
+class CommitUnit(Generic[Note]):
     """The records of one transaction: plain records in the order added, then the latest record
     of every key given as keyed (checkpoints). `notes` travel with it for whoever is told of the
     commit (the pages it holds, for progress)."""
@@ -42,7 +49,7 @@ class CommitUnit:
     pages: int = 0
     plain: list[Routed] = field(default_factory=list)
     keyed: dict[tuple[str, bytes], OutMessage] = field(default_factory=dict)
-    notes: list[object] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -62,13 +69,13 @@ class CommitUnit:
         return topic, message
 
 
-class UnitAssembler:
+class UnitAssembler(Generic[Note]):
     """The open unit, filled by the windows and taken by the committer."""
 
     def __init__(self, policy: UnitPolicy) -> None:
         self.policy = policy
         self._sequence = 0
-        self.open = CommitUnit(self._sequence)
+        self.open: CommitUnit[Note] = CommitUnit(self._sequence)
 
     def add(
         self,
@@ -77,7 +84,7 @@ class UnitAssembler:
         plain: Iterable[Routed] = (),
         keyed: Iterable[Routed] = (),
         pages: int = 0,
-        notes: Iterable[object] = (),
+        notes: Iterable[Note] = (),
     ) -> None:
         """Add records (and the pages they come from) to the open unit, all or nothing."""
         unit = self.open
@@ -104,7 +111,7 @@ class UnitAssembler:
             return None
         return max(0.0, unit.opened_at + self.policy.max_ms / 1000 - now)
 
-    def take(self) -> CommitUnit:
+    def take(self) -> CommitUnit[Note]:
         """Seal the open unit (returned) and open the next one."""
         taken = self.open
         self._sequence += 1
