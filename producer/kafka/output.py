@@ -250,8 +250,8 @@ class KafkaOutput:
         report: bool = True,
         deadline_s: float | None = None,
     ) -> Any:
+        limit_s = self._deadline_s if deadline_s is None else deadline_s
         policy = self._produce if deadline_s is None else self._produce.within(deadline_s)
-        limit_s = policy.deadline_s or 0.0
         deadline = time.monotonic() + limit_s
         if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
             deadline = time.monotonic() + max(0.0, left)  # the outage began before this wait
