@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from producer.kafka.consume import read_to_end, read_topic, started_consumer
 from producer.kafka.output import KafkaOutput, Marks
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
+from producer.retry import RetryPolicy
 from schemas.records import (
     CheckpointRecord,
     PullPlan,
@@ -39,6 +41,10 @@ from schemas.records import (
 )
 
 log = logging.getLogger("ocpi_puller")
+
+# Shards other than 0 look for shard 0's plan again and again, ever less often (no jitter: one
+# read per look), until `--plan-wait-s`.
+PLAN_WAIT = RetryPolicy(base_delay_s=0.5, max_delay_s=5.0, growth=1.5, jitter=False)
 
 
 @dataclass(slots=True)
@@ -152,6 +158,7 @@ class CheckpointStore:
         self._pending: list[asyncio.Future[Marks]] = []
         # The latest record per key, re-sent by flush() if an outage swallowed any of them.
         self._latest: dict[str, bytes] = {}
+        self._rng = random.Random()  # unused by PLAN_WAIT (no jitter), asked for by the policy
 
     def plan_key(self, pull_id: str) -> str:
         """Key of a pull's plan record."""
@@ -267,15 +274,16 @@ class CheckpointStore:
     async def wait_for_plan(self, pull_id: str, timeout_s: float) -> StoredState:
         """Shards other than 0 wait for shard 0 to publish the plan (Kafka is the only link)."""
         deadline = time.monotonic() + timeout_s
-        delay = 0.5
+        looked = 0
         while True:
             state = await self.load(pull_id)
+            looked += 1
             if state.plan is not None:
                 return state
-            if time.monotonic() + delay > deadline:
+            wait = PLAN_WAIT.next_wait(looked, self._rng, now=time.monotonic(), deadline=deadline)
+            if wait is None:
                 raise ConfigError(
                     f"no plan for pull {pull_id} appeared within {timeout_s:.0f} s; "
                     "shard 0 plans the pull: is it running with the same --pull-id?"
                 )
-            await asyncio.sleep(delay)
-            delay = min(5.0, delay * 1.5)
+            await asyncio.sleep(wait)

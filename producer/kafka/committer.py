@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
 
-from producer.backoff import Backoff
 from producer.errors import KafkaUnavailableError
 from producer.kafka.committed import read_committed
 from producer.kafka.consume import end_offsets
@@ -35,11 +34,15 @@ from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
 from producer.kafka.transactions import CommitUnsure, Transactor
 from producer.kafka.units import CommitUnit, PageNote, Routed, UnitAssembler, UnitPolicy
+from producer.retry import RetryPolicy, retry_until
 
 log = logging.getLogger("ocpi_puller")
 
 WRITER_HEADER = "ocpi-writer"
-BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+# Waits before a new transactional producer takes over after a failed commit, and between
+# committed reads that check what Kafka kept; both until the Kafka deadline.
+COMMIT = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
+READ_BACK = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
 READ_BACK_MARGIN_MS = 2000
 
 
@@ -74,7 +77,7 @@ class UnitCommitter:
     ) -> None:
         self._kafka = kafka
         self._transactor = transactor
-        self._units = UnitAssembler(policy)
+        self._units: UnitAssembler = UnitAssembler(policy)
         self._deadline_s = deadline_s
         self._verify_s = verify_s
         self._on_committed = on_committed
@@ -226,8 +229,10 @@ class UnitCommitter:
                 continue
             self._remember(unit, sent_ms)
             now = time.monotonic()
-            for topic, partition, base, count in written:
-                self.committed.acknowledged((topic, partition), base, count, now)
+            for batch in written:
+                self.committed.acknowledged(
+                    (batch.topic, batch.partition), batch.base_offset, batch.records, now
+                )
             return
 
     def _remember(self, unit: CommitUnit, sent_ms: int) -> None:
@@ -257,8 +262,8 @@ class UnitCommitter:
         """Wait, then replace the producer (its InitProducerId settles the transaction the old
         one left), until the Kafka deadline."""
         while True:
-            wait = BACKOFF.delay(attempt, self._rng)
-            if time.monotonic() + wait > give_up:
+            wait = COMMIT.next_wait(attempt, self._rng, now=time.monotonic(), deadline=give_up)
+            if wait is None:
                 raise KafkaUnavailableError(
                     f"Kafka at {self._kafka.bootstrap} did not commit a transaction within "
                     f"{self._deadline_s:.0f} s ({error})"
@@ -310,7 +315,7 @@ class UnitCommitter:
         producer renewed since then got the same producer id (with a bumped epoch), which a
         coordinator that restarted without its transaction log cannot give (noida-db gives a new
         one). Unknown until a renewal after the outage: then assume it may have."""
-        renewals = [kept for at, kept in self._transactor.renewed if at >= since]
+        renewals = [r.same_producer_id for r in self._transactor.renewed if r.at >= since]
         return not renewals or not all(renewals)
 
     async def _read_back(
@@ -319,19 +324,21 @@ class UnitCommitter:
         """The (key, value) of every committed record of the candidates' partitions since the
         first was sent, retried until the deadline; fenced if a key of ours was last written by
         another process."""
-        attempt = 0
-        while True:
-            try:
-                return await self._read_once(candidates, give_up)
-            except KafkaUnavailableError as error:
-                attempt += 1
-                wait = BACKOFF.delay(attempt, self._rng)
-                if time.monotonic() + wait > give_up:
-                    raise KafkaUnavailableError(
-                        f"Kafka at {self._kafka.bootstrap} could not be read back within "
-                        f"{self._deadline_s:.0f} s after an outage ({error})"
-                    ) from None
-                await asyncio.sleep(wait)
+
+        def unavailable(error: BaseException) -> KafkaUnavailableError:
+            return KafkaUnavailableError(
+                f"Kafka at {self._kafka.bootstrap} could not be read back within "
+                f"{self._deadline_s:.0f} s after an outage ({error})"
+            )
+
+        return await retry_until(
+            READ_BACK,
+            lambda: self._read_once(candidates, give_up),
+            retry_on=(KafkaUnavailableError,),
+            give_up=unavailable,
+            rng=self._rng,
+            deadline=give_up,
+        )
 
     async def _read_once(
         self, candidates: list[Remembered], give_up: float

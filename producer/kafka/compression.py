@@ -1,8 +1,8 @@
-"""aiokafka's lz4 at LZ4's fast level: applied where the producer is built, never at import."""
+"""lz4 at LZ4's fast level, for aiokafka's batch builders (swapped in by
+aiokafka_internals.use_fast_lz4 where the producer is built, never at import)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import cramjam
@@ -18,14 +18,3 @@ def fast_lz4_encode(payload: Any, level: int = 0) -> bytes:
     compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
     compressor.compress(payload)
     return bytes(compressor.finish())
-
-
-def use_fast_lz4() -> None:
-    """Make aiokafka's record batch builders (C and pure Python) compress with fast_lz4_encode."""
-    from aiokafka.record import default_records
-
-    default_records.lz4_encode = fast_lz4_encode
-    with contextlib.suppress(ImportError):  # the C builder, when aiokafka has it
-        from aiokafka.record._crecords import default_records as c_default_records
-
-        c_default_records.lz4_encode = fast_lz4_encode

@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from producer.kafka.aiokafka_internals import fresh_metadata
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.diagnosis import diagnose, refusal
 
@@ -52,7 +53,7 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     Not `consumer.partitions_for_topic`: that answers from the metadata cached at start, which
     knows nothing of a topic created since (`status --follow` waiting for the first pull).
     """
-    cluster = await consumer._client.fetch_all_metadata()  # what `consumer.topics()` reads
+    cluster = await fresh_metadata(consumer)
     partitions = cluster.partitions_for_topic(topic) or set()
     return [TopicPartition(topic, p) for p in sorted(partitions)]
 

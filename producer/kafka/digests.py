@@ -36,7 +36,7 @@ def value_hash(value: bytes) -> int:
 
 
 def content_digest(value: bytes) -> int:
-    """A 64-bit digest of an object's compact JSON without any `"last_updated":"…"` (P8:
+    """A 64-bit digest of an object's compact JSON without any `"last_updated":"…"` (some
     partners bump it without changing anything); never 0, which marks 'absent'."""
     start = value.find(_LAST_UPDATED_OPENING)
     if start < 0:

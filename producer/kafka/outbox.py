@@ -28,16 +28,17 @@ from aiokafka.errors import (
 )
 
 from producer.errors import KafkaUnavailableError
+from producer.kafka.aiokafka_internals import RecordAppender
 from producer.kafka.records import MAX_MESSAGE_BYTES, OutMessage, message_bytes
+from producer.retry import RetryPolicy
 
 # An acknowledgement slower than this is reported (an outage aiokafka rode out by itself).
 SLOW_ACK_S = 2.0
 
 MAX_SEALED_BATCHES = 4
-# A batch delivered again waits this long first (doubling per attempt, at most the cap): a broker
-# that keeps refusing is not hammered while the caller's deadline runs.
-REDELIVERY_BACKOFF_S = 0.2
-REDELIVERY_BACKOFF_CAP_S = 5.0
+# A batch delivered again waits first (0.2 s, doubling per redelivery in a row, at most 5 s): a
+# broker that keeps refusing is not hammered while the caller's deadline runs.
+REDELIVERY = RetryPolicy(base_delay_s=0.2, max_delay_s=5.0, jitter=False)
 
 # The broker no longer knows this producer (e.g. it restarted without its producer state): only a
 # new producer, with a new id, can produce again.
@@ -190,7 +191,7 @@ class PartitionOutbox:
 
         A message larger than a batch is refused (ValueError), as `append` says."""
         batch = self._open if self._open is not None else self._start_batch()
-        records = _RecordAppender(batch.builder)
+        records = RecordAppender(batch.builder)
         index, end = start, len(messages)
         into_open = False  # whether a message of this call went into the open batch
         while index < end:
@@ -208,7 +209,7 @@ class PartitionOutbox:
             batch = self._start_batch()
             self._check_size(messages[index])
             self._add(batch, messages[index])
-            records = _RecordAppender(batch.builder)
+            records = RecordAppender(batch.builder)
             into_open = True
             index += 1
             if self.full:
@@ -322,8 +323,7 @@ class PartitionOutbox:
         _settle_with(batch.done, again)
 
     def _redelivery_backoff(self) -> float:
-        doubled: float = REDELIVERY_BACKOFF_S * 2.0 ** min(self._redeliveries - 1, 10)
-        return min(REDELIVERY_BACKOFF_CAP_S, doubled)
+        return REDELIVERY.ceiling(self._redeliveries)
 
     def fail_pending(self, error: BaseException) -> None:
         """Give up the batches not yet handed to the producer: their senders learn `error`."""
@@ -349,63 +349,6 @@ class PartitionOutbox:
         for batch in [*self._sealed, *([self._open] if self._open else [])]:
             if not batch.done.done():
                 batch.done.set_exception(abandoned)
-
-
-class _RecordAppender:
-    """Appends records to one aiokafka batch: straight to its C record builder when the batch
-    has one (aiokafka 0.14's `BatchBuilder._builder`, whose next offset is `_relative_offset`;
-    the Python `append` around it costs a third of a record's append: check on upgrades), else
-    through the public `append`."""
-
-    __slots__ = ("_batch", "_builder", "_offset")
-
-    def __init__(self, batch: Any) -> None:
-        self._batch = batch
-        builder = getattr(batch, "_builder", None)
-        offset = getattr(batch, "_relative_offset", None)
-        usable = builder is not None and isinstance(offset, int) and not batch.closed()
-        self._builder = builder if usable else None
-        self._offset: int = offset if isinstance(offset, int) and usable else 0
-
-    def add_all(
-        self,
-        messages: Sequence[OutMessage],
-        index: int,
-        end: int,
-        near_limit: int,
-        check: Callable[[OutMessage], None],
-    ) -> int:
-        """Append `messages[index:end]` until one does not fit (the batch is then closed);
-        returns the position of the first one not appended. `check` is called on each message
-        whose key and value pass `near_limit` bytes."""
-        builder = self._builder
-        if builder is None:
-            append = self._batch.append
-            while index < end:
-                message = messages[index]
-                key, value = message.key, message.value
-                if len(key) + (0 if value is None else len(value)) > near_limit:
-                    check(message)
-                if append(key=key, value=value, timestamp=None, headers=message.headers) is None:
-                    break
-                index += 1
-            return index
-        offset, append = self._offset, builder.append
-        try:
-            while index < end:
-                message = messages[index]
-                key, value = message.key, message.value
-                if len(key) + (0 if value is None else len(value)) > near_limit:
-                    check(message)
-                if append(offset, None, key, value, message.headers) is None:
-                    self._batch.close()
-                    break
-                offset += 1
-                index += 1
-        finally:
-            # The batch's record count, however the loop ended.
-            self._offset = self._batch._relative_offset = offset
-        return index
 
 
 def _settle_with(done: asyncio.Future[Acked], parts: list[asyncio.Future[Acked]]) -> None:

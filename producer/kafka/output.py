@@ -30,13 +30,13 @@ from opentelemetry import trace
 
 from producer.errors import KafkaUnavailableError
 from producer.kafka.admin import create_missing_topics
-from producer.kafka.compression import use_fast_lz4
+from producer.kafka.aiokafka_internals import use_fast_lz4, warn_if_unchecked
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.consume import end_offsets
 from producer.kafka.diagnosis import diagnose, permission_for, refusal
 from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
 from producer.kafka.kept import KeptWrites
-from producer.kafka.lifecycle import KAFKA_BACKOFF, RenewableProducer
+from producer.kafka.lifecycle import RenewableProducer
 from producer.kafka.outbox import (
     PRODUCER_IDENTITY_LOST,
     Acked,
@@ -48,11 +48,16 @@ from producer.kafka.permissions import check_permissions
 from producer.kafka.reach import unreachable
 from producer.kafka.records import OutMessage, TopicSpec
 from producer.kafka.spans import end_span, failure_of, produce_span
+from producer.retry import RetryPolicy
 
 log = logging.getLogger("ocpi_puller")
 
 # Where acknowledged messages ended: (topic, partition) -> the offset of the last of them.
 Marks = dict[TopicPartitionKey, int]
+
+# Waits while the broker is away (connect, create topics, metadata, produce, end offsets), until
+# the Kafka deadline (or the connect timeout), counted from when the broker went away.
+PRODUCE = RetryPolicy(base_delay_s=0.5, max_delay_s=10.0)
 
 MAX_BATCH_BYTES = 1 << 20
 SLOW_ACK_REPORT_EVERY_S = 30.0
@@ -103,6 +108,7 @@ class KafkaOutput:
         self._partitions = partitions
         self._replication = replication_factor
         self._deadline_s = deadline_s
+        self._produce = PRODUCE.within(deadline_s)
         self._connect_timeout_s = connect_timeout_s
         self._on_wait = on_wait
         self._rng = random.Random()
@@ -119,6 +125,7 @@ class KafkaOutput:
             "compression_type": "lz4",
             **(producer_options or {}),
         }
+        warn_if_unchecked()  # an aiokafka whose internals were not checked: one line
         use_fast_lz4()  # lz4 batches at LZ4's fast level (see compression.py)
         # An acknowledgement slower than this is reported (and waited for, to the deadline).
         self.ack_timeout_s = request_timeout_ms / 1000 + 1.0
@@ -244,6 +251,7 @@ class KafkaOutput:
         deadline_s: float | None = None,
     ) -> Any:
         limit_s = self._deadline_s if deadline_s is None else deadline_s
+        policy = self._produce if deadline_s is None else self._produce.within(deadline_s)
         deadline = time.monotonic() + limit_s
         if deadline_s is None and (left := self._outage_over_s(limit_s)) is not None:
             deadline = time.monotonic() + max(0.0, left)  # the outage began before this wait
@@ -269,8 +277,8 @@ class KafkaOutput:
                     self.producers.identity_lost(error, self.producers.current()[1])
                     await self.producers.settled()
                 reason = await self._reason(error)
-                wait = KAFKA_BACKOFF.delay(attempt, self._rng)
-                if time.monotonic() + wait > deadline:
+                wait = policy.next_wait(attempt, self._rng, now=time.monotonic(), deadline=deadline)
+                if wait is None:
                     raise KafkaUnavailableError(
                         f"Kafka at {self.bootstrap} unavailable for {limit_s:.0f} s "
                         f"({what}: {reason})"

@@ -20,6 +20,7 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -33,13 +34,16 @@ from aiokafka.errors import (
 from opentelemetry import trace
 
 from producer.errors import ConfigError, FencedError, KafkaUnavailableError
-from producer.kafka.diagnosis import refusal
-from producer.kafka.lifecycle import (
-    close_producer,
+from producer.kafka.aiokafka_internals import (
     fatal_error,
     halt_producer,
+    producer_id,
+    sender_task,
+    transaction_failed,
     watch_connections,
 )
+from producer.kafka.diagnosis import refusal
+from producer.kafka.lifecycle import close_producer
 from producer.kafka.output import KafkaOutput, worth_waiting_for
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage
@@ -58,6 +62,25 @@ def transaction_timeout_ms(transaction_ms: int) -> int:
 def transactional_id(prefix: str, partner: str, module: str, pull_id: str, shard: int) -> str:
     """The id of a pull's shard's transactional producer."""
     return f"{prefix}.{partner}.{module}.{pull_id}.{shard}"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Where one batch of a committed transaction went: `records` records from `base_offset`."""
+
+    topic: str
+    partition: int
+    base_offset: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A new producer took over the transactional id at `at` (monotonic): whether the
+    coordinator gave it the producer id the one before had (with a bumped epoch)."""
+
+    at: float
+    same_producer_id: bool
 
 
 class CommitUnsure(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
@@ -91,24 +114,20 @@ class Transactor:
         # the same one again (with a bumped epoch): a coordinator that kept this transactional
         # id through an outage kept the transactions it confirmed (see committer.py).
         self.producer_id: int | None = None
-        self.renewed: list[tuple[float, bool]] = []
+        self.renewed: list[Renewal] = []
 
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
         when the broker cannot be reached within the connect timeout)."""
         self._producer = await self._started()
-        self.producer_id = self._producer._txn_manager.producer_id
+        self.producer_id = producer_id(self._producer)
 
     @property
     def halted(self) -> bool:
         """Whether the producer can no longer commit (halted after a lost connection, fenced,
         or failed): `renew()` it first."""
         producer = self._producer
-        return (
-            producer is None
-            or fatal_error(producer) is not None
-            or producer._txn_manager.is_fatal_error()
-        )
+        return producer is None or fatal_error(producer) is not None or transaction_failed(producer)
 
     async def _started(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -162,7 +181,7 @@ class Transactor:
         or by Kafka's transaction timeout)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            sender = producer._sender.sender_task
+            sender = sender_task(producer)
             if sender is not None and not sender.done() and sender.cancelling():
                 # A halted sender is still unwinding: aiokafka's stop() would await it and hand
                 # its cancellation to the caller. asyncio.wait lets it finish without raising.
@@ -177,8 +196,9 @@ class Transactor:
             await self.stop()
         self.renewals += 1
         self._producer = await self._started()
-        before, self.producer_id = self.producer_id, self._producer._txn_manager.producer_id
-        self.renewed.append((time.monotonic(), before is not None and before == self.producer_id))
+        before, self.producer_id = self.producer_id, producer_id(self._producer)
+        same = before is not None and before == self.producer_id
+        self.renewed.append(Renewal(time.monotonic(), same))
 
     def fenced(self) -> FencedError:
         return FencedError(
@@ -187,9 +207,8 @@ class Transactor:
             "process stops; nothing it had not committed is kept"
         )
 
-    async def commit(self, records: Sequence[Routed]) -> list[tuple[str, int, int, int]]:
-        """Commit `records` in one transaction; where its batches went: (topic, partition, base
-        offset, records) each.
+    async def commit(self, records: Sequence[Routed]) -> list[Written]:
+        """Commit `records` in one transaction; where each of its batches went.
 
         Raises FencedError when fenced, CommitUnsure for anything else short of a confirmed
         commit (call `renew()` before trying again), KafkaUnavailableError when Kafka refuses
@@ -209,9 +228,7 @@ class Transactor:
         ):
             return await self._commit(producer, records)
 
-    async def _commit(
-        self, producer: AIOKafkaProducer, records: Sequence[Routed]
-    ) -> list[tuple[str, int, int, int]]:
+    async def _commit(self, producer: AIOKafkaProducer, records: Sequence[Routed]) -> list[Written]:
         try:
             self._check(producer)
             async with asyncio.timeout(self._wait_s):
@@ -223,7 +240,7 @@ class Transactor:
             async with asyncio.timeout(self._wait_s):
                 await producer.commit_transaction()
             return [
-                (meta.topic, meta.partition, meta.offset, count)
+                Written(meta.topic, meta.partition, meta.offset, count)
                 for meta, (_, count) in zip(written, deliveries, strict=True)
             ]
         except ProducerFenced:
@@ -247,7 +264,7 @@ class Transactor:
         failed = fatal_error(producer)
         if isinstance(failed, ProducerFenced):
             raise failed
-        if failed is not None or producer._txn_manager.is_fatal_error():
+        if failed is not None or transaction_failed(producer):
             raise CommitUnsure(f"the producer stopped: {type(failed).__name__}")
 
     async def _send(

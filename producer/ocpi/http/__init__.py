@@ -5,6 +5,6 @@ gate and the partner's advertised limits (ratelimit, ratehints), the concurrency
 its limiter (concurrency, limiter), redirects (redirects), the partner's clock (clock) and
 versions discovery's two requests (discovery).
 
-May import: `producer.ocpi.protocol`, `producer.errors`, `producer.backoff`, `producer.observe`;
+May import: `producer.ocpi.protocol`, `producer.errors`, `producer.retry`, `producer.observe`;
 never `paging`, `planning` or `pull_client`.
 """

@@ -37,12 +37,12 @@ from producer.ocpi.http.limiter import AdaptiveLimiter, Slot
 from producer.ocpi.http.ratelimit import RequestGate
 from producer.ocpi.http.redirects import RedirectMemory
 from producer.ocpi.http.retry import (
+    PARTNER_REQUESTS,
     Failure,
     RetryPolicy,
     attempts_allowed,
     is_retryable,
     parse_retry_after,
-    retry_delay,
 )
 from producer.ocpi.http.transport import Answer, AttemptFailed, get_once
 from producer.ocpi.protocol.envelope import Envelope, parse_details_envelope, parse_list_envelope
@@ -107,7 +107,7 @@ class OcpiHttp:
         self.ocpi_version = ocpi_version
         self._correlation_id = correlation_id
         self._routing = routing
-        self._policy = retry_policy or RetryPolicy()
+        self._policy = retry_policy or PARTNER_REQUESTS
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._max_bytes = max_page_bytes
         self._gate = gate or RequestGate(None)
@@ -254,12 +254,16 @@ class OcpiHttp:
                         span.set_attribute("http.response.status_code", failed.failure.http_status)
                     if failed.failure.ocpi_status is not None:
                         span.set_attribute("ocpi.status_code", failed.failure.ocpi_status)
-                    allowed = attempts_allowed(self._policy, failed.failure)
                     if not is_retryable(failed.failure) and failed.reason != "token encoding":
                         raise PartnerProtocolError(failed.reason) from None
-                    if attempt >= allowed:
+                    wait = self._policy.next_wait(
+                        attempt,
+                        self._rng,
+                        retry_after_s=failed.retry_after_s,
+                        max_attempts=attempts_allowed(self._policy, failed.failure),
+                    )
+                    if wait is None:
                         raise self._exhausted(url, failed, attempt) from None
-                    wait = retry_delay(self._policy, attempt, failed.retry_after_s, self._rng)
                     last = failed
                 except PullError as error:
                     span.set_status(Status(StatusCode.ERROR, str(error)))

@@ -1,8 +1,8 @@
-"""Retry policy: which failures are worth another try, and how long to wait. Pure functions.
+"""Partner requests' retries: which failures are worth another try, how many, and `Retry-After`.
 
-Exponential backoff with full jitter (a uniform draw in [0, min(cap, base * 2^attempt)]) spreads
-retries of many windows apart; a partner's `Retry-After` (seconds or HTTP-date) wins over the
-backoff but is capped, so one bad header cannot park the pull for a day.
+The waits are the project's one retry policy (`producer.retry`): exponential backoff with full
+jitter; a partner's `Retry-After` (seconds or HTTP-date) wins over the backoff but is capped, so
+one bad header cannot park the pull for a day. Pure functions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from producer.backoff import Backoff
+import producer.retry
 
 FailureKind = Literal[
     "http_status",  # an HTTP error status
@@ -25,8 +25,8 @@ FailureKind = Literal[
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently a page request is retried."""
+class RetryPolicy(producer.retry.RetryPolicy):
+    """How often and how patiently a page request is retried (no deadline: attempts only)."""
 
     max_attempts: int = 8
     base_delay_s: float = 0.5
@@ -70,7 +70,7 @@ def attempts_allowed(policy: RetryPolicy, failure: Failure) -> int:
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Full-jitter exponential backoff before retry number `attempt` (1 = first retry)."""
-    return Backoff(policy.base_delay_s, policy.max_delay_s).delay(attempt, rng)
+    return policy.backoff(attempt, rng)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -98,6 +98,8 @@ def retry_delay(
     policy: RetryPolicy, attempt: int, retry_after_s: float | None, rng: random.Random
 ) -> float:
     """How long to wait before retry number `attempt`: Retry-After (capped) or backoff."""
-    if retry_after_s is not None:
-        return min(retry_after_s, policy.max_retry_after_s)
-    return backoff_delay(policy, attempt, rng)
+    return policy.wait(attempt, rng, retry_after_s)
+
+
+# The policy of page and discovery requests when the configuration names no other.
+PARTNER_REQUESTS = RetryPolicy()
