@@ -55,9 +55,12 @@ class WindowState:
         # Re-reading a stretch after an outage, up to this offset: what it sends was sent before.
         self.stop_at = stop_at
         self.emitted = 0 if resume is None else resume.objects_emitted
-        if resume is not None and written_before is not None:
+        if written_before is not None:
             # What Kafka holds of this window (read back): exact, where the checkpoint may lag
-            # behind acknowledgements a killed run never recorded.
+            # behind acknowledgements a killed run never recorded, or be missing altogether
+            # (killed before its first checkpoint: what it wrote is held, and never counted
+            # as new again). A later resume compares Kafka with this count: counted from less
+            # than Kafka held, a loss as large as the uncounted part would go unseen.
             self.emitted = len(written_before.window_keys.get(spec.index, ()))
         # This window's own figures, carried by its checkpoints (a resume goes on from them).
         self._dialects: Counter[str] = Counter({} if resume is None else resume.dialects)
