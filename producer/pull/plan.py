@@ -193,7 +193,8 @@ async def read_back_written(
 
     A window whose checkpoint counts more objects than Kafka holds for it (by `pull-window`)
     lost writes Kafka had acknowledged (a broker that restarted, a run killed before it could
-    tell): its checkpoint is dropped from `state`, and it is read again from its start."""
+    tell): then every window's checkpoint is dropped from `state`, and each is read again from
+    its start (a count cannot show every window's loss)."""
     before = await written_before(
         ctx.kafka.connection,
         ctx.topics.objects,
@@ -203,12 +204,14 @@ async def read_back_written(
         since_ms=int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS,
         committed_deadline_s=ctx.delivery.committed_within_s,
     )
+    lost = False
     for window in windows:
         checkpoint = state.windows.get(window.index)
         if checkpoint is None or (checkpoint.done and not checkpoint.complete):
             continue
         kept = len(before.window_keys.get(window.index, ()))
         if kept < checkpoint.objects_emitted:
+            lost = True
             del state.windows[window.index]
             progress.warning(
                 "kafka_lost_writes",
@@ -216,6 +219,20 @@ async def read_back_written(
                 "objects it wrote before this run (it lost acknowledged writes): reading the "
                 "window again from its start",
                 window=window.index,
+            )
+    if lost and state.windows:
+        # A broker that lost acknowledged writes of one window may have lost some of any window
+        # written at the time, and a count shows a loss only when nothing uncounted (pages
+        # acknowledged after a window's last checkpoint) hides it: every window is read again
+        # from its start. What Kafka holds is not produced again.
+        again = sorted(i for i in state.windows if i in {w.index for w in windows})
+        for index in again:
+            del state.windows[index]
+        if again:
+            progress.warning(
+                "kafka_lost_writes",
+                f"Kafka lost acknowledged writes of this pull: the other {len(again)} windows "
+                "are read again from their start too (what Kafka holds is not written again)",
             )
     if len(windows) == len(plan.windows):
         progress.objects_emitted = len(before.objects)
