@@ -16,20 +16,11 @@ from producer.commands.outcome import (
     run_interruptible,
 )
 from producer.errors import PullError
+from producer.flags import KAFKA_SECURITY_FIELDS
 from producer.observe.status_view import Output, show_status
 
 # The flags that make up the Kafka connection; the rest (--partner, --module, --since) filter.
-KAFKA_FLAGS = (
-    "bootstrap_servers",
-    "topic_prefix",
-    "kafka_security_protocol",
-    "kafka_sasl_mechanism",
-    "kafka_sasl_username",
-    "kafka_sasl_password",
-    "kafka_ssl_cafile",
-    "kafka_ssl_certfile",
-    "kafka_ssl_keyfile",
-)
+KAFKA_FLAGS = ("bootstrap_servers", "topic_prefix", *KAFKA_SECURITY_FIELDS)
 
 
 def output_of_status(args: argparse.Namespace) -> Output:
