@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from producer.errors import KafkaUnavailableError
 from producer.kafka.committed import read_committed
 from producer.kafka.consume import end_offsets
-from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
+from producer.kafka.durability import AckedOffsets, Losses
 from producer.kafka.output import KafkaOutput, KafkaWait
 from producer.kafka.partitioning import partition_for
 from producer.kafka.records import OutMessage
@@ -172,13 +172,14 @@ class UnitCommitter:
         self._unverified_since = None
         self._outages_seen = (len(self._kafka.outages), len(self._transactor.outages))
 
-    async def lost_commits(self) -> dict[TopicPartitionKey, LostWrites]:
+    async def lost_commits(self) -> Losses:
         """Committed writes Kafka no longer holds: a partition whose end is not past the
         highest offset of a confirmed commit, or an offset given twice. (The high watermark, not
         the last stable offset, which another process's open transaction holds back.)"""
-        if self.committed.highest:
-            ends = await end_offsets(self._kafka.connection, list(self.committed.highest))
-            self.committed.check_ends(ends, time.monotonic())
+        if asked := dict(self.committed.highest):
+            asked_at = time.monotonic()
+            ends = await end_offsets(self._kafka.connection, list(asked))
+            self.committed.check_ends(ends, highest_asked=asked, asked_at=asked_at)
         return self.committed.take_lost()
 
     async def _until_due(self) -> None:

@@ -10,10 +10,22 @@ not past the highest offset acknowledged to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 TopicPartitionKey = tuple[str, int]
+
+
+class Written(NamedTuple):
+    """Where records ended on one partition, and when Kafka acknowledged them (monotonic: the
+    earliest acknowledgement, when they took several batches)."""
+
+    last: int
+    at: float
+
+    def merged(self, other: Written) -> Written:
+        return Written(max(self.last, other.last), min(self.at, other.at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +37,18 @@ class LostWrites:
     noticed: float
 
 
+Losses = dict[TopicPartitionKey, tuple["LostWrites", ...]]
+
+
 @dataclass(slots=True)
 class AckedOffsets:
-    """The highest offset acknowledged per partition, and the writes shown lost."""
+    """The highest offset acknowledged per partition, and the writes shown lost.
+
+    Losses are kept, never merged: the pulls of a partners file share one producer, so a loss
+    found by one pull may be another's writes; each pull checks its own pages against them."""
 
     highest: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    lost: dict[TopicPartitionKey, LostWrites] = field(default_factory=dict)
+    losses: dict[TopicPartitionKey, list[LostWrites]] = field(default_factory=dict)
 
     def acknowledged(self, partition: TopicPartitionKey, base: int, count: int, at: float) -> None:
         """A batch of `count` records written at `base` on `partition`, acknowledged `at`."""
@@ -39,39 +57,53 @@ class AckedOffsets:
         high = self.highest.get(partition, -1)
         if base <= high:
             self._lose(partition, base, at)  # offsets reused: the broker forgot what it gave
+            high = -1  # and it goes on from here: what follows is no reuse
         self.highest[partition] = max(high, base + count - 1)
 
-    def check_ends(self, ends: Mapping[TopicPartitionKey, int], at: float) -> None:
-        """The partitions' end offsets now: one not past its highest acknowledged offset lost
-        the writes from that end on."""
+    def check_ends(
+        self,
+        ends: Mapping[TopicPartitionKey, int],
+        *,
+        highest_asked: Mapping[TopicPartitionKey, int],
+        asked_at: float,
+    ) -> None:
+        """The partitions' end offsets, asked `asked_at` when the highest acknowledged offsets
+        were `highest_asked` (taken before asking: a batch acknowledged while the question was
+        under way may lie past the answer and is not lost). An end not past the highest offset
+        acknowledged before asking lost the writes from that end on."""
         for partition, end in ends.items():
-            if end <= self.highest.get(partition, -1):
-                self._lose(partition, end, at)
+            asked = highest_asked.get(partition, -1)
+            if end <= asked:
+                self._lose(partition, end, asked_at)
+                if self.highest.get(partition) == asked:
+                    self.highest[partition] = end - 1  # the broker goes on from its end
 
     def _lose(self, partition: TopicPartitionKey, first_offset: int, at: float) -> None:
-        known = self.lost.get(partition)
-        if known is None:
-            self.lost[partition] = LostWrites(first_offset, at)
-        else:  # a second loss: cover both (writing again more than was lost costs only time)
-            self.lost[partition] = LostWrites(
-                min(first_offset, known.first_offset), max(at, known.noticed)
-            )
+        loss = LostWrites(first_offset, at)
+        known = self.losses.setdefault(partition, [])
+        if loss not in known:
+            known.append(loss)
 
-    def take_lost(self) -> dict[TopicPartitionKey, LostWrites]:
-        """The losses shown so far (forgotten here: whoever takes them writes them again)."""
-        lost, self.lost = self.lost, {}
-        return lost
+    def lost_on(self, topics: Collection[str]) -> Losses:
+        """Every loss shown on `topics` so far (kept for the other pulls that wrote there)."""
+        return {p: tuple(gone) for p, gone in self.losses.items() if p[0] in topics}
+
+    def take_lost(self) -> Losses:
+        """The losses shown since last taken, forgotten here (for a sole owner of the writes,
+        who writes them again)."""
+        lost, self.losses = self.losses, {}
+        return {p: tuple(gone) for p, gone in lost.items()}
 
 
 def lost_in(
-    marks: Mapping[TopicPartitionKey, int],
-    acked_at: float,
-    lost: Mapping[TopicPartitionKey, LostWrites],
+    marks: Mapping[TopicPartitionKey, Written],
+    lost: Mapping[TopicPartitionKey, Sequence[LostWrites]],
 ) -> bool:
-    """Whether a page whose records ended at `marks` (partition → its last offset there),
-    acknowledged `acked_at`, has records among the lost writes."""
-    for partition, last in marks.items():
-        gone = lost.get(partition)
-        if gone is not None and last >= gone.first_offset and acked_at < gone.noticed:
-            return True
+    """Whether a page whose records were written at `marks` has records among the lost writes.
+    The acknowledgement on each partition counts, not the page's: a page is acknowledged when
+    its last partition is, maybe after a loss its first partition's records were part of."""
+    for partition, written in marks.items():
+        for gone in lost.get(partition, ()):
+            if written.last >= gone.first_offset and written.at < gone.noticed:
+                return True
     return False

@@ -10,6 +10,7 @@ see nothing but a later acknowledgement.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections import deque
@@ -58,6 +59,7 @@ class Acked:
     topic: str
     partition: int
     last_offset: int
+    at: float  # when (monotonic)
 
 
 class DeliveryAbandoned(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
@@ -136,7 +138,7 @@ class PartitionOutbox:
         *,
         on_slow_ack: Callable[[str, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
-        on_acked: Callable[[str, int, int, int], None] | None = None,
+        on_acked: Callable[[str, int, int, int, float], None] | None = None,
         on_generation_acked: Callable[[int], None] | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
@@ -291,18 +293,19 @@ class PartitionOutbox:
         if error is not None:
             self._failed(batch, generation, error)
             return
-        waited = time.monotonic() - submitted
+        now = time.monotonic()
+        waited = now - submitted
         if self._on_slow_ack is not None and waited >= SLOW_ACK_S:
             self._on_slow_ack(self._topic, waited)
         self._redeliveries = 0
         base = getattr(delivery.result(), "offset", -1)
         records = batch.builder.record_count()
         if self._on_acked is not None:
-            self._on_acked(self._topic, self._partition, base, records)
+            self._on_acked(self._topic, self._partition, base, records, now)
         if self._on_generation_acked is not None:
             self._on_generation_acked(generation)
         if not batch.done.done():
-            batch.done.set_result(Acked(self._topic, self._partition, base + records - 1))
+            batch.done.set_result(Acked(self._topic, self._partition, base + records - 1, now))
 
     def _failed(self, batch: _Batch, generation: int, error: BaseException) -> None:
         """A batch the broker did not take: delivered again when that can mend it (only its own
@@ -353,10 +356,10 @@ class PartitionOutbox:
 
 def _settle_with(done: asyncio.Future[Acked], parts: list[asyncio.Future[Acked]]) -> None:
     """Resolve `done` as the futures of a batch's messages delivered again resolve (where the
-    last of them is)."""
+    last of them is, and the earliest of their acknowledgements)."""
     distinct = list(dict.fromkeys(parts))
     remaining = [len(distinct)]
-    furthest: list[Acked] = []
+    merged: list[Acked] = []
 
     def one_settled(part: asyncio.Future[Acked]) -> None:
         if done.done():
@@ -369,11 +372,13 @@ def _settle_with(done: asyncio.Future[Acked], parts: list[asyncio.Future[Acked]]
             done.set_exception(error)
         else:
             acked = part.result()
-            if not furthest or acked.last_offset > furthest[0].last_offset:
-                furthest[:] = [acked]
+            if merged:
+                last = max(acked.last_offset, merged[0].last_offset)
+                acked = dataclasses.replace(acked, last_offset=last, at=min(acked.at, merged[0].at))
+            merged[:] = [acked]
             remaining[0] -= 1
             if not remaining[0]:
-                done.set_result(furthest[0])
+                done.set_result(merged[0])
 
     for part in distinct:
         part.add_done_callback(one_settled)

@@ -34,7 +34,7 @@ from producer.kafka.aiokafka_internals import use_fast_lz4, warn_if_unchecked
 from producer.kafka.connection import KafkaConnection, as_connection
 from producer.kafka.consume import end_offsets
 from producer.kafka.diagnosis import diagnose, permission_for, refusal
-from producer.kafka.durability import AckedOffsets, LostWrites, TopicPartitionKey
+from producer.kafka.durability import AckedOffsets, Losses, TopicPartitionKey, Written
 from producer.kafka.kept import KeptWrites
 from producer.kafka.lifecycle import RenewableProducer
 from producer.kafka.outbox import (
@@ -52,8 +52,9 @@ from producer.retry import RetryPolicy
 
 log = logging.getLogger("ocpi_puller")
 
-# Where acknowledged messages ended: (topic, partition) -> the offset of the last of them.
-Marks = dict[TopicPartitionKey, int]
+# Where acknowledged messages ended: (topic, partition) -> the offset of the last of them, and
+# when Kafka acknowledged them.
+Marks = dict[TopicPartitionKey, Written]
 
 # Waits while the broker is away (connect, create topics, metadata, produce, end offsets), until
 # the Kafka deadline (or the connect timeout), counted from when the broker went away.
@@ -377,8 +378,9 @@ class KafkaOutput:
                 timeout = min(timeout, max(0.001, left))  # no wait outlives the outage's
             done, pending = await asyncio.wait(pending, timeout=timeout)
             for future in done:
-                for partition, last in future.result().items():
-                    marks[partition] = max(last, marks.get(partition, -1))
+                for partition, written in future.result().items():
+                    known = marks.get(partition)
+                    marks[partition] = written if known is None else known.merged(written)
             if not pending:
                 return marks
             waited = time.monotonic() - started
@@ -391,24 +393,20 @@ class KafkaOutput:
                 self._slow_broker(waited)
         return marks
 
-    async def lost_writes(self, topics: Sequence[str]) -> dict[TopicPartitionKey, LostWrites]:
+    async def lost_writes(self, topics: Sequence[str]) -> Losses:
         """Writes to `topics` Kafka acknowledged but no longer holds (offsets reused since, or
-        an end offset not past them), taken: whoever asks writes them again."""
-        wanted = [p for p in self.acked.highest if p[0] in topics]
-        if wanted:
+        an end offset not past them): every loss shown so far, whichever pull wrote there."""
+        asked = {p: high for p, high in self.acked.highest.items() if p[0] in topics}
+        if asked:
+            asked_at = time.monotonic()
             ends = await self._until_deadline(
-                "read end offsets", lambda: end_offsets(self.connection, wanted)
+                "read end offsets", lambda: end_offsets(self.connection, list(asked))
             )
-            self.acked.check_ends(ends, time.monotonic())
-        lost = self.acked.take_lost()
-        kept = {p: gone for p, gone in lost.items() if p[0] in topics}
-        for partition, gone in lost.items():
-            if partition[0] not in topics:
-                self.acked.lost[partition] = gone  # for whoever asks about that topic
-        return kept
+            self.acked.check_ends(ends, highest_asked=asked, asked_at=asked_at)
+        return self.acked.lost_on(topics)
 
-    def _batch_acked(self, topic: str, partition: int, base: int, records: int) -> None:
-        self.acked.acknowledged((topic, partition), base, records, time.monotonic())
+    def _batch_acked(self, topic: str, partition: int, base: int, records: int, at: float) -> None:
+        self.acked.acknowledged((topic, partition), base, records, at)
 
     def _slow_broker(self, waited_s: float) -> None:
         """A wait past the request timeout: reported at most once per request timeout for the
@@ -491,7 +489,9 @@ async def _all_acked(futures: list[asyncio.Future[Acked]]) -> Marks:
         if isinstance(result, BaseException):
             raise result
         partition = (result.topic, result.partition)
-        marks[partition] = max(result.last_offset, marks.get(partition, -1))
+        written = Written(result.last_offset, result.at)
+        known = marks.get(partition)
+        marks[partition] = written if known is None else known.merged(written)
     return marks
 
 

@@ -5,18 +5,18 @@ shortly before it is read again (`--kafka-replay-s`). Before the pull claims com
 itself is asked: every partition written must still hold the highest offset acknowledged to it,
 and no acknowledgement may have reused an offset given before (kafka/durability.py). A window with
 writes Kafka lost is read again from its start; writes still lost after that end the pull with
-`kafka_lost_writes` (exit 6), never with exit 0.
+`kafka_lost_writes` (exit 6), never with exit 0. The pulls of a partners file share one producer:
+each checks its own pages against every loss shown, so none takes another's loss for its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from producer.errors import KafkaLostWritesError
-from producer.kafka.durability import LostWrites, TopicPartitionKey, lost_in
+from producer.kafka.durability import Losses, lost_in
 from producer.pull.context import PullContext
 from producer.pull.summary import PullSummary
 from producer.pull.verdict import AckMark, Replay, WindowResult, lost_stretch, replay_stretch
@@ -73,7 +73,13 @@ async def replay_after_outages(
             async with slots:
                 again = await WindowPull(ctx, spec, resume, stop_at=stretch.stop_at).run()
             summary.replayed_objects += again.objects_emitted
-            return dataclasses.replace(original, complete=again.complete and original.complete)
+            # Every page written stays in the history: the final check of what Kafka lost
+            # must find each of them.
+            return dataclasses.replace(
+                original,
+                complete=again.complete and original.complete,
+                ack_history=original.ack_history + again.ack_history,
+            )
 
         results = list(
             await asyncio.gather(
@@ -115,21 +121,16 @@ async def replay_lost_writes(
     summary: PullSummary,
 ) -> list[WindowResult]:
     """Ask Kafka whether it still holds what it acknowledged; write again the windows whose
-    writes it lost (a few rounds at most). Raises KafkaLostWritesError when it keeps losing them,
-    or when what it lost belongs to no window."""
+    writes it lost (a few rounds at most). Raises KafkaLostWritesError when it keeps losing them.
+    A loss no page of this pull was written to is another pull's (a partners file shares one
+    producer): that pull finds it too."""
     by_index = {w.index: w for w in windows}
     topics = [ctx.topics.objects, ctx.topics.deadletter]
     for _round in range(MAX_REPLAY_ROUNDS):
         lost = await ctx.kafka.lost_writes(topics)
-        if not lost:
-            return results
-        hit = {
-            r.index: stretch
-            for r in results
-            if (stretch := lost_stretch(r.ack_history, _lost_by(lost))) is not None
-        }
+        hit = _windows_hit(results, lost)
         if not hit:
-            raise KafkaLostWritesError(_lost_message(lost, "none of this pull's pages"))
+            return results
         summary.replayed_windows += len(hit)
         message = _lost_message(lost, f"{len(hit)} window(s)") + ": writing them again"
         if not any(w.startswith("kafka_lost_writes") for w in summary.warnings):
@@ -158,19 +159,25 @@ async def replay_lost_writes(
             )
         )
     lost = await ctx.kafka.lost_writes(topics)
-    if lost:
+    if _windows_hit(results, lost):
         raise KafkaLostWritesError(_lost_message(lost, "the windows written again"))
     return results
 
 
-def _lost_by(lost: dict[TopicPartitionKey, LostWrites]) -> Callable[[AckMark], bool]:
+def _windows_hit(results: list[WindowResult], lost: Losses) -> dict[int, Replay]:
+    """The windows with acknowledged pages among the lost writes: what of each to write again."""
+
     def gone(entry: AckMark) -> bool:
-        return entry.marks is not None and lost_in(entry.marks, entry.at, lost)
+        return entry.marks is not None and lost_in(entry.marks, lost)
 
-    return gone
+    return {
+        r.index: stretch
+        for r in results
+        if (stretch := lost_stretch(r.ack_history, gone)) is not None
+    }
 
 
-def _lost_message(lost: dict[TopicPartitionKey, LostWrites], whose: str) -> str:
+def _lost_message(lost: Losses, whose: str) -> str:
     where = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(lost)[:6])
     return (
         f"Kafka no longer holds writes it acknowledged ({where}{', …' if len(lost) > 6 else ''};"

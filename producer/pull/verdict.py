@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from producer.errors import IncompletePullError
+from producer.kafka.durability import Written
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class AckMark:
     total: int | None  # the total then
     furthest: int  # the end of the furthest page acknowledged
     # Where the page's records ended in Kafka: (topic, partition) -> last offset.
-    marks: Mapping[tuple[str, int], int] | None = None
+    marks: Mapping[tuple[str, int], Written] | None = None
 
 
 @dataclass(frozen=True, slots=True)
