@@ -86,6 +86,7 @@ PURE = {
     "producer.ocpi.paging.walk",
     "producer.ocpi.planning.windows",
     "producer.kafka.digests",
+    "producer.kafka.durability",
     "producer.kafka.partitioning",
     "producer.kafka.records",
     "producer.kafka.units",

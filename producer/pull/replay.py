@@ -19,7 +19,13 @@ from producer.errors import KafkaLostWritesError
 from producer.kafka.durability import Losses, lost_in
 from producer.pull.context import PullContext
 from producer.pull.summary import PullSummary
-from producer.pull.verdict import AckMark, Replay, WindowResult, lost_stretch, replay_stretch
+from producer.pull.verdict import (
+    AckMark,
+    Replay,
+    WindowResult,
+    replay_after_loss,
+    replay_before_outages,
+)
 from producer.pull.window import WindowPull
 from schemas.records import PullPlan, WindowCheckpoint, WindowSpec
 
@@ -48,9 +54,9 @@ async def replay_after_outages(
         if not outages or replay_s <= 0:
             return results
         todo = {
-            r.index: stretch
+            r.index: wanted
             for r in results
-            if (stretch := replay_stretch(r.ack_history, outages, replay_s)) is not None
+            if (wanted := replay_before_outages(r.ack_history, outages, replay_s)) is not None
         }
         if not todo:
             return results
@@ -63,15 +69,15 @@ async def replay_after_outages(
         ctx.progress.warning("kafka_outage_replay", message)
         slots = asyncio.Semaphore(ctx.options.windows_at_once)
 
-        async def replay(
+        async def reread(
             original: WindowResult,
-            stretch: Replay,
+            replay: Replay,
             slots: asyncio.Semaphore = slots,
         ) -> WindowResult:
             spec = by_index[original.index]
-            resume = _stretch_start(ctx, plan, spec, stretch)
+            resume = _replay_checkpoint(ctx, plan, spec, replay)
             async with slots:
-                again = await WindowPull(ctx, spec, resume, stop_at=stretch.stop_at).run()
+                again = await WindowPull(ctx, spec, resume, stop_at=replay.stop_at).run()
             summary.replayed_objects += again.objects_emitted
             # Every page written stays in the history: the final check of what Kafka lost
             # must find each of them.
@@ -83,14 +89,14 @@ async def replay_after_outages(
 
         results = list(
             await asyncio.gather(
-                *(replay(r, todo[r.index]) if r.index in todo else _same(r) for r in results)
+                *(reread(r, todo[r.index]) if r.index in todo else _same(r) for r in results)
             )
         )
     return results
 
 
-def _stretch_start(
-    ctx: PullContext, plan: PullPlan, spec: WindowSpec, stretch: Replay
+def _replay_checkpoint(
+    ctx: PullContext, plan: PullPlan, spec: WindowSpec, replay: Replay
 ) -> WindowCheckpoint:
     return WindowCheckpoint(
         pull_id=ctx.pull_id,
@@ -100,8 +106,8 @@ def _stretch_start(
         date_from=spec.date_from,
         date_to=spec.date_to,
         pinned_date_to=plan.date_to,
-        next_offset=stretch.offset,
-        total_at_offset=stretch.total,
+        next_offset=replay.offset,
+        total_at_offset=replay.total,
         done=False,
         objects_emitted=0,
         updated_at=datetime.now(UTC),
@@ -139,12 +145,12 @@ async def replay_lost_writes(
         slots = asyncio.Semaphore(ctx.options.windows_at_once)
 
         async def again(
-            original: WindowResult, stretch: Replay, slots: asyncio.Semaphore = slots
+            original: WindowResult, replay: Replay, slots: asyncio.Semaphore = slots
         ) -> WindowResult:
             spec = by_index[original.index]
             async with slots:
                 redone = await WindowPull(
-                    ctx, spec, _stretch_start(ctx, plan, spec, stretch), stop_at=stretch.stop_at
+                    ctx, spec, _replay_checkpoint(ctx, plan, spec, replay), stop_at=replay.stop_at
                 ).run()
             summary.replayed_objects += redone.objects_emitted
             return dataclasses.replace(
@@ -171,9 +177,9 @@ def _windows_hit(results: list[WindowResult], lost: Losses) -> dict[int, Replay]
         return entry.marks is not None and lost_in(entry.marks, lost)
 
     return {
-        r.index: stretch
+        r.index: wanted
         for r in results
-        if (stretch := lost_stretch(r.ack_history, gone)) is not None
+        if (wanted := replay_after_loss(r.ack_history, gone)) is not None
     }
 
 

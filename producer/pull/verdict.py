@@ -79,7 +79,7 @@ class Replay:
     stop_at: int
 
 
-def replay_stretch(
+def replay_before_outages(
     history: tuple[AckMark, ...], outages: list[float], replay_s: float
 ) -> Replay | None:
     """What of a window must be read again after broker outages, or None.
@@ -110,7 +110,9 @@ def replay_stretch(
     return None if start is None else Replay(start.position, start.total, stop)
 
 
-def lost_stretch(history: tuple[AckMark, ...], lost: Callable[[AckMark], bool]) -> Replay | None:
+def replay_after_loss(
+    history: tuple[AckMark, ...], lost: Callable[[AckMark], bool]
+) -> Replay | None:
     """What of a window to write again when Kafka lost acknowledged writes (`lost` says which
     acknowledgements it lost), or None. The whole window read so far: a page whose records were
     lost may hold objects that had shifted behind the checkpoint of its time (a step-back), so

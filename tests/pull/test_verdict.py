@@ -1,5 +1,6 @@
 """The verdicts, pure: one window's completeness (`producer.ocpi.planning.verdict`), the pull's
-(`producer.pull.verdict.judge_pull`), and what to re-read after a broker outage (`replay_stretch`).
+(`producer.pull.verdict.judge_pull`), and what to re-read after a broker outage
+(`replay_before_outages`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from producer.ocpi.planning.verdict import (
     judge_window,
     read_again,
 )
-from producer.pull.verdict import AckMark, Replay, WindowResult, judge_pull, replay_stretch
+from producer.pull.verdict import AckMark, Replay, WindowResult, judge_pull, replay_before_outages
 
 LOOP = "repeated_link: the partner's next link repeats an earlier one"
 
@@ -266,10 +267,10 @@ def marks(*rows: tuple[float, int, int | None, int]) -> tuple[AckMark, ...]:
     return tuple(AckMark(*row) for row in rows)
 
 
-def test_replay_stretch_ends_at_the_furthest_page_acknowledged() -> None:
+def test_a_replay_before_outages_ends_at_the_furthest_page_acknowledged() -> None:
     # Fan-out: the page ending at 900 was acknowledged while the checkpoint waited at 300.
     history = marks((80.0, 0, None, 0), (94.0, 300, 3000, 900), (99.0, 300, 3000, 1200))
-    assert replay_stretch(history, [96.0], 5.0) == Replay(0, None, 900)
+    assert replay_before_outages(history, [96.0], 5.0) == Replay(0, None, 900)
 
 
 @pytest.mark.parametrize(
@@ -285,15 +286,15 @@ def test_replay_stretch_ends_at_the_furthest_page_acknowledged() -> None:
         ([100.0, 91.0], Replay(0, None, 600)),  # the union of both stretches
     ],
 )
-def test_replay_stretch(outages: list[float], expected: Replay | None) -> None:
+def test_replay_before_outages(outages: list[float], expected: Replay | None) -> None:
     history = marks(
         (80.0, 0, None, 0),
         (90.0, 100, 3000, 100),
         (94.0, 300, 3000, 300),
         (99.0, 600, 2998, 600),
     )
-    assert replay_stretch(history, outages, 5.0) == expected
-    assert replay_stretch(history, outages, 0.0) is None
+    assert replay_before_outages(history, outages, 5.0) == expected
+    assert replay_before_outages(history, outages, 0.0) is None
 
 
 @st.composite
@@ -329,10 +330,10 @@ def position_at(history: tuple[AckMark, ...], instant: float) -> int:
 
 
 @given(history=ack_histories(), outages=outage_times, replay_s=replay_seconds)
-def test_a_replay_stretch_covers_every_suspect_acknowledgement(
+def test_a_replay_before_outages_covers_every_suspect_acknowledgement(
     history: tuple[AckMark, ...], outages: list[float], replay_s: float
 ) -> None:
-    stretch = replay_stretch(history, outages, replay_s)
+    stretch = replay_before_outages(history, outages, replay_s)
     for outage in outages:
         suspect = suspect_acks(history, outage, replay_s)
         start = position_at(history, outage - replay_s)
@@ -354,23 +355,23 @@ def test_no_replay_when_nothing_was_acknowledged_in_the_suspect_time(
     history: tuple[AckMark, ...], outages: list[float], replay_s: float
 ) -> None:
     assume(not any(suspect_acks(history, outage, replay_s) for outage in outages))
-    assert replay_stretch(history, outages, replay_s) is None
+    assert replay_before_outages(history, outages, replay_s) is None
 
 
 def test_no_replay_for_a_page_acknowledged_ahead_long_before_the_outage() -> None:
     # At 90 the page ending at 300 was acknowledged ahead of the checkpoint (100); the next
     # acknowledgement came at 150. The outage at 120 suspects 115..120: nothing was acked then.
     history = marks((80.0, 0, None, 0), (90.0, 100, 3000, 300), (150.0, 400, 3000, 400))
-    assert replay_stretch(history, [120.0], 5.0) is None
+    assert replay_before_outages(history, [120.0], 5.0) is None
 
 
 @given(history=ack_histories(), outages=outage_times, replay_s=replay_seconds)
 def test_the_stretch_of_many_outages_covers_each_ones(
     history: tuple[AckMark, ...], outages: list[float], replay_s: float
 ) -> None:
-    together = replay_stretch(history, outages, replay_s)
+    together = replay_before_outages(history, outages, replay_s)
     for outage in outages:
-        alone = replay_stretch(history, [outage], replay_s)
+        alone = replay_before_outages(history, [outage], replay_s)
         if alone is not None:
             assert together is not None
             assert together.offset <= alone.offset
@@ -381,5 +382,5 @@ def test_the_stretch_of_many_outages_covers_each_ones(
 def test_no_replay_without_a_replay_time(
     history: tuple[AckMark, ...], outages: list[float]
 ) -> None:
-    assert replay_stretch(history, outages, 0.0) is None
-    assert replay_stretch((), outages, 5.0) is None
+    assert replay_before_outages(history, outages, 0.0) is None
+    assert replay_before_outages((), outages, 5.0) is None
