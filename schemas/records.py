@@ -106,6 +106,14 @@ class WindowCheckpoint(BaseModel):
     )
     duplicate_keys: int = 0
     resent_objects: int = 0
+    written_through: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "per partition written ('topic:partition'), the highest offset Kafka acknowledged "
+            "for this window's pages: a resume that finds the partition's end not past it knows "
+            "Kafka lost acknowledged writes (at-least-once)"
+        ),
+    )
 
     @property
     def finished(self) -> bool:

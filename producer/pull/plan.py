@@ -3,6 +3,7 @@ recording the module's sync state once every shard's windows are complete."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -11,6 +12,8 @@ from yarl import URL
 from producer.config import PullSettings, PullTarget
 from producer.errors import ConfigError
 from producer.kafka.checkpoints import CheckpointStore, StoredState
+from producer.kafka.connection import KafkaConnection
+from producer.kafka.consume import end_offsets
 from producer.kafka.inventory import WrittenBefore, written_before
 from producer.observe.progress import ProgressReporter
 from producer.ocpi.http.client import OcpiHttp
@@ -204,7 +207,7 @@ async def read_back_written(
         since_ms=int(plan.created_at.timestamp() * 1000) - CLOCK_MARGIN_MS,
         committed_deadline_s=ctx.delivery.committed_within_s,
     )
-    lost = False
+    lost = await _lost_since_checkpoints(ctx, state, windows, progress)
     for window in windows:
         checkpoint = state.windows.get(window.index)
         if checkpoint is None or (checkpoint.done and not checkpoint.complete):
@@ -231,8 +234,8 @@ async def read_back_written(
         if again:
             progress.warning(
                 "kafka_lost_writes",
-                f"Kafka lost acknowledged writes of this pull: the other {len(again)} windows "
-                "are read again from their start too (what Kafka holds is not written again)",
+                f"Kafka lost acknowledged writes of this pull: {len(again)} more window(s) "
+                "are read again from their start (what Kafka holds is not written again)",
             )
     if len(windows) == len(plan.windows):
         progress.objects_emitted = len(before.objects)
@@ -243,6 +246,51 @@ async def read_back_written(
             c.objects_emitted for i, c in state.windows.items() if i in mine
         )
     return before
+
+
+async def _lost_since_checkpoints(
+    ctx: PullContext, state: StoredState, windows: list[WindowSpec], progress: ProgressReporter
+) -> bool:
+    """Whether Kafka lost writes it acknowledged before this run, by offsets: a partition whose
+    end is not past what a window's checkpoint says was acknowledged there. (Offsets a restarted
+    broker gave again to later writes hide such a loss; the count of each window's objects held
+    is the second check.)"""
+    mine = [c for w in windows if (c := state.windows.get(w.index)) is not None]
+    through = acknowledged_through(mine, (ctx.topics.objects, ctx.topics.deadletter))
+    short = await partitions_short_of(ctx.kafka.connection, through)
+    if short:
+        where = ", ".join(f"{topic}[{partition}]" for topic, partition in short[:6])
+        progress.warning(
+            "kafka_lost_writes",
+            f"Kafka no longer holds writes it acknowledged before this run ({where}"
+            f"{', …' if len(short) > 6 else ''}): every window is read again from its start",
+        )
+    return bool(short)
+
+
+def acknowledged_through(
+    checkpoints: Iterable[WindowCheckpoint], topics: Collection[str]
+) -> dict[tuple[str, int], int]:
+    """The highest offset acknowledged per partition of `topics`, by the checkpoints."""
+    through: dict[tuple[str, int], int] = {}
+    for checkpoint in checkpoints:
+        for name, offset in checkpoint.written_through.items():
+            topic, _, partition = name.rpartition(":")
+            if topic in topics and partition.isdigit():
+                key = (topic, int(partition))
+                through[key] = max(offset, through.get(key, -1))
+    return through
+
+
+async def partitions_short_of(
+    connection: KafkaConnection, through: Mapping[tuple[str, int], int]
+) -> list[tuple[str, int]]:
+    """The partitions whose end offset is not past the offset given for them: Kafka no longer
+    holds a write it acknowledged there."""
+    if not through:
+        return []
+    ends = await end_offsets(connection, list(through))
+    return sorted(p for p, offset in through.items() if ends.get(p, 0) <= offset)
 
 
 async def plan_pieces(

@@ -66,6 +66,9 @@ class WindowState:
         self._dialects: Counter[str] = Counter({} if resume is None else resume.dialects)
         self._duplicates_before = 0 if resume is None else resume.duplicate_keys
         self.resent = 0 if resume is None else resume.resent_objects
+        # Where Kafka said this window's records went, carried by its checkpoints: a resume
+        # checks that Kafka still holds that far (pull/plan.py).
+        self.written_through = {} if resume is None else dict(resume.written_through)
         start = ChainLink(-1, 0, None)
         if resume is not None:
             start = ChainLink(-1, resume.next_offset, resume.total_at_offset)
@@ -96,6 +99,9 @@ class WindowState:
         time): remembered with where its records ended in Kafka."""
         self.emitted += new
         self._furthest_acked = max(self._furthest_acked, page_end)
+        for (topic, partition), written in marks.items():
+            name = f"{topic}:{partition}"
+            self.written_through[name] = max(written.last, self.written_through.get(name, -1))
         position = walk.checkpoint
         self.ack_history.append(
             AckMark(time.monotonic(), position.end, position.total, self._furthest_acked, marks)
@@ -135,4 +141,5 @@ class WindowState:
             narrowed=self.narrowed,
             duplicate_keys=self._duplicates_before + self.selection.duplicate_keys,
             resent_objects=self.resent,
+            written_through=dict(self.written_through),
         )

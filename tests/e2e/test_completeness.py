@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from producer.kafka.checkpoints import CheckpointStore
+from producer.kafka.output import KafkaOutput
 from tests.scripted_partner import relay
 from tests.support import (
     expected_survivors,
@@ -27,6 +29,31 @@ async def pull_tokens(base: str, bootstrap: str, prefix: str, **overrides: Any) 
     values: dict[str, Any] = {"ocpi_version": "2.2.1"}
     values.update(overrides)
     return await asyncio.wait_for(pull(base, bootstrap, prefix, **values), 180)
+
+
+def hiding_one(hiding: dict[str, bool], *, first_window_only: bool = False) -> Any:
+    """A rewrite that leaves the first object out of every first page (of the first window
+    only: the one without `date_from`) while `hiding["on"]`, the totals still counting it: the
+    window ends short."""
+
+    def hide_one(
+        request: web.Request, status: int, headers: dict[str, str], body: bytes
+    ) -> web.StreamResponse:
+        envelope = orjson.loads(body)
+        data = envelope.get("data")
+        first = request.query.get("offset") == "0"
+        if first_window_only and "date_from" in request.query:
+            first = False
+        if hiding["on"] and isinstance(data, list) and first:
+            envelope["data"] = data[1:]
+        return web.Response(
+            status=status,
+            body=orjson.dumps(envelope),
+            headers=headers,
+            content_type="application/json",
+        )
+
+    return hide_one
 
 
 async def test_a_partner_without_any_paging_header_is_read_to_the_end(
@@ -133,24 +160,9 @@ async def test_a_resume_pulls_again_the_window_that_ended_short(
     ends short (exit 5) and is saved so. The partner is then fixed; the same command resumes,
     reads that window again whole, and exits 0."""
     hiding = {"on": True}
-
-    def hide_one(
-        request: web.Request, status: int, headers: dict[str, str], body: bytes
-    ) -> web.StreamResponse:
-        envelope = orjson.loads(body)
-        data = envelope.get("data")
-        if hiding["on"] and isinstance(data, list) and request.query.get("offset") == "0":
-            envelope["data"] = data[1:]
-        return web.Response(
-            status=status,
-            body=orjson.dumps(envelope),
-            headers=headers,
-            content_type="application/json",
-        )
-
     async with (
         sandbox(sizes={"tokens": 1_200}) as (base, state),
-        relay(base, hide_one) as partner,
+        relay(base, hiding_one(hiding)) as partner,
     ):
         url = f"{partner}/ocpi/emsp/2.2.1/tokens"
         first = await pull_tokens(partner, bootstrap, prefix, url=url, limit=200, pull_id="short-1")
@@ -167,6 +179,47 @@ async def test_a_resume_pulls_again_the_window_that_ended_short(
     assert summary.complete
     assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
     assert summary.objects_emitted == len(expected) == 1_200
+
+
+async def test_a_resume_reads_every_window_again_when_kafka_ends_short_of_a_checkpoint(
+    bootstrap: str, prefix: str
+) -> None:
+    """A window's checkpoint says how far Kafka acknowledged its pages on each partition. A
+    resume that finds a partition's end not past that (Kafka lost writes while no puller ran,
+    here a checkpoint written as if a broker had lost them) reads every window again from its
+    start, whatever the counts say, and exits 0 only with every object in Kafka."""
+    hiding = {"on": True}
+    async with (
+        sandbox(sizes={"tokens": 1_200}) as (base, state),
+        relay(base, hiding_one(hiding, first_window_only=True)) as partner,
+    ):
+        url = f"{partner}/ocpi/emsp/2.2.1/tokens"
+        run = {"url": url, "limit": 200, "pull_id": "short-2", "window_size": 300}
+        first = await pull_tokens(partner, bootstrap, prefix, **run)
+        kafka = KafkaOutput(bootstrap)
+        await kafka.start()
+        try:
+            store = CheckpointStore(kafka, f"{prefix}.checkpoints", "sbx", "tokens")
+            stored = await store.load("short-2")
+            done = [c for c in stored.windows.values() if c.finished]
+            assert done, stored.windows
+            beyond = {f"{prefix}.tokens:0": 10**9}
+            await store.save_window(done[0].model_copy(update={"written_through": beyond}))
+            await store.flush()
+        finally:
+            await kafka.stop()
+        hiding["on"] = False
+        resumed = await pull_tokens(partner, bootstrap, prefix, **run)
+        expected = truth_keys(state, "tokens", "2.2.1", pinned_ms(resumed))
+    assert first.exit_code == 5, first.summaries[0]
+    summary = resumed.summaries[0]
+    assert resumed.exit_code == 0, summary
+    assert summary.resumed
+    assert summary.complete
+    assert any(
+        w.startswith("kafka_lost_writes") and "before this run" in w for w in summary.warnings
+    ), summary.warnings
+    assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
 
 
 async def test_a_dialect_never_changes_a_key_nor_tombstones_a_live_one(

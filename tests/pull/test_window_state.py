@@ -13,8 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from producer.kafka.durability import Written
 from producer.kafka.inventory import WrittenBefore
+from producer.ocpi.paging.pagination import WindowWalk
 from producer.pull.counters import PullCounters
+from producer.pull.plan import acknowledged_through
 from producer.pull.selection import WindowSelection
 from producer.pull.window_state import CheckpointOwner, WindowState
 from schemas.records import WindowCheckpoint, WindowSpec
@@ -65,3 +68,33 @@ def test_a_window_counts_from_what_kafka_holds_of_it(
     resume: WindowCheckpoint | None, written: WrittenBefore | None, expected: int
 ) -> None:
     assert state(resume, written).emitted == expected
+
+
+def test_the_offsets_acknowledged_ride_on_every_checkpoint_and_grow() -> None:
+    """Where Kafka said the window's pages went: carried from the checkpoint resumed, raised by
+    each acknowledged page, on each checkpoint (a later resume compares them with Kafka's ends)."""
+    resumed = checkpoint(500).model_copy(update={"written_through": {"t.tokens:0": 40}})
+    window = state(resumed, None)
+    assert window.checkpoint(None, done=False).written_through == {"t.tokens:0": 40}
+    walk = WindowWalk(max_ahead=1)
+    window.acknowledged(walk, 100, 10, {("t.tokens", 0): Written(90, 1.0)})
+    window.acknowledged(walk, 200, 10, {("t.tokens", 1): Written(7, 2.0)})
+    window.acknowledged(walk, 300, 10, {("t.tokens", 0): Written(60, 3.0)})
+    assert window.checkpoint(None, done=False).written_through == {
+        "t.tokens:0": 90,
+        "t.tokens:1": 7,
+    }
+
+
+def test_the_offsets_acknowledged_per_partition_over_the_checkpoints_of_the_pull() -> None:
+    first = checkpoint(1).model_copy(
+        update={"written_through": {"t.tokens:0": 40, "t.tokens:1": 3, "other:0": 99}}
+    )
+    second = checkpoint(1).model_copy(
+        update={"written_through": {"t.tokens:0": 12, "t.tokens.dead:2": 5, "garbage": 1}}
+    )
+    assert acknowledged_through([first, second], ("t.tokens", "t.tokens.dead")) == {
+        ("t.tokens", 0): 40,
+        ("t.tokens", 1): 3,
+        ("t.tokens.dead", 2): 5,
+    }
