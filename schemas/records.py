@@ -114,6 +114,13 @@ class WindowCheckpoint(BaseModel):
             "Kafka lost acknowledged writes (at-least-once)"
         ),
     )
+    kafka_lost_writes: bool = Field(
+        default=False,
+        description=(
+            "Kafka had shown the run that wrote this checkpoint that it lost writes it "
+            "acknowledged (offsets given again): a resume reads every window again"
+        ),
+    )
 
     @property
     def finished(self) -> bool:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -404,6 +404,10 @@ class KafkaOutput:
             )
             self.acked.check_ends(ends, highest_asked=asked, asked_at=asked_at)
         return self.acked.lost_on(topics)
+
+    def has_lost(self, topics: Collection[str]) -> bool:
+        """Whether Kafka has shown, so far, that it lost writes to `topics` it acknowledged."""
+        return bool(self.acked.lost_on(topics))
 
     def _batch_acked(self, topic: str, partition: int, base: int, records: int, at: float) -> None:
         self.acked.acknowledged((topic, partition), base, records, at)

@@ -256,6 +256,13 @@ async def _lost_since_checkpoints(
     broker gave again to later writes hide such a loss; the count of each window's objects held
     is the second check.)"""
     mine = [c for w in windows if (c := state.windows.get(w.index)) is not None]
+    if any(c.kafka_lost_writes for c in mine):
+        progress.warning(
+            "kafka_lost_writes",
+            "the run before this one saw Kafka lose writes it had acknowledged, and stopped "
+            "before writing them again: every window is read again from its start",
+        )
+        return True
     through = acknowledged_through(mine, (ctx.topics.objects, ctx.topics.deadletter))
     short = await partitions_short_of(ctx.kafka.connection, through)
     if short:

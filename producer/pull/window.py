@@ -90,6 +90,7 @@ class WindowPull:
             ctx.counters,
             written_before=ctx.written_before,
             stop_at=stop_at,
+            losses_seen=lambda: ctx.kafka.has_lost((ctx.topics.objects, ctx.topics.deadletter)),
         )
         self._page_size: int | None = None  # what the partner serves at once
         self._first_page: FirstPage | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,8 +48,12 @@ class WindowState:
         *,
         written_before: WrittenBefore | None,
         stop_at: int | None,
+        losses_seen: Callable[[], bool] = lambda: False,
     ) -> None:
         self._owner = owner
+        # Whether Kafka has shown this run a loss of acknowledged writes: each checkpoint says
+        # so, and a resume after a stop before they were written again reads everything again.
+        self._losses_seen = losses_seen
         self.spec = spec
         self.selection = selection
         self._counters = counters
@@ -142,4 +147,5 @@ class WindowState:
             duplicate_keys=self._duplicates_before + self.selection.duplicate_keys,
             resent_objects=self.resent,
             written_through=dict(self.written_through),
+            kafka_lost_writes=self._losses_seen(),
         )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 
 from producer.kafka.checkpoints import CheckpointStore
@@ -181,13 +182,16 @@ async def test_a_resume_pulls_again_the_window_that_ended_short(
     assert summary.objects_emitted == len(expected) == 1_200
 
 
-async def test_a_resume_reads_every_window_again_when_kafka_ends_short_of_a_checkpoint(
-    bootstrap: str, prefix: str
+@pytest.mark.parametrize("shown_by", ["an end short of the offsets", "the run before"])
+async def test_a_resume_reads_every_window_again_after_kafka_lost_acknowledged_writes(
+    bootstrap: str, prefix: str, shown_by: str
 ) -> None:
-    """A window's checkpoint says how far Kafka acknowledged its pages on each partition. A
-    resume that finds a partition's end not past that (Kafka lost writes while no puller ran,
-    here a checkpoint written as if a broker had lost them) reads every window again from its
-    start, whatever the counts say, and exits 0 only with every object in Kafka."""
+    """A window's checkpoint says how far Kafka acknowledged its pages on each partition, and
+    whether Kafka had shown the run a loss (offsets given again) it did not get to write again.
+    A resume that finds a partition's end not past those offsets (Kafka lost writes while no
+    puller ran), or such a checkpoint, reads every window again from its start, whatever the
+    counts say, and exits 0 only with every object in Kafka. (Checkpoints written here as a
+    broker that lost writes would leave them.)"""
     hiding = {"on": True}
     async with (
         sandbox(sizes={"tokens": 1_200}) as (base, state),
@@ -203,8 +207,11 @@ async def test_a_resume_reads_every_window_again_when_kafka_ends_short_of_a_chec
             stored = await store.load("short-2")
             done = [c for c in stored.windows.values() if c.finished]
             assert done, stored.windows
-            beyond = {f"{prefix}.tokens:0": 10**9}
-            await store.save_window(done[0].model_copy(update={"written_through": beyond}))
+            if shown_by == "the run before":
+                lost: dict[str, Any] = {"kafka_lost_writes": True}
+            else:
+                lost = {"written_through": {f"{prefix}.tokens:0": 10**9}}
+            await store.save_window(done[0].model_copy(update=lost))
             await store.flush()
         finally:
             await kafka.stop()
@@ -216,9 +223,10 @@ async def test_a_resume_reads_every_window_again_when_kafka_ends_short_of_a_chec
     assert resumed.exit_code == 0, summary
     assert summary.resumed
     assert summary.complete
-    assert any(
-        w.startswith("kafka_lost_writes") and "before this run" in w for w in summary.warnings
-    ), summary.warnings
+    shown = "before this run" if shown_by.startswith("an end") else "the run before this one"
+    assert any(w.startswith("kafka_lost_writes") and shown in w for w in summary.warnings), (
+        summary.warnings
+    )
     assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
 
 

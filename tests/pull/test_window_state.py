@@ -98,3 +98,21 @@ def test_the_offsets_acknowledged_per_partition_over_the_checkpoints_of_the_pull
         ("t.tokens", 1): 3,
         ("t.tokens.dead", 2): 5,
     }
+
+
+def test_each_checkpoint_says_whether_kafka_has_shown_the_run_a_loss() -> None:
+    seen = {"lost": False}
+    selection = WindowSelection(None, DATE_TO, written_before=None)
+    window = WindowState(
+        OWNER, SPEC, None, selection, PullCounters(), written_before=None, stop_at=None,
+        losses_seen=lambda: seen["lost"],
+    )  # fmt: skip
+    assert not window.checkpoint(None, done=False).kafka_lost_writes
+    seen["lost"] = True
+    assert window.checkpoint(None, done=False).kafka_lost_writes
+    # A resume starts from what Kafka holds, not from an earlier run's knowledge.
+    assert (
+        not state(window.checkpoint(None, done=False), None)
+        .checkpoint(None, done=False)
+        .kafka_lost_writes
+    )
