@@ -251,10 +251,11 @@ async def read_back_written(
 async def _lost_since_checkpoints(
     ctx: PullContext, state: StoredState, windows: list[WindowSpec], progress: ProgressReporter
 ) -> bool:
-    """Whether Kafka lost writes it acknowledged before this run, by offsets: a partition whose
-    end is not past what a window's checkpoint says was acknowledged there. (Offsets a restarted
-    broker gave again to later writes hide such a loss; the count of each window's objects held
-    is the second check.)"""
+    """Whether Kafka lost writes it acknowledged before this run: a checkpoint says the run
+    before saw it lose some (offsets given again) and stopped before writing them again, or a
+    partition's end is not past what a window's checkpoint says was acknowledged there.
+    (Offsets a restarted broker gave again to another process's writes hide a loss from the
+    second; the count of each window's objects held is the third check.)"""
     mine = [c for w in windows if (c := state.windows.get(w.index)) is not None]
     if any(c.kafka_lost_writes for c in mine):
         progress.warning(
