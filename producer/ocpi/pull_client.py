@@ -37,7 +37,7 @@ from producer.ocpi.http.retry import RetryPolicy
 from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.paging.reader import PageReader, ReadPage
 from producer.ocpi.paging.repair import LinkRepair, LinkRepairSetting
-from producer.ocpi.planning.verdict import judge_window
+from producer.ocpi.planning.verdict import judge_walk
 from producer.ocpi.protocol.headers import RoutingHeaders, TokenEncodingSetting
 from producer.ocpi.protocol.versions import ModuleEndpoint
 from schemas.keys import PartnerIdentity
@@ -155,13 +155,7 @@ class PullClient:
                     keys.add(value.decode("utf-8", "replace") if key is None else key)
                 yield self._page(fetched, read)
         walk = driver.walk
-        verdict = judge_window(
-            walk_complete=walk.complete,
-            first_total=walk.first_total,
-            latest_total=walk.latest_total,
-            start_offset=0,
-            received=len(keys),
-        )
+        verdict = judge_walk(walk, received=len(keys))
         self.outcome = PullOutcome(
             pages=pages,
             objects=objects,

@@ -21,7 +21,7 @@ from producer.kafka.digests import key_hash
 from producer.kafka.keystate import KeyState
 from producer.kafka.records import OutMessage
 from producer.ocpi.paging.pages import ListQuery, PageDriver
-from producer.ocpi.planning.verdict import judge_window
+from producer.ocpi.planning.verdict import judge_walk
 from producer.pull.context import PullContext
 from schemas import headers as h
 from schemas.records import PullPlan
@@ -120,13 +120,7 @@ async def keys_changed_since(ctx: PullContext, since: datetime) -> list[int] | s
                     hashes.append(hashed)
                 distinct.add(hashed)
     walk = driver.walk
-    verdict = judge_window(
-        walk_complete=walk.complete,
-        first_total=walk.first_total,
-        latest_total=walk.latest_total,
-        start_offset=0,
-        received=len(distinct),
-    )
+    verdict = judge_walk(walk, received=len(distinct))
     if not verdict.complete:
         return (
             f"the catch-up read of objects updated during the pull fell short: "

@@ -19,7 +19,7 @@ from producer.errors import PaginationLoop
 from producer.ocpi.paging.pages import ListQuery, PageDriver, WindowPage
 from producer.ocpi.paging.pagination import WindowWalk
 from producer.ocpi.paging.walk import WalkStart
-from producer.ocpi.planning.verdict import WindowVerdict, judge_window, read_again
+from producer.ocpi.planning.verdict import WindowVerdict, judge_walk, read_again
 from producer.ocpi.protocol.query import asked_date_from
 from producer.ocpi.protocol.responses import PageContext
 from producer.pull.context import PullContext
@@ -127,12 +127,10 @@ class WindowPull:
                 # Drained: what was sent is acknowledged and checkpointed; a resume goes on.
                 raise ctx.stop.error()
             self._page_size = walk.page_size or self._page_size
-            verdict = judge_window(
-                walk_complete=walk.complete,
-                first_total=walk.first_total,
-                latest_total=walk.latest_total,
-                start_offset=start_offset,
+            verdict = judge_walk(
+                walk,
                 received=self._selection.received,
+                start_offset=start_offset,
                 problem=problem,
                 rereading_part=self._state.rereading,
             )
@@ -234,14 +232,7 @@ class WindowPull:
                 problem = f"{loop.reason}: {loop}"
             if ctx.stop.stopping.is_set():
                 return 0, None
-            verdict = judge_window(
-                walk_complete=walk.complete,
-                first_total=walk.first_total,
-                latest_total=walk.latest_total,
-                start_offset=0,
-                received=len(keys),
-                problem=problem,
-            )
+            verdict = judge_walk(walk, received=len(keys), problem=problem)
             if verdict.complete or problem is not None:
                 return verdict.unexplained_shortfall, verdict.problem
             if reads >= ctx.options.max_rereads:

@@ -16,7 +16,7 @@ from producer.ocpi.paging.pages import ListQuery, PageDriver
 from producer.ocpi.paging.reader import PageReader
 from producer.ocpi.paging.repair import LinkRepair
 from producer.ocpi.paging.walk import ProbePastEnd, WalkStart
-from producer.ocpi.planning.verdict import judge_window
+from producer.ocpi.planning.verdict import judge_walk
 from producer.ocpi.protocol.versions import ModuleEndpoint
 from schemas.keys import PartnerIdentity
 from schemas.records import WindowSpec
@@ -76,13 +76,7 @@ async def list_keys(
                     else:
                         listing.keys.add(key)
                         seen.add(key)
-        verdict = judge_window(
-            walk_complete=walk.complete,
-            first_total=walk.first_total,
-            latest_total=walk.latest_total,
-            start_offset=0,
-            received=len(seen),
-        )
+        verdict = judge_walk(walk, received=len(seen))
         if not verdict.complete:
             listing.short_windows.append(spec.index)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from producer.ocpi.paging.pagination import WindowWalk
+
 MAX_WINDOW_PASSES = 3
 
 
@@ -49,6 +51,27 @@ def judge_window(
     explained = latest_total is not None and received >= max(0, latest_total - start_offset)
     complete = problem is None and walk_complete and (shortfall == 0 or explained)
     return WindowVerdict(complete, expected, shortfall, problem)
+
+
+def judge_walk(
+    walk: WindowWalk,
+    *,
+    received: int,
+    start_offset: int = 0,
+    problem: str | None = None,
+    rereading_part: bool = False,
+) -> WindowVerdict:
+    """Judge a walk by its chain and totals (`judge_window`), `received` distinct objects
+    since `start_offset`."""
+    return judge_window(
+        walk_complete=walk.complete,
+        first_total=walk.first_total,
+        latest_total=walk.latest_total,
+        start_offset=start_offset,
+        received=received,
+        problem=problem,
+        rereading_part=rereading_part,
+    )
 
 
 def read_again(verdict: WindowVerdict, first_total: int | None, passes: int) -> bool:
