@@ -88,6 +88,10 @@ class AckedOffsets:
         """Every loss shown on `topics` so far (kept for the other pulls that wrote there)."""
         return {p: tuple(gone) for p, gone in self.losses.items() if p[0] in topics}
 
+    def any_lost_on(self, topics: Collection[str]) -> bool:
+        """Whether a loss was shown on `topics` (asked at every checkpoint: nothing is built)."""
+        return any(topic in topics for topic, _ in self.losses)
+
     def take_lost(self) -> Losses:
         """The losses shown since last taken, forgotten here (for a sole owner of the writes,
         who writes them again)."""

@@ -407,7 +407,7 @@ class KafkaOutput:
 
     def has_lost(self, topics: Collection[str]) -> bool:
         """Whether Kafka has shown, so far, that it lost writes to `topics` it acknowledged."""
-        return bool(self.acked.lost_on(topics))
+        return self.acked.any_lost_on(topics)
 
     def _batch_acked(self, topic: str, partition: int, base: int, records: int, at: float) -> None:
         self.acked.acknowledged((topic, partition), base, records, at)

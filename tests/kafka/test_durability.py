@@ -70,6 +70,8 @@ def test_losses_are_kept_for_every_pull_and_never_merged() -> None:
     assert acked.lost_on(["t.tokens"]) == {P: both}
     assert acked.lost_on(["t.tokens"]) == {P: both}  # asked again: still there
     assert acked.lost_on(["t.other"]) == {}
+    assert acked.any_lost_on(["t.tokens"])
+    assert not acked.any_lost_on(["t.other"])
 
 
 def test_a_page_is_lost_only_if_acknowledged_on_that_partition_before_the_loss() -> None:
