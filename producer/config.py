@@ -370,6 +370,12 @@ class PullSettings(BaseSettings, PartnerOptions):
         description="an acknowledgement slower than this is reported, then waited for up to the "
         "deadline (never resent)",
     )
+    max_bytes_in_flight: Annotated[int, Flag("kafka")] = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="bytes of records produced and not yet acknowledged (exactly-once: not yet "
+        "committed); a page larger than this goes alone",
+    )
     delivery: Annotated[Literal["at-least-once", "exactly-once"], Flag("kafka")] = Field(
         default="at-least-once",
         description="exactly-once: Kafka transactions, for read_committed consumers",

@@ -84,6 +84,7 @@ def test_defaults() -> None:
         ("OCPI_PULLER_DELIVERY", "exactly-once", "delivery", "exactly-once"),
         ("OCPI_PULLER_TRANSACTION_PAGES", "50", "transaction_pages", 50),
         ("OCPI_PULLER_TRANSACTION_MS", "500", "transaction_ms", 500),
+        ("OCPI_PULLER_MAX_BYTES_IN_FLIGHT", "1048576", "max_bytes_in_flight", 1_048_576),
         ("ocpi_puller_concurrency", "9", "concurrency", 9),  # case-insensitive
     ],
 )

@@ -107,13 +107,15 @@ class UnitCommitter:
         plain: list[Routed],
         keyed: list[Routed],
         pages: int = 0,
+        size: int = 0,
         notes: list[PageNote] | None = None,
     ) -> None:
-        """Records for the open unit, all in the same unit (keyed ones are checkpoints)."""
+        """Records for the open unit, all in the same unit (keyed ones are checkpoints); `size`:
+        what the pages' records weigh."""
         self._check_whole()
         stamped = [(topic, self._stamp(message)) for topic, message in keyed]
         now = time.monotonic()
-        self._units.add(now, plain=plain, keyed=stamped, pages=pages, notes=notes or ())
+        self._units.add(now, plain=plain, keyed=stamped, pages=pages, size=size, notes=notes or ())
         self._changed.set()
 
     def put(self, topic: str, record: OutMessage) -> None:
@@ -122,7 +124,9 @@ class UnitCommitter:
 
     async def room(self) -> None:
         """Wait while a full unit is already waiting behind a commit in progress."""
-        while self._committing and self._units.open.pages >= self._units.policy.max_pages:
+        while self._committing and self._units.policy.full(
+            self._units.open.pages, self._units.open.size
+        ):
             self._room.clear()
             await self._room.wait()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
 
@@ -26,6 +28,12 @@ class OutMessage(msgspec.Struct, gc=False):
     value: bytes | None
     headers: list[Header]
     partition_key: bytes | None = None
+
+
+def records_size(messages: Sequence[OutMessage]) -> int:
+    """The bytes of the keys and values of records (what a batch of them weighs, about)."""
+    keys = sum(map(len, map(attrgetter("key"), messages)))
+    return keys + sum(map(len, filter(None, map(attrgetter("value"), messages))))
 
 
 def message_bytes(message: OutMessage) -> int:

@@ -31,16 +31,23 @@ class PageNote:
 
 @dataclass(frozen=True, slots=True)
 class UnitPolicy:
-    """When a unit is due: `max_pages` pages, or `max_ms` after its first record."""
+    """When a unit is due: `max_pages` pages, `max_bytes` bytes of records, or `max_ms` after
+    its first record. (A unit waits while one commits: two units' bytes are in flight at most.)"""
 
     max_pages: int = 20
     max_ms: int = 2000
+    max_bytes: int = 16 * 1024 * 1024
 
-    def due(self, pages: int, age_s: float | None) -> bool:
-        """Whether a unit of `pages` pages, opened `age_s` ago (None: empty), should commit."""
+    def due(self, pages: int, age_s: float | None, size: int = 0) -> bool:
+        """Whether a unit of `pages` pages and `size` bytes, opened `age_s` ago (None: empty),
+        should commit."""
         if age_s is None:
             return False
-        return pages >= self.max_pages or age_s * 1000 >= self.max_ms
+        return self.full(pages, size) or age_s * 1000 >= self.max_ms
+
+    def full(self, pages: int, size: int) -> bool:
+        """Whether a unit of `pages` pages and `size` bytes takes no more."""
+        return pages >= self.max_pages or size >= self.max_bytes
 
 
 @dataclass(slots=True)
@@ -52,6 +59,7 @@ class CommitUnit:
     sequence: int
     opened_at: float | None = None
     pages: int = 0
+    size: int = 0  # bytes of the pages' records
     plain: list[Routed] = field(default_factory=list)
     keyed: dict[tuple[str, bytes], OutMessage] = field(default_factory=dict)
     notes: list[PageNote] = field(default_factory=list)
@@ -89,9 +97,11 @@ class UnitAssembler:
         plain: Iterable[Routed] = (),
         keyed: Iterable[Routed] = (),
         pages: int = 0,
+        size: int = 0,
         notes: Iterable[PageNote] = (),
     ) -> None:
-        """Add records (and the pages they come from) to the open unit, all or nothing."""
+        """Add records (and the pages they come from, `size` bytes) to the open unit, all or
+        nothing."""
         unit = self.open
         before = unit.empty
         unit.plain.extend(plain)
@@ -99,6 +109,7 @@ class UnitAssembler:
             unit.keyed.pop((topic, message.key), None)  # the latest goes last
             unit.keyed[(topic, message.key)] = message
         unit.pages += pages
+        unit.size += size
         unit.notes.extend(notes)
         if before and not unit.empty:
             unit.opened_at = now
@@ -107,7 +118,7 @@ class UnitAssembler:
         """Whether the open unit should be committed now."""
         unit = self.open
         age = None if unit.empty or unit.opened_at is None else now - unit.opened_at
-        return self.policy.due(unit.pages, age)
+        return self.policy.due(unit.pages, age, unit.size)
 
     def wait_s(self, now: float) -> float | None:
         """How long until the open unit is due by age (None: it is empty)."""

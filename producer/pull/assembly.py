@@ -30,6 +30,7 @@ from producer.ocpi.protocol.headers import RoutingHeaders
 from producer.ocpi.protocol.responses import RetryNotice
 from producer.ocpi.protocol.versions import ModuleEndpoint
 from producer.pull.at_least_once import AtLeastOnce
+from producer.pull.budget import ByteBudget
 from producer.pull.context import Delivery, PullContext
 from producer.pull.records import MessageBuilder
 from producer.pull.stop import StopRequest
@@ -133,6 +134,7 @@ def pull_context(
         progress=progress,
         topics=topics,
         unacked_pages=asyncio.Semaphore(2 * options.windows_at_once * options.fanout),
+        unacked_bytes=ByteBudget(settings.max_bytes_in_flight),
         delivery=delivery
         or AtLeastOnce(
             kafka,

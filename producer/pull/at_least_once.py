@@ -90,11 +90,13 @@ class AtLeastOnce:
 
 @dataclass(frozen=True, slots=True)
 class SentPage:
-    """A page whose records were sent: the walk's request, and its start and end offsets."""
+    """A page whose records were sent: the walk's request, its start and end offsets, and what
+    its records weigh (bytes in flight until acknowledged)."""
 
     request_id: int
     offset: int
     end: int
+    size: int
 
 
 class AckedPass:
@@ -136,17 +138,24 @@ class AckedPass:
         """Queue a page's records; returns the wait for their acknowledgement."""
         ctx = self._ctx
         messages = self._ledger.fetched(built)
+        size = messages.size()
         await ctx.unacked_pages.acquire()
+        try:
+            await ctx.unacked_bytes.acquire(size)
+        except BaseException:
+            ctx.unacked_pages.release()
+            raise
         try:
             objects_ack = await ctx.kafka.send(ctx.topics.objects, messages.objects)
             dead_ack = await ctx.kafka.send(ctx.topics.deadletter, messages.dead_letters)
         except BaseException:
             ctx.unacked_pages.release()
+            ctx.unacked_bytes.release(size)
             raise
         page_end = fetched.offset + len(fetched.items)
         # The wait holds the page's records (bytes), never the parsed page: unacknowledged pages
-        # are what a pull keeps in memory.
-        sent = SentPage(fetched.request.request_id, fetched.offset, page_end)
+        # are what a pull keeps in memory, bounded in pages and in bytes.
+        sent = SentPage(fetched.request.request_id, fetched.offset, page_end, size)
         return self._await_acks(sent, messages, [objects_ack, dead_ack])
 
     async def _await_acks(
@@ -168,6 +177,7 @@ class AckedPass:
                 )
         finally:
             ctx.unacked_pages.release()
+            ctx.unacked_bytes.release(sent.size)
         if ctx.keystate is not None and messages.objects:
             # Only now that Kafka has the objects may their digests say they were produced.
             records = [

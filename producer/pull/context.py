@@ -22,6 +22,7 @@ from producer.ocpi.paging.pages import PageDriver, WindowPage
 from producer.ocpi.paging.reader import PageReader
 from producer.ocpi.paging.repair import LinkRepair
 from producer.ocpi.protocol.versions import ModuleEndpoint
+from producer.pull.budget import ByteBudget
 from producer.pull.counters import PullCounters
 from producer.pull.records import MessageBuilder, PageMessages
 from producer.pull.stop import StopRequest
@@ -49,6 +50,7 @@ class PullContext:
     progress: ProgressReporter
     topics: PullTopics
     unacked_pages: asyncio.Semaphore
+    unacked_bytes: ByteBudget  # at-least-once: what the unacknowledged pages weigh
     delivery: Delivery  # at-least-once or exactly-once
     # Whether the plan's window counts are the partner's X-Total-Count (else there were none).
     totals_reported: bool = True

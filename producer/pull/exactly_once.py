@@ -82,7 +82,12 @@ class ExactlyOnce:
         self.committer = UnitCommitter(
             kafka,
             self.transactor,
-            UnitPolicy(settings.transaction_pages, settings.transaction_ms),
+            # The unit open and the one committing share the bytes in flight.
+            UnitPolicy(
+                settings.transaction_pages,
+                settings.transaction_ms,
+                max(1, settings.max_bytes_in_flight // 2),
+            ),
             deadline_s=settings.kafka_deadline_s,
             verify_s=settings.kafka_replay_s,
             on_committed=self._report,

@@ -17,7 +17,7 @@ from itertools import repeat
 import orjson
 
 from producer.kafka.digests import dead_content_hash
-from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage
+from producer.kafka.records import MAX_MESSAGE_BYTES, Header, OutMessage, records_size
 from producer.ocpi.paging.reader import ReadPage
 from schemas import headers as h
 from schemas.dialects import Dialect
@@ -53,6 +53,10 @@ class PageMessages:
     # aligned with `dead_letters`: a hash of each dead object's identity and content (a dead
     # letter's record differs every time it is made; the object it carries does not)
     dead_contents: list[int] = field(default_factory=list)
+
+    def size(self) -> int:
+        """The bytes of its records' keys and values."""
+        return records_size(self.objects) + records_size(self.dead_letters)
 
     def dialect_counts(self) -> Counter[Dialect]:
         """How many of the objects produced used each dialect."""

@@ -64,9 +64,11 @@ class TransactedPass:
         ctx, window = self._ctx, self._window
         plain: list[Routed] = []
         notes: list[PageNote] = []
+        size = 0
         for page in covered:
             offset, records = page.page, page.records
             window.count_dialects(records)
+            size += records.size()
             plain += [(ctx.topics.objects, m) for m in records.objects]
             plain += [(ctx.topics.deadletter, m) for m in records.dead_letters]
             if ctx.keystate is not None and records.objects:
@@ -91,5 +93,6 @@ class TransactedPass:
             plain=plain,
             keyed=[(ctx.topics.checkpoints, checkpoint)],
             pages=len(covered),
+            size=size,
             notes=notes,
         )

@@ -34,6 +34,26 @@ def test_a_unit_is_due_at_its_page_count_or_its_age(
     assert UnitPolicy(max_pages=20, max_ms=2000).due(pages, age_s) is due
 
 
+@pytest.mark.parametrize(
+    ("pages", "size", "due"),
+    [(1, 999, False), (1, 1000, True), (19, 0, False), (20, 0, True), (0, 5000, True)],
+)
+def test_a_unit_is_due_at_its_bytes_too(pages: int, size: int, due: bool) -> None:
+    policy = UnitPolicy(max_pages=20, max_ms=2000, max_bytes=1000)
+    assert policy.due(pages, 0.0, size) is due
+    assert policy.full(pages, size) is due
+
+
+def test_a_unit_counts_the_bytes_of_its_pages() -> None:
+    units = UnitAssembler(UnitPolicy(max_pages=20, max_ms=10_000, max_bytes=100))
+    units.add(0.0, plain=[("t", record("a"))], pages=1, size=60)
+    assert not units.due(0.0)
+    units.add(0.0, plain=[("t", record("b"))], pages=1, size=40)
+    assert units.due(0.0)
+    assert units.take().size == 100
+    assert units.open.size == 0
+
+
 def test_the_age_counts_from_the_first_record() -> None:
     units = UnitAssembler(UnitPolicy(max_pages=5, max_ms=1000))
     assert not units.due(100.0)
