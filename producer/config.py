@@ -373,8 +373,8 @@ class PullSettings(BaseSettings, PartnerOptions):
     max_bytes_in_flight: Annotated[int, Flag("kafka")] = Field(
         default=32 * 1024 * 1024,
         ge=1024,
-        description="bytes of records produced and not yet acknowledged (exactly-once: not yet "
-        "committed); a page larger than this goes alone",
+        description="per pull, bytes of records produced and not yet acknowledged (exactly-once: "
+        "not yet committed); a page larger than this goes alone",
     )
     delivery: Annotated[Literal["at-least-once", "exactly-once"], Flag("kafka")] = Field(
         default="at-least-once",
