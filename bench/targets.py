@@ -61,6 +61,8 @@ TARGETS = (
            "adaptive.workers_2.defaults.spread.share_429"),
     Target("exactly_once_vs_at_least_once", ">= 0.8",
            "exactly_once.0ms.ratio_exactly_once_vs_at_least_once"),
+    Target("defaults_vs_best_pinned_0ms", ">= 0.95", "ratio_spread.defaults_vs_best_pinned_0ms"),
+    Target("defaults_vs_best_pinned_50ms", ">= 0.95", "ratio_spread.defaults_vs_best_pinned_50ms"),
     Target("instructions_per_token_vs_issue_26_start", "<= 0.5",
            "instructions.tokens.vs_issue_26_start"),
 )  # fmt: skip

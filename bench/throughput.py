@@ -5,8 +5,8 @@ A round measures, side by side on one machine:
 * what a pull costs whatever it reads (`ours_pull_fixed_cost`: the pull of an empty module:
   interpreter start, imports, Kafka connect, discovery, planning, summary);
 * `ocpi-puller pull` end to end at its default settings (`--concurrency auto`) at 0 ms and at
-  50 ms page latency (server cap 1000), and, in the first round only, pinned at
-  `--concurrency 8` (the `_concurrency_8` figures: what earlier runs measured);
+  50 ms page latency (server cap 1000), and pinned at `--concurrency` 4, 8 and 16 in every
+  round (the `_concurrency_N` figures): the defaults against the best pinned number;
 * the naive pull (sequential Link following, one `await producer.send()` per object), dlt's
   RESTClient and a plain sequential aiohttp loop, fetch-only;
 * our fetch path with no Kafka (and this process's CPU across it), aiokafka producing
@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.ceilings import our_fetch_only, produce_ceilings
 from bench.peers import aiohttp_sequential, dlt_fetch_only, naive_pull
-from bench.processes import fresh_broker, run_pull, sandbox_process
+from bench.processes import Partner, fresh_broker, run_pull, sandbox_process
 
 SEQUENTIAL_PAGES_AT_LATENCY = 200
 SEQUENTIAL_AT_50MS = (
@@ -33,7 +33,8 @@ SEQUENTIAL_AT_50MS = (
     "dlt_fetch_only_50ms",
     "aiohttp_sequential_fetch_only_50ms",
 )
-PINNED_8 = ("--concurrency", "8")
+# Pinned concurrencies the defaults are measured against, in every round.
+PINNED = (4, 8, 16)
 
 # The figures measured in every round (a target names them), with the measures whose median,
 # min and max are reported (`repeats.merge_figure`; the first picks the run that stands).
@@ -43,6 +44,7 @@ _RSS = ("peak_rss_mb", "median_rss_mb")
 REPEATED: dict[str, tuple[str, ...]] = {
     "ours_end_to_end_0ms": (*_CPU, "peak_rss_mb"),
     "ours_end_to_end_50ms": _CPU,
+    **{f"ours_end_to_end_{ms}ms_concurrency_{n}": _RATE for ms in (0, 50) for n in PINNED},
     "dlt_fetch_only_0ms": _RATE,
     "ours_fetch_only_no_kafka_0ms": _CPU,
     **dict.fromkeys(SEQUENTIAL_AT_50MS, _RATE),
@@ -61,9 +63,8 @@ async def throughput_round(tokens: int, *, first: bool) -> dict[str, Any]:
     with sandbox_process(tokens, 0) as fast:
         with fresh_broker() as broker:
             figures["ours_end_to_end_0ms"] = run_pull(fast, broker)
+        _pinned(figures, fast, 0)
         if first:
-            with fresh_broker() as broker:
-                figures["ours_end_to_end_0ms_concurrency_8"] = run_pull(fast, broker, *PINNED_8)
             with fresh_broker() as broker:
                 figures["naive_pull_0ms"] = await naive_pull(fast.url, broker.bootstrap, None)
         figures["dlt_fetch_only_0ms"] = dlt_fetch_only(fast.url, None)
@@ -73,9 +74,7 @@ async def throughput_round(tokens: int, *, first: bool) -> dict[str, Any]:
     with sandbox_process(tokens, 50) as slow:
         with fresh_broker() as broker:
             figures["ours_end_to_end_50ms"] = run_pull(slow, broker)
-        if first:
-            with fresh_broker() as broker:
-                figures["ours_end_to_end_50ms_concurrency_8"] = run_pull(slow, broker, *PINNED_8)
+        _pinned(figures, slow, 50)
         pages = SEQUENTIAL_PAGES_AT_LATENCY
         with fresh_broker() as broker:
             figures["naive_pull_50ms"] = await naive_pull(slow.url, broker.bootstrap, pages)
@@ -105,6 +104,15 @@ def memory_round(tokens: int, e2e_0ms: dict[str, Any], *, with_10m: bool) -> dic
     return memory
 
 
+def _pinned(figures: dict[str, Any], partner: Partner, latency_ms: int) -> None:
+    """The pull pinned at each of `PINNED` concurrencies (a fresh broker each)."""
+    for n in PINNED:
+        with fresh_broker() as broker:
+            figures[f"ours_end_to_end_{latency_ms}ms_concurrency_{n}"] = run_pull(
+                partner, broker, "--concurrency", str(n)
+            )
+
+
 def ratios_of(figures: dict[str, Any], memory: dict[str, Any], tokens: int) -> dict[str, float]:
     """The ratios of one round's figures (those whose inputs the round measured)."""
     rate = {k: f["objects_per_s"] for k, f in figures.items() if "objects_per_s" in f}
@@ -127,6 +135,10 @@ def ratios_of(figures: dict[str, Any], memory: dict[str, Any], tokens: int) -> d
         ratios["end_to_end_0ms_defaults_vs_concurrency_8"] = (
             e2e_0 / rate["ours_end_to_end_0ms_concurrency_8"]
         )
+    for ms, defaults in ((0, e2e_0), (50, e2e_50)):
+        pinned = [rate.get(f"ours_end_to_end_{ms}ms_concurrency_{n}") for n in PINNED]
+        if all(pinned):
+            ratios[f"defaults_vs_best_pinned_{ms}ms"] = defaults / max(filter(None, pinned))
     largest = 10_000_000 if "pull_10000000" in memory else tokens
     ratios[f"peak_rss_{largest}_vs_100000"] = (
         memory[f"pull_{largest}"]["peak_rss_mb"] / memory["pull_100000"]["peak_rss_mb"]
