@@ -1,9 +1,10 @@
 """The bytes a pull may have handed to Kafka and not yet seen acknowledged.
 
-Counting pages alone does not bound memory: a page of locations can weigh a hundred pages of
-tokens. A page waits here until its bytes fit beside those in flight. One page larger than the
-whole budget still goes when nothing else is in flight, so no page can wait forever. Waiters are
-served in the order they came, so a large page is not overtaken for ever by small ones.
+Counting pages alone does not bound memory: a page of locations can weigh as much as dozens of
+pages of tokens. A page waits here until its bytes fit beside those in flight. One page larger
+than the whole budget still goes when nothing else is in flight, so no page can wait forever.
+Waiters are served in the order they came, so a large page is not overtaken for ever by small
+ones.
 """
 
 from __future__ import annotations
