@@ -86,7 +86,7 @@ class ExactlyOnce:
             UnitPolicy(
                 settings.transaction_pages,
                 settings.transaction_ms,
-                max(1, settings.max_bytes_in_flight // 2),
+                settings.max_bytes_in_flight // 2,
             ),
             deadline_s=settings.kafka_deadline_s,
             verify_s=settings.kafka_replay_s,
