@@ -318,7 +318,8 @@ class RecordAppender:
                 key, value = message.key, message.value
                 if len(key) + (0 if value is None else len(value)) > near_limit:
                     check(message)
-                if append(key=key, value=value, timestamp=None, headers=message.headers) is None:
+                headers = message.record_headers()
+                if append(key=key, value=value, timestamp=None, headers=headers) is None:
                     break
                 index += 1
             return index
@@ -329,7 +330,13 @@ class RecordAppender:
                 key, value = message.key, message.value
                 if len(key) + (0 if value is None else len(value)) > near_limit:
                     check(message)
-                if append(offset, None, key, value, message.headers) is None:
+                numbered = message.numbered
+                headers = (
+                    message.headers
+                    if numbered is None
+                    else [*message.headers, (numbered, b"%d" % message.number)]
+                )  # (record_headers, inlined: this loop runs once per record)
+                if append(offset, None, key, value, headers) is None:
                     self._batch.close()
                     break
                 offset += 1

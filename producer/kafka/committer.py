@@ -139,7 +139,7 @@ class UnitCommitter:
         return OutMessage(
             message.key,
             message.value,
-            [*message.headers, (WRITER_HEADER, self._writer)],
+            [*message.record_headers(), (WRITER_HEADER, self._writer)],
             message.partition_key,
         )
 

@@ -235,7 +235,7 @@ class PartitionOutbox:
     def _add(batch: _Batch, message: OutMessage) -> bool:
         """Append to `batch`; False when it is full (aiokafka answers None then)."""
         metadata = batch.builder.append(
-            key=message.key, value=message.value, timestamp=None, headers=message.headers
+            key=message.key, value=message.value, timestamp=None, headers=message.record_headers()
         )
         if metadata is None:
             return False

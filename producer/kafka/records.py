@@ -18,6 +18,10 @@ MAX_MESSAGE_BYTES = 1_000_000
 class OutMessage(msgspec.Struct, gc=False):
     """One record to produce; `value=None` is a tombstone. Treated as immutable.
 
+    `headers` may be one list shared by many records (a page's): never mutated. A record's own
+    numbered header (`numbered`, `number`: its position in the partner's list) is made only when
+    the record is appended to a batch, so a record waiting for its batch holds an int, not a
+    list of its own (`record_headers`).
     `partition_key` overrides what the partition is hashed from (checkpoint records of one
     partner module share a partition); by default it is the key, as Kafka's partitioner does.
     (A msgspec Struct: built in C, a quarter of a dataclass's cost per message; it holds no
@@ -28,6 +32,14 @@ class OutMessage(msgspec.Struct, gc=False):
     value: bytes | None
     headers: list[Header]
     partition_key: bytes | None = None
+    numbered: str | None = None
+    number: int = 0
+
+    def record_headers(self) -> list[Header]:
+        """Every header the record carries: the shared ones, then its own numbered one."""
+        if self.numbered is None:
+            return self.headers
+        return [*self.headers, (self.numbered, b"%d" % self.number)]
 
 
 def records_size(messages: Sequence[OutMessage]) -> int:
@@ -39,7 +51,7 @@ def records_size(messages: Sequence[OutMessage]) -> int:
 def message_bytes(message: OutMessage) -> int:
     """The bytes a record carries (key, value, header names and values)."""
     size = len(message.key) + (0 if message.value is None else len(message.value))
-    return size + sum(len(name) + len(value) for name, value in message.headers)
+    return size + sum(len(name) + len(value) for name, value in message.record_headers())
 
 
 @dataclass(frozen=True, slots=True)

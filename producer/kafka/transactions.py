@@ -298,17 +298,16 @@ async def _send_partition(
     deliveries: list[tuple[asyncio.Future[Any], int]] = []
     batch = producer.create_batch()
     for message in messages:
+        headers = message.record_headers()
         appended = batch.append(
-            key=message.key, value=message.value, timestamp=None, headers=message.headers
+            key=message.key, value=message.value, timestamp=None, headers=headers
         )
         if appended is None:  # full: send it and start the next
             batch.close()
             count = batch.record_count()
             deliveries.append((await producer.send_batch(batch, topic, partition=partition), count))
             batch = producer.create_batch()
-            batch.append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
+            batch.append(key=message.key, value=message.value, timestamp=None, headers=headers)
     if batch.record_count():
         batch.close()
         count = batch.record_count()

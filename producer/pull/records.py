@@ -53,6 +53,13 @@ class PageMessages:
     # aligned with `dead_letters`: a hash of each dead object's identity and content (a dead
     # letter's record differs every time it is made; the object it carries does not)
     dead_contents: list[int] = field(default_factory=list)
+    # aligned with `keys`: hash() of each, taken once (the window's sets and its order watch
+    # then hold these same int objects, not one copy each)
+    hashes: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.hashes) != len(self.keys):
+            object.__setattr__(self, "hashes", list(map(hash, self.keys)))
 
     def size(self) -> int:
         """The bytes of its records' keys and values."""
@@ -92,13 +99,16 @@ class MessageBuilder:
     ) -> PageMessages:
         """Records for a read page; `first_offset` is the page's position in the list, `window`
         the pull's date window it belongs to."""
-        trace: list[Header] = [] if traceparent is None else [(h.TRACEPARENT, traceparent.encode())]
+        # The headers every record of the page carries (one list, shared); each record's
+        # `source-offset` is made when it is appended to a batch (`OutMessage.record_headers`).
+        shared = self._common.copy()
         if window is not None:
-            trace.insert(0, (h.PULL_WINDOW, b"%d" % window))
-        common, offset_name = self._common, h.SOURCE_OFFSET
+            shared.append((h.PULL_WINDOW, b"%d" % window))
+        if traceparent is not None:
+            shared.append((h.TRACEPARENT, traceparent.encode()))
         errors = page.errors
         if not errors and max(map(len, page.values), default=0) <= MAX_OBJECT_BYTES:
-            return self._all_valid(page, first_offset, trace)
+            return self._all_valid(page, first_offset, shared)
         objects: list[OutMessage] = []
         keys: list[str] = []
         positions: list[int] = []
@@ -117,10 +127,10 @@ class MessageBuilder:
             keys.append(key)
             positions.append(position)
             stamps.append(stamp)
-            offset = (offset_name, b"%d" % (first_offset + position))
-            objects.append(OutMessage(key.encode(), value, [*common, offset, *trace]))
+            number = first_offset + position
+            objects.append(OutMessage(key.encode(), value, shared, None, h.SOURCE_OFFSET, number))
         dead_letters = [
-            self._dead_letter(page, i, key, reasons, first_offset + i, source_url, trace)
+            self._dead_letter(page, i, key, reasons, first_offset + i, source_url, shared)
             for i, key, reasons in dead
         ]
         identities = [key or page.values[i].decode("utf-8", "replace") for i, key, _ in dead]
@@ -142,17 +152,22 @@ class MessageBuilder:
             dead_contents=contents,
         )
 
-    def _all_valid(self, page: ReadPage, first_offset: int, trace: list[Header]) -> PageMessages:
+    def _all_valid(self, page: ReadPage, first_offset: int, shared: list[Header]) -> PageMessages:
         """The records of a page whose every object is produced (nearly every page)."""
         keys: list[str] = page.keys  # type: ignore[assignment]  # no dead letter: all keyed
-        offsets = map(b"%d".__mod__, range(first_offset, first_offset + len(keys)))
-        # Each record's headers: the page's, with its own offset (built in C, no Python loop).
-        shared = [repeat(header) for header in self._common]
-        own = zip(repeat(h.SOURCE_OFFSET), offsets)
-        # (strict=False: the repeated headers are endless; the offsets end the zip.)
-        extra = (repeat(header) for header in trace)
-        headers = map(list, zip(*shared, own, *extra, strict=False))
-        objects = list(map(OutMessage, map(str.encode, keys), page.values, headers))
+        offsets = range(first_offset, first_offset + len(keys))
+        # (Built in C, no Python loop; the repeats are endless, the keys end the map.)
+        objects = list(
+            map(
+                OutMessage,
+                map(str.encode, keys),
+                page.values,
+                repeat(shared),
+                repeat(None),
+                repeat(h.SOURCE_OFFSET),
+                offsets,
+            )
+        )
         return PageMessages(
             objects,
             [],
@@ -172,7 +187,7 @@ class MessageBuilder:
         reasons: list[str],
         offset: int,
         source_url: str,
-        trace: list[Header],
+        shared: list[Header],
     ) -> OutMessage:
         # An object too large for a record cannot travel in one either; the error says its size.
         item = None if len(page.values[position]) > MAX_OBJECT_BYTES else page.parsed(position)
@@ -192,5 +207,8 @@ class MessageBuilder:
         return OutMessage(
             message_key.encode(),
             record.model_dump_json().encode(),
-            [*self._common, (h.SOURCE_OFFSET, str(offset).encode()), *trace],
+            shared,
+            None,
+            h.SOURCE_OFFSET,
+            offset,
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -113,8 +114,12 @@ def judge(
             None if trace is None else trace.decode(),
         )
         if built.objects:
-            (message,) = built.objects
-            message.headers.append((h.REDRIVE_ID, redrive_id.encode()))
+            (built_message,) = built.objects
+            # (Its headers are shared with the builder's other records: a new list.)
+            message = msgspec.structs.replace(
+                built_message,
+                headers=[*built_message.headers, (h.REDRIVE_ID, redrive_id.encode())],
+            )
             failed_at_ms = int(letter.failed_at.timestamp() * 1000)
             verdicts.passing.append(Redriven(letter.module, message, failed_at_ms))
         else:

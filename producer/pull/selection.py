@@ -115,7 +115,7 @@ class WindowSelection:
         `tally`, the hashes of a part of the window being counted apart, received too)."""
         if messages.duplicate_keys:
             self._count_extra_slots(messages.keys)
-        hashes = [hash(key) for key in messages.keys]
+        hashes = messages.hashes
         self._listed.update(hashes)
         if tally is not None:
             tally.update(hashes)
@@ -157,6 +157,7 @@ class WindowSelection:
             objects=[objects[i] for i in kept],
             dead_letters=dead_letters,
             keys=[keys[i] for i in kept],
+            hashes=[messages.hashes[i] for i in kept],
             positions=[messages.positions[i] for i in kept],
             digests=digests,
             last_updated=[messages.last_updated[i] for i in kept],
@@ -169,8 +170,7 @@ class WindowSelection:
         durable, committed = self._durable, self._committed
         new = 0
         values = map(value_hash, map(_VALUE, messages.objects))
-        for key, value in zip(messages.keys, values, strict=True):
-            hashed = hash(key)
+        for key, hashed, value in zip(messages.keys, messages.hashes, values, strict=True):
             if hashed not in durable and (committed is None or key_hash(key) not in committed):
                 new += 1
             durable[hashed] = value
@@ -182,7 +182,7 @@ class WindowSelection:
         page: an identical repeat within the page travels with its first copy), and not the
         2.1.1 neighbour's."""
         durable, committed, neighbours = self._durable, self._committed, self._neighbours
-        hashes = list(map(hash, messages.keys))
+        hashes = messages.hashes
         fresh = not neighbours and not committed and not messages.duplicate_keys
         if fresh and durable.keys().isdisjoint(hashes):
             return list(range(len(hashes)))  # a page of keys new to the window

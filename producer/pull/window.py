@@ -288,8 +288,7 @@ class WindowPull:
         positions = self._positions
         keep = self._pages_watched < ORDER_PAGES_WATCHED
         self._pages_watched += 1
-        for key, place in zip(messages.keys, messages.positions, strict=True):
-            hashed = hash(key)
+        for hashed, place in zip(messages.hashes, messages.positions, strict=True):
             seen = positions.get(hashed)
             # (A key a page lists twice is the partner's duplicate, not a change of order.)
             moved = (

@@ -131,14 +131,25 @@ def test_lz4_is_looked_up_in_both_builders_module_globals() -> None:
 def test_the_record_appender_writes_to_the_c_builder_as_append_would() -> None:
     direct, public = (BatchBuilder(1 << 20, 0) for _ in range(2))
     assert type(direct._builder) is c_default_records.DefaultRecordBatchBuilder
-    messages = [OutMessage(f"k{i}".encode(), b"v" * i, [("h", b"1")]) for i in range(50)]
+    shared = [("h", b"1")]
+    # With and without a numbered header of their own (made when appended).
+    messages = [
+        OutMessage(f"k{i}".encode(), b"v" * i, shared, None, "n" if i % 2 else None, i)
+        for i in range(50)
+    ]
     appender = RecordAppender(direct)
     assert appender._builder is not None  # the fast path is taken
     assert appender.add_all(messages, 0, len(messages), 1 << 20, lambda _: None) == len(messages)
     for message in messages:
-        public.append(key=message.key, value=message.value, timestamp=None, headers=message.headers)
+        headers = message.record_headers()
+        public.append(key=message.key, value=message.value, timestamp=None, headers=headers)
     assert direct.record_count() == public.record_count() == len(messages)
     assert direct.size() == public.size()
+    read = [c_default_records.DefaultRecordBatch(b._build()) for b in (direct, public)]
+    assert [[(r.key, r.value, r.headers) for r in batch] for batch in read] == [
+        [(m.key, m.value, m.record_headers()) for m in messages]
+    ] * 2
+    assert shared == [("h", b"1")]  # the shared list is never extended
 
 
 async def test_failing_queued_batches_retrieves_every_future() -> None:

@@ -131,7 +131,7 @@ async def test_records_land_on_the_outboxs_partition_intact(bootstrap: str, topi
     received = await read(bootstrap, topic)
     assert [r.partition for r in received] == [2] * len(sent)
     assert [(r.key, r.value, list(r.headers)) for r in received] == [
-        (m.key, m.value, m.headers) for m in sent
+        (m.key, m.value, m.record_headers()) for m in sent
     ]
 
 
@@ -209,7 +209,7 @@ async def test_send_puts_each_key_on_kafkas_partition_and_resolves_when_acked(
     assert acked.done()
     received = await read(bootstrap, topic)
     assert {(r.key, r.value, tuple(r.headers)) for r in received} == {
-        (m.key, m.value, tuple(m.headers)) for m in sent
+        (m.key, m.value, tuple(m.record_headers())) for m in sent
     }
     assert all(r.partition == partition_for(r.key, PARTITIONS) for r in received)
     assert len({r.partition for r in received}) == PARTITIONS  # 60 keys spread over all three

@@ -90,9 +90,9 @@ def tokens(count: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def headers(message: OutMessage) -> dict[str, bytes]:
-    names = [name for name, _ in message.headers]
+    names = [name for name, _ in message.record_headers()]
     assert len(names) == len(set(names)), "a header repeats"
-    return dict(message.headers)
+    return dict(message.record_headers())
 
 
 def dead_letter(message: OutMessage) -> DeadLetter:
@@ -132,7 +132,7 @@ def test_keys_encode_separators_and_upper_case_ci_strings() -> None:
 def test_every_record_names_version_module_partner_pull_and_position() -> None:
     page = builder().build(tokens(3), 40, URL, None)
     for position, message in enumerate(page.objects):
-        assert message.headers == [
+        assert message.record_headers() == [
             (h.OCPI_VERSION, b"2.2.1"),
             (h.OCPI_MODULE, b"tokens"),
             (h.PARTNER, b"sbx"),
@@ -140,6 +140,20 @@ def test_every_record_names_version_module_partner_pull_and_position() -> None:
             (h.SOURCE_OFFSET, str(40 + position).encode()),
         ]
         assert message.partition_key is None  # partitioned by its key, as Kafka would
+
+
+def test_a_pages_records_share_one_list_of_headers_and_carry_only_their_offset() -> None:
+    # (Memory: a record waiting for its batch holds no header list of its own.)
+    made = builder()
+    first = made.build(tokens(3), 0, URL, TRACEPARENT, window=1)
+    second = made.build(tokens(2), 3, URL, None, window=2)
+    assert len({id(m.headers) for m in first.objects}) == 1
+    assert [m.number for m in first.objects + second.objects] == [0, 1, 2, 3, 4]
+    # Each page has its own list: another page's window and trace do not leak into it.
+    assert headers(second.objects[0])[h.PULL_WINDOW] == b"2"
+    assert h.TRACEPARENT not in headers(second.objects[0])
+    assert headers(first.objects[2])[h.PULL_WINDOW] == b"1"
+    assert headers(first.objects[2])[h.SOURCE_OFFSET] == b"2"
 
 
 def test_the_page_span_travels_in_a_traceparent_header() -> None:
@@ -172,13 +186,13 @@ def test_an_invalid_object_becomes_a_dead_letter_under_its_key() -> None:
     assert page.keys == [object_key("tokens", "2.2.1", i, None) for i in (items[0], items[2])]
     (message,) = page.dead_letters
     assert message.key == key.encode()
-    assert message.headers == [
+    assert message.record_headers() == [
         (h.OCPI_VERSION, b"2.2.1"),
         (h.OCPI_MODULE, b"tokens"),
         (h.PARTNER, b"sbx"),
         (h.PULL_ID, b"pull-7"),
-        (h.SOURCE_OFFSET, b"21"),
         (h.TRACEPARENT, TRACEPARENT.encode()),
+        (h.SOURCE_OFFSET, b"21"),
     ]
     letter = dead_letter(message)
     assert (letter.pull_id, letter.partner, letter.module, letter.ocpi_version) == (
