@@ -47,16 +47,6 @@ class FirstPage:
     total: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class SeenAt:
-    """Where an object of a reading's first pages was: its page's offset, its own position, and
-    the total then."""
-
-    page_offset: int
-    position: int
-    total: int | None
-
-
 class WindowPull:
     """One window's pull, possibly resumed from a checkpoint, or a re-read stretch of it."""
 
@@ -97,8 +87,11 @@ class WindowPull:
         self._pages_ordered_checked = 0
         # Set when a page shows the order changing under us: the reading stops there.
         self._seen_unstable = asyncio.Event()
-        # Where the objects of a reading's first pages were, by key hash.
-        self._positions: dict[int, SeenAt] = {}
+        # Where the objects of a reading's first pages were, by key hash: one int each, its
+        # position times ORDER_PAGES_WATCHED plus the index of its page in `_watched_pages`
+        # (the page's offset and the total then): tens of thousands per window at once.
+        self._positions: dict[int, int] = {}
+        self._watched_pages: list[tuple[int, int]] = []
         self._pages_watched = 0
 
     async def run(self) -> WindowResult:
@@ -285,20 +278,25 @@ class WindowPull:
         the total does; this list is in another order at every request."""
         if total is None or self._seen_unstable.is_set():
             return
-        positions = self._positions
+        positions, pages = self._positions, self._watched_pages
         keep = self._pages_watched < ORDER_PAGES_WATCHED
         self._pages_watched += 1
+        slot = len(pages)
+        if keep:
+            pages.append((offset, total))
         for hashed, place in zip(messages.hashes, messages.positions, strict=True):
             seen = positions.get(hashed)
+            if seen is None:
+                if keep:
+                    positions[hashed] = (offset + place) * ORDER_PAGES_WATCHED + slot
+                continue
+            seen_position, seen_slot = divmod(seen, ORDER_PAGES_WATCHED)
+            seen_offset, seen_total = pages[seen_slot]
             # (A key a page lists twice is the partner's duplicate, not a change of order.)
-            moved = (
-                seen is not None and seen.page_offset != offset and seen.position != offset + place
-            )
-            if moved and seen is not None and seen.total == total:
+            moved = seen_offset != offset and seen_position != offset + place
+            if moved and seen_total == total:
                 self._seen_unstable.set()
                 return
-            if keep and seen is None:
-                positions[hashed] = SeenAt(offset, offset + place, total)
 
     def _count_listing(self) -> None:
         """What the window's listing showed, counted once per window however often it was

@@ -7,7 +7,8 @@ keep unknown fields, validate strictly inside pydantic-core, and follow each ver
 
 from __future__ import annotations
 
-from . import v2_1_1, v2_2_1, v2_3_0
+import importlib
+
 from .base import OcpiModel
 
 __all__ = ["MODULES", "VERSIONS", "OcpiModel", "model_for"]
@@ -15,22 +16,15 @@ __all__ = ["MODULES", "VERSIONS", "OcpiModel", "model_for"]
 MODULES = ("tokens", "locations", "tariffs", "sessions", "cdrs")
 VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
 
-_MODELS: dict[tuple[str, str], type[OcpiModel]] = {
-    ("2.1.1", "tokens"): v2_1_1.Token,
-    ("2.1.1", "locations"): v2_1_1.Location,
-    ("2.1.1", "tariffs"): v2_1_1.Tariff,
-    ("2.1.1", "sessions"): v2_1_1.Session,
-    ("2.1.1", "cdrs"): v2_1_1.Cdr,
-    ("2.2.1", "tokens"): v2_2_1.Token,
-    ("2.2.1", "locations"): v2_2_1.Location,
-    ("2.2.1", "tariffs"): v2_2_1.Tariff,
-    ("2.2.1", "sessions"): v2_2_1.Session,
-    ("2.2.1", "cdrs"): v2_2_1.Cdr,
-    ("2.3.0", "tokens"): v2_3_0.Token,
-    ("2.3.0", "locations"): v2_3_0.Location,
-    ("2.3.0", "tariffs"): v2_3_0.Tariff,
-    ("2.3.0", "sessions"): v2_3_0.Session,
-    ("2.3.0", "cdrs"): v2_3_0.Cdr,
+# Each version's models live in their own module, imported when first asked for: a pull reads
+# one version, and building every version's schemas costs ~10 MB and ~50 ms at start-up.
+_VERSION_MODULES = {"2.1.1": "v2_1_1", "2.2.1": "v2_2_1", "2.3.0": "v2_3_0"}
+_MODEL_NAMES = {
+    "tokens": "Token",
+    "locations": "Location",
+    "tariffs": "Tariff",
+    "sessions": "Session",
+    "cdrs": "Cdr",
 }
 
 
@@ -40,9 +34,11 @@ def model_for(version: str, module: str) -> type[OcpiModel]:
     Raises ``ValueError`` for a version or module this package does not model.
     """
     try:
-        return _MODELS[(version, module)]
+        package, name = _VERSION_MODULES[version], _MODEL_NAMES[module]
     except KeyError:
         raise ValueError(
             f"no OCPI model for version {version!r}, module {module!r}; "
             f"versions: {', '.join(VERSIONS)}; modules: {', '.join(MODULES)}"
         ) from None
+    model: type[OcpiModel] = getattr(importlib.import_module(f"{__name__}.{package}"), name)
+    return model
