@@ -168,13 +168,19 @@ class WindowSelection:
         """These records are in Kafka (acknowledged, or in a commit unit): seen from now on.
         How many of their keys this window had not written before."""
         durable, committed = self._durable, self._committed
-        new = 0
         values = map(value_hash, map(_VALUE, messages.objects))
+        self._durable_dead.update(messages.dead_contents)
+        if committed is None:
+            # (Nearly every page: a pull not resumed. The keys new to the window are what the
+            # update adds; a key the page lists twice is added once.)
+            before = len(durable)
+            durable.update(zip(messages.hashes, values, strict=True))
+            return len(durable) - before
+        new = 0
         for key, hashed, value in zip(messages.keys, messages.hashes, values, strict=True):
-            if hashed not in durable and (committed is None or key_hash(key) not in committed):
+            if hashed not in durable and key_hash(key) not in committed:
                 new += 1
             durable[hashed] = value
-        self._durable_dead.update(messages.dead_contents)
         return new
 
     def _not_durable(self, messages: PageMessages) -> list[int]:

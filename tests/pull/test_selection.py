@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from producer.kafka.digests import key_hash, value_hash
 from producer.kafka.inventory import WrittenBefore
@@ -197,3 +199,27 @@ def test_a_2_1_1_window_leaves_its_lead_second_to_the_window_before() -> None:
     assert produced(window, [lead, own, before]) == [key(own), key(before)]
     assert window.received == 3
     assert window.out_of_window == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pages=st.lists(st.lists(st.integers(0, 12), max_size=8), min_size=1, max_size=5),
+    committed_upto=st.none() | st.integers(0, 12),
+)
+def test_made_durable_counts_each_key_new_to_the_window_once(
+    pages: list[list[int]], committed_upto: int | None
+) -> None:
+    # A key is new the first time one of its pages is made durable, unless the pull wrote it
+    # before a resume (whatever its value then); a key a page lists twice counts once.
+    items = {i: token(i) for i in range(13)}
+    before = (
+        None
+        if committed_upto is None
+        else WrittenBefore(objects={key_hash(key(items[i])): 1 for i in range(committed_upto)})
+    )
+    window = WindowSelection(DATE_FROM, DATE_TO, written_before=before)
+    seen: set[int] = set(range(committed_upto or 0))
+    for page in pages:
+        expected = len(set(page) - seen)
+        seen.update(page)
+        assert window.made_durable(build([items[i] for i in page])) == expected
