@@ -26,12 +26,21 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 
 
 def lookup(document: Mapping[str, Any], path: str) -> Any:
-    """What a dotted path (`cpu_us_per_object.puller`) leads to, or None if nothing does."""
+    """What a dotted path (`cpu_us_per_object.puller`) leads to, or None if nothing does. A key
+    may hold dots itself (a `spread` by measure path, `ours.tokens_us_per_object`): the longest
+    key that matches is taken."""
     value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    parts = path.split(".")
+    while parts:
+        if not isinstance(value, Mapping):
             return None
-        value = value[part]
+        for length in range(len(parts), 0, -1):
+            key = ".".join(parts[:length])
+            if key in value:
+                value, parts = value[key], parts[length:]
+                break
+        else:
+            return None
     return value
 
 

@@ -43,9 +43,9 @@ _CPU = ("objects_per_s", "cpu_us_per_object.puller")
 _RSS = ("peak_rss_mb", "median_rss_mb")
 REPEATED: dict[str, tuple[str, ...]] = {
     "ours_end_to_end_0ms": (*_CPU, "peak_rss_mb"),
-    "ours_end_to_end_50ms": _CPU,
+    "ours_end_to_end_50ms": (*_CPU, "peak_rss_mb"),
     **{f"ours_end_to_end_{ms}ms_concurrency_{n}": _RATE for ms in (0, 50) for n in PINNED},
-    "dlt_fetch_only_0ms": _RATE,
+    "dlt_fetch_only_0ms": ("objects_per_s", "cpu_us_per_object.dlt"),
     "ours_fetch_only_no_kafka_0ms": _CPU,
     **dict.fromkeys(SEQUENTIAL_AT_50MS, _RATE),
     "produce_ceiling": ("batch_api_outbox.objects_per_s",),
@@ -129,6 +129,11 @@ def ratios_of(figures: dict[str, Any], memory: dict[str, Any], tokens: int) -> d
             e2e_0 / figures["produce_ceiling"]["per_message_send"]["objects_per_s"]
         )
     ratios["end_to_end_0ms_vs_our_fetch_only"] = e2e_0 / rate["ours_fetch_only_no_kafka_0ms"]
+    dlt_cpu = figures["dlt_fetch_only_0ms"].get("cpu_us_per_object", {}).get("dlt")
+    if dlt_cpu:
+        # Issue 26: our whole pull against dlt's fetch alone, CPU per object, the same round.
+        ours_cpu = figures["ours_end_to_end_0ms"]["cpu_us_per_object"]["puller"]
+        ratios["puller_cpu_vs_dlt_cpu_per_object"] = ours_cpu / dlt_cpu
     if "naive_pull_0ms" in rate:
         ratios["end_to_end_0ms_vs_naive_pull"] = e2e_0 / rate["naive_pull_0ms"]
     if "ours_end_to_end_0ms_concurrency_8" in rate:
