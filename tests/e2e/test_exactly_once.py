@@ -77,6 +77,24 @@ class OpenTransactions:
         return any(stable[tp] < high[tp] for tp in partitions)
 
 
+async def frozen_in_an_open_transaction(
+    bootstrap: str, topic: str, process: asyncio.subprocess.Process
+) -> bool:
+    """SIGSTOP the puller while records of a transaction it has not committed are in `topic`
+    (True), or see it end first (False). A transaction is open for milliseconds: freeze the
+    puller once one is seen, and keep it frozen only if records of an open one are there then
+    (a commit marker not yet under the stable offset looks open too); else go on, look again."""
+    async with OpenTransactions(bootstrap, topic) as transactions:
+        while process.returncode is None:
+            if not await transactions.seen():
+                continue
+            process.send_signal(signal.SIGSTOP)
+            if await count(bootstrap, topic, "read_uncommitted") > await count(bootstrap, topic):
+                return True
+            process.send_signal(signal.SIGCONT)
+    return False
+
+
 def pull_args(base: str, bootstrap: str, prefix: str, pull_id: str, *extra: str) -> list[str]:
     return [
         "--url", f"{base}/ocpi/versions", "--module", "tokens",
@@ -172,18 +190,20 @@ async def test_sigkill_at_any_point_then_again_commits_each_key_once(
             await until(lambda: served(at_commit + 3), first)
         else:  # (the topic exists once something is committed)
             await until(lambda: commits(1), first)
-            async with OpenTransactions(bootstrap, f"{prefix}.tokens") as transactions:
-                # A transaction is open for milliseconds: freeze the puller once one is seen,
-                # and kill it only if records of an open one are there then (a commit marker
-                # not yet under the stable offset looks open too): else go on, look again.
-                topic = f"{prefix}.tokens"
-                while True:
-                    await until(transactions.seen, first, pause_s=0)
-                    first.send_signal(signal.SIGSTOP)
-                    uncommitted = await count(bootstrap, topic, "read_uncommitted")
-                    if uncommitted > await count(bootstrap, topic):
-                        break
-                    first.send_signal(signal.SIGCONT)
+            attempts = 1
+            while not await frozen_in_an_open_transaction(bootstrap, f"{prefix}.tokens", first):
+                # The pull ended before one of its transactions was seen open (each is open
+                # for milliseconds): that run killed nothing; pull again under another id.
+                code, _, err = await finished(first)
+                assert code == 0, err[-2000:]
+                assert attempts < 3, "no transaction was caught open in 3 whole pulls"
+                attempts += 1
+                pull_id = f"eos-{point}-{attempts}"
+                args = pull_args(
+                    base, bootstrap, prefix, pull_id, "--transaction-pages", pages,
+                    "--transaction-ms", ms,
+                )  # fmt: skip
+                first = await start_puller(args)
         first.send_signal(signal.SIGKILL)
         await first.wait()
 
