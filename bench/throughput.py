@@ -129,11 +129,11 @@ def ratios_of(figures: dict[str, Any], memory: dict[str, Any], tokens: int) -> d
             e2e_0 / figures["produce_ceiling"]["per_message_send"]["objects_per_s"]
         )
     ratios["end_to_end_0ms_vs_our_fetch_only"] = e2e_0 / rate["ours_fetch_only_no_kafka_0ms"]
-    dlt_cpu = figures["dlt_fetch_only_0ms"].get("cpu_us_per_object", {}).get("dlt")
-    if dlt_cpu:
-        # Issue 26: our whole pull against dlt's fetch alone, CPU per object, the same round.
-        ours_cpu = figures["ours_end_to_end_0ms"]["cpu_us_per_object"]["puller"]
-        ratios["puller_cpu_vs_dlt_cpu_per_object"] = ours_cpu / dlt_cpu
+    # Issue 26: our whole pull against dlt's fetch alone, CPU per object, the same round.
+    ratios["puller_cpu_vs_dlt_cpu_per_object"] = (
+        figures["ours_end_to_end_0ms"]["cpu_us_per_object"]["puller"]
+        / figures["dlt_fetch_only_0ms"]["cpu_us_per_object"]["dlt"]
+    )
     if "naive_pull_0ms" in rate:
         ratios["end_to_end_0ms_vs_naive_pull"] = e2e_0 / rate["naive_pull_0ms"]
     if "ours_end_to_end_0ms_concurrency_8" in rate:

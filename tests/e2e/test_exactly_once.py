@@ -169,9 +169,12 @@ async def test_sigkill_at_any_point_then_again_commits_each_key_once(
     # ... and more transactions (Apache Kafka commits in milliseconds: few are caught open).
     size = SIZE * 3 if point == "transaction-open" else SIZE
     async with sandbox(sizes={"tokens": size}, max_limit=PAGE, latency_ms=latency) as (base, state):
-        args = pull_args(
-            base, bootstrap, prefix, pull_id, "--transaction-pages", pages, "--transaction-ms", ms
-        )
+
+        def args_of(pull_id: str) -> list[str]:
+            units = ("--transaction-pages", pages, "--transaction-ms", ms)
+            return pull_args(base, bootstrap, prefix, pull_id, *units)
+
+        args = args_of(pull_id)
         first = await start_puller(args)
 
         async def served(pages: int) -> bool:
@@ -199,10 +202,7 @@ async def test_sigkill_at_any_point_then_again_commits_each_key_once(
                 assert attempts < 3, "no transaction was caught open in 3 whole pulls"
                 attempts += 1
                 pull_id = f"eos-{point}-{attempts}"
-                args = pull_args(
-                    base, bootstrap, prefix, pull_id, "--transaction-pages", pages,
-                    "--transaction-ms", ms,
-                )  # fmt: skip
+                args = args_of(pull_id)
                 first = await start_puller(args)
         first.send_signal(signal.SIGKILL)
         await first.wait()
