@@ -195,21 +195,30 @@ def test_baselines_are_kept_per_endpoint() -> None:
     assert controller.limit == 32.0
 
 
-def test_the_first_baseline_is_the_median_of_the_first_answers_over_windows() -> None:
-    """Slow start's windows hold 4 answers at 2 permits: a first baseline taken from 3 or 4
-    answers of a partner jittering by ±50% can be a third too low, and then every later
-    window looks slow (the K=12 sandbox, 145 ms against 200). It is the median of the first
-    10, gathered over windows; until then, of those gathered so far."""
+def test_a_first_baseline_from_a_few_answers_is_replaced_by_the_next_window() -> None:
+    """A window that starts a module's pages after planning's probes may hold only a few of
+    them: against a partner jittering by ±50%, their median can be a third too low, and then
+    every later window looks slow (the K=12 sandbox: 145 ms against 200, 0.68 of capacity).
+    A first baseline from fewer than 10 answers is provisional: the next window's median
+    replaces it."""
     controller = ConcurrencyController(ControllerConfig(), random.Random(1))
-    first_ten = [0.12, 0.13, 0.11, 0.14, 0.2, 0.25, 0.3, 0.22, 0.27, 0.21]
+    probes = [0.2] * 6
+    first_pages = [0.12, 0.13, 0.11, 0.14]
+    next_pages = [0.27, 0.21, 0.26, 0.24, 0.23, 0.25, 0.22, 0.28, 0.2, 0.29]
+    answers = [
+        *[("probe", latency) for latency in probes],
+        *[("page", latency) for latency in first_pages],
+        *[("page", latency) for latency in next_pages],
+    ]
     now = 0.0
-    for i, latency in enumerate([*first_ten, *[0.33] * 10]):
+    for i, (endpoint, latency) in enumerate(answers):
         now += 0.35  # each answer sent after the one before came back: none is stale
-        controller.on_response(now, Response(latency, controller.permits))
-        if i == 3:  # slow start's first window: 4 answers
-            assert controller.baseline() == pytest.approx(statistics.median(first_ten[:4]))
-    # The next windows brought 4, then 10 more: the baseline is of the first 10 only.
-    assert controller.baseline() == pytest.approx(statistics.median(first_ten))
+        controller.on_response(now, Response(latency, controller.permits, endpoint=endpoint))
+        if i == 9:  # the first window (10 answers) held 4 pages: a provisional baseline
+            assert controller.baseline("page") == pytest.approx(statistics.median(first_pages))
+    # The second window held 10: its median replaced the provisional one.
+    assert controller.baseline("page") == pytest.approx(statistics.median(next_pages))
+    assert controller.baseline("probe") == pytest.approx(0.2)
 
 
 def test_probes_halve_the_permits_for_one_window_then_restore_them() -> None:

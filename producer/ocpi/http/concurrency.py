@@ -6,9 +6,8 @@ whose permits follow `permits` is `producer/ocpi/http/limiter.py`.
 
 The limit is a float in [min_limit, max_limit]; `permits` is its floor. Decisions are per window,
 never per answer: a window holds answers to requests sent since the last change, and closes after
-`window_min_responses` of them and max(`window_min_s`, 2 × mean latency) (in slow start: 4, or
-one per permit if more, and 0.5 s, so the limit doubles about every two round trips of a slow
-partner) — or at once on a hard signal, so a refusal is answered within one round trip:
+`window_min_responses` of them and max(`window_min_s`, 2 × mean latency) (in slow start, 0.5 s)
+— or at once on a hard signal, so a refusal is answered within one round trip:
 
 * 429 or timeout (or a second 503/reset in the window; a lone one is as often a proxy hiccup)
   from a request sent after the last cut: cut ×`backoff`, once; answers to requests sent before
@@ -27,13 +26,14 @@ partner) — or at once on a hard signal, so a refusal is answered within one ro
   Slow start (until the first brake or cut) grows ×(1 + headroom): ×2 at r = 1, ×1 at r = 1.125.
 
 Latency baseline, per endpoint: not the minimum (biased low, sheds too much) nor a plain EWMA (our
-own queueing drifts it up). The first is the median of the endpoint's first 10 answers, gathered
-over windows (a partner jittering by ±50% makes the median of 4 a third off, and a baseline too
-low brakes every later window). A window median lowers it quickly (α 0.3); it rises only from
-low-load windows: the first, app-limited ones, the one after a cut, and probes — permits halved
-for one window every `probe_every_windows` × U(0.5, 1) windows, and at once when the brake alone
-has halved the limit (our queue, or a partner slower for good?). A probe's median is taken as the
-baseline, so a partner that got 3× slower dips for a few seconds instead of pinning the limit at 1.
+own queueing drifts it up). The first is a window's median; from fewer than 10 answers it is
+provisional, replaced by the next window's (a partner jittering by ±50% makes the median of 4 a
+third off, and a baseline too low brakes every later window). A window median lowers it quickly
+(α 0.3); it rises only from low-load windows: the first, app-limited ones, the one after a cut,
+and probes — permits halved for one window every `probe_every_windows` × U(0.5, 1) windows, and
+at once when the brake alone has halved the limit (our queue, or a partner slower for good?). A
+probe's median is taken as the baseline, so a partner that got 3× slower dips for a few seconds
+instead of pinning the limit at 1.
 
 Why gradient, with tolerance 1.25 and a start at 2: the simulation sweep in
 docs/adaptive-concurrency.md (`python bench/adaptive_sim.py`).
@@ -78,7 +78,7 @@ class ControllerConfig:
     window_min_s: float = 1.0
     window_round_trips: float = 2.0
     slow_start_window_min_s: float = 0.5
-    slow_start_min_responses: int = 4  # or the permits, if more: one answer per permit
+    slow_start_min_responses: int = 10
     tolerance: float = 1.25
     smoothing: float = 0.5
     backoff: float = 0.5
@@ -86,7 +86,7 @@ class ControllerConfig:
     slow_start_exit: float = 1.125  # latency ratio that ends slow start (HyStart's 1/8)
     probe_every_windows: int = 30  # 0: probe only when the brake has halved the limit
     ceiling_step: float = 0.2
-    first_baseline_samples: int = 10  # an endpoint's first baseline: the median of this many
+    first_baseline_samples: int = 10  # fewer in its window: the first baseline is provisional
     errors_to_cut: int = 2  # 503s/resets in one window that make a cut (429/timeout: one)
     max_retry_after_s: float = 300.0
 
@@ -162,7 +162,7 @@ class ConcurrencyController:
         self._probing = False
         self._windows_to_probe = self._draw_probe_interval()
         self._baselines: dict[str, float] = {}
-        self._first_samples: dict[str, list[float]] = {}  # for endpoints with no baseline yet
+        self._provisional: set[str] = set()  # endpoints whose baseline came from a small window
         self._ceiling = math.inf  # in-flight count the partner last refused at
         self._ceiling_step = self.config.ceiling_step
         self._before_last_step = self.config.min_limit  # slow start's last limit without trouble
@@ -235,8 +235,7 @@ class ConcurrencyController:
     def _window_ready(self, now: float) -> bool:
         window, config = self._window, self.config
         if self._slow_start:
-            least = max(config.slow_start_min_responses, self.permits)
-            floor = config.slow_start_window_min_s
+            least, floor = config.slow_start_min_responses, config.slow_start_window_min_s
         else:
             least, floor = config.window_min_responses, config.window_min_s
         if window.responses < least:
@@ -370,25 +369,22 @@ class ConcurrencyController:
     # -- latency baseline -------------------------------------------------------------------------
 
     def _learn_baselines(self, window: _Window, *, low_load: bool, trusted: bool) -> None:
-        wanted = self.config.first_baseline_samples
         for endpoint, latencies in window.latencies.items():
-            known = self._baselines.get(endpoint)
-            first = self._first_samples.get(endpoint)
-            if known is None or first is not None:
-                # Latency may jitter by ±50%: an endpoint's first baseline is the median of its
-                # first `first_baseline_samples` answers, gathered over as many windows as it
-                # takes (slow start's first windows hold a few each) and then fixed; until
-                # then, of those gathered so far (3 at least).
-                first = self._first_samples.setdefault(endpoint, [])
-                first.extend(latencies)
-                if len(first) >= min(3, wanted):
-                    self._baselines[endpoint] = median(first[:wanted])
-                if len(first) >= wanted:
-                    del self._first_samples[endpoint]
-                continue
             if len(latencies) < 3:
                 continue
             middle = median(latencies)
+            known = self._baselines.get(endpoint)
+            if known is None or endpoint in self._provisional:
+                # Latency may jitter by ±50%: a window that starts a module's pages after
+                # planning may hold only a few of them, and their median be a third off. A
+                # baseline from fewer than `first_baseline_samples` answers is provisional:
+                # the next window's median replaces it, until one holds enough.
+                self._baselines[endpoint] = middle
+                if len(latencies) < self.config.first_baseline_samples:
+                    self._provisional.add(endpoint)
+                else:
+                    self._provisional.discard(endpoint)
+                continue
             if trusted:
                 self._baselines[endpoint] = middle  # a probe sees the partner without our queue
             elif low_load:
