@@ -2,7 +2,8 @@
 
 Text: a table cut to the width (80 columns and up): numbers and states are never cut; long
 texts (the problem, then the pull id, then partner/module) are cut with `…` and shown whole
-under the table, or kept whole with `--wide`. `objects` is objects so far / the reported total;
+under the table, or kept whole with `--wide`. Where the exact counts still do not fit, counts
+are rounded to three digits (`1.23M`). `objects` is objects so far / the reported total;
 `seen` how long ago the pull's last event came; `shard` appears when a pull is sharded.
 `--output json`: one JSON object per pull and shard, one a line; `--output tsv`: a header, then
 one line per pull and shard.
@@ -18,7 +19,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TextIO
@@ -87,8 +88,29 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def row_of(s: PullStatus, now: datetime) -> dict[str, str]:
-    """One pull and shard as the table's cells, every value whole (and on one line)."""
+def exact_count(n: float) -> str:
+    """A count with thousands separators: 1,234,567."""
+    return f"{n:,.0f}"
+
+
+def rounded_count(n: float) -> str:
+    """A count in at most five characters, to three significant digits: 999, 1.23k, 12.3M."""
+    for unit in ("", "k", "M", "G", "T"):
+        if n < 9.995:
+            return f"{n:.2f}{unit}" if unit else f"{n:.0f}"
+        if n < 99.95:
+            return f"{n:.1f}{unit}" if unit else f"{n:.0f}"
+        if n < 999.5:
+            return f"{n:.0f}{unit}"
+        n /= 1000
+    return f"{n:.0f}P"
+
+
+def row_of(
+    s: PullStatus, now: datetime, count: Callable[[float], str] = exact_count
+) -> dict[str, str]:
+    """One pull and shard as the table's cells, every value whole (and on one line); `count`
+    writes the counts."""
     state = s.state_at(now)
     running = state == "running"
     return {
@@ -96,9 +118,9 @@ def row_of(s: PullStatus, now: datetime) -> dict[str, str]:
         "partner/module": one_line(f"{s.partner}/{s.module}"),
         "shard": s.shard,
         "state": state,
-        "objects": f"{s.objects_emitted:,}/"
-        + ("?" if s.total_reported is None else f"{s.total_reported:,}"),
-        "rate/s": f"{s.rate_per_s:,.0f}" if running and s.rate_per_s is not None else "-",
+        "objects": f"{count(s.objects_emitted)}/"
+        + ("?" if s.total_reported is None else count(s.total_reported)),
+        "rate/s": count(s.rate_per_s) if running and s.rate_per_s is not None else "-",
         "ETA": human_s(s.eta_s) if running else "-",
         "windows": f"{s.windows_done}/{'?' if s.windows_total is None else s.windows_total}",
         "seen": human_s(s.age_s(now)),
@@ -120,11 +142,11 @@ def cut(text: str, width: int, *, middle: bool = False) -> str:
 
 def fit_widths(
     rows: Sequence[dict[str, str]], columns: Sequence[Column], width: int
-) -> tuple[dict[str, int], int]:
+) -> tuple[dict[str, int], int, int]:
     """Column widths (and the gap between columns) for `rows` within `width`: the problem is
     narrowed to its `cut_to`, then the gap shrinks to one space, then the long texts go down in
     `CUT_ORDER` to their `cut_to`, then to their `cut_far`. Never narrower: numbers and states
-    are never cut."""
+    are never cut. Also the columns the table is still too wide by (0 when it fits)."""
     widths = {c.name: max(len(c.name), *(len(r[c.name]) for r in rows)) for c in columns}
     gap = 2
 
@@ -143,7 +165,7 @@ def fit_widths(
         narrow(name, by_name[name].cut_to)
     for name in CUT_ORDER:
         narrow(name, by_name[name].cut_far)
-    return widths, gap
+    return widths, gap, max(0, excess())
 
 
 def render_rows(
@@ -158,7 +180,11 @@ def render_rows(
         return [], []
     sharded = any(s.shard != "1/1" for s in ordered)
     columns = [c for c in COLUMNS if sharded or c.name != "shard"]
-    widths, gap = fit_widths(rows, columns, 10**9 if wide else max(MIN_WIDTH, width))
+    width = 10**9 if wide else max(MIN_WIDTH, width)
+    widths, gap, over = fit_widths(rows, columns, width)
+    if over:  # exact counts of ten million and more, many shards, a long state
+        rows = [row_of(s, now, rounded_count) for s in ordered]
+        widths, gap, _ = fit_widths(rows, columns, width)
     header = {c.name: cut(c.name, widths[c.name]) for c in columns}
     lines = [_line(header, columns, widths, gap)]
     notes: list[str] = []

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.observe.status import PullStatus
+from producer.observe.status import PullStatus, State
 from producer.observe.status_view import (
     TSV_FIELDS,
     StatusPrinter,
     cut,
     nothing_since,
     render_rows,
+    rounded_count,
     script_line,
 )
 
@@ -57,8 +58,9 @@ def test_one_row_per_pull_within_the_width_and_every_cut_text_whole_below(
     assert len(lines) == 1 + len(pulls)  # a header, then one line per pull and shard
     assert all(len(line) <= width for line in lines), lines
     for status in pulls:
-        objects = f"{status.objects_emitted:,}/"
-        assert any(objects in line for line in lines[1:])  # numbers are never cut
+        # Numbers are never cut: exact, or rounded where exact counts do not fit.
+        written = {f"{status.objects_emitted:,}/", f"{rounded_count(status.objects_emitted)}/"}
+        assert any(objects in line for line in lines[1:] for objects in written)
         problem = " ".join((status.last_problem or "").split())  # a cell is one line
         if problem and not any(problem in line for line in lines):
             assert any(note.endswith(f": {problem}") for note in notes)
@@ -82,6 +84,34 @@ def test_a_long_problem_is_cut_in_the_row_and_whole_below() -> None:
     assert "99,980/100,000" in row
     assert row.endswith("…")
     assert note == f"20261204T185706Z-f4e207 other/locations: {problem.strip()}"
+
+
+STATES: tuple[State, ...] = ("running", "interrupted")
+
+
+def test_counts_too_wide_for_80_columns_are_rounded_not_cut() -> None:
+    # A found case: 8 shards, ten million objects, "interrupted": exact, it needs 87 columns.
+    pulls = [
+        PullStatus(f"pull-{i}", "partner", "tokens", f"{i}/8", state=state,
+                   last_event_at=(NOW - timedelta(days=11)).isoformat(),
+                   objects_emitted=10_000_000, total_reported=10_000_000, rate_per_s=99_999.0,
+                   eta_s=10**6, windows_ended=set(range(99)), windows_total=99, last_problem="x")
+        for i, state in enumerate(STATES, start=1)
+    ]  # fmt: skip
+    lines, _ = render_rows(pulls, NOW, 80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert all("10.0M/10.0M" in line for line in lines[1:])
+    wide, _ = render_rows(pulls, NOW, 80, wide=True)
+    assert all("10,000,000/10,000,000" in line for line in wide[1:])
+
+
+@given(st.floats(0, 10**14))
+def test_a_rounded_count_keeps_three_digits_in_five_characters(n: float) -> None:
+    text = rounded_count(n)
+    assert len(text) <= 5
+    unit = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}.get(text[-1], 1.0)
+    value = float(text.rstrip("kMGT")) * unit
+    assert abs(value - n) <= max(0.5, n * 0.005)
 
 
 def test_a_pull_id_is_cut_in_the_middle_to_keep_its_end() -> None:
