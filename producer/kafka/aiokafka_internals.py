@@ -9,6 +9,8 @@ aiokafka offers no public way to do these, and each matters for a pull (why, at 
 * a dead or fenced producer recognised before aiokafka `assert`s on it: `_sender.sender_task`
   (`fatal_error`), `_txn_manager.is_fatal_error()` and `.producer_id`;
 * fresh topic metadata from a consumer: its `_client.fetch_all_metadata()` (`fresh_metadata`);
+* partitions added to a transaction without a record sent to them, so that its commit writes
+  a marker there (`add_to_transaction`: `_txn_manager.maybe_add_partition_to_txn`);
 * records appended straight to a batch's C record builder (`RecordAppender`: `BatchBuilder.
   _builder` and `_relative_offset`), a third cheaper per record than `BatchBuilder.append`.
 
@@ -25,10 +27,10 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaError
 
@@ -124,6 +126,20 @@ CHECKED_SOURCES = {
     ),
     "aiokafka.producer.transaction_manager.TransactionManager.fatal_error": (
         "8e9fd08dc50042c47c2d328651b03c25d6410e52ab12cf0c15dc5e34d100cf59"
+    ),
+    # add_to_transaction: a partition added as a send adds it; the sender adds the pending
+    # partitions before it ends the transaction, and sends EndTxn for any transaction with one.
+    "aiokafka.producer.transaction_manager.TransactionManager.maybe_add_partition_to_txn": (
+        "e0a118be379a7f754f89ee00eebc7399f73a216698394ffa4de31cdfaefba032"
+    ),
+    "aiokafka.producer.transaction_manager.TransactionManager.is_empty_transaction": (
+        "124ac059b2a77809e64e360ce7a26b092e1191f5b5757a90b75480b87ecf2761"
+    ),
+    "aiokafka.producer.sender.Sender._maybe_do_transactional_request": (
+        "71227a8a4d9ca80d59f540f0b5aeadbfa81de4867c4616f533e0b8fad4e798eb"
+    ),
+    "aiokafka.producer.sender.Sender._do_txn_commit": (
+        "8263eaebb7c30ea1855413881316f565be5db9e0d48209d105da568dc9e25aff"
     ),
 }
 
@@ -273,6 +289,13 @@ def halt_producer(producer: AIOKafkaProducer, error: KafkaError) -> None:
         if not transaction.is_fatal_error():
             transaction.fatal_error(error)
         transaction._transaction_waiter.add_done_callback(_retrieve)
+
+
+def add_to_transaction(producer: AIOKafkaProducer, partitions: Iterable[TopicPartition]) -> None:
+    """Add `partitions` to the producer's open transaction without a record sent to them: its
+    end then writes a marker to each. (aiokafka adds a partition only when a record is sent.)"""
+    for partition in partitions:
+        producer._txn_manager.maybe_add_partition_to_txn(partition)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -6,7 +6,8 @@ of sight until it ends, so a resume that read only up to there could miss its ow
 (another pull's transaction may share the partition) and send them again. These reads therefore
 go on up to the high watermark taken when they start, waiting for the transactions open then to
 end, bounded by a deadline (a transaction left open by a killed process ends when that process's
-successor fences it, or when Kafka's `transaction.timeout.ms` expires it).
+successor fences it, or when Kafka's `transaction.timeout.ms` expires it; one Kafka itself left
+open in a partition after ending it, when that pull's next producer settles it: transactions.py).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ async def read_committed(
         raise KafkaUnavailableError(
             f"an open Kafka transaction kept {topic} from being read to its end within "
             f"{deadline_s:.0f} s (a puller killed mid-transaction holds it until the same pull "
-            "is resumed or the transaction times out)"
+            "is resumed or the transaction times out; one Kafka left hanging, until that pull is "
+            "resumed or `kafka-transactions.sh abort` ends it)"
         ) from None
     finally:
         await consumer.stop()

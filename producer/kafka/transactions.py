@@ -11,19 +11,29 @@ Retry-After never count toward `transaction.timeout.ms`.
 A commit that fails for any reason but fencing leaves the unit's fate unknown (a commit cut short
 may still land): the producer is replaced by a new one with the same id, whose InitProducerId
 settles the old transaction either way, and the caller finds out from a committed read.
+
+A transaction can also stay open in a partition after its coordinator ended it: a coordinator
+that finds no leader for a partition while it writes the markers (the partition's only replica
+shutting down) takes the partition for deleted and skips it. Read_committed consumers stop there
+for good, and so would this pull's own committed reads. So each producer, once started, first
+commits an empty transaction over every partition the pull writes (`settle`): its markers, of a
+newer epoch of the same producer id, end what an earlier epoch left open there (committed, as its
+coordinator had decided: only a transaction already being ended has markers to skip), and what
+the committed reads find from then on is what Kafka keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     IllegalOperation,
     InvalidTransactionTimeout,
@@ -35,6 +45,7 @@ from opentelemetry import trace
 
 from producer.errors import ConfigError, FencedError, KafkaUnavailableError
 from producer.kafka.aiokafka_internals import (
+    add_to_transaction,
     fatal_error,
     halt_producer,
     producer_id,
@@ -48,6 +59,8 @@ from producer.kafka.output import KafkaOutput, worth_waiting_for
 from producer.kafka.partitioning import partitions_for
 from producer.kafka.records import OutMessage
 from producer.kafka.units import Routed
+
+log = logging.getLogger("ocpi_puller")
 
 # Kafka's transaction.timeout.ms asked for: a unit's time (--transaction-ms) and a minute more
 # to send and commit it. A broker whose transaction.max.timeout.ms is lower refuses it at start.
@@ -99,8 +112,11 @@ class Transactor:
         *,
         connect_timeout_s: float = 30.0,
         transaction_ms: int = 2000,
+        topics: Sequence[str] = (),
     ) -> None:
         self._kafka = kafka
+        # The topics whose partitions each new producer settles: given, and every one written.
+        self._topics = set(topics)
         self.transactional_id = transactional_id
         self._connect_timeout_s = connect_timeout_s
         self._transaction_ms = transaction_ms
@@ -119,7 +135,7 @@ class Transactor:
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
         when the broker cannot be reached within the connect timeout)."""
-        self._producer = await self._started()
+        self._producer = await self._settled()
         self.producer_id = producer_id(self._producer)
 
     @property
@@ -181,13 +197,7 @@ class Transactor:
         or by Kafka's transaction timeout)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            sender = sender_task(producer)
-            if sender is not None and not sender.done() and sender.cancelling():
-                # A halted sender is still unwinding: aiokafka's stop() would await it and hand
-                # its cancellation to the caller. asyncio.wait lets it finish without raising.
-                # (A sender still at work is not waited for: it never ends by itself.)
-                await asyncio.wait([sender], timeout=5)
-            await close_producer(producer, flush_timeout_s=1.0)
+            await _close(producer)
 
     async def renew(self) -> None:
         """Replace the producer by a new one with the same id: whatever transaction the old one
@@ -195,10 +205,57 @@ class Transactor:
         if self._producer is not None:
             await self.stop()
         self.renewals += 1
-        self._producer = await self._started()
+        self._producer = await self._settled()
         before, self.producer_id = self.producer_id, producer_id(self._producer)
         same = before is not None and before == self.producer_id
         self.renewed.append(Renewal(time.monotonic(), same))
+
+    async def _settled(self) -> AIOKafkaProducer:
+        """A started producer that has settled the topics' partitions. If Kafka does not commit
+        that transaction (noida-db refuses one that writes no record to a partition whose last
+        transaction was aborted), a second producer that has not: the committed reads then wait
+        for what is open, as they would without it."""
+        producer = await self._started()
+        try:
+            await self._settle(producer)
+            return producer
+        except KafkaUnavailableError as error:
+            log.warning("%s: going on without it", error)
+        await _close(producer)
+        return await self._started()
+
+    async def _settle(self, producer: AIOKafkaProducer) -> None:
+        """Commit an empty transaction over every partition of the topics: it ends whatever
+        transaction of this producer id a broker left open there (see the module's text).
+
+        Raises FencedError when fenced, KafkaUnavailableError when it does not commit."""
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in sorted(self._topics)
+            for partition in range(await self._kafka.partition_count(topic))
+        ]
+        if not partitions:
+            return
+        with self._kafka.tracer.start_as_current_span(
+            "kafka.transaction.settle",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "partitions": len(partitions)},
+        ):
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await producer.begin_transaction()
+                    add_to_transaction(producer, partitions)
+                    await producer.commit_transaction()
+            except ProducerFenced:
+                raise self.fenced() from None
+            except (KafkaError, OSError, TimeoutError, AssertionError, IllegalOperation) as error:
+                if isinstance(fatal_error(producer), ProducerFenced):
+                    raise self.fenced() from None
+                raise KafkaUnavailableError(
+                    f"Kafka at {self._kafka.bootstrap} did not commit the transaction that ends "
+                    f"what an earlier producer of {self.transactional_id} may have left open "
+                    f"({type(error).__name__}: {fatal_error(producer) or error})"
+                ) from None
 
     def fenced(self) -> FencedError:
         return FencedError(
@@ -275,6 +332,7 @@ class Transactor:
         by_topic: dict[str, list[OutMessage]] = defaultdict(list)
         for topic, message in records:
             by_topic[topic].append(message)
+        self._topics.update(by_topic)
         by_partition: dict[tuple[str, int], list[OutMessage]] = defaultdict(list)
         for topic, messages in by_topic.items():
             count = await self._kafka.partition_count(topic)
@@ -289,6 +347,16 @@ class Transactor:
                 )
             )
         return [delivery for deliveries in sent for delivery in deliveries]
+
+
+async def _close(producer: AIOKafkaProducer) -> None:
+    sender = sender_task(producer)
+    if sender is not None and not sender.done() and sender.cancelling():
+        # A halted sender is still unwinding: aiokafka's stop() would await it and hand its
+        # cancellation to the caller. asyncio.wait lets it finish without raising. (A sender
+        # still at work is not waited for: it never ends by itself.)
+        await asyncio.wait([sender], timeout=5)
+    await close_producer(producer, flush_timeout_s=1.0)
 
 
 async def _send_partition(

@@ -1,7 +1,8 @@
 """Exactly-once delivery of one pull (`--delivery exactly-once`): the flow's few extra steps.
 
 * Before anything is read, the shard's transactional producer starts: that fences any earlier
-  process of the same pull and shard and ends the transaction it left open. Only then are the
+  process of the same pull and shard and ends the transaction it left open (also one a broker
+  left open in a partition after ending it: transactions.py). Only then are the
   checkpoints read (read_committed, to the end), so what the predecessor committed is all there.
 * Windows put the pages their checkpoint covers (records, dead letters, digests) and those
   checkpoints into commit units (transacted.py); one task commits each unit as one transaction
@@ -63,6 +64,7 @@ class ExactlyOnce:
         pull_id: str,
         progress: ProgressReporter,
         on_wait: Callable[[KafkaWait], None] | None = None,
+        digests: bool = False,
     ) -> None:
         self._kafka = kafka
         self._topics = topics
@@ -78,6 +80,9 @@ class ExactlyOnce:
             tid,
             connect_timeout_s=settings.kafka_connect_timeout_s,
             transaction_ms=settings.transaction_ms,
+            # What its transactions write: each new producer ends what a broker left open there.
+            topics=[topics.objects, topics.deadletter, topics.checkpoints]
+            + ([topics.digests] if digests else []),
         )
         self.committer = UnitCommitter(
             kafka,
