@@ -17,9 +17,9 @@ that finds no leader for a partition while it writes the markers (the partition'
 shutting down) takes the partition for deleted and skips it. Read_committed consumers stop there
 for good, and so would this pull's own committed reads. So each producer, once started, first
 commits an empty transaction over every partition the pull writes (`settle`): its markers, of a
-newer epoch of the same producer id, end what an earlier epoch left open there (committed, as its
-coordinator had decided: only a transaction already being ended has markers to skip), and what
-the committed reads find from then on is what Kafka keeps.
+newer epoch of the same producer id, end what an earlier epoch left open there, as committed. The
+committed reads come after it (a resume's, a commit of unknown outcome's), so they count what it
+made visible: nothing is sent twice.
 """
 
 from __future__ import annotations
