@@ -1,16 +1,32 @@
-"""What Apache Kafka enforces about transactions and noida-db does not: the broker's
+"""What Apache Kafka does about transactions and noida-db does not: the broker's
 `transaction.max.timeout.ms` caps the transaction timeout a pull asks for (`--transaction-ms` +
-60 s), and a pull asking more is refused at start with one line naming `--transaction-ms`."""
+60 s), and a pull asking more is refused at start with one line naming `--transaction-ms`; a
+transaction left hanging in a partition (its records there, no marker ever to come) stops
+read_committed readers until a newer epoch of its producer id ends it, as each of the pull's
+transactional producers does when it starts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
+
+from producer.kafka.output import KafkaOutput
+from producer.kafka.transactions import Transactor
 from sandbox.apache_kafka.broker import ApacheKafka
 from tests.brokers import only_broker
+from tests.kafka.test_outbox import PARTITIONS, create_topic
+from tests.kafka.test_settle import ends
 from tests.support import TOKEN, run_cli, sandbox
 
-pytestmark = only_broker("apache", reason="noida-db has no transaction.max.timeout.ms")
+pytestmark = only_broker(
+    "apache", reason="noida-db has no transaction.max.timeout.ms and no partition verification"
+)
 
 BROKER_MAX_MS = 900_000  # Apache Kafka's default transaction.max.timeout.ms
 
@@ -47,3 +63,60 @@ async def test_a_transaction_longer_than_the_broker_allows_is_refused_at_start(
         )  # fmt: skip
     assert code == 0, err[-2000:]
     assert json.loads(out.splitlines()[-1])["objects_emitted"] == 200
+
+
+@contextlib.asynccontextmanager
+async def partition_verification_off(bootstrap: str) -> AsyncIterator[None]:
+    """The broker appends a transaction's records to a partition its coordinator was never told
+    of (KIP-890's check off): how a transaction is made to hang on demand."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+
+    async def verification(enabled: str) -> None:
+        key = "transaction.partition.verification.enable"
+        resource = ConfigResource(ConfigResourceType.BROKER, "1", {key: enabled})
+        await admin.alter_configs([resource])
+
+    try:
+        await verification("false")
+        yield
+    finally:
+        await verification("true")
+        await admin.close()
+
+
+async def leave_hanging(bootstrap: str, transactional_id: str, topic: str) -> None:
+    """A record in a transaction of `transactional_id` on partition 0 of `topic` that its
+    coordinator ends without a marker there (as when it skips a partition without a leader)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id)
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        # Taken as added, so aiokafka sends no AddPartitionsToTxn for it.
+        producer._txn_manager._txn_partitions.add(TopicPartition(topic, 0))
+        await (await producer.send(topic, b"hanging", key=b"hanging", partition=0))
+        with contextlib.suppress(KafkaError):
+            await producer.commit_transaction()  # the coordinator ends it; partition 0 never hears
+    finally:
+        await producer.stop()
+
+
+async def test_a_transaction_left_hanging_is_ended_when_a_producer_of_its_id_starts(
+    broker: ApacheKafka, prefix: str
+) -> None:
+    topic, tid = f"{prefix}.tokens", f"{prefix}.hanging"
+    await create_topic(broker.bootstrap, topic)
+    async with partition_verification_off(broker.bootstrap):
+        await leave_hanging(broker.bootstrap, tid, topic)
+    high, stable = await ends(broker.bootstrap, topic)
+    assert (high[0], stable[0]) == (1, 0)  # read_committed readers stop before the record
+    kafka = KafkaOutput(broker.bootstrap, partitions=PARTITIONS, deadline_s=30.0)
+    await kafka.start()
+    transactor = Transactor(kafka, tid, topics=[topic])
+    try:
+        await transactor.start()
+        high, stable = await ends(broker.bootstrap, topic)
+        assert stable == high  # ended: every partition readable to its end
+    finally:
+        await transactor.stop()
+        await kafka.stop()
