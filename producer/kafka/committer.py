@@ -288,8 +288,11 @@ class UnitCommitter:
         another process wrote this id's checkpoints after this one."""
         since = self._unverified_since
         checked: list[Remembered] = []
-        if since is not None and self._may_have_forgotten(since):
-            # What was committed shortly before the outage, and since.
+        if since is not None:
+            # What was committed shortly before the outage, and since. Even a coordinator that
+            # kept this transactional id (Apache Kafka) can lose a confirmed commit: when it
+            # skipped the commit's markers (transactions.py), the records stay open until a
+            # newer epoch ends them, and an abort ends them aborted.
             checked = [r for r in self._recent if r.committed_at >= since - self._verify_s]
         candidates = list(checked)
         if unsure is not None:
@@ -313,15 +316,6 @@ class UnitCommitter:
         if landed:
             self._recent.append(candidates[-1])
         return landed
-
-    def _may_have_forgotten(self, since: float) -> bool:
-        """Whether Kafka may have lost transactions it confirmed before the outage that began at
-        `since`. Not if the transaction coordinator kept this transactional id through it: the
-        producer renewed since then got the same producer id (with a bumped epoch), which a
-        coordinator that restarted without its transaction log cannot give (noida-db gives a new
-        one). Unknown until a renewal after the outage: then assume it may have."""
-        renewals = [r.same_producer_id for r in self._transactor.renewed if r.at >= since]
-        return not renewals or not all(renewals)
 
     async def _read_back(
         self, candidates: list[Remembered], give_up: float

@@ -87,15 +87,6 @@ class Written:
     records: int
 
 
-@dataclass(frozen=True, slots=True)
-class Renewal:
-    """A new producer took over the transactional id at `at` (monotonic): whether the
-    coordinator gave it the producer id the one before had (with a bumped epoch)."""
-
-    at: float
-    same_producer_id: bool
-
-
 class CommitUnsure(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """A transaction failed short of a confirmed commit: it may or may not have committed."""
 
@@ -126,11 +117,8 @@ class Transactor:
         # acknowledged, commits included.
         self.outages: list[float] = []
         self.renewals = 0
-        # The producer id Kafka's transaction coordinator gave, and per renewal whether it gave
-        # the same one again (with a bumped epoch): a coordinator that kept this transactional
-        # id through an outage kept the transactions it confirmed (see committer.py).
+        # The producer id Kafka's transaction coordinator gave.
         self.producer_id: int | None = None
-        self.renewed: list[Renewal] = []
 
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
@@ -206,9 +194,7 @@ class Transactor:
             await self.stop()
         self.renewals += 1
         self._producer = await self._settled()
-        before, self.producer_id = self.producer_id, producer_id(self._producer)
-        same = before is not None and before == self.producer_id
-        self.renewed.append(Renewal(time.monotonic(), same))
+        self.producer_id = producer_id(self._producer)
 
     async def _settled(self) -> AIOKafkaProducer:
         """A started producer that has settled the topics' partitions. If Kafka does not commit
