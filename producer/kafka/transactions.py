@@ -19,7 +19,9 @@ for good, and so would this pull's own committed reads. So each producer, once s
 commits an empty transaction over every partition the pull writes (`settle`): its markers, of a
 newer epoch of the same producer id, end what an earlier epoch left open there, as committed. The
 committed reads come after it (a resume's, a commit of unknown outcome's), so they count what it
-made visible: nothing is sent twice.
+made visible: nothing is sent twice. If it does not commit, the next producer's start aborts it,
+which ends those records aborted, a unit Kafka confirmed among them: the committer reads the
+recent units back after every outage for that reason (committer.py).
 """
 
 from __future__ import annotations
@@ -199,8 +201,7 @@ class Transactor:
     async def _settled(self) -> AIOKafkaProducer:
         """A started producer that has settled the topics' partitions. If Kafka does not commit
         that transaction (noida-db refuses one that writes no record to a partition whose last
-        transaction was aborted), a second producer that has not: the committed reads then wait
-        for what is open, as they would without it."""
+        transaction was aborted), a second producer, whose start aborts it."""
         producer = await self._started()
         try:
             await self._settle(producer)
