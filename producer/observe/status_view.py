@@ -89,8 +89,8 @@ def one_line(text: str) -> str:
 
 
 def exact_count(n: float) -> str:
-    """A count with thousands separators: 1,234,567."""
-    return f"{n:,.0f}"
+    """A count with thousands separators: 1,234,567 (an int exactly, a rate rounded)."""
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.0f}"
 
 
 def rounded_count(n: float) -> str:
