@@ -195,6 +195,11 @@ class PartnerOptions(BaseModel):
         return self.max_concurrency if self.concurrency == "auto" else self.concurrency
 
     @property
+    def uses_digests(self) -> bool:
+        """Whether the pull reads and writes the digests topic."""
+        return self.skip_unchanged or self.emit_tombstones
+
+    @property
     def windows_at_once(self) -> int:
         """Windows pulled side by side: enough to give every permit a request."""
         if self.concurrency == "auto":

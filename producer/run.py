@@ -98,7 +98,7 @@ async def run_pulls(
     )
     try:
         await kafka.start()
-        needs_digests = any(t.options.skip_unchanged or t.options.emit_tombstones for t in targets)
+        needs_digests = any(t.options.uses_digests for t in targets)
         await kafka.ensure_topics(topics_for(settings, modules, digests=needs_digests))
         pulls.extend(partner_pulls(targets, settings, kafka, telemetry, view, pull_id, stop))
         summaries = await run_side_by_side(pulls, settings.max_parallel_pulls, stop)

@@ -7,7 +7,7 @@ aiokafka offers no public way to do these, and each matters for a pull (why, at 
 * a producer stopped without hanging or leaking futures: its `_message_accumulator` batches failed
   (`fail_queued`), its `_sender` task cancelled and its `_txn_manager` failed (`halt_producer`);
 * a dead or fenced producer recognised before aiokafka `assert`s on it: `_sender.sender_task`
-  (`fatal_error`), `_txn_manager.is_fatal_error()` and `.producer_id`;
+  (`fatal_error`) and `_txn_manager.is_fatal_error()`;
 * fresh topic metadata from a consumer: its `_client.fetch_all_metadata()` (`fresh_metadata`);
 * partitions added to a transaction without a record sent to them, so that its commit writes
   a marker there (`add_to_transaction`: `_txn_manager.maybe_add_partition_to_txn`);
@@ -114,12 +114,9 @@ CHECKED_SOURCES = {
     "aiokafka.producer.sender.Sender.sender_task": (
         "2aa81bcdcedb2d20fe10689f60156f99e09b11c09749d832b66143b5fd1cf8c7"
     ),
-    # producer_id, transaction_failed, halt_producer: the transaction manager's state.
+    # transaction_failed, halt_producer: the transaction manager's state.
     "aiokafka.producer.transaction_manager.TransactionManager.__init__": (
         "0d4f62dbcd186a33dfc164452dbbced3ee2bd8de6f76b0226101953aea0ed49a"
-    ),
-    "aiokafka.producer.transaction_manager.TransactionManager.producer_id": (
-        "5048df263ab7f09117ff86fc36c0e37b43ac90d0df8dde43f115f1feee55f59e"
     ),
     "aiokafka.producer.transaction_manager.TransactionManager.is_fatal_error": (
         "7ac04ee86cfa38d634126c5133bb8913a9d4a36c714e505fc756ae52ea7d52a7"
@@ -264,11 +261,6 @@ def fatal_error(producer: AIOKafkaProducer) -> BaseException | None:
 def transaction_failed(producer: AIOKafkaProducer) -> bool:
     """Whether a transactional producer's transaction manager is in its fatal state."""
     return bool(producer._txn_manager.is_fatal_error())
-
-
-def producer_id(producer: AIOKafkaProducer) -> int:
-    """The producer id the transaction coordinator gave a started transactional producer."""
-    return int(producer._txn_manager.producer_id)
 
 
 def halt_producer(producer: AIOKafkaProducer, error: KafkaError) -> None:

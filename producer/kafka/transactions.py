@@ -50,7 +50,6 @@ from producer.kafka.aiokafka_internals import (
     add_to_transaction,
     fatal_error,
     halt_producer,
-    producer_id,
     sender_task,
     transaction_failed,
     watch_connections,
@@ -118,15 +117,11 @@ class Transactor:
         # When connections to the broker broke: a restarting broker may lose what it had just
         # acknowledged, commits included.
         self.outages: list[float] = []
-        self.renewals = 0
-        # The producer id Kafka's transaction coordinator gave.
-        self.producer_id: int | None = None
 
     async def start(self) -> None:
         """Start the producer: fences every earlier producer of this id (a KafkaUnavailableError
         when the broker cannot be reached within the connect timeout)."""
         self._producer = await self._settled()
-        self.producer_id = producer_id(self._producer)
 
     @property
     def halted(self) -> bool:
@@ -194,9 +189,7 @@ class Transactor:
         left is settled (committed if its commit had reached the coordinator, else aborted)."""
         if self._producer is not None:
             await self.stop()
-        self.renewals += 1
         self._producer = await self._settled()
-        self.producer_id = producer_id(self._producer)
 
     async def _settled(self) -> AIOKafkaProducer:
         """A started producer that has settled the topics' partitions. If Kafka does not commit

@@ -204,8 +204,7 @@ async def load_keystate(
     committed_within_s: float | None = None,
 ) -> KeyState | None:
     """What earlier pulls produced (for --skip-unchanged and --emit-tombstones), else None."""
-    options = target.options
-    if not (options.skip_unchanged or options.emit_tombstones):
+    if not target.options.uses_digests:
         return None
     keystate = KeyState(
         kafka, topics.digests, target.partner, endpoint.module,

@@ -226,7 +226,7 @@ class Pull:
             return ExactlyOnce(
                 self.settings, self.kafka, topics, partner=self.target.partner, module=module,
                 pull_id=self.pull_id, progress=self.progress, on_wait=self.on_kafka_wait,
-                digests=self.target.options.skip_unchanged or self.target.options.emit_tombstones,
+                digests=self.target.options.uses_digests,
             )  # fmt: skip
         return AtLeastOnce(
             self.kafka, topics, partner=self.target.partner, module=module,
