@@ -7,15 +7,18 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn, cast
+from typing import Literal, NoReturn, cast
 
 from producer.cli_settings import settings_from_args
 from producer.commands import parsers
+from producer.commands.outcome import configure_logging
 from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
 from producer.flags import EXIT_CODES, add_pull_flags, log_level
+from producer.observe.redaction import log_to_stderr
 from producer.observe.telemetry import service_version
 from sandbox.cli import add_sandbox_parser, non_negative_int
 
@@ -54,14 +57,24 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     p.add_argument("--tokens", type=non_negative_int, default=1_000_000)
     p.add_argument("--max-limit", type=non_negative_int, default=500, help="sandbox page cap")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=_concurrency, default=8, metavar="auto|N")
     p.set_defaults(run=_run_demo)
+
+
+def _concurrency(text: str) -> int | Literal["auto"]:
+    """`auto` or a positive number, as `pull --concurrency` takes it (checked before the demo
+    starts its broker and partner)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a number above 0")
+    return int(text)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from producer.demo import DemoOptions, run_demo
 
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(message)s", stream=sys.stderr)
+    log_to_stderr("WARNING", "%(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     options = DemoOptions(
         tokens=args.tokens, max_limit=args.max_limit, concurrency=args.concurrency
@@ -102,7 +115,27 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (exit 2) and, under --output json, one JSON line."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see {self.prog} --help)")
+        raise ConfigError(f"{without_values(message)} (see {self.prog} --help)")
+
+
+UNRECOGNIZED = "unrecognized arguments: "
+VALUE_SHOWN = re.compile(r"(--[A-Za-z0-9][\w-]*)=\S+")
+
+
+def without_values(message: str) -> str:
+    """A usage error without the values the operator typed: a mistyped `--tokn SECRET`, or a
+    token given without its flag, must not put the secret on screen (names of flags stay)."""
+    if message.startswith(UNRECOGNIZED):
+        words = message[len(UNRECOGNIZED) :].split()
+        shown = [w.partition("=")[0] + "=…" if "=" in w else w for w in words if w.startswith("-")]
+        hidden = sum(1 for w in words if not w.startswith("-"))
+        values = f"{hidden} value{'s' if hidden > 1 else ''}, not shown"
+        if hidden and shown:
+            shown.append(f"(and {values})")
+        elif hidden:
+            shown.append(values)
+        return UNRECOGNIZED + " ".join(shown)
+    return VALUE_SHOWN.sub(r"\1=…", message)
 
 
 def wants_json(argv: Sequence[str]) -> bool:
@@ -114,15 +147,6 @@ def wants_json(argv: Sequence[str]) -> bool:
         elif word == "--output" and index + 1 < len(argv):
             chosen = argv[index + 1]
     return chosen == "json"
-
-
-def configure_logging(level: str) -> None:
-    """Log lines on stderr; aiokafka's own logger only at DEBUG (the puller reports Kafka
-    trouble itself: warnings, progress events, one final line)."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("aiokafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
 
 
 def report_failure(error: PullError, json_output: bool) -> int:

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from yarl import URL
 
 from producer.kafka.connection import KafkaConnection
 from producer.ocpi.paging.repair import LinkRepairSetting
@@ -40,6 +41,8 @@ from schemas.validation import ValidationMode
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
 ENV_PREFIX = "OCPI_PULLER_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# One bootstrap server: a host name, an IPv4 address or a bracketed IPv6 one, and a port.
+KAFKA_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?")
 
 FlagGroup = Literal["partner", "what to pull", "scale and behaviour", "kafka", "output"]
 FLAG_GROUPS: tuple[FlagGroup, ...] = get_args(FlagGroup)
@@ -109,10 +112,15 @@ def _probe_setting(value: object) -> object:
     return value
 
 
+# The longest wait any flag may set: a week. Longer is a typo (and Kafka's clients take their
+# timeouts in 32-bit milliseconds: 24.8 days at most).
+MOST_WAIT_S = 7 * 24 * 3600
+
+
 class PartnerOptions(BaseModel):
     """Per-partner behaviour, settable per partner in the partners file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     token_encoding: Annotated[TokenEncodingSetting, Flag("partner")] = Field(
         default="auto",
@@ -140,7 +148,7 @@ class PartnerOptions(BaseModel):
         default=20_000, ge=1, description="target objects per date window"
     )
     request_timeout_s: Annotated[float, Flag("scale and behaviour")] = Field(
-        default=30.0, gt=0, description="seconds one partner request may take"
+        default=30.0, gt=0, le=MOST_WAIT_S, description="seconds one partner request may take"
     )
     max_attempts: Annotated[int, Flag("scale and behaviour")] = Field(
         default=8,
@@ -231,6 +239,31 @@ class PullTarget(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        try:
+            url = URL(value)
+            url.port  # noqa: B018  (yarl checks the port's range when it is read)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"not a usable URL ({error})") from None
+        if not url.host:
+            raise ValueError("the URL names no host")
+        if url.raw_user is not None or url.raw_password is not None:
+            # (Shown without them: the user info may hold a password.)
+            raise ValueError(
+                "the URL holds user info (user:password@): OCPI authenticates by the token "
+                "alone; give it with --token or the environment"
+            )
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _sendable_token(cls, value: SecretStr) -> SecretStr:
+        # A header cannot carry a control character: most often a line break inside a token
+        # file or variable. Said without the token.
+        if any(ord(c) < 32 or ord(c) == 127 for c in value.get_secret_value()):
+            raise ValueError(
+                "the token holds a control character (a line break inside the token file or "
+                "variable?): an HTTP header cannot carry it"
+            )
         return value
 
 
@@ -249,6 +282,7 @@ class PullSettings(BaseSettings, PartnerOptions):
         # Flags arrive by field name; the environment only by the aliases below. (A field name
         # among the aliases would also be read, unprefixed, from the environment: SHARD_INDEX.)
         populate_by_name=True,
+        allow_inf_nan=False,
     )
 
     url: Annotated[str | None, Flag("partner")] = Field(
@@ -315,7 +349,10 @@ class PullSettings(BaseSettings, PartnerOptions):
         default=False, description="from the last complete pull's date_to, less the overlap"
     )
     incremental_overlap_s: Annotated[int, Flag("what to pull")] = Field(
-        default=300, ge=0, description="seconds the incremental window reaches back"
+        default=300,
+        ge=0,
+        le=366 * 24 * 3600,
+        description="seconds the incremental window reaches back",
     )
     shard_index: Annotated[int, Flag("scale and behaviour")] = Field(
         default=0,
@@ -327,19 +364,31 @@ class PullSettings(BaseSettings, PartnerOptions):
         default=1, ge=1, description="processes sharing the pull (all with one --pull-id)"
     )
     plan_wait_s: Annotated[float, Flag("scale and behaviour")] = Field(
-        default=600.0, gt=0, description="how long shards > 0 wait for shard 0's plan"
+        default=600.0,
+        gt=0,
+        le=MOST_WAIT_S,
+        description="how long shards > 0 wait for shard 0's plan",
     )
     max_parallel_pulls: Annotated[int, Flag("scale and behaviour")] = Field(
         default=4, ge=1, description="partner modules pulled at once"
     )
     heartbeat_s: Annotated[float, Flag("scale and behaviour")] = Field(
-        default=30.0, gt=0, description="seconds between heartbeat events of a running pull"
+        default=30.0,
+        gt=0,
+        le=MOST_WAIT_S,
+        description="seconds between heartbeat events of a running pull",
     )
     kafka_deadline_s: Annotated[float, Flag("kafka")] = Field(
-        default=300.0, gt=0, description="how long an outage during a pull is waited out"
+        default=300.0,
+        gt=0,
+        le=MOST_WAIT_S,
+        description="how long an outage during a pull is waited out",
     )
     kafka_connect_timeout_s: Annotated[float, Flag("kafka")] = Field(
-        default=30.0, gt=0, description="how long a broker never reached is waited for"
+        default=30.0,
+        gt=0,
+        le=MOST_WAIT_S,
+        description="how long a broker never reached is waited for",
     )
     kafka_security_protocol: Annotated[
         Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Flag("kafka")
@@ -367,11 +416,13 @@ class PullSettings(BaseSettings, PartnerOptions):
     kafka_replay_s: Annotated[float, Flag("kafka")] = Field(
         default=5.0,
         ge=0,
+        le=MOST_WAIT_S,
         description="after a lost broker, re-read what it acknowledged this long before (0: off)",
     )
     kafka_request_timeout_s: Annotated[float, Flag("kafka")] = Field(
         default=30.0,
         gt=0,
+        le=MOST_WAIT_S,
         description="an acknowledgement slower than this is reported, then waited for up to the "
         "deadline (never resent)",
     )
@@ -449,6 +500,33 @@ class PullSettings(BaseSettings, PartnerOptions):
             raise ValueError("may only contain letters, digits, '.', '_' and '-'")
         return value
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",")]
+        if not any(parts):
+            raise ValueError("no server given: host:port[,host:port…]")
+        for part in parts:
+            if not part:
+                raise ValueError("an empty entry (a stray comma?): host:port[,host:port…]")
+            if "://" in part:
+                raise ValueError(
+                    f"{part!r}: host:port without a scheme (the protocol is "
+                    "--kafka-security-protocol)"
+                )
+            found = KAFKA_SERVER.fullmatch(part)
+            if found is None or not 0 < int(found.group(1) or 9092) < 65536:
+                raise ValueError(f"{part!r} is not host:port (IPv6 in brackets: [::1]:9092)")
+        return value
+
+    @field_validator("partner")
+    @classmethod
+    def _partner_name(cls, value: str | None) -> str | None:
+        # As a partners file's names: the name is a part of keys, headers and checkpoint ids.
+        if value is not None and not NAME_PATTERN.fullmatch(value):
+            raise ValueError("1-63 letters, digits, '.', '_' or '-', starting with a letter/digit")
+        return value
+
     @field_validator("pull_id")
     @classmethod
     def _pull_id(cls, value: str | None) -> str | None:
@@ -475,6 +553,12 @@ class PullSettings(BaseSettings, PartnerOptions):
             raise ValueError("--kafka-ssl-certfile and --kafka-ssl-keyfile go together")
         if self.kafka_ssl_certfile is not None and self.kafka_ssl_keyfile is not None:
             _loadable_client_certificate(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"{self.kafka_security_protocol} needs --kafka-sasl-username and "
+                "--kafka-sasl-password"
+            )
         if self.incremental and self.date_from is not None:
             raise ValueError("--incremental computes date_from itself; do not also give it")
         return self

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 import orjson
@@ -39,7 +40,7 @@ class DemoOptions:
 
     tokens: int = 1_000_000
     max_limit: int = 500
-    concurrency: int = 8
+    concurrency: int | Literal["auto"] = 8
     topic_prefix: str = "ocpi"
 
 

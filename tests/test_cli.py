@@ -84,6 +84,23 @@ def test_every_pull_flag_says_its_environment_variable() -> None:
         (("--log-level", "verbose"), {}, ("--log-level",)),
         ((), {"OCPI_PULLER_LOG_LEVEL": "verbose"}, ("OCPI_PULLER_LOG_LEVEL",)),
         (("--no-such-flag",), {}, ("unrecognized arguments: --no-such-flag",)),
+        # Operators' mistakes that once ended as "internal" (exit 1) or as a Kafka outage.
+        (("--request-timeout-s", "inf"), {}, ("--request-timeout-s", "finite")),
+        ((), {"OCPI_PULLER_KAFKA_DEADLINE_S": "nan"}, ("OCPI_PULLER_KAFKA_DEADLINE_S",)),
+        (("--kafka-request-timeout-s", "3000000"), {}, ("--kafka-request-timeout-s",)),
+        (("--incremental-overlap-s", "999999999999"), {}, ("--incremental-overlap-s",)),
+        (("--url", "http://127.0.0.1:99999/ocpi/versions"), {}, ("--url", "Port out of range")),
+        (("--url", "http:///ocpi/versions"), {}, ("--url", "no host")),
+        (("--partner", "acme/evil"), {}, ("--partner", "1-63 letters")),
+        (("--bootstrap-servers", "a:b:c"), {}, ("--bootstrap-servers", "not host:port")),
+        (("--bootstrap-servers", "127.0.0.1:99999"), {}, ("not host:port",)),
+        (("--bootstrap-servers", ""), {}, ("--bootstrap-servers", "no server")),
+        (("--bootstrap-servers", "PLAINTEXT://k:9092"), {}, ("without a scheme",)),
+        (
+            ("--kafka-security-protocol", "SASL_PLAINTEXT", "--kafka-sasl-password", "pw"),
+            {},
+            ("SASL_PLAINTEXT needs --kafka-sasl-username",),
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -155,3 +172,46 @@ def test_an_internal_error_is_one_line_exit_1_and_a_plea(
     assert err.strip().endswith("(a bug: please report it)")
     assert "Traceback" not in err
     assert json.loads(out)["error_kind"] == "internal"
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("--tokn", "t0ken"), "unrecognized arguments: --tokn (and 1 value, not shown)"),
+        (("t0ken",), "unrecognized arguments: 1 value, not shown"),
+        (("--tok=t0ken",), "ambiguous option: --tok=… could match --token, --token-encoding"),
+        (("--kafka-sasl-pasword=t0ken",), "unrecognized arguments: --kafka-sasl-pasword=…"),
+    ],
+)
+def test_a_usage_error_never_shows_the_values_typed(args: tuple[str, ...], shown: str) -> None:
+    # A mistyped flag, or a token given without its flag: the secret is not put on screen
+    # (`assert_one_line` checks that t0ken appears nowhere).
+    assert_one_line(pull(*args), 2, shown)
+
+
+def test_a_url_with_user_info_is_refused_without_showing_it() -> None:
+    result = pull("--url", "http://admin:s3cr3t-pw@127.0.0.1:9/ocpi/versions")
+    assert_one_line(result, 2, "--url", "user info", "--token")
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+
+
+def test_a_token_with_a_line_break_is_refused_without_showing_it() -> None:
+    result = pull("--token", "t0ken\nX-Injected: 1")
+    assert_one_line(result, 2, "--token", "control character")
+    assert "Injected" not in result.stderr
+
+
+def test_status_since_beyond_any_clock_is_a_usage_error() -> None:
+    result = run("status", "--since", "99999999999d", "--bootstrap-servers", CLOSED_PORT)
+    assert_one_line(result, 2, "--since", "more than 100 years")
+
+
+def test_demo_checks_its_concurrency_before_starting_anything() -> None:
+    assert_one_line(run("demo", "--concurrency", "0"), 2, "--concurrency")
+
+
+def test_broker_data_dir_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    result = run("broker", "--data-dir", str(afile), "--port", "1")  # (checked before the port)
+    assert_one_line(result, 2, "--data-dir", "is a file")

@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     output = output_of(args)
     port: int = args.port
     data_dir = Path(args.data_dir) if args.data_dir else DEFAULT_DATA_DIR
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is a file, not a directory")
     _check_port_free(port)
     stop = threading.Event()
 

@@ -26,6 +26,7 @@ from producer.config import PullSettings
 from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.reach import unreachable
+from producer.observe.redaction import log_to_stderr
 
 SettingsOf = Callable[[argparse.Namespace], PullSettings]
 
@@ -48,9 +49,7 @@ class Outcome:
 def configure_logging(level: str) -> None:
     """Log lines on stderr, as `pull` writes them; aiokafka's own only at debug level (it
     repeats a connection error every 100 ms while a broker is away)."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    log_to_stderr(level, "%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
 
 

@@ -11,13 +11,21 @@ from producer.cli_settings import settings_from_args
 from producer.commands import flags
 from producer.flags import add_flag, add_partner_flags, add_pull_flags
 
+LONGEST_LOOK_BACK = timedelta(days=36_525)
+
 
 def _duration(text: str) -> timedelta:
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
+    try:
+        duration = timedelta(**{unit: int(match.group(1))})
+    except OverflowError:
+        duration = timedelta.max
+    if duration > LONGEST_LOOK_BACK:
+        raise argparse.ArgumentTypeError(f"{text!r} reaches back more than 100 years")
+    return duration
 
 
 def add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

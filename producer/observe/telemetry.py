@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from producer.errors import ConfigError, cannot_connect
+from producer.observe.redaction import redact_url
 
 log = logging.getLogger("ocpi_puller")
 
@@ -125,6 +126,14 @@ class ExportHealth:
         self._dialled = False
         self._lock = threading.Lock()
 
+    @property
+    def shown_endpoint(self) -> str:
+        """The endpoint as a log line may show it: no user info, no secret query value."""
+        try:
+            return redact_url(self.endpoint)
+        except ValueError:
+            return "(an address that does not parse)"
+
     def usable(self) -> bool:
         """Whether to export at all: not once the endpoint is down. The first time, one dial
         finds an endpoint that cannot be reached before an exporter spends its retries on it."""
@@ -152,7 +161,7 @@ class ExportHealth:
             self.down = True
         log.warning(
             "OTLP endpoint %s (%s): %s; spans and metrics of this run are dropped",
-            self.endpoint,
+            self.shown_endpoint,
             self.protocol,
             why,
         )

@@ -171,6 +171,8 @@ def pinned_flag_warnings(settings: PullSettings, target: PullTarget, plan: PullP
             and not (name in ("window_size", "limit") and then is None)
         ):
             shown = then.isoformat() if isinstance(then, datetime) else then
+            if then is None:
+                shown = "none (from the list's start)" if name == "date_from" else "none"
             warnings.append(
                 f"resumed: --{name.replace('_', '-')} ignored; the plan of this pull pins {shown}"
             )

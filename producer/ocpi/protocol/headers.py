@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from producer.observe.redaction import mask_in_logs
+
 log = logging.getLogger("ocpi_puller")
 
 TokenEncoding = Literal["base64", "plain"]
@@ -64,8 +66,10 @@ class TokenEncodingChoice:
 def authorization_value(token: SecretStr, encoding: TokenEncoding) -> str:
     """`Token <credentials token>`, Base64 (RFC 4648, of the UTF-8 bytes) or plain."""
     raw = token.get_secret_value()
+    mask_in_logs(raw)
     if encoding == "base64":
         raw = base64.b64encode(raw.encode("utf-8")).decode("ascii")
+        mask_in_logs(raw)
     return f"Token {raw}"
 
 

@@ -18,7 +18,9 @@ ONE_SECOND = timedelta(seconds=1)
 def format_ocpi_datetime(value: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SSZ`: UTC, whole seconds, no `+` for a partner to mangle in a query
     string, no offset for one that ignores zones."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = value.astimezone(UTC)
+    # (strftime's %Y drops leading zeros before year 1000 on glibc: 999-06-01 is not RFC 3339)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 def pin_now(partner_behind_s: float = 0.0) -> datetime:
