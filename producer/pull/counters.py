@@ -22,6 +22,8 @@ class PullCounters:
     full_page_without_link: int = 0
     totals_unreliable: int = 0  # windows whose X-Total-Count a page contradicted
     out_of_window: int = 0  # objects listed with a last_updated outside their window
+    # of those, objects no reading of the window's bounds allows (the date filter is off)
+    filter_contradicted: int = 0
     unstable_windows: int = 0  # windows whose first page came back in another order
     narrowed_windows: int = 0  # windows read in date pieces of one page each
     # Pages looked at for their order: True, ordered by last_updated; False, not.

@@ -98,7 +98,10 @@ async def plan_or_wait(
     )
     if not planned.totals_reported:
         progress.warning(
-            "no_total_count", "partner sends no X-Total-Count: one window, no count checks"
+            "no_total_count",
+            "partner sends no X-Total-Count: one window, no count checks, so objects that "
+            "changes during the pull shift past a page can go unnoticed (no tombstones; "
+            "--fail-on no_total_count makes this an error)",
         )
     if planned.filters_ignored:
         progress.warning(

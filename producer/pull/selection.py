@@ -61,8 +61,11 @@ class WindowSelection:
         # A partner listing one key twice in a page fills two list slots: count the extra ones,
         # per key the most any one page listed it (a page read again must not count them again).
         self._extra_slots: dict[int, int] = {}
-        # Key hashes listed with a last_updated outside the range the window asked for.
+        # Key hashes listed with a last_updated outside the range the window asked for; and of
+        # those, the ones no reading of the filter's bounds allows (before date_from, or after
+        # date_to: one at date_to itself is a partner taking date_to as inclusive).
         self._outside: set[int] = set()
+        self._contradicting: set[int] = set()
         # Keys listed in the second a 2.1.1 window asks before its own start.
         self._neighbours: set[int] = set()
         # The oldest and newest last_updated listed (epoch seconds).
@@ -93,6 +96,12 @@ class WindowSelection:
     def out_of_window(self) -> int:
         """Distinct objects listed whose last_updated lies outside the window's range."""
         return len(self._outside)
+
+    @property
+    def filter_contradicted(self) -> int:
+        """Distinct objects listed whose last_updated the window's date filter excludes however
+        its bounds are read: the partner's filter is off, and may leave out others."""
+        return len(self._contradicting)
 
     @property
     def duplicate_keys(self) -> int:
@@ -246,5 +255,7 @@ class WindowSelection:
                 continue
             if (self._from_s is not None and stamp < self._from_s) or stamp >= self._to_s:
                 self._outside.add(hashed)
+                if stamp != self._to_s:
+                    self._contradicting.add(hashed)
             elif self._own_from_s is not None and stamp < self._own_from_s:
                 self._neighbours.add(hashed)

@@ -3,6 +3,8 @@
 A pull-only client sees a deletion only as absence from a complete full snapshot. Tombstones
 (null values) go to `<prefix>.<module>` and `<prefix>.digests` only when:
 * the pull is complete, a full pull (no date_from, not incremental), not sharded, not resumed;
+* every window's count was checked against the partner's X-Total-Count (reported, and never
+  contradicted by a page), and no object was listed that its window's date filter excludes;
 * objects updated during the pull (they left the pinned snapshot but still exist) are found by a
   complete catch-up read of `last_updated >= pinned date_to` (through the same page driver and
   completeness rule as the pull: a read cut short by a refused or gone link, a pagination loop or
@@ -23,6 +25,7 @@ from producer.kafka.records import OutMessage
 from producer.ocpi.paging.pages import ListQuery, PageDriver
 from producer.ocpi.planning.verdict import judge_walk
 from producer.pull.context import PullContext
+from producer.pull.counters import PullCounters
 from schemas import headers as h
 from schemas.records import PullPlan
 
@@ -31,11 +34,33 @@ TOMBSTONE_FLOOR = 100
 
 
 def tombstones_refused(
-    *, complete: bool, plan: PullPlan, shard_count: int, resumed: bool
+    *,
+    complete: bool,
+    plan: PullPlan,
+    shard_count: int,
+    resumed: bool,
+    counters: PullCounters | None = None,
 ) -> str | None:
     """Why this pull may not tombstone anything, or None when it may."""
     if not complete:
         return "the pull is incomplete"
+    # Absence proves a deletion only where every window's count was checked against the
+    # partner's total: without totals (or with totals a page contradicted), changes during the
+    # pull can shift an object past every page unseen, and it would be tombstoned alive.
+    if not plan.totals_reported:
+        return "the partner sends no X-Total-Count: no window's count could be checked"
+    if counters is not None and counters.totals_unreliable:
+        return (
+            f"{counters.totals_unreliable} window(s) had totals a page contradicted: their "
+            "counts could not be checked"
+        )
+    # Objects listed that the date filter excludes however its bounds are read: the filter is
+    # off, and an object near a window's bound may be listed by no window.
+    if counters is not None and counters.filter_contradicted:
+        return (
+            f"{counters.filter_contradicted} object(s) were listed outside their window's dates: "
+            "the partner's date filter is off, and may list some objects in no window"
+        )
     if plan.kind != "full" or plan.date_from is not None:
         return "not a full pull (date_from set or incremental)"
     if shard_count > 1:
@@ -58,7 +83,11 @@ async def tombstones_after(
     reaches `overlap_s` before the pinned date_to, or as far as the partner's clock lags."""
     assert ctx.keystate is not None
     refused = tombstones_refused(
-        complete=complete, plan=plan, shard_count=shard_count, resumed=resumed
+        complete=complete,
+        plan=plan,
+        shard_count=shard_count,
+        resumed=resumed,
+        counters=ctx.counters,
     )
     if refused is not None:
         return 0, refused

@@ -305,6 +305,7 @@ class WindowPull:
         ctx.counters.duplicate_keys += selection.duplicate_keys
         if selection.out_of_window:
             ctx.counters.out_of_window += selection.out_of_window
+            ctx.counters.filter_contradicted += selection.filter_contradicted
             spec = self._spec
             ctx.progress.warning(
                 "out_of_window",

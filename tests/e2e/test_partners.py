@@ -117,6 +117,33 @@ async def test_no_tombstones_after_an_incomplete_pull(bootstrap: str, prefix: st
     assert tombstones(await records(bootstrap, f"{prefix}.tariffs")) == set()
 
 
+@pytest.mark.parametrize(
+    ("partner", "why"),
+    [
+        # No X-Total-Count: no window's count can be checked, and objects that changes during
+        # the pull shift past every page would be tombstoned alive.
+        ({"no_paging_headers": True}, "no X-Total-Count"),
+        # A date filter 20 s early: objects listed before their window's date_from.
+        ({"date_filter_shift_s": -20}, "date filter is off"),
+    ],
+)
+async def test_no_tombstones_when_the_pull_cannot_prove_it_saw_everything(
+    bootstrap: str, prefix: str, partner: dict[str, object], why: str
+) -> None:
+    async with sandbox(sizes={"tariffs": 300}, max_limit=50, **partner) as (base, state):
+        options = {"module": "tariffs", "emit_tombstones": True, "window_size": 50}
+        first = await pull(base, bootstrap, prefix, **options)
+        assert first.exit_code == 0, first.summaries[0]
+        state.datasets["tariffs"].delete(7, int(time.time() * 1000))
+        second = await pull(base, bootstrap, prefix, **options)
+    summary = second.summaries[0]
+    assert summary.tombstones == 0
+    assert summary.tombstones_skipped is not None
+    assert why in summary.tombstones_skipped
+    assert any(w.startswith("tombstones_not_emitted: ") for w in summary.warnings)
+    assert tombstones(await records(bootstrap, f"{prefix}.tariffs")) == set()
+
+
 async def test_skip_unchanged_produces_only_changed_objects_across_restarts(
     bootstrap: str, prefix: str
 ) -> None:

@@ -125,6 +125,24 @@ def test_objects_outside_the_window_are_produced_and_counted_apart(
     assert window.received == 1
 
 
+@pytest.mark.parametrize(
+    ("last_updated", "contradicts"),
+    [
+        ("2024-01-02T00:00:00Z", False),  # at date_to: a partner reading it as inclusive
+        ("2024-01-02T00:00:00.500Z", False),  # the same second
+        ("2024-01-02T00:00:01Z", True),  # after it: the filter is off
+        ("2023-12-31T23:59:59Z", True),  # before date_from, however its bound is read
+    ],
+)
+def test_objects_the_filter_excludes_however_its_bounds_are_read_say_it_is_off(
+    last_updated: str, contradicts: bool
+) -> None:
+    window = selection()
+    produced(window, [token(1, last_updated)])
+    assert window.out_of_window == 1
+    assert window.filter_contradicted == (1 if contradicts else 0)
+
+
 def test_without_date_from_everything_before_date_to_is_inside() -> None:
     window = selection(date_from=None)
     items = [token(0, "1999-01-01T00:00:00Z"), token(1, "2024-01-01T23:59:59.5Z")]
