@@ -546,7 +546,11 @@ class PullSettings(BaseSettings, PartnerOptions):
         if self.resume and self.pull_id is None:
             raise ValueError("--resume needs the --pull-id of the pull to resume")
         if self.shard_index >= self.shard_count:
-            raise ValueError(f"shard index {self.shard_index} is not below shard count")
+            raise ValueError(
+                f"shard index {self.shard_index} is not below the shard count "
+                f"{self.shard_count} (the index comes from --shard-index, "
+                "OCPI_PULLER_SHARD_INDEX or JOB_COMPLETION_INDEX; give --shard-count)"
+            )
         if self.shard_count > 1 and self.pull_id is None:
             raise ValueError("a sharded pull needs one --pull-id shared by every shard")
         if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):

@@ -192,7 +192,17 @@ def targets(settings: PullSettings) -> list[PullTarget]:
     if settings.partners_file is not None:
         if settings.url is not None:
             raise ConfigError("give either --partners or --url, not both")
-        return load_partners_file(settings.partners_file, settings.options)
+        listed = load_partners_file(settings.partners_file, settings.options)
+        if settings.module is None:
+            return listed
+        # --module picks that module of every partner listing it (never ignored: an operator
+        # who asked for locations must not get everything the file lists).
+        chosen = [target for target in listed if target.module == settings.module]
+        if not chosen:
+            raise ConfigError(
+                f"--module {settings.module}: the partners file lists it for no partner"
+            )
+        return chosen
     if settings.url is None:
         raise ConfigError("--url (or OCPI_PULLER_URL) is required, or --partners FILE")
     if settings.token is None or not settings.token.get_secret_value().strip():

@@ -186,7 +186,7 @@ def test_job_completion_index_beyond_the_shard_count_is_refused(
     monkeypatch.setenv("OCPI_PULLER_SHARD_COUNT", "3")
     with pytest.raises(ValidationError) as caught:
         PullSettings()
-    assert "shard index 3 is not below shard count" in describe_validation_error(caught.value)
+    assert "shard index 3 is not below the shard count" in describe_validation_error(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -266,7 +266,7 @@ def test_settings_are_frozen() -> None:
         ({"pull_id": "has space"}, "pull_id: 1-63 letters"),
         ({"shard_count": 0}, "shard_count: Input should be greater than or equal to 1"),
         ({"shard_index": -1}, "shard_index: Input should be greater than or equal to 0"),
-        ({"shard_index": 1}, "shard index 1 is not below shard count"),
+        ({"shard_index": 1}, "shard index 1 is not below the shard count"),
         (
             {"date_from": "2024-02-01T00:00:00Z", "date_to": "2024-01-01T00:00:00Z"},
             "date_from must be before date_to",
@@ -623,6 +623,28 @@ def test_token_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert "is not UTF-8" in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
     assert "0xff" not in str(caught.value)
+
+
+def test_module_picks_that_module_of_every_partner_in_the_file(
+    tmp_path: Path, acme_token: str
+) -> None:
+    text = ONE_PARTNER.replace("modules: [locations]", "modules: [locations, tokens]")
+    path = write(tmp_path, partners_yaml(text))
+    (target,) = partners.targets(PullSettings(partners_file=path, module="tokens"))
+    assert (target.partner, target.module) == ("acme", "tokens")
+    with pytest.raises(ConfigError) as caught:
+        partners.targets(PullSettings(partners_file=path, module="cdrs"))
+    assert "--module cdrs: the partners file lists it for no partner" in str(caught.value)
+
+
+def test_a_token_file_with_a_line_break_inside_is_refused_unseen(tmp_path: Path) -> None:
+    token_file = tmp_path / "acme.token"
+    token_file.write_text("s3cr3t\nX-Other: 1\n")
+    text = ONE_PARTNER.replace("token_env: ACME_TOKEN", f"token_file: {token_file}")
+    with pytest.raises(ConfigError) as caught:
+        partners.targets(PullSettings(partners_file=write(tmp_path, partners_yaml(text))))
+    assert "control character" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
 
 
 def test_settings_error_names_the_partners_file(tmp_path: Path, acme_token: str) -> None:
