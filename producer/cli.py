@@ -18,7 +18,7 @@ from producer.commands import parsers
 from producer.commands.outcome import configure_logging
 from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
 from producer.flags import EXIT_CODES, add_pull_flags, log_level
-from producer.observe.redaction import log_to_stderr
+from producer.observe.redaction import log_to_stderr, mask_secrets
 from producer.observe.telemetry import service_version
 from sandbox.cli import add_sandbox_parser, non_negative_int
 
@@ -151,7 +151,7 @@ def wants_json(argv: Sequence[str]) -> bool:
 
 def report_failure(error: PullError, json_output: bool) -> int:
     """One line on stderr and, under --output json, the one JSON summary line."""
-    message = one_line(str(error))
+    message = mask_secrets(one_line(str(error)))  # (a library's error text may quote one)
     print(f"ocpi-puller: {error.kind}: {message}", file=sys.stderr)
     if json_output:
         line = {"complete": False, "exit_code": error.exit_code, "error_kind": error.kind,

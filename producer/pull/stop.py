@@ -39,10 +39,12 @@ class StopRequest:
         return self._stopping
 
     def error(self) -> InterruptedPullError:
-        """What an interrupted pull reports."""
+        """What an interrupted pull reports (before any pull began: that nothing was pulled)."""
+        by = self.signal or "a signal"
+        if not self.pulls:
+            return InterruptedPullError(f"stopped by {by} before any pull began: nothing pulled")
         return InterruptedPullError(
-            f"stopped by {self.signal or 'a signal'}; checkpoints are saved: run again with the "
-            "same --pull-id to resume"
+            f"stopped by {by}; checkpoints are saved: run again with the same --pull-id to resume"
         )
 
     def stop(self, signal: str, run: asyncio.Task[object] | None) -> None:
