@@ -18,7 +18,7 @@ from producer.commands import parsers
 from producer.commands.outcome import configure_logging
 from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
 from producer.flags import EXIT_CODES, add_pull_flags, log_level
-from producer.observe.redaction import log_to_stderr, mask_secrets
+from producer.observe.secrets import log_to_stderr, mask_secrets
 from producer.observe.telemetry import service_version
 from sandbox.cli import add_sandbox_parser, non_negative_int
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from producer.config import PullSettings, unknown_env_warnings
+from producer.config import PullSettings
 from producer.errors import ConfigError
+from producer.observe.secrets import mask_in_logs
+from producer.setting_names import unknown_env_warnings
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,7 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
     `OCPI_PULLER_*` variable no setting reads is a warning: a typo must not pass unnoticed."""
     from pydantic import ValidationError
 
-    from producer.config import describe_validation_error
+    from producer.setting_names import describe_validation_error
 
     given = {
         name: value
@@ -33,6 +35,9 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
         _warn_unknown_variables(given.get("partners_file"))
         raise ConfigError(describe_validation_error(error, flags=True, given=given)) from None
     _warn_unknown_variables(settings.partners_file)
+    for secret in (settings.token, settings.kafka_sasl_password):
+        if secret is not None:
+            mask_in_logs(secret.get_secret_value())
     return settings
 
 

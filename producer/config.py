@@ -7,11 +7,8 @@ built from the settings (`--url`, `--token`, ...) or, for many partners, from a 
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
 import ssl
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,25 +21,24 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from yarl import URL
 
 from producer.kafka.connection import KafkaConnection
+from producer.kafka.reach import servers_problem
 from producer.ocpi.paging.repair import LinkRepairSetting
 from producer.ocpi.paging.walk import ProbePastEnd
+from producer.ocpi.protocol.headers import token_problem
 from producer.ocpi.protocol.modules import Module, OcpiVersion
+from producer.ocpi.protocol.versions import partner_url_problem
 from producer.warning_kinds import KINDS, parse_fail_on
 from schemas.validation import ValidationMode
 
 TokenEncodingSetting = Literal["base64", "plain", "auto"]
 ENV_PREFIX = "OCPI_PULLER_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-# One bootstrap server: a host name, an IPv4 address or a bracketed IPv6 one, and a port.
-KAFKA_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?")
 
 FlagGroup = Literal["partner", "what to pull", "scale and behaviour", "kafka", "output"]
 FLAG_GROUPS: tuple[FlagGroup, ...] = get_args(FlagGroup)
@@ -237,33 +233,17 @@ class PullTarget(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        try:
-            url = URL(value)
-            url.port  # noqa: B018  (yarl checks the port's range when it is read)
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"not a usable URL ({error})") from None
-        if not url.host:
-            raise ValueError("the URL names no host")
-        if url.raw_user is not None or url.raw_password is not None:
-            # (Shown without them: the user info may hold a password.)
-            raise ValueError(
-                "the URL holds user info (user:password@): OCPI authenticates by the token "
-                "alone; give it with --token or the environment"
-            )
+        problem = partner_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("token")
     @classmethod
     def _sendable_token(cls, value: SecretStr) -> SecretStr:
-        # A header cannot carry a control character: most often a line break inside a token
-        # file or variable. Said without the token.
-        if any(ord(c) < 32 or ord(c) == 127 for c in value.get_secret_value()):
-            raise ValueError(
-                "the token holds a control character (a line break inside the token file or "
-                "variable?): an HTTP header cannot carry it"
-            )
+        problem = token_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -503,20 +483,9 @@ class PullSettings(BaseSettings, PartnerOptions):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
-        parts = [part.strip() for part in value.split(",")]
-        if not any(parts):
-            raise ValueError("no server given: host:port[,host:port…]")
-        for part in parts:
-            if not part:
-                raise ValueError("an empty entry (a stray comma?): host:port[,host:port…]")
-            if "://" in part:
-                raise ValueError(
-                    f"{part!r}: host:port without a scheme (the protocol is "
-                    "--kafka-security-protocol)"
-                )
-            found = KAFKA_SERVER.fullmatch(part)
-            if found is None or not 0 < int(found.group(1) or 9092) < 65536:
-                raise ValueError(f"{part!r} is not host:port (IPv6 in brackets: [::1]:9092)")
+        problem = servers_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("partner")
@@ -600,85 +569,3 @@ def default_partner_name(settings: PullSettings) -> str:
     host = host.rpartition("@")[2]  # user info may hold a password: never in a name
     name = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]", "-", host)).strip("-._")[:63]
     return name or "partner"
-
-
-def describe_validation_error(
-    error: ValidationError, *, flags: bool = False, given: Collection[str] = ()
-) -> str:
-    """One line for every pydantic error, joined: `where: message`. With `flags`, a setting is
-    named the way the operator set it: its flag when `given` on the command line, else the
-    environment variable that is set (`JOB_COMPLETION_INDEX`, not the alias it stands for)."""
-    parts = []
-    for item in error.errors():
-        location = ".".join(str(p) for p in item["loc"])
-        field = _field_named(location) if flags else None
-        if field is not None:
-            location = _where_set(field, given)
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts)
-
-
-def _field_named(location: str) -> str | None:
-    """The setting an error location names: a field, or one of its environment variables."""
-    if location in PullSettings.model_fields:
-        return location
-    return next((f for f in PullSettings.model_fields if location in env_names(f)), None)
-
-
-def _where_set(field: str, given: Collection[str]) -> str:
-    if field in given:
-        return flag_name(field)
-    names = env_names(field)
-    chosen = [name for name in names if name in os.environ] or [flag_name(field), *names]
-    return " / ".join(chosen)
-
-
-def flag_of(field: str) -> Flag | None:
-    """The flag of a setting (`None`: read from the environment only)."""
-    info = PullSettings.model_fields[field]
-    return next((item for item in info.metadata if isinstance(item, Flag)), None)
-
-
-def flagged_fields() -> list[str]:
-    """Every setting with a flag on `pull`: the run's, then the per-partner options."""
-    run_first = sorted(PullSettings.model_fields, key=lambda f: f in PartnerOptions.model_fields)
-    return [field for field in run_first if flag_of(field) is not None]
-
-
-def flag_name(field: str) -> str:
-    """`date_from` → `--date-from`: the flag of a setting."""
-    flag = flag_of(field)
-    return (flag and flag.name) or "--" + field.replace("_", "-")
-
-
-def env_names(field: str) -> list[str]:
-    """The environment variables a setting is read from (its aliases, else the prefixed name)."""
-    alias = PullSettings.model_fields[field].validation_alias
-    choices = getattr(alias, "choices", None)
-    if choices:
-        return [str(c) for c in choices]
-    return [ENV_PREFIX + field.upper()]
-
-
-def known_env_names() -> set[str]:
-    """Every environment variable the settings read."""
-    return {name.upper() for field in PullSettings.model_fields for name in env_names(field)}
-
-
-def unknown_env_warnings(environ: Mapping[str, str]) -> list[str]:
-    """One line for each `OCPI_PULLER_*` variable no setting reads (a typo, or a setting gone)."""
-    known = known_env_names()
-    # Compared without the prefix they share, or every name would be close to every other.
-    settings = sorted(
-        name.removeprefix(ENV_PREFIX) for name in known if name.startswith(ENV_PREFIX)
-    )
-    lines = []
-    for name in sorted(environ):
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in known:
-            continue
-        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), settings, n=1)
-        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
-        lines.append(f"{name} is not a setting of the puller and is ignored{hint}")
-    return lines

@@ -16,15 +16,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from producer.config import (
-    FLAG_GROUPS,
-    Flag,
-    PullSettings,
-    env_names,
-    flag_name,
-    flag_of,
-    flagged_fields,
-)
+from producer.config import FLAG_GROUPS, Flag, PullSettings
+from producer.setting_names import env_names, flag_name, flag_of, flagged_fields
 
 EXIT_CODES = """exit codes:
   0    every pull complete

@@ -20,10 +20,11 @@ from producer.config import (
     PullSettings,
     PullTarget,
     default_partner_name,
-    describe_validation_error,
 )
 from producer.errors import ConfigError
+from producer.observe.secrets import mask_in_logs
 from producer.ocpi.protocol.modules import Module, OcpiVersion
+from producer.setting_names import describe_validation_error
 
 
 class PartnerEntry(BaseModel):
@@ -137,6 +138,7 @@ def load_partners_file(path: Path, base: PartnerOptions) -> list[PullTarget]:
     seen: set[tuple[str, str]] = set()
     for entry in parsed.partners:
         token = _read_token(entry, path.parent)
+        mask_in_logs(token.get_secret_value())
         where = f"partner {entry.name}: "
         options = _options(defaults.model_dump(), entry.options, "options.", where, path)
         for module in entry.modules:

@@ -20,11 +20,10 @@ from producer.config import (
     PullSettings,
     PullTarget,
     default_partner_name,
-    describe_validation_error,
-    unknown_env_warnings,
 )
 from producer.errors import ConfigError
 from producer.partners import load_partners_file
+from producer.setting_names import describe_validation_error, unknown_env_warnings
 
 SECRET = "s3cr3t-T0KEN-4cb1b3d2"
 

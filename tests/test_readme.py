@@ -14,8 +14,8 @@ import pytest
 
 from producer import errors
 from producer.cli import build_parser
-from producer.config import env_names, flag_name, flag_of, flagged_fields
 from producer.pull.summary import PullSummary
+from producer.setting_names import env_names, flag_name, flag_of, flagged_fields
 from schemas import events
 from schemas import headers as message_headers
 

@@ -26,7 +26,7 @@ from producer.config import PullSettings
 from producer.errors import InterruptedPullError, KafkaUnavailableError, PullError
 from producer.kafka.connection import KafkaConnection
 from producer.kafka.reach import unreachable
-from producer.observe.redaction import log_to_stderr
+from producer.observe.secrets import log_to_stderr
 
 SettingsOf = Callable[[argparse.Namespace], PullSettings]
 

@@ -9,8 +9,6 @@ from typing import Any, Literal
 from aiokafka.helpers import create_ssl_context
 from pydantic import SecretStr
 
-from producer.observe.redaction import mask_in_logs
-
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -43,10 +41,9 @@ class KafkaConnection:
         if self.security_protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.sasl_username
-            password = None if self.sasl_password is None else self.sasl_password.get_secret_value()
-            if password is not None:
-                mask_in_logs(password)  # aiokafka's debug lines show a PLAIN login's bytes
-            options["sasl_plain_password"] = password
+            options["sasl_plain_password"] = (
+                None if self.sasl_password is None else self.sasl_password.get_secret_value()
+            )
         return options
 
 

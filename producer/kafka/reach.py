@@ -7,6 +7,7 @@ dialled once (a second at most) to learn it: refused, timed out, name not known.
 
 from __future__ import annotations
 
+import re
 import socket
 
 from producer.errors import cannot_connect
@@ -23,6 +24,29 @@ def split_servers(bootstrap_servers: str) -> list[tuple[str, int]]:
             host, port = server, "9092"
         servers.append((host.strip("[]"), int(port)))
     return servers
+
+
+# One bootstrap server: a host name, an IPv4 address or a bracketed IPv6 one, and a port.
+KAFKA_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?")
+
+
+def servers_problem(bootstrap_servers: str) -> str | None:
+    """What is wrong with `host:port[,host:port…]` as written, or None: a config error now,
+    not a Kafka outage after the connect timeout."""
+    parts = [part.strip() for part in bootstrap_servers.split(",")]
+    if not any(parts):
+        return "no server given: host:port[,host:port…]"
+    for part in parts:
+        if not part:
+            return "an empty entry (a stray comma?): host:port[,host:port…]"
+        if "://" in part:
+            return (
+                f"{part!r}: host:port without a scheme (the protocol is --kafka-security-protocol)"
+            )
+        found = KAFKA_SERVER.fullmatch(part)
+        if found is None or not 0 < int(found.group(1) or 9092) < 65536:
+            return f"{part!r} is not host:port (IPv6 in brackets: [::1]:9092)"
+    return None
 
 
 def unreachable(bootstrap_servers: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:

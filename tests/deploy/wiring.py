@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from producer.cli import build_parser, settings_from_args
-from producer.config import PullSettings, unknown_env_warnings
+from producer.config import PullSettings
+from producer.setting_names import unknown_env_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,6 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from producer.observe.redaction import mask_in_logs
-
 log = logging.getLogger("ocpi_puller")
 
 TokenEncoding = Literal["base64", "plain"]
@@ -63,13 +61,23 @@ class TokenEncodingChoice:
         )
 
 
+def token_problem(token: str) -> str | None:
+    """Why a token cannot be sent, or None. (Never says the token.)"""
+    # A header cannot carry a control character: most often a line break inside a token file
+    # or variable.
+    if any(ord(c) < 32 or ord(c) == 127 for c in token):
+        return (
+            "the token holds a control character (a line break inside the token file or "
+            "variable?): an HTTP header cannot carry it"
+        )
+    return None
+
+
 def authorization_value(token: SecretStr, encoding: TokenEncoding) -> str:
     """`Token <credentials token>`, Base64 (RFC 4648, of the UTF-8 bytes) or plain."""
     raw = token.get_secret_value()
-    mask_in_logs(raw)
     if encoding == "base64":
         raw = base64.b64encode(raw.encode("utf-8")).decode("ascii")
-        mask_in_logs(raw)
     return f"Token {raw}"
 
 

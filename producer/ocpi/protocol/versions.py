@@ -25,6 +25,26 @@ from producer.ocpi.protocol.modules import MODULES, VERSION_PREFERENCE
 _VERSION_IN_PATH = re.compile(r"/(2\.[0-9](?:\.[0-9])?)(?:/|$)")
 
 
+def partner_url_problem(value: str) -> str | None:
+    """What keeps `value` from being a partner's URL to start from, or None. (User info is
+    refused, and not shown: it may hold a password.)"""
+    if not value.startswith(("http://", "https://")):
+        return "must be an http(s) URL"
+    try:
+        url = URL(value)
+        url.port  # noqa: B018  (yarl checks the port's range when it is read)
+    except (ValueError, TypeError) as error:
+        return f"not a usable URL ({error})"
+    if not url.host:
+        return "the URL names no host"
+    if url.raw_user is not None or url.raw_password is not None:
+        return (
+            "the URL holds user info (user:password@): OCPI authenticates by the token alone; "
+            "give it with --token or the environment"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleEndpoint:
     """The endpoint a pull fetches from, with the OCPI version it speaks."""
