@@ -160,28 +160,37 @@ def warn_about_partner(
             f"{repair.first_repaired}); those pages were read by offset on the endpoint",
         )
     if repair.links_without_rel:
-        summary.warnings.append("link_without_rel")
-        progress.warning(
+        _warn(
+            summary,
+            progress,
             "link_without_rel",
             f"{repair.links_without_rel} next link(s) came as a lone Link without rel; taken "
             "as the next page",
         )
     if counters.found_by_probing:
-        summary.warnings.append("partner_needed_probe_past_end")
-        progress.warning(
+        _warn(
+            summary,
+            progress,
             "partner_needed_probe_past_end",
             f"{counters.found_by_probing} objects were found only by probing past a full "
             "page without Link: this partner's totals or links are broken (a total that is "
             "the page length, and so never a next link)",
         )
     if counters.full_page_without_link:
-        summary.warnings.append("full_page_without_link")
-        progress.warning(
+        _warn(
+            summary,
+            progress,
             "full_page_without_link",
             f"{counters.full_page_without_link} window(s) ended on a full page with no Link; "
             "if the partner's totals are broken (the page length, and so never a next link), pull "
             "with --probe-past-end",
         )
+
+
+def _warn(summary: PullSummary, progress: ProgressReporter, kind: str, message: str) -> None:
+    """A warning in the summary (`kind: message`) and as a `warning` event."""
+    summary.warnings.append(f"{kind}: {message}")
+    progress.warning(kind, message)
 
 
 def warn_about_clock(skew: SkewEstimate | None, plan: PullPlan, progress: ProgressReporter) -> None:
