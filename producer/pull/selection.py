@@ -66,6 +66,8 @@ class WindowSelection:
         # date_to: one at date_to itself is a partner taking date_to as inclusive).
         self._outside: set[int] = set()
         self._contradicting: set[int] = set()
+        # How many seconds before the asked date_from the earliest object listed lies.
+        self._early_by_s = 0
         # Keys listed in the second a 2.1.1 window asks before its own start.
         self._neighbours: set[int] = set()
         # The oldest and newest last_updated listed (epoch seconds).
@@ -102,6 +104,11 @@ class WindowSelection:
         """Distinct objects listed whose last_updated the window's date filter excludes however
         its bounds are read: the partner's filter is off, and may leave out others."""
         return len(self._contradicting)
+
+    @property
+    def early_by_s(self) -> int:
+        """How far before the window's asked date_from an object was listed (seconds; 0: none)."""
+        return self._early_by_s
 
     @property
     def duplicate_keys(self) -> int:
@@ -257,5 +264,7 @@ class WindowSelection:
                 self._outside.add(hashed)
                 if stamp != self._to_s:
                     self._contradicting.add(hashed)
+                if self._from_s is not None and stamp < self._from_s:
+                    self._early_by_s = max(self._early_by_s, self._from_s - stamp)
             elif self._own_from_s is not None and stamp < self._own_from_s:
                 self._neighbours.add(hashed)

@@ -307,11 +307,21 @@ class WindowPull:
             ctx.counters.out_of_window += selection.out_of_window
             ctx.counters.filter_contradicted += selection.filter_contradicted
             spec = self._spec
+            early = selection.early_by_s
+            # A filter that runs early lists every window's objects from before its start, and
+            # so the last window misses those of its last seconds: no window lists them.
+            consequence = (
+                f"; some lie up to {early} s before its start: the partner's date filter runs "
+                f"early, and objects updated in the last {early} s before date_to may be listed "
+                "by no window"
+                if early > 1
+                else ""
+            )
             ctx.progress.warning(
                 "out_of_window",
                 f"window {spec.index}: {selection.out_of_window} objects listed for "
                 f"[{_iso(spec.date_from)}, {_iso(spec.date_to)}) have a last_updated outside "
-                "it (produced all the same; is the partner's date filter shifted?)",
+                f"it (produced all the same; is the partner's date filter shifted?){consequence}",
                 window=spec.index,
             )
 

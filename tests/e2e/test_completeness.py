@@ -109,6 +109,21 @@ async def test_a_shifted_date_filter_loses_nothing_at_window_boundaries(
     assert set(await keys(bootstrap, f"{prefix}.tokens")) == set(expected)
 
 
+async def test_a_date_filter_that_runs_early_is_told_with_what_it_may_cost(
+    bootstrap: str, prefix: str
+) -> None:
+    """The partner lists [a - 100 s, b - 100 s): every window but the first lists objects from
+    before its start, and no window lists those of the last 100 s before date_to. The warning
+    says so; no tombstone is ever taken from such a pull (test_partners)."""
+    async with sandbox(sizes={"tokens": 2_000}, date_filter_shift_s=-100) as (base, _state):
+        result = await pull_tokens(base, bootstrap, prefix, limit=200, window_size=500)
+    summary = result.summaries[0]
+    assert summary.windows > 2
+    (warning,) = [w for w in summary.warnings if w.startswith("out_of_window")]
+    assert "the partner's date filter runs early" in warning, warning
+    assert "may be listed by no window" in warning
+
+
 async def test_a_lagging_partner_clock_pins_date_to_by_its_clock(
     bootstrap: str, prefix: str
 ) -> None:

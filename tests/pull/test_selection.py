@@ -141,6 +141,8 @@ def test_objects_the_filter_excludes_however_its_bounds_are_read_say_it_is_off(
     produced(window, [token(1, last_updated)])
     assert window.out_of_window == 1
     assert window.filter_contradicted == (1 if contradicts else 0)
+    # Only what lies before date_from says the filter runs early (by how much).
+    assert window.early_by_s == (1 if last_updated.startswith("2023") else 0)
 
 
 def test_without_date_from_everything_before_date_to_is_inside() -> None:
