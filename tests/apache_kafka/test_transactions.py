@@ -7,6 +7,7 @@ transactional producers does when it starts."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -72,10 +73,24 @@ async def partition_verification_off(bootstrap: str) -> AsyncIterator[None]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
 
+    key = "transaction.partition.verification.enable"
+
     async def verification(enabled: str) -> None:
-        key = "transaction.partition.verification.enable"
-        resource = ConfigResource(ConfigResourceType.BROKER, "1", {key: enabled})
-        await admin.alter_configs([resource])
+        await admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "1", {key: enabled})])
+        # A dynamic broker config reaches the broker through the metadata log, a moment later:
+        # wait until the broker itself reports it (a produce before then is still verified).
+        async with asyncio.timeout(30):
+            while await broker_value(key) != enabled:
+                await asyncio.sleep(0.1)
+
+    async def broker_value(name: str) -> str | None:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+        for response in responses:
+            for *_, entries in response.resources:
+                for entry in entries:
+                    if entry[0] == name:
+                        return str(entry[1]).lower()
+        return None
 
     try:
         await verification("false")
