@@ -38,6 +38,7 @@ def settings_from_args(args: argparse.Namespace) -> PullSettings:
     for secret in (settings.token, settings.kafka_sasl_password):
         if secret is not None:
             mask_in_logs(secret.get_secret_value())
+            mask_in_logs(secret.get_secret_value().strip())  # the token as sent
     return settings
 
 

@@ -214,7 +214,9 @@ def targets(settings: PullSettings) -> list[PullTarget]:
             PullTarget(
                 partner=settings.partner or default_partner_name(settings),
                 url=settings.url,
-                token=settings.token,
+                # As a partners file's tokens: the line break `echo` leaves in a secret is not
+                # part of the token.
+                token=SecretStr(settings.token.get_secret_value().strip()),
                 module=settings.module,
                 ocpi_version=settings.ocpi_version,
                 partner_country=settings.partner_country,

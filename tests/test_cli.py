@@ -201,6 +201,13 @@ def test_a_token_with_a_line_break_is_refused_without_showing_it() -> None:
     assert "Injected" not in result.stderr
 
 
+def test_a_line_break_around_the_token_is_not_part_of_it() -> None:
+    # (`echo` into a Kubernetes Secret leaves one.) Past the token to the next problem: Kafka.
+    result = pull("--token", "t0ken\n", "--kafka-connect-timeout-s", "1")
+    assert result.returncode == 6, result.stderr
+    assert "control character" not in result.stderr
+
+
 def test_status_since_beyond_any_clock_is_a_usage_error() -> None:
     result = run("status", "--since", "99999999999d", "--bootstrap-servers", CLOSED_PORT)
     assert_one_line(result, 2, "--since", "more than 100 years")
