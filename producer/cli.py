@@ -16,6 +16,7 @@ from typing import Literal, NoReturn, cast
 from producer.cli_settings import settings_from_args
 from producer.commands import parsers
 from producer.commands.outcome import configure_logging
+from producer.config import concurrency_value
 from producer.errors import ConfigError, InternalError, InterruptedPullError, PullError
 from producer.flags import EXIT_CODES, add_pull_flags, log_level
 from producer.observe.secrets import log_to_stderr, mask_secrets
@@ -62,13 +63,11 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _concurrency(text: str) -> int | Literal["auto"]:
-    """`auto` or a positive number, as `pull --concurrency` takes it (checked before the demo
-    starts its broker and partner)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a number above 0")
-    return int(text)
+    """As `pull --concurrency` takes it, checked before the demo starts its broker and partner."""
+    try:
+        return cast('int | Literal["auto"]', concurrency_value(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import (
     AliasChoices,
@@ -79,7 +79,7 @@ def _fail_on(value: object) -> str:
     return ",".join(parse_fail_on(value))
 
 
-def _concurrency(value: object) -> object:
+def concurrency_value(value: object) -> object:
     """`auto`, or a whole number of requests in flight: one clear message for anything else."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
@@ -90,6 +90,16 @@ def _concurrency(value: object) -> object:
     if isinstance(value, bool) or number is None or not 1 <= number <= MAX_CONCURRENCY:
         raise ValueError(f"must be auto or a whole number from 1 to {MAX_CONCURRENCY}")
     return number
+
+
+_V = TypeVar("_V")
+
+
+def _unless(problem: str | None, value: _V) -> _V:
+    """`value`, or the problem a check found in it as the validation error."""
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _upper(value: object) -> object:
@@ -127,7 +137,7 @@ class PartnerOptions(BaseModel):
     )
     concurrency: Annotated[
         int | Literal["auto"],
-        BeforeValidator(_concurrency),
+        BeforeValidator(concurrency_value),
         Flag("scale and behaviour", parse="auto|N", metavar="auto|N"),
     ] = Field(
         default="auto",
@@ -233,18 +243,12 @@ class PullTarget(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        problem = partner_url_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _unless(partner_url_problem(value), value)
 
     @field_validator("token")
     @classmethod
     def _sendable_token(cls, value: SecretStr) -> SecretStr:
-        problem = token_problem(value.get_secret_value())
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _unless(token_problem(value.get_secret_value()), value)
 
 
 class PullSettings(BaseSettings, PartnerOptions):
@@ -483,22 +487,12 @@ class PullSettings(BaseSettings, PartnerOptions):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
-        problem = servers_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _unless(servers_problem(value), value)
 
-    @field_validator("partner")
+    @field_validator("partner", "pull_id")
     @classmethod
-    def _partner_name(cls, value: str | None) -> str | None:
-        # As a partners file's names: the name is a part of keys, headers and checkpoint ids.
-        if value is not None and not NAME_PATTERN.fullmatch(value):
-            raise ValueError("1-63 letters, digits, '.', '_' or '-', starting with a letter/digit")
-        return value
-
-    @field_validator("pull_id")
-    @classmethod
-    def _pull_id(cls, value: str | None) -> str | None:
+    def _name(cls, value: str | None) -> str | None:
+        # As a partners file's names: each is a part of keys, headers and checkpoint ids.
         if value is not None and not NAME_PATTERN.fullmatch(value):
             raise ValueError("1-63 letters, digits, '.', '_' or '-', starting with a letter/digit")
         return value

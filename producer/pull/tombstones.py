@@ -39,7 +39,7 @@ def tombstones_refused(
     plan: PullPlan,
     shard_count: int,
     resumed: bool,
-    counters: PullCounters | None = None,
+    counters: PullCounters,
 ) -> str | None:
     """Why this pull may not tombstone anything, or None when it may."""
     if not complete:
@@ -49,14 +49,14 @@ def tombstones_refused(
     # pull can shift an object past every page unseen, and it would be tombstoned alive.
     if not plan.totals_reported:
         return "the partner sends no X-Total-Count: no window's count could be checked"
-    if counters is not None and counters.totals_unreliable:
+    if counters.totals_unreliable:
         return (
             f"{counters.totals_unreliable} window(s) had totals a page contradicted: their "
             "counts could not be checked"
         )
     # Objects listed that the date filter excludes however its bounds are read: the filter is
     # off, and an object near a window's bound may be listed by no window.
-    if counters is not None and counters.filter_contradicted:
+    if counters.filter_contradicted:
         return (
             f"{counters.filter_contradicted} object(s) were listed outside their window's dates: "
             "the partner's date filter is off, and may list some objects in no window"
